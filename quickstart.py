@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Set up ``.venv`` when needed, then run the main job or the test suite.
+
+    python3 quickstart.py run  [course run options]   # all notebooks headless, offline profile
+    python3 quickstart.py test [pytest options]       # the full test suite
+
+Needs only Python 3.10+ and git. The environment is (re)installed when
+``pyproject.toml`` changed since the last install, so running either command again is
+cheap. Browser tests need Chromium: ``test`` installs Debian's ``chromium`` with apt-get
+when it is missing and it can (root, apt present); otherwise those tests skip and say why.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".course-installed"
+
+
+def say(message: str) -> None:
+    print(f"[quickstart] {message}", flush=True)
+
+
+def ensure_venv() -> None:
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted and (BIN / "course").exists():
+        return
+    if not (BIN / "python").exists():
+        say(f"creating {VENV}")
+        venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
+    say("installing the kit with its [dev] extra (torch comes from the local wheel cache when present)")
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run(pip + ["--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run(pip + ["--quiet", "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def ensure_chromium() -> None:
+    """Install Debian's chromium for the browser tests when missing and possible; never fatal."""
+    if shutil.which("chromium") or Path("/usr/bin/chromium").exists() or os.environ.get("COURSE_CHROMIUM"):
+        return
+    if not shutil.which("apt-get") or (hasattr(os, "geteuid") and os.geteuid() != 0):
+        say("Chromium is missing and cannot be installed here (needs root and apt-get): browser tests will skip.")
+        return
+    say("installing Debian's chromium for the browser tests")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            say(f"`{' '.join(command)}` failed ({result.stderr.strip()[-300:]}): browser tests will skip.")
+            return
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("run", "test"):
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_venv()
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(VENV))
+    if command == "run":
+        return subprocess.call([str(BIN / "course"), "run", *rest], cwd=ROOT, env=env)
+    ensure_chromium()
+    code = subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT, env=env)
+    if code == 5:
+        say("pytest collected no tests: that is a failure here.")
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
