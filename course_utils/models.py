@@ -16,22 +16,22 @@ from .architectures import Architecture, architecture_of, get_architecture
 
 
 class PoolingHead(nn.Sequential):
-    """Seed 004's custom head: global average pooling, Linear(in, hidden), ReLU, classifier.
+    """Seed 004's custom head on globally pooled features: Linear(in, hidden), ReLU, classifier.
+
+    The global average pooling itself is the backbone's pooling layer (ResNet's and
+    EfficientNet's own; for AlexNet/VGG ``replace_head`` swaps their 6x6/7x7 pooling for a
+    global one).
 
     Args:
-        in_features: channels of the backbone's last feature map (or features, if already pooled).
+        in_features: width of the pooled features ``(N, in_features)``.
         num_classes: outputs of the classifier.
         hidden: width of the hidden layer (1024 in seed 004).
-        pool: add ``AdaptiveAvgPool2d(1)`` + flatten first; needed when the head receives a
-            feature map ``(N, C, H, W)`` rather than pooled features ``(N, C)``.
     """
 
     is_course_head = True
 
-    def __init__(self, in_features: int, num_classes: int, hidden: int = 1024, pool: bool = False):
-        layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()] if pool else []
-        layers += [nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes)]
-        super().__init__(*layers)
+    def __init__(self, in_features: int, num_classes: int, hidden: int = 1024):
+        super().__init__(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes))
 
 
 def _get_submodule(model: nn.Module, path: str) -> nn.Module:
@@ -76,10 +76,10 @@ def replace_head(model: nn.Module, num_classes: int, head: str = "linear") -> nn
         _set_submodule(model, arch.head, nn.Linear(in_features, num_classes))
     elif head == "pooling":
         if arch.family == "plain_cnn":
-            # Pool the last conv map directly: the 4096-wide ImageNet MLP goes away.
+            # Pool the last conv map globally: the 4096-wide ImageNet MLP goes away.
             channels = [m for m in model.features if isinstance(m, nn.Conv2d)][-1].out_channels
-            model.avgpool = nn.Identity()
-            model.classifier = PoolingHead(channels, num_classes, pool=True)
+            model.avgpool = nn.AdaptiveAvgPool2d(1)
+            model.classifier = PoolingHead(channels, num_classes)
         else:
             # ResNet/EfficientNet pool before their head already.
             _set_submodule(model, arch.head, PoolingHead(in_features, num_classes))

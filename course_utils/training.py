@@ -336,7 +336,7 @@ def fit(
     warmup_epochs: int = 0,
     loss_weights: dict[str, float] | None = None,
     early_stopping_patience: int | None = None,
-    monitor: str = "val_acc",
+    monitor: str | None = None,
     restore_best: bool | None = None,
     checkpoint_path: str | os.PathLike | None = None,
     resume: bool = False,
@@ -364,8 +364,9 @@ def fit(
             the optimizer and schedule (seed 003's warm-up then unfreeze).
         loss_weights: multi-task: ``{head: weight}``, e.g. ``{"fruit": 2.0, "freshness": 1.0}``.
         early_stopping_patience: stop after this many epochs without improving ``monitor``.
-        monitor: metric for early stopping and best-state selection (``val_acc`` is the
-            mean over heads for multi-task models, as seed 002 does).
+        monitor: metric for early stopping and best-state selection; default ``val_acc``
+            (the mean over heads for multi-task models, as seed 002 does), or ``train_acc``
+            when there is no ``val_loader``.
         restore_best: load the weights of the best ``monitor`` epoch at the end; default:
             on whenever there is a ``val_loader``.
         checkpoint_path: write a checkpoint here after every epoch.
@@ -383,8 +384,9 @@ def fit(
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}.")
     if not 0 <= warmup_epochs < num_epochs:
         raise ValueError(f"warmup_epochs must be in [0, num_epochs), got {warmup_epochs} of {num_epochs}.")
-    if early_stopping_patience is not None and val_loader is None and monitor.startswith("val"):
-        raise ValueError("Early stopping on a validation metric needs a val_loader.")
+    if early_stopping_patience is not None and val_loader is None and (monitor or "val").startswith("val"):
+        raise ValueError("Early stopping needs a val_loader (or an explicit monitor such as 'train_loss').")
+    monitor = monitor or ("val_acc" if val_loader is not None else "train_acc")
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs checkpoint_path.")
     restore_best = (val_loader is not None) if restore_best is None else restore_best
@@ -407,8 +409,7 @@ def fit(
         opt = make_optimizer(optimizer, make_groups(model), lr, momentum, weight_decay)
         return opt, _make_schedule(schedule, opt, phase_epochs, min_lr)
 
-    history = History()
-    start_epoch, best_value, best_state, bad_epochs = 0, None, None, 0
+    history, tracker, start_epoch = History(), _BestTracker(monitor, restore_best), 0
     checkpoint = None
     if resume and Path(checkpoint_path).exists():
         checkpoint = load_checkpoint(checkpoint_path)
@@ -419,84 +420,91 @@ def fit(
             )
         start_epoch = checkpoint["epoch"]
         history = History.from_dict(checkpoint["history"])
-        best_value, bad_epochs = checkpoint["best_value"], checkpoint["bad_epochs"]
-        best_state = checkpoint["best_state"]
+        tracker.load_state_dict(checkpoint["tracker"])
 
-    phase = "warmup" if start_epoch < warmup_epochs else "finetune"
-    opt, scheduler = enter_phase(phase)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        opt.load_state_dict(checkpoint["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(checkpoint["scheduler"])
-        _set_rng_state(checkpoint["rng"])
-        if checkpoint["finished"]:
-            return _finish(model, history, best_state, restore_best, device)
-
-    mode = "min" if "loss" in monitor else "max"
     label = f"{description} " if description else ""
-    epoch_bar = progress(range(start_epoch, num_epochs), desc=f"{label}epochs", initial=start_epoch, total=num_epochs)
-    finished = False
-    for epoch in epoch_bar:
-        if epoch == warmup_epochs and phase == "warmup":
-            phase = "finetune"
-            opt, scheduler = enter_phase(phase)
-        started = time.perf_counter()
-        current_lr = max(g["lr"] for g in opt.param_groups)
-        record = {"epoch": epoch + 1, "phase": phase}
-        record.update(_train_one_epoch(model, train_loader, opt, device, loss_weights,
-                                       desc=f"{label}epoch {epoch + 1}/{num_epochs}"))
-        if val_loader is not None:
-            record.update({f"val_{k}": v for k, v in evaluate(model, val_loader, device, loss_weights).items()})
-        if scheduler is not None:
-            scheduler.step()
-        record["lr"] = current_lr
-        record["seconds"] = time.perf_counter() - started
-        history.records.append(record)
-
-        value = record.get(monitor)
-        if value is None:
-            raise ValueError(f"monitor={monitor!r} is not recorded; choose one of {', '.join(record)}.")
-        improved = best_value is None or (value > best_value if mode == "max" else value < best_value)
-        if improved:
-            best_value, bad_epochs, history.best_epoch = value, 0, epoch + 1
-            if restore_best:
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        if verbose:
-            print(_format_record(record, label))
-        epoch_bar.set_postfix({k: f"{record[k]:.3f}" for k in ("train_loss", "val_acc") if k in record}, refresh=False)
-
-        stop = early_stopping_patience is not None and bad_epochs >= early_stopping_patience
-        history.stopped_early = stop
-        finished = stop or epoch + 1 == num_epochs
-        if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, {
-                "format": CHECKPOINT_FORMAT, "settings": settings, "epoch": epoch + 1, "finished": finished,
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "history": history.to_dict(), "best_value": best_value, "bad_epochs": bad_epochs,
-                "best_state": best_state, "rng": _rng_state(),
-            })
-        if stop:
+    # A resumed run continues in the phase its checkpoint was written in; the switch to
+    # fine-tuning then happens at the same epoch boundary as in an uninterrupted run.
+    phase = checkpoint["phase"] if checkpoint is not None else ("warmup" if warmup_epochs else "finetune")
+    try:
+        opt, scheduler = enter_phase(phase)
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            opt.load_state_dict(checkpoint["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(checkpoint["scheduler"])
+            _set_rng_state(checkpoint["rng"])
+        finished = checkpoint is not None and checkpoint["finished"]
+        epochs = range(start_epoch, num_epochs) if not finished else range(0)
+        for epoch in progress(epochs, desc=f"{label}epochs", initial=start_epoch, total=num_epochs):
+            if epoch == warmup_epochs and phase == "warmup":
+                phase = "finetune"
+                opt, scheduler = enter_phase(phase)
+            started = time.perf_counter()
+            record = {"epoch": epoch + 1, "phase": phase, "lr": max(g["lr"] for g in opt.param_groups)}
+            record.update(_train_one_epoch(model, train_loader, opt, device, loss_weights,
+                                           desc=f"{label}epoch {epoch + 1}/{num_epochs}"))
+            if val_loader is not None:
+                record.update({f"val_{k}": v for k, v in evaluate(model, val_loader, device, loss_weights).items()})
+            if scheduler is not None:
+                scheduler.step()
+            record["seconds"] = time.perf_counter() - started
+            history.records.append(record)
+            if tracker.update(record, model):
+                history.best_epoch = epoch + 1
             if verbose:
-                print(f"{label}early stop: no {monitor} improvement for {bad_epochs} epochs "
-                      f"(best {best_value:.4f} at epoch {history.best_epoch})")
-            break
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-            break
-    epoch_bar.close()
-    if not finished:
-        return history  # interrupted on purpose: the checkpoint holds everything needed to resume
-    return _finish(model, history, best_state, restore_best, device)
+                print(_format_record(record, label))
 
-
-def _finish(model, history: History, best_state, restore_best: bool, device) -> History:
-    if restore_best and best_state is not None:
-        model.load_state_dict(best_state)
-        model.to(device)
+            history.stopped_early = (early_stopping_patience is not None
+                                     and tracker.bad_epochs >= early_stopping_patience)
+            finished = history.stopped_early or epoch + 1 == num_epochs
+            if checkpoint_path is not None:
+                save_checkpoint(checkpoint_path, {
+                    "format": CHECKPOINT_FORMAT, "settings": settings, "epoch": epoch + 1, "finished": finished,
+                    "phase": phase,
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "history": history.to_dict(), "tracker": tracker.state_dict(), "rng": _rng_state(),
+                })
+            if history.stopped_early and verbose:
+                print(f"{label}early stop: no {monitor} improvement for {tracker.bad_epochs} epochs "
+                      f"(best {tracker.best_value:.4f} at epoch {history.best_epoch})")
+            if finished or (stop_after_epoch is not None and epoch + 1 >= stop_after_epoch):
+                break
+    finally:
+        # Whatever happens (warm-up, interruption, an exception), hand the model back frozen
+        # the way the caller froze it.
+        freezer.restore()
+    if finished and tracker.best_state is not None:
+        model.load_state_dict(tracker.best_state)
     return history
+
+
+class _BestTracker:
+    """Follows the monitored metric: best value, epochs without improvement, best weights."""
+
+    def __init__(self, monitor: str, keep_state: bool):
+        self.monitor, self.keep_state = monitor, keep_state
+        self.mode = "min" if "loss" in monitor else "max"
+        self.best_value, self.bad_epochs, self.best_state = None, 0, None
+
+    def update(self, record: dict, model: nn.Module) -> bool:
+        value = record.get(self.monitor)
+        if value is None:
+            raise ValueError(f"monitor={self.monitor!r} is not recorded; choose one of {', '.join(record)}.")
+        if self.best_value is not None and (value <= self.best_value if self.mode == "max" else value >= self.best_value):
+            self.bad_epochs += 1
+            return False
+        self.best_value, self.bad_epochs = value, 0
+        if self.keep_state:
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return True
+
+    def state_dict(self) -> dict:
+        return {"best_value": self.best_value, "bad_epochs": self.bad_epochs, "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_value, self.bad_epochs, self.best_state = state["best_value"], state["bad_epochs"], state["best_state"]
 
 
 def _format_record(record: dict, label: str) -> str:
