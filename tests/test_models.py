@@ -1,6 +1,7 @@
 """Models: heads, pretrained loading through torchvision's cache file names, multi-task forward."""
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
@@ -80,7 +81,7 @@ def test_real_checkpoint_hash_is_checked_once_then_stamped(isolated_assets):
     directory.mkdir(parents=True)
     tmp = directory / "x.pth"
     torch.save({"w": torch.ones(2)}, tmp)
-    prefix = assets._sha256(tmp)[:8]
+    prefix = hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]
     path = directory / f"thing-{prefix}.pth"
     os.replace(tmp, path)
     assert assets.verify_checkpoint(path) == "verified"
