@@ -50,9 +50,13 @@ from .models import (
     build_model,
     build_multitask_model,
     count_parameters,
+    imagenet_model,
     normalization_for,
     replace_head,
 )
+from .parameters import PROFILES, Parameters, load_parameters
+from .results import save_results
+from .session import Session, start_session
 from .synthetic import write_standin_checkpoints, write_synthetic_cifar10, write_synthetic_fruit
 from .training import History, evaluate, fit, get_device, load_checkpoint, make_optimizer, seed_everything
 

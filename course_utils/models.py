@@ -109,12 +109,23 @@ def build_model(name: str, num_classes: int, pretrained: bool = True, head: str 
         >>> model.classifier[6].out_features
         10
     """
+    return replace_head(imagenet_model(name, pretrained=pretrained), num_classes, head=head)
+
+
+def imagenet_model(name: str, pretrained: bool = True) -> nn.Module:
+    """The architecture with its original 1000-class ImageNet head, pretrained or random.
+
+    Example:
+        >>> model = imagenet_model("resnet18", pretrained=False)
+        >>> model.fc.out_features
+        1000
+    """
     arch = get_architecture(name)
     model = arch.builder(weights=None)
     model.architecture_name = arch.name
     if pretrained:
         load_pretrained_weights(model, arch)
-    return replace_head(model, num_classes, head=head)
+    return model
 
 
 def load_pretrained_weights(model: nn.Module, arch: Architecture) -> None:

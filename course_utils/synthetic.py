@@ -165,12 +165,14 @@ def write_synthetic_fruit(root: str | os.PathLike, per_class_train: int = 12, pe
 # ----------------------------------------------------------------------------- weights
 
 
-def write_standin_checkpoints(names, torch_home: str | os.PathLike | None = None, seed: int = 0) -> list[Path]:
+def write_standin_checkpoints(names, torch_home: str | os.PathLike | None = None, seed: int = 1234) -> list[Path]:
     """Save randomly initialised ImageNet-shaped weights under torchvision's real cache file names.
 
     Args:
         names: architecture names from the table (``resnet18``, ``alexnet``, ...).
         torch_home: cache root (default: torch's current hub dir's parent, i.e. ``$TORCH_HOME``).
+        seed: initialisation seed; deliberately not a seed the notebooks use for their own
+            from-scratch models, so "pretrained" and "scratch" start from different weights.
 
     Returns:
         The checkpoint paths, each registered in the stand-in manifest so the kit's hash

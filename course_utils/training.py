@@ -67,7 +67,8 @@ def progress(iterable: Iterable, **kwargs):
     ``COURSE_PROGRESS=off`` hides bars entirely (grading, regression references).
     """
     mode = os.environ.get("COURSE_PROGRESS", "auto")
-    if mode == "off":
+    # Text bars cannot redraw nested lines cleanly in a saved notebook: keep only the outer one.
+    if mode == "off" or (mode == "plain" and kwargs.get("leave") is False):
         kwargs["disable"] = True
     if mode in ("plain", "off"):
         from tqdm import tqdm

@@ -1,0 +1,154 @@
+"""Figures students look at: sample grids, curves over seeds, metric-vs-x plots with error bars.
+
+Every function returns the matplotlib ``Figure``; ``save_figure`` writes it as PNG next to
+the output notebook so the run's summary page can show it. Accuracies are plotted in %.
+
+Example:
+    >>> fig = show_images(images, labels, class_names, mean, std)
+    >>> save_figure(fig, "samples")
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .data import unnormalize
+
+
+def show_images(images: torch.Tensor, labels: Sequence[int], class_names: Sequence[str],
+                mean: Sequence[float], std: Sequence[float], ncols: int = 8, title: str = ""):
+    """A grid of normalized images shown with their true colours.
+
+    Args:
+        images: ``(N, 3, H, W)`` normalized with ``mean``/``std`` (what the model sees).
+        labels: N class indices.
+        class_names: index -> name.
+        mean, std: the normalization to undo (the one actually applied, not 0.5/0.5).
+    """
+    images = unnormalize(images.detach().cpu().float(), mean, std)
+    n = len(images)
+    rows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(rows, ncols, figsize=(1.6 * ncols, 1.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images, labels):
+        ax.imshow(image.permute(1, 2, 0).numpy())
+        ax.set_title(str(class_names[int(label)]), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _band(ax, x, runs: list[list[float]], label: str, scale: float, marker: str = "o"):
+    values = np.array(runs, dtype=float) * scale
+    mean = values.mean(axis=0)
+    line, = ax.plot(x, mean, marker=marker, label=label)
+    if len(values) > 1:
+        std = values.std(axis=0, ddof=1)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=line.get_color())
+
+
+def plot_histories(histories: dict[str, list], metrics: Sequence[str] = ("train_loss", "val_acc"), title: str = ""):
+    """Training curves per configuration: mean over seeds with a ±1 std band.
+
+    Args:
+        histories: ``{label: [History, ...]}`` (one History per seed; equal lengths are averaged,
+            runs that stopped early are cut to the shortest).
+        metrics: columns to plot, one panel each; accuracies are shown in %.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        scale = 100.0 if "acc" in metric else 1.0
+        for label, runs in histories.items():
+            length = min(len(h) for h in runs)
+            series = [[r[metric] for r in h.records[:length]] for h in runs]
+            if all(v is not None for s in series for v in s):
+                _band(ax, np.arange(1, length + 1), series, label, scale)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric.replace("_", " ") + (" (%)" if scale == 100 else ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_vs(summary: Sequence[dict], x: str, metric: str, series: str | None = None,
+                   xlabel: str = "", ylabel: str = "", title: str = "", ax=None, logx: bool = False,
+                   x_scale: float = 1.0):
+    """``metric`` (mean ± std over seeds, error bars) against ``x``, one line per ``series`` value.
+
+    Args:
+        summary: rows from ``results.aggregate`` with ``<metric>_mean`` / ``<metric>_std``.
+        x: key of the x value (e.g. ``"fraction"``); ``x_scale`` multiplies it (e.g. 100 for %).
+        series: key splitting the rows into lines (e.g. ``"init"``), or ``None`` for one line.
+    """
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+    scale = 100.0 if "acc" in metric else 1.0
+    groups: dict[str, list[dict]] = {}
+    for row in summary:
+        groups.setdefault(str(row[series]) if series else metric, []).append(row)
+    for label, rows in groups.items():
+        rows = sorted(rows, key=lambda r: r[x])
+        xs = np.array([r[x] for r in rows], dtype=float) * x_scale
+        ys = np.array([r[f"{metric}_mean"] for r in rows]) * scale
+        errs = np.array([r[f"{metric}_std"] for r in rows]) * scale
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=4, label=label)
+        if len(rows) == 1:
+            ax.annotate(label, (xs[0], ys[0]), textcoords="offset points", xytext=(6, 6), fontsize=9)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or metric.replace("_", " ") + (" (%)" if scale == 100 else ""))
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    if fig is not None:
+        fig.tight_layout()
+    return fig if fig is not None else ax.figure
+
+
+def bar_chart(labels: Sequence[str], means: Sequence[float], stds: Sequence[float] | None = None,
+              annotations: Sequence[str] | None = None, ylabel: str = "", title: str = "", ax=None):
+    """Bars with optional error bars and a text label above each (e.g. trainable parameters)."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(labels)), 4))
+    positions = np.arange(len(labels))
+    bars = ax.bar(positions, means, yerr=stds, capsize=4, color=plt.cm.tab10(np.arange(len(labels)) % 10))
+    ax.set_xticks(positions, labels, rotation=15)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    for bar, text in zip(bars, annotations or []):
+        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), textcoords="offset points",
+                    xytext=(0, 4), ha="center", fontsize=8)
+    if title:
+        ax.set_title(title)
+    if fig is not None:
+        fig.tight_layout()
+    return fig if fig is not None else ax.figure
+
+
+def figures_dir() -> Path:
+    """Where figures go: ``$COURSE_RESULTS_DIR/figures`` or ``./figures``."""
+    return Path(os.environ.get("COURSE_RESULTS_DIR", ".")) / "figures"
+
+
+def save_figure(fig, name: str) -> Path:
+    """Save ``fig`` as ``figures/<name>.png`` next to the output notebook and return the path."""
+    directory = figures_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path

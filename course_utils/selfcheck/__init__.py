@@ -1,0 +1,98 @@
+"""Self-checks for the notebooks' exercises: specific feedback, never the solution.
+
+Each notebook has a module here (``data_fraction``, ``architectures``, ``freezing``,
+``multitask``) with one function per exercise. A check calls the student's function on
+small inputs, compares properties of the answer (sizes, shapes, counts, values) with
+what they must be, and prints one line per property: ✓ when it holds, ✗ with *expected*
+vs *got* and a hint when it does not. Any ✗ raises ``SelfCheckFailed`` at the end, so a
+headless run stops there too.
+
+Example:
+    >>> from course_utils.selfcheck import data_fraction as check
+    >>> check.subset_indices(stratified_subset_indices)
+    ✓ returns 500 indices for fraction 0.1 of 5000 items
+    ...
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+
+class SelfCheckFailed(AssertionError):
+    """An exercise's answer does not have the required properties yet (the message says which)."""
+
+
+class Feedback:
+    """Collects ✓/✗ lines for one exercise and raises ``SelfCheckFailed`` if any failed.
+
+    Args:
+        exercise: the exercise's title, printed as a heading.
+    """
+
+    def __init__(self, exercise: str):
+        self.exercise = exercise
+        self.lines: list[str] = []
+        self.failures = 0
+
+    def check(self, ok: bool, success: str, failure: str) -> bool:
+        """Record one property: ``success`` is shown when ``ok``, else ``failure``."""
+        self.lines.append(f"  ✓ {success}" if ok else f"  ✗ {failure}")
+        self.failures += not ok
+        return bool(ok)
+
+    def equal(self, what: str, expected, got, hint: str = "") -> bool:
+        """Record ``got == expected`` for plain values (ints, floats within 1e-6, strings, tuples)."""
+        ok = _same(expected, got)
+        return self.check(ok, f"{what}: {got!r}",
+                          f"{what}: expected {expected!r}, got {got!r}" + (f" — {hint}" if hint else ""))
+
+    def fail(self, message: str) -> None:
+        self.check(False, "", message)
+
+    @contextmanager
+    def calling(self, description: str):
+        """Run student code; turn its exceptions into feedback lines instead of a traceback."""
+        try:
+            yield
+        except NotImplementedError:
+            self.fail(f"{description}: not implemented yet — replace `raise NotImplementedError()` with your code")
+            raise _Stop from None
+        except _Stop:
+            raise
+        except Exception as err:  # noqa: BLE001 - the student's error becomes feedback
+            self.fail(f"{description} raised {type(err).__name__}: {err}")
+            raise _Stop from None
+
+    def report(self) -> None:
+        """Print the lines; raise ``SelfCheckFailed`` when something is wrong."""
+        status = "all checks passed" if not self.failures else f"{self.failures} problem(s)"
+        print(f"{self.exercise}: {status}")
+        print("\n".join(self.lines))
+        if self.failures:
+            raise SelfCheckFailed(f"{self.exercise}: {self.failures} problem(s) — see the ✗ lines above.")
+
+
+class _Stop(Exception):
+    """Ends a check early after the student's code failed (the feedback already says why)."""
+
+
+@contextmanager
+def exercise(title: str):
+    """``with exercise("Exercise 1 — ...") as feedback:`` … checks … — prints and raises at the end."""
+    feedback = Feedback(title)
+    try:
+        yield feedback
+    except _Stop:
+        pass
+    feedback.report()
+
+
+def _same(expected, got) -> bool:
+    # Compare by type first so that an object with a rigged __eq__ cannot pass.
+    if isinstance(expected, bool) or isinstance(got, bool):
+        return type(expected) is type(got) and expected == got
+    if isinstance(expected, (int, float)) and isinstance(got, (int, float)):
+        return abs(float(expected) - float(got)) <= 1e-6 * max(1.0, abs(float(expected)))
+    if isinstance(expected, (tuple, list)) and isinstance(got, (tuple, list)):
+        return len(expected) == len(got) and all(_same(e, g) for e, g in zip(expected, got))
+    return type(expected) is type(got) and expected == got

@@ -1,0 +1,139 @@
+"""Start a notebook session from its parameters: offline mode, stand-ins, data, device.
+
+The profile decides where data and weights come from; this module turns those few
+knobs into ready datasets so that a notebook's first cells stay about the experiment:
+
+* ``offline: true``   no download is ever attempted (``COURSE_OFFLINE`` for this process);
+* ``standin_weights`` random weights under torchvision's real checkpoint names, in a
+  *temporary* torch cache (never the user's own ``~/.cache/torch``);
+* ``synthetic_data``  the CIFAR-10 / fruit stand-ins in their real on-disk formats,
+  written to a temporary data folder.
+
+Example:
+    >>> P = cu.load_parameters("01_alexnet_data_fraction", profile="smoke")
+    >>> session = cu.start_session(P, backbones=[P.backbone])
+    >>> train_set, test_set = session.classification_data()
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import assets
+from .data import cifar10, digits_dataset
+from .fruit import FruitFreshnessDataset
+from .parameters import Parameters, scratch_dir
+from .synthetic import write_standin_checkpoints, write_synthetic_cifar10, write_synthetic_fruit
+from .training import get_device, seed_everything
+
+
+@dataclass
+class Session:
+    """What a notebook needs to know about where it runs.
+
+    Attributes:
+        params: the resolved parameters.
+        device: the training device.
+        data_root: where datasets are read from.
+        synthetic: the data are synthetic stand-ins (results must say so).
+        standin_weights: "pretrained" weights are random stand-ins (smoke runs).
+    """
+
+    params: Parameters
+    device: torch.device
+    data_root: Path
+    synthetic: bool
+    standin_weights: bool
+
+    @property
+    def data_label(self) -> str:
+        """How to name the data in titles and tables."""
+        name = {"cifar10": "CIFAR-10", "digits": "scikit-learn digits"}.get(self.params.dataset, self.params.dataset)
+        return f"synthetic {name} stand-in" if self.synthetic else name
+
+    def classification_data(self):
+        """The train and test splits of ``params.dataset`` (``cifar10`` or ``digits``), untransformed.
+
+        ``make_loader`` attaches the transforms. Both splits have ``.targets`` and ``.classes``.
+        """
+        P = self.params
+        if P.dataset == "digits":
+            return digits_dataset(train=True), digits_dataset(train=False)
+        if P.dataset == "cifar10":
+            train = cifar10(train=True, root=self.data_root, augment=False)
+            test = cifar10(train=False, root=self.data_root, augment=False)
+            return train, test
+        raise ValueError(f"Unknown dataset {P.dataset!r}: use 'cifar10' or 'digits'.")
+
+    def fruit_data(self):
+        """Train and test ``FruitFreshnessDataset`` from ``params.fruit_root`` (or the synthetic tree)."""
+        P = self.params
+        root = self.data_root / "fruit" if P.fruit_root == "synthetic" else assets.data_dir(self.data_root) / P.fruit_root
+        if not (root / "train").is_dir():
+            raise FileNotFoundError(
+                f"No fruit photos at {root}/train. Put the fresh/rotten fruit dataset there "
+                "(folders like train/freshapples, train/rottenbanana, test/...; e.g. Kaggle's "
+                "'Fruits fresh and rotten for classification'), or run with fruit_root='synthetic'."
+            )
+        return FruitFreshnessDataset(root / "train"), FruitFreshnessDataset(root / "test")
+
+
+def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Session:
+    """Prepare this process for a run with parameters ``P``.
+
+    Args:
+        P: from ``load_parameters``; reads ``offline``, ``standin_weights``, ``synthetic_data``,
+            ``dataset``, ``device`` and the ``synthetic_*`` sizes when present.
+        backbones: architecture names whose stand-in weights are needed (smoke runs).
+        seed: seed every random generator once (runs reseed per configuration anyway).
+    """
+    values = P.as_dict()
+    if values.get("offline"):
+        assets.set_offline(True)
+    standin = bool(values.get("standin_weights"))
+    if standin:
+        # Fake weights must never land in the user's real torch cache.
+        torch_home = scratch_dir("standin-torch")
+        os.environ["TORCH_HOME"] = str(torch_home)
+        write_standin_checkpoints([b for b in backbones if b], torch_home=torch_home)
+    synthetic = bool(values.get("synthetic_data")) or values.get("fruit_root") == "synthetic"
+    data_root = scratch_dir(f"synthetic-data-{P.profile}") if synthetic else assets.data_dir()
+    if values.get("synthetic_data") and values.get("dataset") == "cifar10":
+        train_n, test_n = values.get("synthetic_per_class", [20, 10])
+        _write_once(data_root / "cifar-10-batches-py",
+                    lambda tmp: write_synthetic_cifar10(tmp, per_class_train=train_n, per_class_test=test_n))
+    if values.get("fruit_root") == "synthetic":
+        train_n, test_n = values.get("synthetic_fruit_per_class", [24, 12])
+        size = values.get("synthetic_fruit_size", 64)
+        _write_once(data_root / "fruit",
+                    lambda tmp: write_synthetic_fruit(tmp / "fruit", per_class_train=train_n, per_class_test=test_n,
+                                                      size=size))
+    if seed is not None:
+        seed_everything(seed)
+    device = get_device(values.get("device"))
+    return Session(params=P, device=device, data_root=Path(data_root), synthetic=synthetic, standin_weights=standin)
+
+
+def _write_once(target: Path, write) -> None:
+    """Create ``target`` with ``write(tmp_root)`` unless it exists; safe when processes race.
+
+    ``write`` fills ``tmp_root / target.name``; the finished folder is renamed into place
+    in one step, so a reader never sees a half-written stand-in.
+    """
+    if target.exists():
+        return
+    tmp_root = target.parent / f".tmp-{target.name}-{os.getpid()}"
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    tmp_root.mkdir(parents=True)
+    try:
+        write(tmp_root)
+        os.rename(tmp_root / target.name, target)
+    except OSError:
+        if not target.exists():  # a concurrent writer winning the race is fine; anything else is not
+            raise
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
