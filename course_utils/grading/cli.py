@@ -1,0 +1,281 @@
+"""``course grade``: grade a folder of submissions into a gradebook.
+
+    course grade SUBMISSIONS --assignment NAME --out DIR [--profile grading] [-p KEY VALUE]...
+                 [-j N] [--timeout S] [--cell-timeout S] [--force] [--executor local|dask --scheduler ADDR]
+
+Before grading anyone, the instructor's own ``solutions/NAME.ipynb`` is graded the same
+way: unless it gets status ``ok`` and full points, the hidden checks or the grading
+profile are broken and the command stops (``--no-solution-check`` skips this).
+
+Exit status: 0 when every submission got a row, 1 when some rows are ``grader-error``
+(rerun to retry them), 2 for a setup problem (nothing graded), 130 when interrupted.
+
+Example::
+
+    course grade submissions/03 --assignment 03_partial_freezing --out grades/03 -j 4 -p epochs 1
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from . import procs
+from .executors import DaskExecutor, LocalExecutor
+from .gradebook import Gradebook, GradebookError
+from .job import GradingJob, Limits, SandboxOptions, declared_checks, grade_job
+from .submissions import Submission, discover
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int | None:
+    """``"4G"`` -> bytes; ``"0"`` or ``"none"`` -> no limit.
+
+    Example:
+        >>> parse_size("512M"), parse_size("none")
+        (536870912, None)
+    """
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    if value in ("0", "NONE", ""):
+        return None
+    unit = value[-1] if value[-1] in _UNITS else ""
+    try:
+        number = float(value[: len(value) - len(unit)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use for example 512M or 4G, or none)") from None
+    return int(number * _UNITS[unit])
+
+
+def parameter_value(text: str):
+    """Type a ``-p KEY VALUE`` value the way papermill's command line does.
+
+    Example:
+        >>> parameter_value("3"), parameter_value("0.5"), parameter_value("None"), parameter_value("resnet18")
+        (3, 0.5, None, 'resnet18')
+    """
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``course grade``'s options on ``parser``."""
+    parser.add_argument("submissions", help="folder of <student>.ipynb files or <student>/ folders (or one .ipynb)")
+    parser.add_argument("--assignment", required=True, metavar="NAME",
+                        help="notebook name, e.g. 03_partial_freezing (hidden checks: SOLUTIONS/hidden_checks/NAME.py)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="gradebook folder (created; reruns continue it)")
+    parser.add_argument("--profile", default="grading", help="papermill `profile` parameter (default: grading)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="extra papermill parameter, typed like papermill -p (repeatable)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once (local executor)")
+    parser.add_argument("--timeout", type=float, default=1800, metavar="S",
+                        help="wall-clock limit for all of a notebook's cells (default 1800)")
+    parser.add_argument("--cell-timeout", type=float, default=600, metavar="S",
+                        help="wall-clock limit for any one cell (default 600)")
+    parser.add_argument("--check-timeout", type=float, default=300, metavar="S",
+                        help="wall-clock limit for the hidden checks after the notebook (default 300)")
+    parser.add_argument("--memory", type=parse_size, default=parse_size("4G"), metavar="SIZE",
+                        help="memory a kernel process may make writable (RLIMIT_DATA), e.g. 2G; none = no limit")
+    parser.add_argument("--max-file-size", type=parse_size, default=parse_size("1G"), metavar="SIZE",
+                        help="largest file a kernel may write (default 1G)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS/OpenMP threads per kernel (default: CPU cores / -j)")
+    parser.add_argument("--stop-on-error", action="store_true",
+                        help="stop a notebook at its first failing cell (papermill's way); by default later "
+                             "cells still run so independent exercises still count")
+    parser.add_argument("--force", action="store_true", help="regrade submissions that already have a row")
+    parser.add_argument("--only", action="append", metavar="STUDENT", help="grade only this student (repeatable)")
+    parser.add_argument("--executor", choices=["local", "dask"], default="local")
+    parser.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address for --executor dask")
+    parser.add_argument("--solutions", default="solutions", metavar="DIR",
+                        help="instructor notebooks and hidden_checks/ (default: ./solutions)")
+    parser.add_argument("--checks", metavar="FILE", help="hidden checks file (default: SOLUTIONS/hidden_checks/NAME.py)")
+    parser.add_argument("--sandbox", choices=["auto", "landlock", "none"], default="auto",
+                        help="Landlock confinement of student kernels: auto = when available (default), "
+                             "landlock = required, none = off")
+    parser.add_argument("--allow-network", action="store_true", help="let student code open TCP connections")
+    parser.add_argument("--allow-read", action="append", default=[], metavar="PATH",
+                        help="extra path student kernels may read (repeatable)")
+    parser.add_argument("--data-dir", metavar="DIR", help="shared read-only datasets (COURSE_DATA_DIR in the kernel)")
+    parser.add_argument("--run-as", metavar="USER", help="run student kernels as this unprivileged user (needs root)")
+    parser.add_argument("--no-solution-check", action="store_true",
+                        help="do not grade solutions/NAME.ipynb first")
+
+
+class _Printer:
+    """Progress lines on stdout, also appended to OUT/grading.log."""
+
+    def __init__(self, log_path: Path):
+        self.log = open(log_path, "a", encoding="utf-8")
+
+    def __call__(self, message: str) -> None:
+        print(message, flush=True)
+        self.log.write(message + "\n")
+        self.log.flush()
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def _job(submission: Submission, args, checks_source: str, parameters: dict, limits: Limits,
+         box: SandboxOptions, marker: str) -> GradingJob:
+    return GradingJob(student=submission.student, assignment=args.assignment, source=str(submission.source),
+                      notebook_bytes=submission.notebook_bytes, files=submission.files, problem=submission.problem,
+                      checks_source=checks_source, parameters=parameters, limits=limits, sandbox=box, marker=marker,
+                      stop_on_error=args.stop_on_error)
+
+
+def _setup(args):
+    """Everything that can fail before grading starts; raises ValueError with a fix in the message."""
+    if os.name != "posix":
+        raise ValueError("course grade needs Linux or macOS (process groups, resource limits)")
+    checks_path = Path(args.checks) if args.checks else Path(args.solutions) / "hidden_checks" / f"{args.assignment}.py"
+    if not checks_path.is_file():
+        raise ValueError(f"hidden checks not found at {checks_path}: write them there (see "
+                         f"course_utils/grading/checks.py) or pass --checks FILE")
+    checks_source = checks_path.read_text(encoding="utf-8")
+    try:
+        declared = declared_checks(checks_source)
+    except Exception as error:  # the instructor's module: report, do not crash
+        raise ValueError(f"{checks_path} cannot be loaded: {type(error).__name__}: {error}") from None
+    if args.executor == "dask" and not args.scheduler:
+        raise ValueError("--executor dask needs --scheduler ADDRESS (for example tcp://127.0.0.1:8786)")
+    if args.jobs < 1:
+        raise ValueError("-j must be at least 1")
+    run_as = None
+    if args.run_as:
+        if os.geteuid() != 0:
+            raise ValueError("--run-as needs the grader to run as root (it switches the kernel's user)")
+        try:
+            entry = pwd.getpwnam(args.run_as)
+        except KeyError:
+            raise ValueError(f"--run-as: no user named {args.run_as!r} on this machine") from None
+        run_as = (entry.pw_uid, entry.pw_gid)
+    parameters = {"profile": args.profile}
+    for key, value in args.parameter:
+        if not key.isidentifier():
+            raise ValueError(f"-p {key}: a parameter name must be a Python identifier")
+        parameters[key] = parameter_value(value)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout, check_timeout=args.check_timeout,
+                    memory_bytes=args.memory, file_size_bytes=args.max_file_size, threads=threads)
+    read_paths = [str(Path(p).resolve()) for p in args.allow_read]
+    box = SandboxOptions(mode={"auto": "auto", "landlock": "required", "none": "off"}[args.sandbox],
+                         restrict_network=not args.allow_network, read_paths=read_paths,
+                         data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, run_as=run_as)
+    submissions = discover(args.submissions, args.assignment)
+    if args.only:
+        wanted = set(args.only)
+        submissions = [s for s in submissions if s.student in wanted]
+        missing = wanted - {s.student for s in submissions}
+        if missing:
+            raise ValueError(f"--only: no submission for {', '.join(sorted(missing))}")
+    return checks_source, declared, parameters, limits, box, submissions
+
+
+def _solution_check(args, executor, say, checks_source, parameters, limits, box, marker) -> bool:
+    """Grade the instructor's notebook first; False (after explaining) when it does not earn full points."""
+    solution = Path(args.solutions) / f"{args.assignment}.ipynb"
+    if args.no_solution_check:
+        return True
+    if not solution.is_file():
+        say(f"note: no {solution} to check the hidden checks against; grading without that check")
+        return True
+    say(f"checking the hidden checks against {solution} ...")
+    results = []
+    job = _job(Submission("_solution", solution, solution.read_bytes()), args, checks_source, parameters,
+               limits, box, marker)
+    executor.run([job], results.append)
+    if not results:
+        return False
+    row = results[0]["row"]
+    out = Path(args.out) / "solution-check"
+    out.mkdir(parents=True, exist_ok=True)
+    if results[0].get("executed_notebook"):
+        (out / f"{args.assignment}.ipynb").write_text(results[0]["executed_notebook"], encoding="utf-8")
+    (out / "kernel.log").write_text(results[0].get("kernel_log") or "", encoding="utf-8")
+    if row["status"] == "ok" and row["points"] == row["max_points"]:
+        say(f"solution: ok, {row['points']}/{row['max_points']} points ({row['runtime_s']:.1f} s)")
+        return True
+    say(f"the solution notebook gets status {row['status']!r} with {row['points']}/{row['max_points']} points "
+        f"({row['detail'] or 'no detail'}); fix the hidden checks, the grading profile or the solution before "
+        f"grading students (executed notebook and kernel log in {out}; --no-solution-check skips this)")
+    for item in results[0]["checks"]:
+        if not item["passed"]:
+            say(f"  check {item['name']}: {item['message']}")
+    return False
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``course grade``; returns the exit status."""
+    try:
+        checks_source, declared, parameters, limits, box, submissions = _setup(args)
+        book = Gradebook(Path(args.out), args.assignment, declared)
+    except (ValueError, GradebookError) as problem:
+        print(f"course grade: {problem}", file=sys.stderr)
+        return 2
+    say = _Printer(Path(args.out) / "grading.log")
+    marker = f"grade-{uuid.uuid4().hex[:12]}"
+    executor = (DaskExecutor(args.scheduler) if args.executor == "dask" else LocalExecutor(args.jobs))
+    previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM behaves like Ctrl-C
+    started = time.monotonic()
+    try:
+        say(f"course grade {args.assignment}: {len(submissions)} submission(s), parameters {parameters}, "
+            f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}"))
+        if not _solution_check(args, executor, say, checks_source, parameters, limits, box, marker):
+            return 2
+        todo = []
+        for submission in submissions:
+            job = _job(submission, args, checks_source, parameters, limits, box, marker)
+            grade, reason = book.should_grade(submission.student, job.sha256, args.force)
+            if grade:
+                todo.append(job)
+            else:
+                say(f"skip {submission.student}: {reason} (use --force to regrade)")
+        finished = [0]
+
+        def record(result: dict) -> None:
+            book.record(result)
+            finished[0] += 1
+            row = result["row"]
+            say(f"[{finished[0]:>{len(str(len(todo)))}}/{len(todo)}] {row['student']:<20} {row['status']:<18} "
+                f"{row['points']:g}/{row['max_points']:g}  {row['runtime_s']:.1f} s"
+                + (f"  {row['detail'][:100]}" if row["detail"] else ""))
+
+        executor.run(todo, record)
+        counts = book.counts()
+        say(f"done in {time.monotonic() - started:.0f} s: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            + f"; gradebook {Path(args.out) / 'grades.csv'}")
+        return 1 if counts.get("grader-error") else 0
+    except KeyboardInterrupt:
+        say(f"interrupted: {len(book.rows)} row(s) are in {Path(args.out) / 'grades.csv'}; "
+            f"run the same command again to grade the rest")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        # Last resort: any process still carrying this run's marker (a runner killed before
+        # it could clean up) goes now.
+        _sweep(marker)
+        say.close()
+
+
+def _sweep(marker: str) -> None:
+    for pid in procs.processes_with_marker(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

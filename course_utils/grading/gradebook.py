@@ -1,0 +1,234 @@
+"""The gradebook: ``grades.csv`` and ``grades.json`` rewritten after every graded submission, plus feedback.
+
+Layout of ``--out DIR``::
+
+    grades.csv              one row per submission (spreadsheet-friendly, flat)
+    grades.json             the same rows with nested check results and metrics
+    executed/<student>.ipynb   the executed notebook, as papermill left it
+    feedback/<student>.md      what the student may read: status, points, failed checks and why
+    logs/<student>.log         the kernel's own stdout/stderr (crashes, warnings)
+    grading.log             what the command printed
+
+Both gradebook files are replaced atomically (write a temporary file, then rename) after
+each submission finishes, so an interrupted run leaves complete files holding every row
+finished so far, and a rerun continues from them: a student whose row exists is skipped
+unless ``--force``, their submission changed (SHA-256), or the row is a ``grader-error``.
+
+CSV columns: ``student, status, points, max_points, detail, error_cell``, one
+``check:<name>`` column per hidden check (points earned), ``runtime_s``, one
+``metric:<key>`` column per number or text the notebook recorded in
+``<NAME>.results.json`` (nested keys joined with dots), then ``metrics_problem, sandbox,
+parameters, submission, sha256, graded_at, assignment``.
+
+Example:
+    >>> flatten({"acc": {"fine_tune": 0.9}, "epochs": 2, "curve": [1, 2]})
+    {'acc.fine_tune': 0.9, 'epochs': 2, 'curve': '[1, 2]'}
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+STATUS_TEXT = {
+    "ok": "Your notebook ran from top to bottom with the grading parameters, and all hidden checks ran.",
+    "error": "Your notebook raised an error: {detail}. The cells after it still ran (some may have failed "
+             "because of it), and the checks ran on what your notebook computed.",
+    "timeout": "Your notebook was stopped because it ran too long ({detail}). Look for loops that never end or "
+               "settings you changed that make training much longer. The checks ran on what existed when it was "
+               "stopped, if the notebook could still be interrupted.",
+    "kernel-died": "The Python process running your notebook ended unexpectedly ({detail}), for example because "
+                   "code called os._exit()/exit(), killed its own process, or crashed in native code. "
+                   "Checks that could not run earned no points.",
+    "kernel-broken": "Your notebook's code changed how the Python process talks to Jupyter ({detail}), so the "
+                     "run could not go on. Do not replace modules such as json or the kernel's internals.",
+    "out-of-memory": "Your notebook needed more memory than the grading limit ({detail}). Use the parameters' "
+                     "sizes instead of larger data or models.",
+    "incomplete": "Some exercises are not finished or did not run ({detail}).",
+    "invalid-notebook": "Your submission could not be read as a Jupyter notebook ({detail}). Download it again "
+                        "from Jupyter (File > Download) and resubmit that file.",
+    "parameters-missing": "Your notebook has no cell tagged `parameters`, so it could not be run with the grading "
+                          "settings. Restore the first code cell (`profile = ...`) from the released notebook.",
+    "parameters-ignored": "Your notebook overwrote a setting the grader chooses ({detail}). Keep the `parameters` "
+                          "cell as released and do not assign these variables again later.",
+    "grader-error": "Grading failed for a reason unrelated to your work. Your instructor will grade it again.",
+}
+FIXED_FIRST = ["student", "status", "points", "max_points", "detail", "error_cell"]
+FIXED_LAST = ["metrics_problem", "sandbox", "parameters", "submission", "sha256", "graded_at", "assignment"]
+
+
+class GradebookError(RuntimeError):
+    """The output folder cannot hold this gradebook (another assignment's, unreadable)."""
+
+
+def flatten(metrics: dict | None, prefix: str = "") -> dict:
+    """Nested metrics as ``{"a.b": value}`` with numbers/text kept and anything else as JSON text."""
+    flat: dict = {}
+    for key, value in (metrics or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = json.dumps(value)
+    return flat
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def render_feedback(row: dict, checks: list[dict]) -> str:
+    """The student's feedback page: status in words, points, and each check's outcome.
+
+    Only check titles and failure messages appear, never check code or tracebacks.
+
+    Example:
+        >>> row = {"student": "s1", "assignment": "00_toy", "status": "ok", "detail": "", "points": 1,
+        ...        "max_points": 2}
+        >>> checks = [{"title": "adds", "points": 1, "max_points": 1, "passed": True, "message": "correct"},
+        ...           {"title": "scales", "points": 0, "max_points": 1, "passed": False, "message": "got 3"}]
+        >>> "| scales | 0 / 1 | failed: got 3 |" in render_feedback(row, checks)
+        True
+    """
+    status = row["status"]
+    explanation = STATUS_TEXT.get(status, status).format(detail=row.get("detail") or status)
+    lines = [
+        f"# Feedback: {row['assignment']} ({row['student']})",
+        "",
+        f"**{_number(row['points'])} / {_number(row['max_points'])} points** (status: `{status}`)",
+        "",
+        explanation,
+        "",
+    ]
+    if checks:
+        lines += ["| Check | Points | Result |", "|---|---|---|"]
+        for item in checks:
+            outcome = "passed" if item["passed"] else "failed: " + _cell_text(item["message"])
+            lines.append(f"| {_cell_text(item['title'])} | {_number(item['points'])} / "
+                         f"{_number(item['max_points'])} | {outcome} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _spreadsheet_safe(value):
+    """Text a spreadsheet would run as a formula (student-written metrics, error messages) gets a quote.
+
+    Example:
+        >>> _spreadsheet_safe("=HYPERLINK(1)"), _spreadsheet_safe(-1.5), _spreadsheet_safe(None)
+        ("'=HYPERLINK(1)", -1.5, '')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _cell_text(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+class Gradebook:
+    """Rows by student, persisted to ``grades.csv``/``grades.json`` after every change.
+
+    Example::
+
+        book = Gradebook(Path("grades/03"), "03_partial_freezing", declared_checks)
+        book.record(result)           # from grade_job
+    """
+
+    def __init__(self, out_dir: Path, assignment: str, declared: list):
+        self.out = Path(out_dir)
+        self.assignment = assignment
+        self.declared = declared
+        for sub in ("executed", "feedback", "logs"):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
+        self.rows: dict[str, dict] = {}
+        existing = self.out / "grades.json"
+        if existing.exists():
+            try:
+                data = json.loads(existing.read_text(encoding="utf-8"))
+            except ValueError as error:
+                raise GradebookError(f"{existing} is not valid JSON ({error}); move it away to start a new "
+                                     f"gradebook") from None
+            if data.get("assignment") != assignment:
+                raise GradebookError(f"{self.out} holds grades for {data.get('assignment')!r}, not {assignment!r}: "
+                                     f"use another --out folder")
+            self.rows = {row["student"]: row for row in data.get("rows", [])}
+
+    def should_grade(self, student: str, sha256: str, force: bool) -> tuple[bool, str]:
+        """Whether to (re)grade this student, and why (for the log)."""
+        previous = self.rows.get(student)
+        if previous is None:
+            return True, "new"
+        if force:
+            return True, "--force"
+        if previous.get("status") == "grader-error":
+            return True, "retrying a grader-error"
+        if previous.get("sha256") != sha256:
+            return True, "the submission changed since it was graded"
+        return False, "already graded"
+
+    def record(self, result: dict) -> None:
+        """Keep one finished submission: its files first, then the gradebook files."""
+        row = dict(result["row"])
+        student = row["student"]
+        row["check_results"] = result.get("checks", [])
+        if result.get("executed_notebook"):
+            (self.out / "executed" / f"{student}.ipynb").write_text(result["executed_notebook"], encoding="utf-8")
+        (self.out / "feedback" / f"{student}.md").write_text(render_feedback(row, row["check_results"]),
+                                                             encoding="utf-8")
+        if result.get("kernel_log"):
+            (self.out / "logs" / f"{student}.log").write_text(result["kernel_log"], encoding="utf-8")
+        self.rows[student] = row
+        self.save()
+
+    def save(self) -> None:
+        rows = [self.rows[key] for key in sorted(self.rows)]
+        declared = [{"name": c.name, "title": c.title, "points": c.points, "exercise": c.exercise}
+                    for c in self.declared]
+        _atomic_write(self.out / "grades.json", json.dumps(
+            {"assignment": self.assignment, "checks": declared, "rows": rows}, indent=1, default=str) + "\n")
+        _atomic_write(self.out / "grades.csv", self.csv_text(rows))
+
+    def csv_text(self, rows: list[dict]) -> str:
+        check_columns = [f"check:{c.name}" for c in self.declared]
+        metric_keys = sorted({key for row in rows for key in flatten(row.get("metrics"))})
+        columns = FIXED_FIRST + check_columns + ["runtime_s"] + [f"metric:{k}" for k in metric_keys] + FIXED_LAST
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            flat = {key: row.get(key) for key in FIXED_FIRST + ["runtime_s"] + FIXED_LAST}
+            flat["parameters"] = json.dumps(row.get("parameters", {}), sort_keys=True)
+            for name, points in (row.get("checks") or {}).items():
+                flat[f"check:{name}"] = points
+            for key, value in flatten(row.get("metrics")).items():
+                flat[f"metric:{key}"] = value
+            writer.writerow({k: _spreadsheet_safe(v) for k, v in flat.items()})
+        return buffer.getvalue()
+
+    def counts(self) -> dict[str, int]:
+        """How many rows have each status."""
+        counts: dict[str, int] = {}
+        for row in self.rows.values():
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        return counts

@@ -1,0 +1,477 @@
+"""One grading task: from a submission's bytes to a gradebook row, anywhere.
+
+:func:`grade_job` is what both executors run (a thread of the local pool, or a task on
+a Dask worker): it checks the notebook before anything executes, starts the runner
+process (``runner.py``) with a job description on stdin, enforces a last-resort deadline,
+kills the runner's whole process tree on cancellation, verifies the runner's signed
+report, judges the hidden checks' observations against their expectations, and returns
+a plain-data result. It needs nothing from the machine that built the job except an
+installed ``course_utils``, so the same function runs on remote Dask workers.
+
+Statuses (first that applies):
+
+``invalid-notebook``   the file is not a readable Jupyter notebook (or a folder has none);
+``parameters-missing`` no cell is tagged ``parameters``: not executed, since papermill would
+                       only warn and the notebook would run with its own settings;
+``grader-error``       the grading machinery failed (not the student's fault; rerun retries it);
+``kernel-died``        the kernel process ended (crash, ``os.kill``, ``os._exit``, ``exit()``);
+``kernel-broken``      the kernel stopped speaking the Jupyter protocol (student code patched
+                       what the kernel uses to talk, e.g. ``json.dumps``); execution halts;
+``timeout``            a cell ran past ``--cell-timeout``, the notebook past ``--timeout``,
+                       or the hidden checks past ``--check-timeout``; execution halts;
+``out-of-memory``      the first failing cell failed with MemoryError (the ``--memory`` limit);
+``incomplete``         the first failing cell raised the released placeholder's
+                       ``NotImplementedError``, or an exercise cell a check grades is missing
+                       or never ran (its checks are still judged on what the kernel holds);
+``error``              a cell raised (``sys.exit()`` included: SystemExit is an error here,
+                       though papermill itself lets ``sys.exit(0)`` pass); later cells still
+                       ran, and the detail names the first failing cell;
+``parameters-ignored`` everything ran, but an injected parameter did not keep its value;
+``ok``                 everything ran and the checks were judged.
+
+Cells after a failing cell still run (like nbgrader; ``--stop-on-error`` restores
+papermill's stop-at-first-error). Points are the checks' points whenever the hidden checks
+could run (after errors, and after a timeout once the kernel is interrupted, they run on
+what the notebook computed), else 0.
+
+Example:
+    >>> preflight_notebook(b"{not json").problem
+    'not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)'
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from . import checks as checks_api
+from . import procs
+
+HERE = Path(__file__).resolve().parent
+RUNNER_PATH = HERE / "runner.py"
+PACKAGE_DIR = HERE.parent
+MAX_NOTEBOOK_BYTES = 50 * 1024**2
+MEMORY_ERRORS = {"MemoryError", "_ArrayMemoryError", "OutOfMemoryError"}
+# Tags that change how nbclient/papermill execute a cell: a student must not be able to
+# skip a cell or make its errors pass by tagging it.
+NEUTRALIZED_TAGS = {"skip-execution", "raises-exception", "injected-parameters", "papermill-error-cell-tag"}
+
+
+@dataclass
+class Limits:
+    """Time, memory and size limits for one submission (seconds, bytes)."""
+
+    timeout: float = 1800.0
+    cell_timeout: float = 600.0
+    check_timeout: float = 300.0
+    startup_timeout: float = 60.0
+    memory_bytes: int | None = 4 * 1024**3
+    file_size_bytes: int | None = 1024**3
+    threads: int = 1
+
+    def hard_deadline(self) -> float:
+        """Seconds after which the caller kills a runner that has not finished by itself."""
+        return self.startup_timeout + self.timeout + self.check_timeout + 60.0
+
+
+@dataclass
+class SandboxOptions:
+    """How the kernel is confined (see sandbox.py)."""
+
+    mode: str = "auto"  # auto | required | off
+    restrict_network: bool = True
+    read_paths: list[str] = field(default_factory=list)
+    data_dir: str | None = None
+    run_as: tuple[int, int] | None = None
+
+
+@dataclass
+class GradingJob:
+    """Everything needed to grade one submission; plain data, so it pickles to Dask workers."""
+
+    student: str
+    assignment: str
+    source: str  # where the submission came from (for the gradebook)
+    notebook_bytes: bytes | None
+    files: dict[str, bytes]
+    problem: str | None  # a problem found while collecting it (a folder without a notebook...)
+    checks_source: str
+    parameters: dict
+    limits: Limits
+    sandbox: SandboxOptions
+    marker: str
+    stop_on_error: bool = False
+
+    @property
+    def sha256(self) -> str:
+        digest = hashlib.sha256(self.notebook_bytes or b"")
+        for name in sorted(self.files):
+            digest.update(name.encode() + b"\0" + self.files[name])
+        return digest.hexdigest()
+
+
+@dataclass
+class Preflight:
+    """The notebook as it will be executed, or why it will not be."""
+
+    notebook: dict | None = None
+    problem: str | None = None
+    status: str | None = None  # invalid-notebook | parameters-missing
+
+
+def preflight_notebook(data: bytes) -> Preflight:
+    """Parse and sanitize a submitted notebook before any of it runs.
+
+    Outputs are dropped, tags that change execution are removed, and a notebook without a
+    ``parameters`` cell is refused.
+
+    Example:
+        >>> import nbformat
+        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+        >>> preflight_notebook(nbformat.writes(nb).encode()).status
+        'parameters-missing'
+    """
+    import nbformat
+
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        return Preflight(problem=f"the notebook is larger than {MAX_NOTEBOOK_BYTES // 1024**2} MB",
+                         status="invalid-notebook")
+    try:
+        raw = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        return Preflight(problem="not a text file (not UTF-8)", status="invalid-notebook")
+    except ValueError as error:
+        return Preflight(problem=f"not valid JSON: {error}", status="invalid-notebook")
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
+        return Preflight(problem="valid JSON, but not a Jupyter notebook (no list of cells)", status="invalid-notebook")
+    try:
+        nb = nbformat.reads(json.dumps(raw), as_version=4)
+    except Exception as error:  # nbformat raises several kinds for broken structure
+        return Preflight(problem=f"not a readable Jupyter notebook: {str(error).splitlines()[0][:300]}",
+                         status="invalid-notebook")
+    for cell in nb.cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            return Preflight(problem="a cell has no valid cell_type", status="invalid-notebook")
+        if not isinstance(cell.get("source", ""), str):
+            return Preflight(problem="a cell's source is not text", status="invalid-notebook")
+        metadata = cell.setdefault("metadata", {})
+        metadata.pop("papermill", None)
+        metadata.pop("execution", None)
+        if "tags" in metadata:
+            metadata["tags"] = [t for t in metadata["tags"] if isinstance(t, str) and t not in NEUTRALIZED_TAGS]
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    if not any(c.get("cell_type") == "code" for c in nb.cells):
+        return Preflight(problem="the notebook has no code cells", status="invalid-notebook")
+    if not any(c.get("cell_type") == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
+               for c in nb.cells):
+        return Preflight(problem="no cell is tagged `parameters` (the first code cell, with `profile = ...`): "
+                                 "restore it from the released notebook", status="parameters-missing")
+    nb.metadata.pop("papermill", None)
+    return Preflight(notebook=json.loads(nbformat.writes(nb)))
+
+
+@functools.lru_cache(maxsize=8)
+def declared_checks(source: str) -> list:
+    """The hidden checks with their expectations (grader side), cached per source text."""
+    return checks_api.load_checks(source, "<hidden checks>")
+
+
+@functools.lru_cache(maxsize=1)
+def _kernel_sources() -> tuple[str, str]:
+    return (HERE / "checks.py").read_text(encoding="utf-8"), (HERE / "harness.py").read_text(encoding="utf-8")
+
+
+def build_runner_job(job: GradingJob, notebook: dict, private: Path, key: bytes) -> dict:
+    """The JSON object ``runner.py`` reads on stdin."""
+    api_source, harness_source = _kernel_sources()
+    limits, box = job.limits, job.sandbox
+    return {
+        "key": key.hex(),
+        "private_dir": str(private),
+        "assignment": job.assignment,
+        "notebook": notebook,
+        "files": {name: base64.b64encode(data).decode() for name, data in job.files.items()},
+        "parameters": job.parameters,
+        "kernel_checks_source": checks_api.kernel_source(job.checks_source),
+        "api_source": api_source,
+        "harness_source": harness_source,
+        "timeout": limits.timeout,
+        "cell_timeout": limits.cell_timeout,
+        "check_timeout": limits.check_timeout,
+        "startup_timeout": limits.startup_timeout,
+        "memory_bytes": limits.memory_bytes,
+        "file_size_bytes": limits.file_size_bytes,
+        "threads": limits.threads,
+        "sandbox": box.mode,
+        "restrict_network": box.restrict_network,
+        "read_paths": list(box.read_paths),
+        "data_dir": box.data_dir,
+        "run_as": list(box.run_as) if box.run_as else None,
+        "package_dir": str(PACKAGE_DIR),
+        "marker": f"{job.marker}:{job.student}",
+        "results_name": f"{job.assignment}.results.json",
+        "stop_on_error": job.stop_on_error,
+    }
+
+
+def _stop_runner(proc: subprocess.Popen, marker: str) -> None:
+    """Ask the runner to clean up (SIGTERM); after a grace period kill its tree outright."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=8)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        pass
+    procs.kill_tree(proc.pid, include_root=True, marker=marker)
+    procs.kill_process_group(proc.pid)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def run_runner(job: GradingJob, notebook: dict, cancelled: Callable[[], bool]) -> tuple[dict, str | None]:
+    """Start ``runner.py`` for this job and wait; return ``(report, executed notebook text)``."""
+    private = Path(tempfile.mkdtemp(prefix="course-grade-"))
+    key = secrets.token_bytes(32)
+    runner_job = build_runner_job(job, notebook, private, key)
+    log_path = private / "runner.log"
+    try:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([sys.executable, str(RUNNER_PATH)], stdin=subprocess.PIPE, stdout=log,
+                                    stderr=log, cwd=private, start_new_session=True)
+        try:
+            proc.stdin.write(json.dumps(runner_job).encode())
+            proc.stdin.close()
+            deadline = time.monotonic() + job.limits.hard_deadline()
+            while proc.poll() is None:
+                if cancelled():
+                    _stop_runner(proc, runner_job["marker"])
+                    return {"cancelled": True}, None
+                if time.monotonic() > deadline:
+                    _stop_runner(proc, runner_job["marker"])
+                    break
+                time.sleep(0.2)
+        except BaseException:
+            _stop_runner(proc, runner_job["marker"])
+            raise
+        finally:
+            # Whatever happened, nothing this submission started may outlive this call.
+            procs.kill_tree(proc.pid, marker=runner_job["marker"])
+        report = _read_report(private, key, log_path)
+        executed = private / "executed.ipynb"
+        executed_text = executed.read_text(encoding="utf-8", errors="replace") if executed.exists() else None
+        return report, executed_text
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _read_report(private: Path, key: bytes, log_path: Path) -> dict:
+    result = private / "result.json"
+    runner_log = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+    if not result.exists():
+        return {"runner_error": "the runner ended without a report (killed at the hard deadline?)\n" + runner_log}
+    try:
+        envelope = json.loads(result.read_text())
+        body = envelope["body"]
+        expected = hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+    except (ValueError, KeyError, TypeError):
+        return {"runner_error": "the runner's report is unreadable\n" + runner_log}
+    if not hmac.compare_digest(expected, str(envelope.get("hmac", ""))):
+        return {"runner_error": "the runner's report failed its integrity check (was it overwritten?)"}
+    return json.loads(body)
+
+
+# --------------------------------------------------------------------------- judging
+def _parameter_problems(expected: dict, record: dict | None) -> list[str]:
+    if record is None:
+        return ["the injected parameters could not be read back from the kernel"]
+    problems = []
+    values = record.get("values", {})
+    for name, injected in expected.items():
+        seen = values.get(name, {})
+        if seen.get("missing"):
+            problems.append(f"`{name}` no longer exists at the end of the run")
+        elif seen.get("unreadable"):
+            problems.append(f"`{name}` was replaced by an object that is not plain data")
+        elif not checks_api._same(checks_api.plain(injected), seen.get("value"), 0, 0):
+            problems.append(f"`{name}` was injected as {injected!r} but ended as {seen.get('value')!r}")
+    return problems
+
+
+def judge_report(job: GradingJob, report: dict) -> dict:
+    """Status, detail and per-check results from the runner's report.
+
+    Example:
+        >>> source = ("from course_utils.grading.checks import check, equal\\n"
+        ...           "@check(points=2, expect=equal(4))\\ndef four(ns):\\n    return ns['x']\\n")
+        >>> job = GradingJob("s", "a", "s.ipynb", b"", {}, None, source, {}, Limits(), SandboxOptions(), "m")
+        >>> report = {"stop": None, "check_phase": "ran", "exercises": {},
+        ...           "records": [{"kind": "parameters", "values": {}},
+        ...                       {"kind": "check", "name": "four", "ok": True, "observation": 4}]}
+        >>> judged = judge_report(job, report)
+        >>> judged["status"], judged["points"], judged["max_points"]
+        ('ok', 2, 2)
+    """
+    declared = declared_checks(job.checks_source)
+    max_points = sum(c.points for c in declared)
+    if "runner_error" in report or "aborted" in report:
+        detail = report.get("runner_error") or report.get("aborted")
+        return _verdict("grader-error", detail.strip().splitlines()[-1][:300] if detail else "", declared, {},
+                        max_points, extra={"grader_detail": detail})
+    records = report.get("records") or []
+    by_name: dict[str, dict | None] = {}
+    parameters_record, load_error, done = None, None, False
+    for record in records:
+        kind = record.get("kind")
+        if kind == "parameters" and parameters_record is None:
+            parameters_record = record
+        elif kind == "load-error":
+            load_error = str(record.get("message"))
+        elif kind == "done":
+            done = True
+        elif kind == "check":
+            name = str(record.get("name"))
+            # Two records for one check means something printed with our token: trust neither.
+            by_name[name] = record if name not in by_name else {"ok": False, "message": "conflicting results were reported"}
+    exercises = report.get("exercises") or {}
+    # Checks are judged on what the kernel holds, wherever the student defined it; whether
+    # the exercise cells themselves ran decides the status (``incomplete``), not the points.
+    results = {item.name: checks_api.judge(item, by_name.get(item.name), job.parameters) for item in declared}
+
+    stop = report.get("stop") or None
+    errors = report.get("errors") or []
+    phase = str(report.get("check_phase", ""))
+    if load_error is not None:
+        return _verdict("grader-error", f"the hidden checks failed to load in the kernel: {load_error}",
+                        declared, {}, max_points)
+    if stop:
+        cell = _cell_number(stop)
+        if stop["reason"] == "kernel-died":
+            exit_code = report.get("kernel_exit")
+            how = f" (killed by signal {-exit_code})" if isinstance(exit_code, int) and exit_code < 0 else ""
+            return _verdict("kernel-died", f"the kernel died in cell In [{cell}]{how}", declared, results,
+                            max_points, cell)
+        if stop["reason"] == "kernel-broken":
+            return _verdict("kernel-broken", f"the kernel stopped speaking the Jupyter protocol in cell In [{cell}] "
+                            f"({stop.get('error')})", declared, results, max_points, cell)
+        if stop["reason"] == "timeout":
+            return _verdict("timeout", f"cell In [{cell}]: {stop.get('limit')}", declared, results, max_points, cell)
+    if errors:
+        first = errors[0]
+        cell = _cell_number(first)
+        ename, evalue = first.get("ename", ""), first.get("evalue", "")
+        text = f"cell In [{cell}] raised {ename}: {evalue}".rstrip(": ")
+        failed = len(errors) + int(report.get("errors_dropped") or 0)
+        if failed > 1:
+            text += f" ({failed} cells failed)"
+        if ename in MEMORY_ERRORS or "can't allocate memory" in evalue or "out of memory" in evalue.lower():
+            return _verdict("out-of-memory", text, declared, results, max_points, cell)
+        if ename == "NotImplementedError":  # the released placeholder: an exercise not done yet
+            which = f"exercise `{first['exercise']}`" if first.get("exercise") else "an exercise"
+            return _verdict("incomplete", f"{which} is not done yet: {text}", declared, results, max_points, cell)
+        return _verdict("error", text, declared, results, max_points, cell)
+    if phase.startswith("kernel-died"):
+        return _verdict("kernel-died", "the kernel died while the hidden checks ran", declared, results, max_points)
+    if phase.startswith("kernel-broken"):
+        return _verdict("kernel-broken", "the kernel stopped speaking the Jupyter protocol while the hidden checks "
+                        "ran", declared, results, max_points)
+    if phase.startswith("timeout"):
+        return _verdict("timeout", phase.split(": ", 1)[-1], declared, results, max_points)
+    if phase != "ran" or not done:
+        return _verdict("grader-error", f"the hidden checks did not complete ({phase or 'no report'})",
+                        declared, results, max_points)
+    unran = sorted({c.exercise for c in declared if c.exercise is not None and not exercises.get(c.exercise)})
+    if unran:
+        return _verdict("incomplete", "exercise(s) missing or not run: " + ", ".join(unran), declared, results,
+                        max_points)
+    problems = _parameter_problems(job.parameters, parameters_record)
+    if problems:
+        return _verdict("parameters-ignored", "; ".join(problems), declared, results, max_points)
+    return _verdict("ok", "", declared, results, max_points)
+
+
+def _cell_number(where: dict):
+    """The ``In [N]`` number of a cell (its position among code cells when it never got one)."""
+    return where.get("execution_count") or where.get("code_cell")
+
+
+def _verdict(status, detail, declared, results, max_points, cell=None, extra=None) -> dict:
+    checks = []
+    for item in declared:
+        passed, message = results.get(item.name, (False, "not run"))
+        checks.append({"name": item.name, "title": item.title, "exercise": item.exercise,
+                       "max_points": item.points, "points": item.points if passed else 0,
+                       "passed": bool(passed), "message": message})
+    verdict = {"status": status, "detail": detail, "error_cell": cell, "checks": checks,
+               "points": sum(c["points"] for c in checks), "max_points": max_points}
+    verdict.update(extra or {})
+    return verdict
+
+
+def grade_job(job: GradingJob, cancelled: Callable[[], bool] = lambda: False) -> dict:
+    """Grade one submission; the result is plain data (a gradebook row plus files to keep).
+
+    ``cancelled`` is polled while the notebook runs; when it returns True the runner and
+    everything it started are killed and ``{"cancelled": True}`` is returned.
+
+    Example::
+
+        result = grade_job(job)
+        result["row"]["status"], result["row"]["points"]
+    """
+    if cancelled():  # the run was interrupted before this task started
+        return {"cancelled": True, "student": job.student}
+    started = time.monotonic()
+    report, executed = {}, None
+    if job.problem:
+        verdict = _verdict("invalid-notebook", job.problem, declared_checks(job.checks_source), {},
+                           sum(c.points for c in declared_checks(job.checks_source)))
+    else:
+        checked = preflight_notebook(job.notebook_bytes or b"")
+        if checked.status:
+            declared = declared_checks(job.checks_source)
+            verdict = _verdict(checked.status, checked.problem, declared, {}, sum(c.points for c in declared))
+        else:
+            report, executed = run_runner(job, checked.notebook, cancelled)
+            if report.get("cancelled"):
+                return {"cancelled": True, "student": job.student}
+            verdict = judge_report(job, report)
+    row = {
+        "student": job.student,
+        "assignment": job.assignment,
+        "status": verdict["status"],
+        "detail": verdict["detail"],
+        "error_cell": verdict["error_cell"],
+        "points": verdict["points"],
+        "max_points": verdict["max_points"],
+        "checks": {c["name"]: c["points"] for c in verdict["checks"]},
+        "runtime_s": round(time.monotonic() - started, 2),
+        "metrics": report.get("metrics"),
+        "metrics_problem": report.get("metrics_problem"),
+        "parameters": job.parameters,
+        "sandbox": report.get("sandbox", ""),
+        "submission": job.source,
+        "sha256": job.sha256,
+        "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return {"row": row, "checks": verdict["checks"], "executed_notebook": executed,
+            "kernel_log": report.get("kernel_log", "") + ("\n" + verdict["grader_detail"]
+                                                          if verdict.get("grader_detail") else "")}

@@ -1,0 +1,579 @@
+"""One submission in one process: papermill-parametrized execution in a sandboxed kernel, then the hidden checks.
+
+The grader starts this file *by path* (``python .../runner.py``), in a new session, so
+that it does not import the heavy ``course_utils`` package and so that it can be killed
+as a whole. Protocol: the job arrives as one JSON object on stdin (see
+:func:`course_utils.grading.job.build_job`); the result is written to
+``<private_dir>/result.json`` together with an HMAC made with the job's one-time key,
+and the executed notebook to ``<private_dir>/executed.ipynb``. ``private_dir`` is made
+by the caller and is not reachable from the sandboxed kernel.
+
+What it does, in order:
+
+1. becomes a *child subreaper* (every process the kernel starts stays in its tree) and
+   non-dumpable; a watchdog thread kills everything when the grader that started it dies;
+2. writes the submission into ``<private_dir>/work`` (the kernel's only writable place)
+   and starts ``ipykernel`` through ``sandbox.py`` (limits, Landlock, scrubbed env);
+3. runs the notebook with papermill (its parameter injection, metadata and saving) via
+   the ``course-grading`` engine below. A cell that raises is recorded and the next cells
+   still run (like nbgrader: a later, independent exercise still counts; ``stop_on_error``
+   gives papermill's stop-at-first-error instead). A timeout, a dead kernel or a kernel
+   that no longer speaks the Jupyter protocol halt execution;
+4. unless the kernel died: interrupts a timed-out cell, then runs the hidden checks in
+   the same kernel as one extra cell that is never added to the executed notebook;
+5. reads ``<NAME>.results.json`` (the notebook's metrics) without following links;
+6. kills every remaining process in its tree, and reports.
+
+Example (what :func:`course_utils.grading.job.grade_job` does)::
+
+    subprocess.run([sys.executable, RUNNER_PATH], input=json.dumps(job), text=True)
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import importlib.util
+import json
+import os
+import signal
+import stat
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from queue import Empty
+
+HERE = Path(__file__).resolve().parent
+RESULT_FILE = "result.json"
+EXECUTED_FILE = "executed.ipynb"
+KERNEL_LOG = "kernel.log"
+MAX_METRICS_BYTES = 1_000_000
+MAX_RECORD_CHARS = 2_000_000
+
+
+def _sibling(name: str):
+    """Import a sibling module of this file by path (the package itself is never imported)."""
+    qualified = f"course_utils.grading.{name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    spec = importlib.util.spec_from_file_location(f"_course_grading_{name}", HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+procs = _sibling("procs")
+sandbox = _sibling("sandbox")
+RECORD_PREFIX = "\x1ecourse-check "  # must equal harness.RECORD_PREFIX (checked by the tests)
+
+
+class Terminated(BaseException):
+    """The grader asked this runner to stop (SIGTERM/SIGHUP): clean up and leave."""
+
+
+def _on_terminate(signum, frame):
+    raise Terminated(f"signal {signum}")
+
+
+# --------------------------------------------------------------------------- session state
+class Session:
+    """Deadlines and everything observed while one notebook runs."""
+
+    def __init__(self, job: dict, work: Path):
+        self.job = job
+        self.work = work
+        self.started = time.monotonic()
+        self.notebook_deadline = None  # set when the kernel is up: startup is not the student's time
+        self.phase = "cells"
+        self.check_deadline = None
+        self.stop: dict | None = None  # why execution halted: timeout, kernel-died, kernel-broken
+        self.errors: list[dict] = []  # every cell that raised, in order
+        self.errors_dropped = 0
+        self.check_phase = "not run"
+        self.kernel_exit = None
+        self.token = os.urandom(16).hex()
+        self.check_outputs: list = []
+        self.job_kernel_kwargs: dict = {}
+
+    def kernel_started(self) -> None:
+        self.notebook_deadline = time.monotonic() + float(self.job["timeout"])
+
+    def timeout_for(self, cell) -> float:
+        """nbclient's per-cell timeout: the cell limit, cut to what is left of the overall budget."""
+        now = time.monotonic()
+        if self.phase == "checks":
+            return max(1.0, self.check_deadline - now)
+        return max(1.0, min(float(self.job["cell_timeout"]), self.notebook_deadline - now))
+
+    def which_limit(self) -> str:
+        """Name the limit a timed-out cell ran into, for the gradebook."""
+        if self.notebook_deadline is not None and time.monotonic() >= self.notebook_deadline - 0.5:
+            return f"the notebook ran past --timeout {self.job['timeout']:g} s"
+        return f"a cell ran past --cell-timeout {self.job['cell_timeout']:g} s"
+
+    def check_cell_source(self) -> str:
+        args = {
+            "token": self.token,
+            "api_source": self.job["api_source"],
+            "checks_source": self.job["kernel_checks_source"],
+            "parameter_names": sorted(self.job["parameters"]),
+        }
+        # repr() of plain strings/lists is a Python literal: the compiler parses it, no
+        # (patchable) json module is involved in the kernel.
+        return (f"exec(compile({self.job['harness_source']!r}, '<course-grading>', 'exec'), "
+                f"{{'__name__': '__course_grading__', 'USER_NS': globals(), 'ARGS': {args!r}}})")
+
+
+# --------------------------------------------------------------------------- papermill engine
+def _engine_classes():
+    """Build the papermill engine lazily (importing papermill takes a second)."""
+    import nbformat
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbclient.util import run_sync
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import Engine
+
+    class GradingClient(PapermillNotebookClient):
+        """papermill's client, plus: stop reasons recorded, limits per cell, hidden checks at the end."""
+
+        def __init__(self, nb_man, session: Session, **kwargs):
+            super().__init__(nb_man, **kwargs)
+            self.session = session
+            self.timeout_func = session.timeout_for
+            self.interrupt_on_timeout = False  # we interrupt ourselves, once, then run the checks
+            self.allow_errors = True  # also sends stop_on_error=False: ipykernel must not abort our next request
+            self.on_cell_error = self._record_error
+            self.shutdown_kernel = "immediate"
+            self.skip_cells_with_tag = "course-grading-never-skip"  # students cannot opt out of execution
+
+        def execute(self, **kwargs):
+            self.reset_execution_trackers()
+            with self.setup_kernel(**self.session.job_kernel_kwargs):
+                self.session.kernel_started()
+                self.papermill_execute_cells()
+                self.run_hidden_checks()
+                self._record_kernel_exit()
+            return self.nb
+
+        def papermill_execute_cells(self):
+            """Run every cell; errors are recorded and execution goes on (like nbgrader), so later,
+            independent exercises still count. A timeout, a dead kernel or a broken kernel stop it."""
+            session = self.session
+            for index, cell in enumerate(self.nb.cells):
+                errors_before = len(session.errors)
+                try:
+                    self.nb_man.cell_start(cell, index)
+                    self.execute_cell(cell, index)
+                except CellTimeoutError:
+                    self._cancel_leftover_tasks()
+                    limit = session.which_limit()
+                    self.nb_man.cell_exception(self.nb.cells[index], cell_index=index)
+                    cell.outputs.append(nbformat.v4.new_output(
+                        "error", ename="GradingTimeout", evalue=limit, traceback=[f"GradingTimeout: {limit}"]))
+                    session.stop = self._where(index, reason="timeout", limit=limit)
+                except DeadKernelError:
+                    self._cancel_leftover_tasks()
+                    self.nb_man.cell_exception(self.nb.cells[index], cell_index=index)
+                    session.stop = self._where(index, reason="kernel-died")
+                except Exception as error:  # noqa: BLE001 - see below
+                    # The kernel answered with something the Jupyter client cannot accept
+                    # (student code patched json, the session, the sockets...): the kernel is
+                    # the student's process, so this is their run failing, not the grader.
+                    self._cancel_leftover_tasks()
+                    self.nb_man.cell_exception(self.nb.cells[index], cell_index=index)
+                    session.stop = self._where(index, reason="kernel-broken",
+                                               error=f"{type(error).__name__}: {str(error)[:300]}")
+                finally:
+                    self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
+                if session.stop is not None:
+                    break
+                if len(session.errors) > errors_before and session.job.get("stop_on_error"):
+                    break
+
+        def _record_error(self, cell, cell_index, execute_reply):
+            """nbclient's on_cell_error hook: note a failed student cell (not the check cell)."""
+            if self.session.phase != "cells":
+                return
+            content = execute_reply.get("content", {})
+            self.nb_man.cell_exception(cell, cell_index=cell_index)
+            if len(self.session.errors) < 50:
+                self.session.errors.append(self._where(cell_index, ename=str(content.get("ename", "")),
+                                                       evalue=str(content.get("evalue", ""))[:1000]))
+            else:
+                self.session.errors_dropped += 1
+
+        def _where(self, index, **details):
+            """Where in the notebook something happened, in every numbering an instructor may use."""
+            cell = self.nb.cells[index]
+            metadata = cell.get("metadata", {})
+            details.update(
+                cell_index=index,
+                execution_count=cell.get("execution_count"),
+                code_cell=sum(1 for c in self.nb.cells[: index + 1] if c.get("cell_type") == "code"),
+                exercise=(metadata.get("course") or {}).get("exercise"),
+                tags=list(metadata.get("tags", [])),
+            )
+            return details
+
+        def run_hidden_checks(self):
+            session = self.session
+            if session.stop and session.stop["reason"] in ("kernel-died", "kernel-broken"):
+                session.check_phase = f"skipped: {session.stop['reason']}"
+                return
+            if not run_sync(self.km.is_alive)():
+                # exit()/quit() in the last cell: the reply came back, then the kernel left.
+                session.check_phase = "skipped: kernel-died"
+                session.stop = self._where(len(self.nb.cells) - 1, reason="kernel-died")
+                return
+            if session.stop and session.stop["reason"] == "timeout":
+                # The kernel is still busy with the timed-out cell: interrupt it and wait for
+                # it to go idle (a request sent earlier would be aborted by ipykernel).
+                if not self._interrupt_and_wait(10) and not self._interrupt_and_wait(5):
+                    session.check_phase = "skipped: the kernel ignored the interrupt after the timeout"
+                    return
+            session.phase = "checks"
+            session.check_deadline = time.monotonic() + float(session.job["check_timeout"])
+            cell = nbformat.v4.new_code_cell(source=session.check_cell_source())
+            # nbclient stores the executed cell back into self.nb; give it a one-cell notebook
+            # so the check code never enters the notebook papermill saves.
+            student_nb, self.nb = self.nb, nbformat.v4.new_notebook(cells=[cell])
+            try:
+                self.execute_cell(cell, 0, store_history=False)
+                session.check_phase = "ran"
+            except CellTimeoutError:
+                self._cancel_leftover_tasks()
+                session.check_phase = f"timeout: the hidden checks ran past {session.job['check_timeout']:g} s"
+            except DeadKernelError:
+                self._cancel_leftover_tasks()
+                session.check_phase = "kernel-died: the kernel died while the hidden checks ran"
+            except Exception as error:  # noqa: BLE001 - a kernel broken by student code (see above)
+                self._cancel_leftover_tasks()
+                session.check_phase = f"kernel-broken: {type(error).__name__}: {str(error)[:300]}"
+            finally:
+                self.nb = student_nb
+            session.check_outputs = list(cell.outputs)
+
+        def _interrupt_and_wait(self, seconds: float) -> bool:
+            run_sync(self.km.interrupt_kernel)()
+            return run_sync(self._async_wait_idle)(seconds)
+
+        async def _async_wait_idle(self, seconds: float) -> bool:
+            deadline = time.monotonic() + seconds
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    msg = await self.kc.iopub_channel.get_msg(timeout=remaining)
+                except Empty:
+                    return False
+                if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                    return True
+            return False
+
+        def _cancel_leftover_tasks(self):
+            """nbclient leaves its output-polling task running after a timeout; it would eat the
+            next cell's messages. Cancel everything still pending on this thread's loop."""
+            from jupyter_core.utils import ensure_event_loop
+
+            loop = ensure_event_loop()
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+        def _record_kernel_exit(self):
+            process = getattr(getattr(self.km, "provisioner", None), "process", None)
+            if process is not None:
+                self.session.kernel_exit = process.poll()
+
+    class GradingEngine(Engine):
+        """papermill engine ``course-grading``: the client above, with our kernel manager."""
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, session=None, km=None, start_timeout=60, **kwargs):
+            client = GradingClient(nb_man, session=session, km=km, kernel_name=kernel_name,
+                                   startup_timeout=start_timeout, log_output=False)
+            return client.execute()
+
+    return GradingEngine
+
+
+# --------------------------------------------------------------------------- kernel setup
+def kernel_environment(job: dict, work: Path) -> dict:
+    """The kernel's whole environment: nothing from the grader's except what is listed here.
+
+    Example:
+        >>> env = kernel_environment({"threads": 1, "marker": "m", "data_dir": None}, Path("/w"))
+        >>> env["HOME"], "AWS_SECRET_ACCESS_KEY" in env
+        ('/w', False)
+    """
+    threads = str(job["threads"])
+    env = {
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(work),
+        "TMPDIR": str(work / ".tmp"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONHASHSEED": "0",  # identical runs grade identically
+        "MPLBACKEND": "agg",
+        "MPLCONFIGDIR": str(work / ".config" / "matplotlib"),
+        "IPYTHONDIR": str(work / ".ipython"),
+        "JUPYTER_CONFIG_DIR": str(work / ".jupyter"),
+        "JUPYTER_DATA_DIR": str(work / ".local" / "share" / "jupyter"),
+        "XDG_CACHE_HOME": str(work / ".cache"),
+        "XDG_CONFIG_HOME": str(work / ".config"),
+        "TORCH_HOME": str(work / ".torch"),
+        "COURSE_DATA_DIR": job["data_dir"] or str(work / "data"),
+        "COURSE_OFFLINE": "1",
+        "COURSE_PROGRESS": "off",
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "NUMEXPR_NUM_THREADS": threads,
+        "CUDA_VISIBLE_DEVICES": "",
+        procs.MARKER_VARIABLE: job["marker"],
+    }
+    if job.get("pythonpath"):
+        env["PYTHONPATH"] = job["pythonpath"]
+    return env
+
+
+def sandbox_policy(job: dict, private: Path, work: Path) -> dict:
+    """What the launcher applies to the kernel (see sandbox.py)."""
+    read_only = sandbox.python_read_paths() + sandbox.system_read_paths() + [job["package_dir"]]
+    read_only += list(job.get("read_paths") or [])
+    if job.get("data_dir"):
+        read_only.append(job["data_dir"])
+    return {
+        "parent_pid": os.getpid(),
+        "memory_bytes": job.get("memory_bytes"),
+        "file_size_bytes": job.get("file_size_bytes"),
+        "landlock": job.get("sandbox", "auto"),
+        "restrict_network": job.get("restrict_network", True),
+        "run_as": job.get("run_as"),
+        "read_only": read_only,
+        "read_write": [str(work)] + sandbox.device_write_paths(),
+    }
+
+
+def make_kernel_manager(job: dict, private: Path, work: Path):
+    """An AsyncKernelManager whose kernel command goes through the sandbox launcher."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+
+    policy_file = private / "sandbox.json"
+    policy_file.write_text(json.dumps(sandbox_policy(job, private, work)))
+    spec = KernelSpec(
+        argv=[sys.executable, str(HERE / "sandbox.py"), str(policy_file), "--connection-file", "{connection_file}",
+              "--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        display_name="course grading (sandboxed)", language="python", interrupt_mode="signal",
+    )
+
+    class OneSpec(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            return spec
+
+    return AsyncKernelManager(kernel_name="course-grading", kernel_spec_manager=OneSpec(),
+                              connection_file=str(work / ".kernel-connection.json"))
+
+
+def write_submission(job: dict, work: Path) -> Path:
+    """Write the (already sanitized) notebook and a folder submission's other files into ``work``."""
+    import base64
+
+    for relative, encoded in (job.get("files") or {}).items():
+        target = (work / relative).resolve()
+        if not str(target).startswith(str(work.resolve()) + os.sep):
+            continue  # the job builder rejects these; never write outside the working dir
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(base64.b64decode(encoded))
+    notebook_path = work / f"{job['assignment']}.ipynb"
+    notebook_path.write_text(json.dumps(job["notebook"]), encoding="utf-8")
+    return notebook_path
+
+
+def read_metrics(work: Path, name: str) -> tuple[dict | None, str | None]:
+    """``(metrics, problem)`` from the notebook's results file, opened without following links.
+
+    Example:
+        >>> read_metrics(Path("/nonexistent"), "x.results.json")
+        (None, 'no x.results.json was written')
+    """
+    try:
+        fd = os.open(work / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None, f"no {name} was written"
+    except OSError as error:
+        return None, f"{name} could not be opened ({error.strerror})"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, f"{name} is not a regular file"
+        if info.st_size > MAX_METRICS_BYTES:
+            return None, f"{name} is larger than {MAX_METRICS_BYTES} bytes"
+        data = os.read(fd, MAX_METRICS_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        metrics = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        return None, f"{name} is not valid JSON ({error})"
+    if not isinstance(metrics, dict):
+        return None, f"{name} holds a {type(metrics).__name__}, not a JSON object"
+    return metrics, None
+
+
+def parse_records(outputs: list, token: str) -> list[dict]:
+    """The harness's records among the check cell's stdout, recognised by this run's token.
+
+    Example:
+        >>> out = [{"output_type": "stream", "name": "stdout",
+        ...         "text": RECORD_PREFIX + "t0k {\\"kind\\": \\"done\\"}\\nforged\\n"}]
+        >>> parse_records(out, "t0k")
+        [{'kind': 'done'}]
+    """
+    text = "".join(o.get("text", "") for o in outputs
+                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    marker = RECORD_PREFIX + token + " "
+    records = []
+    for line in text.split("\n"):
+        if line.startswith(marker) and len(line) <= MAX_RECORD_CHARS:
+            try:
+                record = json.loads(line[len(marker):])
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def exercise_cells(nb) -> dict[str, bool]:
+    """``{exercise id: did its cell run}`` for every cell carrying ``metadata.course.exercise``."""
+    found: dict[str, bool] = {}
+    for cell in nb.cells:
+        exercise = (cell.get("metadata", {}).get("course") or {}).get("exercise")
+        if cell.get("cell_type") == "code" and isinstance(exercise, str):
+            found[exercise] = found.get(exercise, False) or cell.get("execution_count") is not None
+    return found
+
+
+# --------------------------------------------------------------------------- main
+def grade(job: dict, private: Path) -> dict:
+    """Run one submission end to end; the returned dict is the runner's report."""
+    import nbformat
+    import papermill
+    from papermill.engines import papermill_engines
+    from papermill.exceptions import PapermillExecutionError
+
+    work = private / "work"
+    work.mkdir(mode=0o700)
+    (work / ".tmp").mkdir()
+    if job.get("run_as"):
+        uid, gid = job["run_as"]
+        os.chmod(private, 0o711)  # the kernel user must traverse to work/, nothing more
+        os.chown(work, uid, gid)
+        os.chown(work / ".tmp", uid, gid)
+    write_submission(job, work)
+    # The kernel imports course_utils through this link, so it never needs to read the rest
+    # of the course repository (solutions/, hidden checks) to find the package.
+    library = work / ".course-lib"
+    library.mkdir()
+    (library / "course_utils").symlink_to(job["package_dir"], target_is_directory=True)
+    job = dict(job, pythonpath=str(library))
+    nb = nbformat.from_dict(job["notebook"])
+    session = Session(job, work)
+    abi = sandbox.landlock_abi() if job.get("sandbox", "auto") != "off" else 0
+    if job.get("sandbox") == "required" and abi <= 0:
+        raise RuntimeError("--sandbox landlock was requested but Landlock is unavailable on this machine")
+    report = {"sandbox": sandbox.describe(abi, job.get("restrict_network", True)) if abi else
+              "none (sandbox disabled or unavailable)"}
+
+    papermill_engines.register("course-grading", _engine_classes())
+    km = make_kernel_manager(job, private, work)
+    log = open(private / KERNEL_LOG, "wb")
+    session.job_kernel_kwargs = {"cwd": str(work), "env": kernel_environment(job, work), "stdout": log, "stderr": log}
+    executed_path = private / EXECUTED_FILE
+    try:
+        papermill.execute_notebook(
+            nb, str(executed_path), parameters=job["parameters"], engine_name="course-grading",
+            kernel_name="python3", language="python", progress_bar=False, log_output=False,
+            start_timeout=float(job["startup_timeout"]), cwd=str(work), km=km, session=session,
+        )
+    except PapermillExecutionError:
+        pass  # the stop reason was recorded by the client; papermill only re-raises it
+    finally:
+        log.close()
+
+    executed = nbformat.read(executed_path, as_version=4) if executed_path.exists() else nb
+    metrics, metrics_problem = read_metrics(work, job["results_name"])
+    report.update({
+        "stop": session.stop,
+        "errors": session.errors,
+        "errors_dropped": session.errors_dropped,
+        "check_phase": session.check_phase,
+        "records": parse_records(session.check_outputs, session.token),
+        "exercises": exercise_cells(executed),
+        "metrics": metrics,
+        "metrics_problem": metrics_problem,
+        "kernel_exit": session.kernel_exit,
+        "seconds": round(time.monotonic() - session.started, 3),
+    })
+    return report
+
+
+def _tail(path: Path, limit: int = 6000) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.path.getsize(path) - limit))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def sign(key: bytes, body: str) -> str:
+    """HMAC-SHA256 of the result body: the caller rejects a result.json it did not get from us."""
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def main() -> int:
+    # nbformat imports jsonschema, whose optional IRI checker (rfc3987_syntax) builds a
+    # grammar for ~3 s at import; notebooks never need it, and each submission pays it.
+    sys.modules.setdefault("rfc3987_syntax", None)
+    job = json.loads(sys.stdin.read())
+    private = Path(job["private_dir"])
+    key = bytes.fromhex(job["key"])
+    procs.become_subreaper()
+    procs.make_undumpable()
+    parent = os.getppid()
+    signal.signal(signal.SIGTERM, _on_terminate)
+    signal.signal(signal.SIGHUP, _on_terminate)
+
+    def watchdog():
+        # The grader died (Ctrl-C'd hard, OOM-killed): nobody will collect us, so nothing we
+        # started may survive either.
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                procs.kill_tree(os.getpid())
+                os._exit(4)
+
+    threading.Thread(target=watchdog, name="parent-watchdog", daemon=True).start()
+    try:
+        report = grade(job, private)
+    except Terminated as stop:
+        report = {"aborted": f"the grader stopped this run ({stop})"}
+    except Exception:  # noqa: BLE001 - whatever broke, the grader must get a report
+        report = {"runner_error": traceback.format_exc()[-4000:]}
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        procs.kill_tree(os.getpid())
+    report["kernel_log"] = _tail(private / KERNEL_LOG)
+    body = json.dumps(report, default=str)
+    (private / RESULT_FILE).write_text(json.dumps({"hmac": sign(key, body), "body": body}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Crafted submissions of the toy assignment ``00_toy``, one per way a submission can go wrong.
+
+:func:`write_submissions` writes them into a folder and returns what the grader must
+make of each: ``{student: (status, points)}``. The grading tests (local pool and Dask)
+grade this folder and compare every row with it.
+
+Cells of ``solutions/00_toy.ipynb`` by index: 1 parameters, 2 resolve the profile,
+4 exercise ``squares``, 5 its self-check, 7 exercise ``scaled_mean``, 8 its self-check,
+10 the pipeline (``result``), 11 the results record. In the executed notebook papermill's
+injected cell comes second, so the pipeline cell runs as ``In [8]``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+TOY = Path(__file__).resolve().parent
+ASSIGNMENT = "00_toy"
+SOLUTION = TOY / "solutions" / f"{ASSIGNMENT}.ipynb"
+HIDDEN_CHECKS = TOY / "solutions" / "hidden_checks" / f"{ASSIGNMENT}.py"
+PIPELINE, RESULTS, SQUARES, SCALED_MEAN = 10, 11, 4, 7
+MAX_POINTS = 6
+
+FORGING_SQUARES = '''
+import json, sys, threading, time, types
+
+class Rigged(list):
+    """Claims to equal anything, and to be as long as anyone asks."""
+    def __eq__(self, other):
+        return True
+    def __len__(self):
+        return 8
+
+def squares(n):
+    return Rigged()
+
+# Print records that look like check results, now and from a thread while the checks run.
+FORGED = ('\\x1ecourse-check {token} {{"kind": "check", "name": "squares_hidden", "ok": true, '
+          '"observation": [0, 1, 4, 9, 16, 25, 36]}}')
+def forge():
+    while True:
+        for token in ("", "0" * 32, "deadbeef"):
+            print(FORGED.format(token=token), flush=True)
+        time.sleep(0.05)
+forge_thread = threading.Thread(target=forge, daemon=True)
+forge_thread.start()
+
+# Replace the checks API a student might guess the grader imports.
+fake = types.ModuleType("course_utils.grading.checks")
+fake.check = lambda *args, **kwargs: (lambda function: (lambda ns: [0, 1, 4, 9, 16, 25, 36]))
+sys.modules["course_utils.grading.checks"] = fake
+'''
+
+ATTACK_RESULTS = '''
+import json, os, socket
+attempts = {{}}
+def attempt(name, action):
+    try:
+        action()
+        attempts[name] = "succeeded"
+    except OSError as error:
+        attempts[name] = "blocked: " + type(error).__name__
+
+attempt("gradebook_csv_write", lambda: open({csv!r}, "w").write("s11_gradebook_attack,ok,100\\n"))
+attempt("gradebook_json_write", lambda: open({json_path!r}, "w").write("{{}}"))
+attempt("hidden_checks_read", lambda: open({hidden!r}, encoding="utf-8").read())
+attempt("signal_runner", lambda: os.kill(os.getppid(), 0))
+attempt("network_connect", lambda: socket.create_connection(("127.0.0.1", 9), timeout=2).close())
+with open("00_toy.results.json", "w") as handle:
+    json.dump({{"n_points": n_points, "scale": scale, "result": result, **attempts}}, handle)
+'''
+
+
+def solution() -> nbformat.NotebookNode:
+    return nbformat.read(SOLUTION, as_version=4)
+
+
+def _with(changes: dict[int, str]) -> nbformat.NotebookNode:
+    nb = solution()
+    for index, source in changes.items():
+        nb.cells[index].source = source.strip("\n")
+    return nb
+
+
+def _write(folder: Path, student: str, nb) -> None:
+    nbformat.write(nb, folder / f"{student}.ipynb")
+
+
+def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str, float]]:
+    """Write the crafted submissions into ``folder``; return ``{student: (status, points)}``.
+
+    ``gradebook_dir`` is where the test's gradebook will be, so the attacking submission
+    can aim at the real files.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    expected: dict[str, tuple[str, float]] = {}
+
+    _write(folder, "s01_correct", solution())
+    expected["s01_correct"] = ("ok", 6)
+
+    # Passes both self-checks but divides by 3 instead of len(values).
+    _write(folder, "s02_partly_wrong", _with({SCALED_MEAN: "def scaled_mean(values, scale):\n"
+                                                           "    return scale * sum(values) / 3"}))
+    expected["s02_partly_wrong"] = ("ok", 3)
+
+    # Raises in the pipeline; the results cell after it still runs (and fails on `result`).
+    _write(folder, "s03_raising", _with({PIPELINE: "data = squares(n_points)\nresult = scaled_mean(data, scale) / 0"}))
+    expected["s03_raising"] = ("error", 5)
+
+    _write(folder, "s04_infinite_loop", _with({PIPELINE: "while True:\n    pass"}))
+    expected["s04_infinite_loop"] = ("timeout", 5)
+
+    _write(folder, "s05_sys_exit", _with({PIPELINE: "import sys\nsys.exit(0)"}))
+    expected["s05_sys_exit"] = ("error", 5)
+
+    _write(folder, "s06_kernel_killed", _with({PIPELINE: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"}))
+    expected["s06_kernel_killed"] = ("kernel-died", 0)
+
+    # One allocation far above the test's --memory 1G.
+    _write(folder, "s07_memory_hog", _with({PIPELINE: "hog = bytearray(8 * 1024 ** 3)"}))
+    expected["s07_memory_hog"] = ("out-of-memory", 5)
+
+    (folder / "s08_malformed_json.ipynb").write_text('{"cells": [{"cell_type": "code", "source": "x = 1"')
+    expected["s08_malformed_json"] = ("invalid-notebook", 0)
+
+    nb = solution()
+    del nb.cells[1]
+    _write(folder, "s09_no_parameters", nb)
+    expected["s09_no_parameters"] = ("parameters-missing", 0)
+
+    # Rigged squares fools the self-check; forged records, a fake checks module and a
+    # patched json must not earn points: only squares(0) == [] and scaled_mean are right.
+    _write(folder, "s10_forging", _with({SQUARES: FORGING_SQUARES}))
+    expected["s10_forging"] = ("ok", 3)
+
+    attack = ATTACK_RESULTS.format(csv=str(gradebook_dir / "grades.csv"),
+                                   json_path=str(gradebook_dir / "grades.json"), hidden=str(HIDDEN_CHECKS))
+    _write(folder, "s11_gradebook_attack", _with({RESULTS: attack}))
+    expected["s11_gradebook_attack"] = ("ok", 6)
+
+    _write(folder, "s12_not_attempted", _with({SQUARES: "def squares(n):\n    # YOUR CODE HERE\n"
+                                                        "    raise NotImplementedError()"}))
+    expected["s12_not_attempted"] = ("incomplete", 2)  # scaled_mean still ran and counts
+
+    nb = _with({PIPELINE: "def scaled_mean(values, scale):\n    return scale * sum(values) / len(values)\n\n"
+                          "data = squares(n_points)\nresult = scaled_mean(data, scale)"})
+    del nb.cells[SCALED_MEAN: SCALED_MEAN + 2]
+    _write(folder, "s13_deleted_exercise", nb)
+    expected["s13_deleted_exercise"] = ("incomplete", 6)
+
+    nb = solution()
+    nb.cells[2].source += "\nscale = 1.0  # a student's own setting, overriding the grader's"
+    _write(folder, "s14_parameters_ignored", nb)
+    expected["s14_parameters_ignored"] = ("parameters-ignored", 5)
+
+    # A folder submission whose notebook imports a helper module shipped next to it.
+    student = folder / "s15_folder"
+    student.mkdir()
+    (student / "toyhelpers.py").write_text("def mean(values):\n    return sum(values) / len(values)\n")
+    (student / "notes.txt").write_text("not part of grading\n")
+    _write(student, ASSIGNMENT, _with({SCALED_MEAN: "from toyhelpers import mean\n\n"
+                                                    "def scaled_mean(values, scale):\n"
+                                                    "    return scale * mean(values)"}))
+    expected["s15_folder"] = ("ok", 6)
+
+    # Patching json.dumps breaks the kernel's own messages (every reply looks the same):
+    # a broken kernel, never a grader failure and never points.
+    _write(folder, "s16_broken_kernel", _with({RESULTS: "import json\njson.dumps = lambda *a, **k: '{}'"}))
+    expected["s16_broken_kernel"] = ("kernel-broken", 0)
+    return expected
+
