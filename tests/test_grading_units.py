@@ -411,3 +411,18 @@ def test_kill_tree_reaches_processes_that_left_the_group():
     assert child.wait(timeout=10) == -signal.SIGKILL
     time.sleep(0.2)
     assert procs.processes_with_marker("unit") == []
+
+
+def test_container_command_limits_the_whole_submission(tmp_path):
+    from course_utils.grading.job import container_name, runner_command
+
+    box = SandboxOptions(container="course-grader:1", data_dir="/srv/data")
+    job = GradingJob("ana", "00_toy", "", b"", {}, None, TOY_CHECKS, {}, Limits(memory_bytes=2 * 1024**3, threads=2),
+                     box, "grade-abc")
+    command = runner_command(job, tmp_path)
+    joined = " ".join(command)
+    assert command[:2] == ["docker", "run"] and container_name(job) == "course-grade-abc-ana"
+    for flag in ("--network none", f"--memory {2 * 1024**3 + 512 * 1024**2}", "--read-only", "--pids-limit 1024",
+                 f"-v {tmp_path}:{tmp_path}", "-v /srv/data:/srv/data:ro", "course-grader:1 python -c"):
+        assert flag in joined, flag
+    assert runner_command(_job(), tmp_path)[0] == sys.executable  # no image: the local runner

@@ -79,6 +79,10 @@ class CheckFailed(Exception):
     """A check failed; the message is shown to the student (write it for them)."""
 
 
+class ExpectationError(RuntimeError):
+    """An ``expect=`` function failed in the grader: the instructor's bug, not the student's."""
+
+
 class Check:
     """The declaration a :func:`check` decorator attaches to its function."""
 
@@ -440,7 +444,11 @@ def judge(declared, record, parameters):
             return False, "failed"
         return True, "correct"
     if not callable(getattr(expectation, "judge", None)):  # duck-typed: the module may be another copy
-        expectation = expectation(dict(parameters))
+        try:
+            expectation = expectation(dict(parameters))
+        except Exception as error:
+            raise ExpectationError(f"check {declared.name}: its expect= function failed with "
+                                   f"{type(error).__name__}: {error}") from error
     return expectation.judge(record.get("observation"))
 
 

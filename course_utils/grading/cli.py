@@ -25,10 +25,10 @@ import time
 import uuid
 from pathlib import Path
 
-from . import procs
+from . import procs, sandbox
 from .executors import DaskExecutor, LocalExecutor
 from .gradebook import Gradebook, GradebookError
-from .job import GradingJob, Limits, SandboxOptions, declared_checks, grade_job
+from .job import GradingJob, Limits, SandboxOptions, declared_checks
 from .submissions import Submission, discover
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -111,6 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra path student kernels may read (repeatable)")
     parser.add_argument("--data-dir", metavar="DIR", help="shared read-only datasets (COURSE_DATA_DIR in the kernel)")
     parser.add_argument("--run-as", metavar="USER", help="run student kernels as this unprivileged user (needs root)")
+    parser.add_argument("--container", metavar="IMAGE",
+                        help="run each submission in its own Docker container from IMAGE (see docs/grading.md)")
     parser.add_argument("--no-solution-check", action="store_true",
                         help="do not grade solutions/NAME.ipynb first")
 
@@ -164,6 +166,7 @@ def _setup(args):
         except KeyError:
             raise ValueError(f"--run-as: no user named {args.run_as!r} on this machine") from None
         run_as = (entry.pw_uid, entry.pw_gid)
+        _check_run_as(args.run_as, *run_as)
     parameters = {"profile": args.profile}
     for key, value in args.parameter:
         if not key.isidentifier():
@@ -175,7 +178,10 @@ def _setup(args):
     read_paths = [str(Path(p).resolve()) for p in args.allow_read]
     box = SandboxOptions(mode={"auto": "auto", "landlock": "required", "none": "off"}[args.sandbox],
                          restrict_network=not args.allow_network, read_paths=read_paths,
-                         data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, run_as=run_as)
+                         data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, run_as=run_as,
+                         container=args.container)
+    if args.container:
+        _check_container(args.container)
     submissions = discover(args.submissions, args.assignment)
     if args.only:
         wanted = set(args.only)
@@ -184,6 +190,46 @@ def _setup(args):
         if missing:
             raise ValueError(f"--only: no submission for {', '.join(sorted(missing))}")
     return checks_source, declared, parameters, limits, box, submissions
+
+
+def _check_run_as(user: str, uid: int, gid: int) -> None:
+    """Refuse --run-as early when that user cannot even start this Python (a kernel never would)."""
+    import subprocess
+
+    def become_user():
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import ipykernel, numpy"], preexec_fn=become_user, cwd="/",
+                               env={"PATH": "/usr/bin:/bin", "HOME": "/"}, capture_output=True, text=True, timeout=120)
+        problem = probe.stderr.strip().splitlines()[-1] if probe.returncode else None
+    except OSError as error:
+        problem = str(error)
+    if problem:
+        raise ValueError(f"--run-as {user}: that user cannot run {sys.executable} ({problem}). The Python "
+                         f"installation and virtual environment must be readable by it (for example under /opt, "
+                         f"not under /root); or grade without --run-as")
+
+
+def _check_container(image: str) -> None:
+    """Refuse --container early when Docker cannot run ``image`` here."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("docker"):
+        raise ValueError("--container needs the docker command on this machine")
+    for command, what in ((["docker", "info", "--format", "{{.ServerVersion}}"], "reach a Docker engine"),
+                          (["docker", "image", "inspect", "--format", "{{.Id}}", image], f"find the image {image}")):
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            raise ValueError(f"--container: docker did not answer within 60 s trying to {what}") from None
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise ValueError(f"--container: docker cannot {what}: {detail[-1] if detail else 'no details'} "
+                             f"(see docs/grading.md for building the image)")
 
 
 def _solution_check(args, executor, say, checks_source, parameters, limits, box, marker) -> bool:
@@ -235,6 +281,14 @@ def main(args: argparse.Namespace) -> int:
     try:
         say(f"course grade {args.assignment}: {len(submissions)} submission(s), parameters {parameters}, "
             f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}"))
+        if args.executor == "local":
+            confinement = "off (--sandbox none)" if box.mode == "off" else sandbox.describe(
+                restrict_network=box.restrict_network)
+            say(f"student kernels: sandbox {confinement}; memory {_size(limits.memory_bytes)}, "
+                f"{limits.threads} thread(s) each" + (f", user {args.run_as}" if args.run_as else ""))
+            if box.mode == "auto" and sandbox.landlock_abi() <= 0:
+                say("warning: Landlock is unavailable, so student code can read and write whatever this user can "
+                    "(the gradebook and hidden checks included); see docs/grading.md for running in containers")
         if not _solution_check(args, executor, say, checks_source, parameters, limits, box, marker):
             return 2
         todo = []
@@ -271,6 +325,10 @@ def main(args: argparse.Namespace) -> int:
         # it could clean up) goes now.
         _sweep(marker)
         say.close()
+
+
+def _size(value: int | None) -> str:
+    return "unlimited" if not value else f"{value / 1024**3:g} GiB"
 
 
 def _sweep(marker: str) -> None:

@@ -108,7 +108,7 @@ class DaskExecutor:
 
     def run(self, jobs: Iterable[GradingJob], on_result: Callable[[dict], None]) -> None:
         try:
-            from distributed import Client, Event, as_completed
+            from distributed import Client, as_completed
         except ImportError as error:
             raise RuntimeError("the Dask executor needs dask.distributed: pip install 'course-utils[grading]'") from error
         client = Client(self.scheduler, timeout=self.connect_timeout)

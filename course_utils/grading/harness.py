@@ -11,7 +11,8 @@ cell, executed without touching the student's history::
 and this file's last line calls :func:`run`. Every result leaves the kernel as one
 stdout line ``<RS>course-check <token> <json>``, where ``token`` is a random value made
 by the runner for this run only, so text that student code printed earlier or prints
-from a background thread cannot be mistaken for a record. JSON is produced by
+from a background thread cannot be mistaken for a record (each record is one write
+that starts with a newline, so such text cannot corrupt it either). JSON is produced by
 :func:`encode` rather than the ``json`` module, which student code could have patched.
 
 Records, in order: ``{"kind": "parameters", "values": {...}}`` (the injected parameters'
@@ -20,8 +21,8 @@ check, then ``{"kind": "done"}``; ``{"kind": "load-error", "message"}`` when the
 checks cannot even be loaded.
 
 Example:
-    >>> encode({"a": [1, 2.5, None, True, "x\\n"]})
-    '{"a":[1,2.5,null,true,"x\\\\n"]}'
+    >>> encode({"a": [1, 2.5, None, True, "x"]})
+    '{"a":[1,2.5,null,true,"x"]}'
 """
 from __future__ import annotations
 
@@ -146,7 +147,10 @@ def run(args, user_ns):
     token = args["token"]
 
     def emit(record):
-        stream.write(RECORD_PREFIX + token + " " + encode(record) + "\n")
+        # One write, starting with a newline: a student thread that printed half a line just
+        # before cannot glue its text in front of the record (print() writes text and "\n"
+        # separately; a single write is never split).
+        stream.write("\n" + RECORD_PREFIX + token + " " + encode(record) + "\n")
         stream.flush()
 
     api = types.ModuleType(API_MODULE)

@@ -36,7 +36,7 @@ what the notebook computed), else 0.
 
 Example:
     >>> preflight_notebook(b"{not json").problem
-    'not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)'
+    'not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)'
 """
 from __future__ import annotations
 
@@ -97,6 +97,7 @@ class SandboxOptions:
     read_paths: list[str] = field(default_factory=list)
     data_dir: str | None = None
     run_as: tuple[int, int] | None = None
+    container: str | None = None  # a Docker image: run each submission's runner in its own container
 
 
 @dataclass
@@ -223,15 +224,63 @@ def build_runner_job(job: GradingJob, notebook: dict, private: Path, key: bytes)
         "read_paths": list(box.read_paths),
         "data_dir": box.data_dir,
         "run_as": list(box.run_as) if box.run_as else None,
-        "package_dir": str(PACKAGE_DIR),
         "marker": f"{job.marker}:{job.student}",
         "results_name": f"{job.assignment}.results.json",
         "stop_on_error": job.stop_on_error,
     }
 
 
-def _stop_runner(proc: subprocess.Popen, marker: str) -> None:
+# Started inside a container by path, found without importing the (heavy) package.
+_RUNNER_BOOTSTRAP = ("import importlib.util, runpy; "
+                     "spec = importlib.util.find_spec('course_utils'); "
+                     "runpy.run_path(spec.submodule_search_locations[0] + '/grading/runner.py', run_name='__main__')")
+
+
+def container_name(job: GradingJob) -> str:
+    """The Docker container name of one submission's run (what ``docker kill`` needs).
+
+    Example:
+        >>> container_name(GradingJob("ana", "a", "", b"", {}, None, "", {}, Limits(), SandboxOptions(), "grade-1"))
+        'course-grade-1-ana'
+    """
+    return f"course-{job.marker}-{job.student}"
+
+
+def runner_command(job: GradingJob, private: Path) -> list[str]:
+    """How to start the runner: this Python, or ``docker run`` of ``--container IMAGE``.
+
+    In a container the submission also gets a cgroup memory limit covering all its
+    processes, a process-count limit, no network (loopback only, which the kernel needs),
+    a read-only root filesystem and only its own private folder mounted.
+
+    Example:
+        >>> box = SandboxOptions(container="course-grader:1")
+        >>> job = GradingJob("ana", "a", "", b"", {}, None, "", {}, Limits(memory_bytes=2**30, threads=2), box, "grade-1")
+        >>> " ".join(runner_command(job, Path("/tmp/p"))[:6])
+        'docker run --rm -i --init --name'
+    """
+    if not job.sandbox.container:
+        return [sys.executable, str(RUNNER_PATH)]
+    limits = job.limits
+    command = ["docker", "run", "--rm", "-i", "--init", "--name", container_name(job),
+               "--user", f"{os.getuid()}:{os.getgid()}", "--network", "none", "--pids-limit", "1024",
+               "--cpus", str(max(1, limits.threads)), "--read-only", "--tmpfs", "/tmp:rw,size=1g", "--shm-size", "1g",
+               "-e", "HOME=/tmp", "-e", "JUPYTER_RUNTIME_DIR=/tmp/jupyter", "-e", "PYTHONDONTWRITEBYTECODE=1",
+               "-v", f"{private}:{private}", "--workdir", str(private)]
+    if limits.memory_bytes:
+        # The whole container (kernel, DataLoader workers, runner) shares this, unlike RLIMIT_DATA.
+        total = limits.memory_bytes + 512 * 1024**2  # the runner itself needs a little
+        command += ["--memory", str(total), "--memory-swap", str(total)]
+    for path in [*job.sandbox.read_paths, *([job.sandbox.data_dir] if job.sandbox.data_dir else [])]:
+        command += ["-v", f"{path}:{path}:ro"]
+    return command + [job.sandbox.container, "python", "-c", _RUNNER_BOOTSTRAP]
+
+
+def _stop_runner(proc: subprocess.Popen, marker: str, container: str | None = None) -> None:
     """Ask the runner to clean up (SIGTERM); after a grace period kill its tree outright."""
+    if container:
+        # Killing the docker client does not stop the container; the engine must be asked.
+        subprocess.run(["docker", "kill", container], capture_output=True, timeout=30, check=False)
     try:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=8)
@@ -255,22 +304,23 @@ def run_runner(job: GradingJob, notebook: dict, cancelled: Callable[[], bool]) -
     log_path = private / "runner.log"
     try:
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, str(RUNNER_PATH)], stdin=subprocess.PIPE, stdout=log,
+            proc = subprocess.Popen(runner_command(job, private), stdin=subprocess.PIPE, stdout=log,
                                     stderr=log, cwd=private, start_new_session=True)
+        container = container_name(job) if job.sandbox.container else None
         try:
             proc.stdin.write(json.dumps(runner_job).encode())
             proc.stdin.close()
             deadline = time.monotonic() + job.limits.hard_deadline()
             while proc.poll() is None:
                 if cancelled():
-                    _stop_runner(proc, runner_job["marker"])
+                    _stop_runner(proc, runner_job["marker"], container)
                     return {"cancelled": True}, None
                 if time.monotonic() > deadline:
-                    _stop_runner(proc, runner_job["marker"])
+                    _stop_runner(proc, runner_job["marker"], container)
                     break
                 time.sleep(0.2)
         except BaseException:
-            _stop_runner(proc, runner_job["marker"])
+            _stop_runner(proc, runner_job["marker"], container)
             raise
         finally:
             # Whatever happened, nothing this submission started may outlive this call.
@@ -325,7 +375,8 @@ def judge_report(job: GradingJob, report: dict) -> dict:
         >>> job = GradingJob("s", "a", "s.ipynb", b"", {}, None, source, {}, Limits(), SandboxOptions(), "m")
         >>> report = {"stop": None, "check_phase": "ran", "exercises": {},
         ...           "records": [{"kind": "parameters", "values": {}},
-        ...                       {"kind": "check", "name": "four", "ok": True, "observation": 4}]}
+        ...                       {"kind": "check", "name": "four", "ok": True, "observation": 4},
+        ...                       {"kind": "done"}]}
         >>> judged = judge_report(job, report)
         >>> judged["status"], judged["points"], judged["max_points"]
         ('ok', 2, 2)
@@ -354,7 +405,10 @@ def judge_report(job: GradingJob, report: dict) -> dict:
     exercises = report.get("exercises") or {}
     # Checks are judged on what the kernel holds, wherever the student defined it; whether
     # the exercise cells themselves ran decides the status (``incomplete``), not the points.
-    results = {item.name: checks_api.judge(item, by_name.get(item.name), job.parameters) for item in declared}
+    try:
+        results = {item.name: checks_api.judge(item, by_name.get(item.name), job.parameters) for item in declared}
+    except checks_api.ExpectationError as error:
+        return _verdict("grader-error", str(error), declared, {}, max_points)
 
     stop = report.get("stop") or None
     errors = report.get("errors") or []
@@ -426,6 +480,22 @@ def _verdict(status, detail, declared, results, max_points, cell=None, extra=Non
     return verdict
 
 
+def course_metrics(record: dict | None) -> dict | None:
+    """The numbers for the gradebook from a results file.
+
+    A record written by ``course_utils.save_results`` keeps its key numbers under
+    ``summary`` (next to per-run rows, notes and figure paths, which stay in the executed
+    notebook); any other JSON object is used as it is.
+
+    Example:
+        >>> course_metrics({"notebook": "01", "summary": {"gap_10%": 70.1}, "rows": [{"seed": 0}]})
+        {'gap_10%': 70.1}
+    """
+    if isinstance(record, dict) and "notebook" in record and isinstance(record.get("summary"), dict):
+        return record["summary"]
+    return record
+
+
 def grade_job(job: GradingJob, cancelled: Callable[[], bool] = lambda: False) -> dict:
     """Grade one submission; the result is plain data (a gradebook row plus files to keep).
 
@@ -464,7 +534,7 @@ def grade_job(job: GradingJob, cancelled: Callable[[], bool] = lambda: False) ->
         "max_points": verdict["max_points"],
         "checks": {c["name"]: c["points"] for c in verdict["checks"]},
         "runtime_s": round(time.monotonic() - started, 2),
-        "metrics": report.get("metrics"),
+        "metrics": course_metrics(report.get("metrics")),
         "metrics_problem": report.get("metrics_problem"),
         "parameters": job.parameters,
         "sandbox": report.get("sandbox", ""),

@@ -151,8 +151,8 @@ def kill_tree(root: int, include_root: bool = False, marker: str | None = None, 
     Example:
         >>> import subprocess, sys
         >>> child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        >>> kill_tree(os.getpid()) >= 1
-        True
+        >>> kill_tree(child.pid, include_root=True)
+        1
         >>> child.wait() == -9
         True
     """

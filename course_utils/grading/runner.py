@@ -46,6 +46,7 @@ from pathlib import Path
 from queue import Empty
 
 HERE = Path(__file__).resolve().parent
+PACKAGE_DIR = HERE.parent  # course_utils itself, wherever this runner runs (a container included)
 RESULT_FILE = "result.json"
 EXECUTED_FILE = "executed.ipynb"
 KERNEL_LOG = "kernel.log"
@@ -342,7 +343,7 @@ def kernel_environment(job: dict, work: Path) -> dict:
 
 def sandbox_policy(job: dict, private: Path, work: Path) -> dict:
     """What the launcher applies to the kernel (see sandbox.py)."""
-    read_only = sandbox.python_read_paths() + sandbox.system_read_paths() + [job["package_dir"]]
+    read_only = sandbox.python_read_paths() + sandbox.system_read_paths() + [str(PACKAGE_DIR)]
     read_only += list(job.get("read_paths") or [])
     if job.get("data_dir"):
         read_only.append(job["data_dir"])
@@ -480,7 +481,7 @@ def grade(job: dict, private: Path) -> dict:
     # of the course repository (solutions/, hidden checks) to find the package.
     library = work / ".course-lib"
     library.mkdir()
-    (library / "course_utils").symlink_to(job["package_dir"], target_is_directory=True)
+    (library / "course_utils").symlink_to(PACKAGE_DIR, target_is_directory=True)
     job = dict(job, pythonpath=str(library))
     nb = nbformat.from_dict(job["notebook"])
     session = Session(job, work)

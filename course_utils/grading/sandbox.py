@@ -38,7 +38,6 @@ import resource
 import signal
 import site
 import sys
-from pathlib import Path
 
 # --------------------------------------------------------------------------- Landlock ABI
 _SYS_LANDLOCK_CREATE_RULESET = 444  # same number on every architecture (added after the unified table)

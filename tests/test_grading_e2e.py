@@ -1,0 +1,218 @@
+"""End-to-end grading of crafted submissions with ``course grade``: local pool, Dask, interruption.
+
+The toy assignment (tests/grading_toy) takes a second per notebook, so these tests
+measure the grader, not training. Every crafted submission is described in
+tests/grading_toy/crafted.py with the status and points it must get.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "grading_toy"))
+import crafted  # noqa: E402
+
+from course_utils.grading import procs, sandbox  # noqa: E402
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+LIMITS = ["--timeout", "60", "--cell-timeout", "6", "--check-timeout", "30", "--memory", "1G", "-p", "scale", "3.0"]
+VOLATILE = {"runtime_s", "graded_at", "check_results"}
+
+
+def grade(submissions: Path, out: Path, *extra: str, timeout: float = 420) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "course_utils.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
+               "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), *LIMITS, *extra]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def grading_processes() -> list[int]:
+    """Live processes started by any `course grade` run: kernels and what they started carry its marker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                marked = f"{procs.MARKER_VARIABLE}=grade-".encode() in (entry / "environ").read_bytes()
+                zombie = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+                if marked and not zombie and int(entry.name) != os.getpid():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def rows(out: Path) -> dict[str, dict]:
+    return {row["student"]: row for row in json.loads((out / "grades.json").read_text())["rows"]}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Grade the crafted folder once with the local pool (-j 2); the tests below read the result."""
+    base = tmp_path_factory.mktemp("grading")
+    submissions, out = base / "submissions", base / "out"
+    expected = crafted.write_submissions(submissions, out)
+    scratch_before = set(Path("/tmp").glob("course-grade-*"))
+    started = time.monotonic()
+    result = grade(submissions, out, "-j", "2")
+    seconds = time.monotonic() - started
+    print(f"\nlocal pool -j 2: {len(expected)} submissions graded in {seconds:.1f} s (incl. solution check)")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {"submissions": submissions, "out": out, "expected": expected, "stdout": result.stdout,
+            "seconds": seconds, "scratch_before": scratch_before}
+
+
+def test_every_row_has_the_expected_status_and_points(graded):
+    book = rows(graded["out"])
+    assert sorted(book) == sorted(graded["expected"])
+    got = {student: (row["status"], row["points"]) for student, row in book.items()}
+    assert got == graded["expected"]
+    assert all(row["max_points"] == crafted.MAX_POINTS for row in book.values())
+    # Where it happened: the pipeline cell runs as In [8] (papermill's cell is In [2]).
+    assert book["s03_raising"]["error_cell"] == 8 and "ZeroDivisionError" in book["s03_raising"]["detail"]
+    assert "SystemExit" in book["s05_sys_exit"]["detail"]  # papermill alone would call this run a success
+    assert "--cell-timeout 6" in book["s04_infinite_loop"]["detail"]
+    assert "signal 9" in book["s06_kernel_killed"]["detail"]
+    assert "`scale` was injected as 3.0 but ended as 1.0" in book["s14_parameters_ignored"]["detail"]
+    assert book["s13_deleted_exercise"]["detail"].endswith("scaled_mean")
+    # Per check: forged records and a rigged __eq__ earn nothing; real work still counts.
+    assert book["s10_forging"]["checks"] == {"squares_hidden": 0, "squares_empty": 1, "scaled_mean_hidden": 2,
+                                             "pipeline_result": 0}
+    assert book["s04_infinite_loop"]["checks"]["pipeline_result"] == 0
+    assert book["s01_correct"]["metrics"] == {"n_points": 8, "scale": 3.0, "result": 52.5}
+
+
+def test_student_code_could_not_reach_the_gradebook_or_the_checks(graded):
+    out = graded["out"]
+    attack = rows(out)["s11_gradebook_attack"]["metrics"]
+    if sandbox.landlock_abi() > 0:
+        for attempt in ("gradebook_csv_write", "gradebook_json_write", "hidden_checks_read", "network_connect",
+                        "signal_runner"):
+            assert attack[attempt] == "blocked: PermissionError", (attempt, attack)
+    else:  # without Landlock only the gradebook's own integrity below is guaranteed
+        pytest.skip("Landlock unavailable: file access is not confined here")
+    assert "s11_gradebook_attack,ok,100" not in (out / "grades.csv").read_text()
+
+
+def test_outputs_kept_and_feedback_reveals_no_check_code(graded):
+    out, book = graded["out"], rows(graded["out"])
+    hidden = crafted.HIDDEN_CHECKS.read_text()
+    secrets = ["HIDDEN_VALUES", "reference_squares", "ns.call", "grader_only", "params.get"]
+    assert all(secret in hidden for secret in secrets)
+    secrets.append("52.5")  # the expected pipeline result: never shown, only the student's own value
+    for student in book:
+        feedback = (out / "feedback" / f"{student}.md").read_text()
+        assert f"status: `{book[student]['status']}`" in feedback
+        for secret in secrets:
+            assert secret not in feedback, (student, secret)
+        executed = out / "executed" / f"{student}.ipynb"
+        if book[student]["status"] in ("invalid-notebook", "parameters-missing"):
+            assert not executed.exists()
+            continue
+        text = executed.read_text()
+        # The check cell never enters the kept notebook; papermill's parameters do.
+        assert "__course_grading__" not in text and "reference_squares" not in text
+        assert "injected-parameters" in text
+    partly_wrong = (out / "feedback" / "s02_partly_wrong.md").read_text()
+    assert "| scaled_mean() on numbers the notebook never uses | 0 / 2 | failed: got 10.6666" in partly_wrong
+
+
+def test_nothing_left_running_or_on_disk(graded):
+    assert grading_processes() == []
+    assert set(Path("/tmp").glob("course-grade-*")) <= graded["scratch_before"]
+
+
+def test_force_regrades_only_the_named_student(graded):
+    # (Plain reruns skipping graded rows are exercised by the interruption test below.)
+    out = graded["out"]
+    before = rows(out)
+    forced = grade(graded["submissions"], out, "--no-solution-check", "--force", "--only", "s01_correct")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    after = rows(out)
+    assert after["s01_correct"]["graded_at"] >= before["s01_correct"]["graded_at"]
+    assert after["s01_correct"]["runtime_s"] != before["s01_correct"]["runtime_s"]
+    assert {k: v for k, v in after.items() if k != "s01_correct"} == {k: v for k, v in before.items()
+                                                                        if k != "s01_correct"}
+
+
+def test_dask_executor_gives_the_same_gradebook(graded, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, silence_logs=40) as cluster:
+        started = time.monotonic()
+        result = grade(graded["submissions"], tmp_path / "out", "--executor", "dask", "--scheduler",
+                       cluster.scheduler_address)
+        seconds = time.monotonic() - started
+    print(f"\nDask LocalCluster (2 workers): graded in {seconds:.1f} s; local pool -j 2: {graded['seconds']:.1f} s")
+    assert result.returncode == 0, result.stdout + result.stderr
+    local, remote = rows(graded["out"]), rows(tmp_path / "out")
+
+    def stable(book):
+        return {student: {k: v for k, v in row.items() if k not in VOLATILE} for student, row in book.items()}
+
+    # The local gradebook's s01 row may have been regraded by the test above: same content either way.
+    assert stable(remote) == stable(local)
+    assert grading_processes() == []
+
+
+def test_interrupt_keeps_finished_rows_and_leaves_nothing_running(tmp_path):
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    crafted._write(submissions, "a_correct", crafted.solution())
+    # A loop that also starts a daemon in its own session, to be found and killed too.
+    loop = ("import subprocess, sys\n"
+            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
+            "while True:\n    pass")
+    crafted._write(submissions, "b_loop", crafted._with({crafted.PIPELINE: loop}))
+    crafted._write(submissions, "c_loop", crafted._with({crafted.PIPELINE: loop}))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "course_utils.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
+               "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), "-j", "2", "--no-solution-check",
+               "--cell-timeout", "300", "--timeout", "300"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        # Wait until a_correct has its row and both loops' kernels are spinning.
+        while time.monotonic() < deadline:
+            done = (out / "grades.json").exists() and "a_correct" in rows(out)
+            if done and len(grading_processes()) >= 4:  # two kernels + two daemons (at least)
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the grader never reached the state to interrupt")
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output
+    assert "interrupted" in output
+    time.sleep(0.5)
+    assert grading_processes() == []
+    assert list(rows(out)) == ["a_correct"]
+    # Running the same command again grades only the rest.
+    rerun = grade(submissions, out, "-j", "2", "--no-solution-check")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "skip a_correct: already graded" in rerun.stdout
+    assert {s: r["status"] for s, r in rows(out).items()} == {"a_correct": "ok", "b_loop": "timeout", "c_loop": "timeout"}
+    assert grading_processes() == []
+
+
+def test_stop_on_error_runs_nothing_after_the_first_failure():
+    from course_utils.grading.job import GradingJob, Limits, SandboxOptions, grade_job
+
+    nb = crafted._with({crafted.PIPELINE: "result = 1 / 0"})
+    job = GradingJob("raising", crafted.ASSIGNMENT, "raising.ipynb", nbformat.writes(nb).encode(), {}, None,
+                     crafted.HIDDEN_CHECKS.read_text(), {"profile": "grading"}, Limits(timeout=60, cell_timeout=20),
+                     SandboxOptions(), "grade-stop-on-error", stop_on_error=True)
+    row = grade_job(job)["row"]
+    assert row["status"] == "error" and row["detail"] == "cell In [8] raised ZeroDivisionError: division by zero"
+    assert row["metrics"] is None  # the results cell after it never ran
+    assert row["points"] == 5
