@@ -1,5 +1,18 @@
 """Batches for training and evaluation: one entry point, ``make_loader``.
 
+Two paths give the same batches (same resizing, same augmentation distribution):
+
+* the **fast path** (default): when the dataset holds its images as uint8 tensors, or
+  can be turned into them without decoding (CIFAR-10, digits, ``TensorImageDataset``
+  and ``Subset`` of them), the images move to the training device once and every batch
+  is resized, cropped, flipped and normalized there as a whole
+  (``fast_data.DeviceImageLoader``);
+* the **per-image path** (``fast=False``, or datasets of image files such as the fruit
+  folders): a ``DataLoader`` running the seed-style per-image transforms in workers.
+
+Both loaders carry ``.augment`` so that ``fit(..., cache_features=True)`` can tell
+whether caching the frozen layers' outputs is allowed.
+
 Example:
     >>> mean, std = cu.normalization_for("resnet18")
     >>> train_loader = cu.make_loader(train_subset, batch_size=64, shuffle=True, augment=True,
@@ -9,10 +22,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch.utils.data import DataLoader, Subset
 
 from .architectures import IMAGENET_MEAN, IMAGENET_STD
-from .data import TensorImageDataset, image_transforms
+from .data import TensorImageDataset, as_uint8_images, image_transforms
+from .fast_data import DeviceImageLoader
 
 
 def _with_transform(dataset, transform, from_tensor: bool):
@@ -36,6 +51,14 @@ def _holds_tensors(dataset) -> bool:
     return isinstance(dataset, TensorImageDataset)
 
 
+def _uint8_images_or_none(dataset) -> TensorImageDataset | None:
+    """The dataset as in-memory uint8 images if that needs no decoding, else None."""
+    try:
+        return as_uint8_images(dataset)
+    except TypeError:
+        return None
+
+
 def make_loader(
     dataset,
     batch_size: int = 64,
@@ -46,6 +69,9 @@ def make_loader(
     std: Sequence[float] = IMAGENET_STD,
     num_workers: int = 0,
     drop_last: bool = False,
+    *,
+    fast: bool = True,
+    device=None,
 ):
     """Batches of ``(images (N, 3, image_size, image_size), labels (N,) [, more labels])``.
 
@@ -60,10 +86,27 @@ def make_loader(
         augment: random crop + horizontal flip (training).
         image_size: side length fed to the network.
         mean, std: normalization of the weights in use.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes (per-image path only; the fast path needs none).
         drop_last: drop a last, smaller batch.
+        fast: use the on-device batched path when the dataset allows it (see the module notes);
+            ``False`` always gives the per-image ``DataLoader``.
+        device: the training device (default: CUDA if available, else CPU). The fast path keeps
+            the images there; the per-image path pins its batches in memory for a GPU.
+
+    Returns:
+        A ``DeviceImageLoader`` (fast path) or a ``torch.utils.data.DataLoader``; both
+        iterate the same way and have ``.augment`` and ``.dataset``.
     """
+    device = torch.device(device) if device is not None else \
+        torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    images = _uint8_images_or_none(dataset) if fast else None
+    if images is not None:
+        return DeviceImageLoader(images, batch_size=batch_size, shuffle=shuffle, augment=augment,
+                                 image_size=image_size, mean=mean, std=std, device=device, drop_last=drop_last)
     from_tensor = _holds_tensors(dataset)
     transform = image_transforms(image_size, mean, std, augment=augment, from_tensor=from_tensor)
-    return DataLoader(_with_transform(dataset, transform, from_tensor), batch_size=batch_size, shuffle=shuffle,
-                      num_workers=num_workers, drop_last=drop_last, persistent_workers=num_workers > 0)
+    loader = DataLoader(_with_transform(dataset, transform, from_tensor), batch_size=batch_size, shuffle=shuffle,
+                        num_workers=num_workers, drop_last=drop_last, persistent_workers=num_workers > 0,
+                        pin_memory=device.type == "cuda")
+    loader.augment = augment
+    return loader
