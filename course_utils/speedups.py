@@ -1,0 +1,118 @@
+"""GPU speed-ups for training and evaluation: bf16 autocast, channels-last, non-blocking copies, torch.compile.
+
+Every one of them is used on CUDA only. On the CPU ``Speedups.for_device`` switches them
+all off, so CPU runs compute exactly what they computed without this module (and
+stay bit-for-bit reproducible): the CPU gets its speed from the data path
+(``fast_data``) and from feature caching (``feature_cache``) instead.
+
+* **bf16 autocast**: matrix multiplications and convolutions in bfloat16 on the tensor
+  cores, losses and reductions in float32. bfloat16 has float32's exponent range, so no
+  loss scaling is needed (unlike float16).
+* **channels-last**: NHWC memory layout for the model and the image batches, the layout
+  the tensor-core convolution kernels work in (no transposes around each layer).
+* **non-blocking copies** from pinned memory (``make_loader`` pins its batches on CUDA):
+  the copy to the GPU overlaps with computation.
+* **cuDNN autotuning** (``cudnn.benchmark``) during ``fit``/``evaluate``: with a fixed input
+  size, cuDNN times its algorithms once and keeps the fastest.
+* **torch.compile** (opt-in, ``compile_model=True``): fuses elementwise layers into the
+  surrounding kernels; the first epoch pays for compilation.
+
+Example:
+    >>> speed = Speedups.for_device(torch.device("cuda"))
+    >>> with speed.autocast():
+    ...     logits = model(*speed.to_device([images]))
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Speedups:
+    """Which speed-ups a run uses (all off on the CPU).
+
+    Attributes:
+        device: the training device.
+        mixed_precision: bf16 autocast.
+        channels_last: NHWC layout for the model and 4-D float inputs.
+        compile_model: wrap the network in ``torch.compile``.
+    """
+
+    device: torch.device
+    mixed_precision: bool = False
+    channels_last: bool = False
+    compile_model: bool = False
+
+    @classmethod
+    def for_device(cls, device, mixed_precision: bool | None = None, channels_last: bool | None = None,
+                   compile_model: bool = False) -> "Speedups":
+        """The speed-ups for ``device``: ``None`` means "on for CUDA, off otherwise".
+
+        Raises:
+            ValueError: a speed-up is requested (``True``) for a device other than CUDA, or
+                bf16 on a GPU without bfloat16 support.
+        """
+        device = torch.device(device)
+        cuda = device.type == "cuda"
+        requested = {"mixed_precision": mixed_precision, "channels_last": channels_last,
+                     "compile_model": compile_model}
+        for name, value in requested.items():
+            if value and not cuda:
+                raise ValueError(f"{name}=True is a CUDA speed-up and this run is on {device}: leave it at its "
+                                 "default (None/False), which turns it on only on a GPU.")
+        bf16 = cuda and torch.cuda.is_bf16_supported()
+        if mixed_precision and not bf16:
+            raise ValueError("mixed_precision=True needs a GPU with bfloat16 support (Ampere or newer); "
+                             "use mixed_precision=None to train in float32 here.")
+        return cls(
+            device=device,
+            mixed_precision=bf16 if mixed_precision is None else bool(mixed_precision),
+            channels_last=cuda if channels_last is None else bool(channels_last),
+            compile_model=bool(compile_model),
+        )
+
+    def autocast(self):
+        """A context for the forward pass: bf16 autocast when on, else nothing."""
+        if self.mixed_precision:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def autotune(self):
+        """A context with cuDNN autotuning on (CUDA only); the previous setting comes back afterwards."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return _cudnn_benchmark()
+
+    def prepare_model(self, model: nn.Module) -> None:
+        """Move ``model``'s weights to channels-last layout (in place) when that speed-up is on."""
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+
+    def compiled(self, module: nn.Module) -> nn.Module:
+        """``torch.compile(module)`` when compiling is on, else ``module`` itself (weights are shared)."""
+        return torch.compile(module) if self.compile_model else module
+
+    def to_device(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Copy a batch ``[images (N, ...), labels (N,), ...]`` to the device (non-blocking).
+
+        4-D float images become channels-last when that speed-up is on.
+        """
+        moved = [t.to(self.device, non_blocking=True) for t in tensors]
+        first = moved[0]
+        if self.channels_last and first.ndim == 4 and first.is_floating_point():
+            moved[0] = first.contiguous(memory_format=torch.channels_last)
+        return moved
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark():
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
