@@ -1,0 +1,32 @@
+"""`course bench` runs end to end (tiny sizes) and writes its JSON; the table reads right."""
+from __future__ import annotations
+
+import json
+
+from course_utils import bench, cli
+
+
+def test_quick_bench_prints_a_table_and_writes_json(tmp_path, capsys):
+    assert cli.main(["bench", "--quick", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "seed-style img/s" in out and "ratio" in out and "wall time" in out
+    files = list(tmp_path.glob("bench-*.json"))
+    assert len(files) == 1
+    report = json.loads(files[0].read_text())
+    assert report["command"] == "course bench --quick"
+    assert report["machine"]["device"] == "cpu" and report["sizes"]["data_images"] == bench.QUICK.data_images
+    names = [case["name"] for case in report["cases"]]
+    assert names == ["data_64", "finetune_32", "last_only_32"]
+    for case in report["cases"]:
+        assert len(case["seed_seconds"]) == len(case["kit_seconds"]) == case["rounds"]
+        assert case["seed_images_per_second"] > 0 and case["kit_images_per_second"] > 0
+        assert abs(case["ratio"] - case["kit_images_per_second"] / case["seed_images_per_second"]) < 1e-9
+        assert isinstance(case["meets_target"], bool)
+
+
+def test_table_reports_ratio_and_per_epoch_seconds():
+    case = bench.CaseResult("seed_vgg16_224", "vgg16", images=1000, image_size=224, rounds=1,
+                            seed_seconds=[20.0], kit_seconds=[2.0], per_epoch_of=25_000)
+    table = bench.format_table([case])
+    assert "10.00x" in table and "seed-style 500.0 s, kit 50.00 s" in table
+    assert case.to_dict()["kit_seconds_per_epoch"] == 50.0

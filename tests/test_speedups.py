@@ -1,0 +1,50 @@
+"""CUDA speed-ups stay off on the CPU (so CPU results are unchanged); on a GPU they run."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import Subset
+
+import course_utils as cu
+from course_utils.speedups import Speedups
+
+
+def test_everything_is_off_on_the_cpu():
+    speed = Speedups.for_device("cpu")
+    assert (speed.mixed_precision, speed.channels_last, speed.compile_model) == (False, False, False)
+    images = torch.randn(2, 3, 8, 8)
+    moved, labels = speed.to_device([images, torch.tensor([0, 1])])
+    assert moved.is_contiguous() and torch.equal(moved, images)
+    model = torch.nn.Conv2d(3, 4, 3)
+    speed.prepare_model(model)
+    assert model.weight.is_contiguous() and speed.compiled(model) is model
+    with speed.autocast():
+        assert model(images).dtype == torch.float32
+
+
+@pytest.mark.parametrize("option", ["mixed_precision", "channels_last", "compile_model"])
+def test_asking_for_a_cuda_speedup_on_the_cpu_is_explained(option):
+    with pytest.raises(ValueError, match="CUDA speed-up"):
+        Speedups.for_device("cpu", **{option: True})
+    model = cu.build_model("resnet18", num_classes=10, pretrained=False)
+    loader = cu.make_loader(Subset(cu.digits_dataset(train=False), range(8)), batch_size=8, image_size=32,
+                            device="cpu")
+    with pytest.raises(ValueError, match="CUDA speed-up"):
+        cu.fit(model, loader, num_epochs=1, device="cpu", verbose=False, **{option: True})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fit_on_cuda_uses_bf16_channels_last_and_the_device_loader():
+    device = torch.device("cuda")
+    train_set = Subset(cu.digits_dataset(train=True), range(128))
+    train = cu.make_loader(train_set, batch_size=32, shuffle=True, augment=True, image_size=64, device=device)
+    val = cu.make_loader(cu.digits_dataset(train=False), batch_size=128, image_size=64, device=device)
+    images, labels = next(iter(train))
+    assert images.is_cuda and images.is_contiguous(memory_format=torch.channels_last)
+    model = cu.build_model("resnet18", num_classes=10, pretrained=False)
+    history = cu.fit(model, train, val, num_epochs=2, lr=0.01, device=device, verbose=False)
+    assert len(history) == 2 and model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    cu.apply_strategy(model, "last_only")
+    plain = cu.make_loader(train_set, batch_size=32, shuffle=True, image_size=64, device=device)
+    history = cu.fit(model, plain, val, num_epochs=2, lr=0.01, device=device, verbose=False, cache_features=True)
+    assert len(history) == 2
