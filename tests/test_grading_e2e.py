@@ -166,8 +166,13 @@ def test_interrupt_keeps_finished_rows_and_leaves_nothing_running(tmp_path):
     submissions = tmp_path / "submissions"
     submissions.mkdir()
     crafted._write(submissions, "a_correct", crafted.solution())
-    # A loop that also starts a daemon in its own session, to be found and killed too.
-    loop = ("import subprocess, sys\n"
+    # A loop that also keeps DataLoader workers alive and starts a daemon in its own
+    # session: all of them must be found and killed.
+    loop = ("import subprocess, sys, torch\n"
+            "from torch.utils.data import DataLoader, TensorDataset\n"
+            "loader = DataLoader(TensorDataset(torch.arange(64.0)), batch_size=8, num_workers=2, persistent_workers=True)\n"
+            "batches = iter(loader)\n"
+            "next(batches)\n"
             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
             "while True:\n    pass")
     crafted._write(submissions, "b_loop", crafted._with({crafted.PIPELINE: loop}))
@@ -182,7 +187,7 @@ def test_interrupt_keeps_finished_rows_and_leaves_nothing_running(tmp_path):
         # Wait until a_correct has its row and both loops' kernels are spinning.
         while time.monotonic() < deadline:
             done = (out / "grades.json").exists() and "a_correct" in rows(out)
-            if done and len(grading_processes()) >= 4:  # two kernels + two daemons (at least)
+            if done and len(grading_processes()) >= 8:  # two kernels, four DataLoader workers, two daemons
                 break
             time.sleep(0.5)
         else:

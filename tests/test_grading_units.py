@@ -426,3 +426,24 @@ def test_container_command_limits_the_whole_submission(tmp_path):
                  f"-v {tmp_path}:{tmp_path}", "-v /srv/data:/srv/data:ro", "course-grader:1 python -c"):
         assert flag in joined, flag
     assert runner_command(_job(), tmp_path)[0] == sys.executable  # no image: the local runner
+
+
+def test_a_runner_that_dies_costs_one_grader_error_row(monkeypatch, tmp_path):
+    from course_utils.grading import job as job_module
+
+    broken = tmp_path / "runner.py"
+    broken.write_text("import sys\nsys.exit(3)\n")  # ends without writing a report
+    monkeypatch.setattr(job_module, "RUNNER_PATH", broken)
+    parameters = nbformat.v4.new_code_cell("profile = 'auto'", metadata={"tags": ["parameters"]})
+    job = GradingJob("s", "00_toy", "s.ipynb", _notebook(parameters), {}, None, TOY_CHECKS, {"profile": "grading"},
+                     Limits(), SandboxOptions(), "grade-unit")
+    row = job_module.grade_job(job)["row"]
+    assert row["status"] == "grader-error" and "without a report" in row["detail"] and row["max_points"] == 6
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(job_module, "run_runner", explode)
+    result = job_module.grade_job(job)
+    assert result["row"]["status"] == "grader-error" and result["row"]["detail"] == "OSError: disk full"
+    assert "Traceback" in result["kernel_log"]

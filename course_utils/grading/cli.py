@@ -98,7 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "cells still run so independent exercises still count")
     parser.add_argument("--force", action="store_true", help="regrade submissions that already have a row")
     parser.add_argument("--only", action="append", metavar="STUDENT", help="grade only this student (repeatable)")
-    parser.add_argument("--executor", choices=["local", "dask"], default="local")
+    parser.add_argument("--executor", choices=["local", "dask"], default="local",
+                        help="local process pool (default) or a Dask cluster (--scheduler)")
     parser.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address for --executor dask")
     parser.add_argument("--solutions", default="solutions", metavar="DIR",
                         help="instructor notebooks and hidden_checks/ (default: ./solutions)")

@@ -30,7 +30,7 @@ import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Iterable
 
-from .job import GradingJob, grade_job
+from .job import GradingJob, error_result, grade_job
 
 CANCEL_WAIT_SECONDS = 30.0
 
@@ -113,17 +113,21 @@ class DaskExecutor:
             raise RuntimeError("the Dask executor needs dask.distributed: pip install 'course-utils[grading]'") from error
         client = Client(self.scheduler, timeout=self.connect_timeout)
         event_name = f"course-grade-cancel-{uuid.uuid4().hex}"
-        futures = []
+        futures: dict = {}
         try:
             for job in jobs:
-                futures.append(client.submit(_dask_task, job, event_name, pure=False,
-                                             key=f"grade-{job.student}-{uuid.uuid4().hex[:8]}"))
-            for future in as_completed(futures):
-                result = future.result()
+                future = client.submit(_dask_task, job, event_name, pure=False,
+                                       key=f"grade-{job.student}-{uuid.uuid4().hex[:8]}")
+                futures[future] = job
+            for future in as_completed(list(futures)):
+                try:
+                    result = future.result()
+                except Exception as error:  # e.g. KilledWorker: that submission's row says so, the rest go on
+                    result = error_result(futures[future], f"the Dask task failed: {type(error).__name__}: {error}")
                 if not result.get("cancelled"):
                     on_result(result)
         except BaseException:
-            self._stop_tasks(client, futures, event_name)
+            self._stop_tasks(client, list(futures), event_name)
             raise
         finally:
             client.close()

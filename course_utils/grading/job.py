@@ -53,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -507,6 +508,34 @@ def grade_job(job: GradingJob, cancelled: Callable[[], bool] = lambda: False) ->
         result = grade_job(job)
         result["row"]["status"], result["row"]["points"]
     """
+    try:
+        return _grade(job, cancelled)
+    except Exception:  # noqa: BLE001 - a bug here must cost one row, not the whole run
+        return error_result(job, traceback.format_exc())
+
+
+def error_result(job: GradingJob, problem: str) -> dict:
+    """A ``grader-error`` row for ``job`` (the grader failed, not the student); ``problem`` goes to its log.
+
+    Example:
+        >>> job = GradingJob("ana", "00_toy", "ana.ipynb", b"", {}, None, "", {}, Limits(), SandboxOptions(), "m")
+        >>> error_result(job, "Traceback ...\\nOSError: disk full")["row"]["detail"]
+        'OSError: disk full'
+    """
+    try:
+        declared = declared_checks(job.checks_source)
+    except Exception:  # the checks themselves may be what failed
+        declared = []
+    row = {"student": job.student, "assignment": job.assignment, "status": "grader-error",
+           "detail": problem.strip().splitlines()[-1][:300] if problem.strip() else "grader failure",
+           "error_cell": None, "points": 0, "max_points": sum(c.points for c in declared),
+           "checks": {c.name: 0 for c in declared}, "runtime_s": 0.0, "metrics": None,
+           "metrics_problem": None, "parameters": job.parameters, "sandbox": "", "submission": job.source,
+           "sha256": job.sha256, "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {"row": row, "checks": [], "executed_notebook": None, "kernel_log": problem}
+
+
+def _grade(job: GradingJob, cancelled: Callable[[], bool]) -> dict:
     if cancelled():  # the run was interrupted before this task started
         return {"cancelled": True, "student": job.student}
     started = time.monotonic()

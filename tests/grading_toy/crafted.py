@@ -52,6 +52,17 @@ fake.check = lambda *args, **kwargs: (lambda function: (lambda ns: [0, 1, 4, 9, 
 sys.modules["course_utils.grading.checks"] = fake
 '''
 
+DATALOADER_PIPELINE = '''
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+loader = DataLoader(TensorDataset(torch.arange(64.0)), batch_size=8, num_workers=2)
+total = sum(float(batch[0].sum()) for batch in loader)
+assert total == sum(range(64)), total
+data = squares(n_points)
+result = scaled_mean(data, scale)
+'''
+
 ATTACK_RESULTS = '''
 import json, os, socket
 attempts = {{}}
@@ -168,5 +179,9 @@ def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str,
     # a broken kernel, never a grader failure and never points.
     _write(folder, "s16_broken_kernel", _with({RESULTS: "import json\njson.dumps = lambda *a, **k: '{}'"}))
     expected["s16_broken_kernel"] = ("kernel-broken", 0)
+
+    # DataLoader worker processes (fork, shared memory) must work inside the sandbox.
+    _write(folder, "s17_dataloader_workers", _with({PIPELINE: DATALOADER_PIPELINE}))
+    expected["s17_dataloader_workers"] = ("ok", 6)
     return expected
 
