@@ -64,7 +64,6 @@ from . import procs
 
 HERE = Path(__file__).resolve().parent
 RUNNER_PATH = HERE / "runner.py"
-PACKAGE_DIR = HERE.parent
 MAX_NOTEBOOK_BYTES = 50 * 1024**2
 MEMORY_ERRORS = {"MemoryError", "_ArrayMemoryError", "OutOfMemoryError"}
 # Tags that change how nbclient/papermill execute a cell: a student must not be able to
