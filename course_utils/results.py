@@ -99,9 +99,11 @@ def save_results(notebook: str, summary: dict, rows: Sequence[dict] = (), parame
     Returns:
         The path written. The same numbers should be displayed in the notebook.
     """
-    record = {"notebook": notebook, "summary": summary, "rows": list(rows), "parameters": parameters or {},
-              "notes": list(notes), "figures": [str(f) for f in figures]}
     path = results_path(notebook)
+    # Figures are stored relative to the record, so a run folder can be moved or zipped.
+    figures = [os.path.relpath(f, path.parent) if Path(f).is_absolute() else str(f) for f in figures]
+    record = {"notebook": notebook, "summary": summary, "rows": list(rows), "parameters": parameters or {},
+              "notes": list(notes), "figures": figures}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(_jsonable(record), indent=1))

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 
-# Progress bars would only clutter captured output.
-os.environ.setdefault("COURSE_PROGRESS", "off")
+from course_utils.references import REFERENCE_ENV
+
+# Kernels started by nbval and papermill inherit this environment: no progress bars, no
+# warnings in compared outputs, results written to a scratch folder (see course references).
+os.environ.update(REFERENCE_ENV)
+os.environ.setdefault("COURSE_RESULTS_DIR", tempfile.mkdtemp(prefix="course-test-results-"))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
@@ -19,3 +25,10 @@ def isolated_assets(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     yield root
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    """nbval collects notebooks: only the regression references are tests, not fixtures."""
+    if collection_path.suffix == ".ipynb":
+        return "references" not in collection_path.parts
+    return None

@@ -5,7 +5,8 @@ Each notebook has a module here (``data_fraction``, ``architectures``, ``freezin
 small inputs, compares properties of the answer (sizes, shapes, counts, values) with
 what they must be, and prints one line per property: ✓ when it holds, ✗ with *expected*
 vs *got* and a hint when it does not. Any ✗ raises ``SelfCheckFailed`` at the end, so a
-headless run stops there too.
+headless run stops there too; an exercise that is still ``raise NotImplementedError()``
+stops it with ``NotImplementedError`` (not done yet, rather than wrong).
 
 Example:
     >>> from course_utils.selfcheck import data_fraction as check
@@ -33,6 +34,7 @@ class Feedback:
         self.exercise = exercise
         self.lines: list[str] = []
         self.failures = 0
+        self.not_implemented = False
 
     def check(self, ok: bool, success: str, failure: str) -> bool:
         """Record one property: ``success`` is shown when ``ok``, else ``failure``."""
@@ -55,6 +57,7 @@ class Feedback:
         try:
             yield
         except NotImplementedError:
+            self.not_implemented = True
             self.fail(f"{description}: not implemented yet — replace `raise NotImplementedError()` with your code")
             raise _Stop from None
         except _Stop:
@@ -68,6 +71,8 @@ class Feedback:
         status = "all checks passed" if not self.failures else f"{self.failures} problem(s)"
         print(f"{self.exercise}: {status}")
         print("\n".join(self.lines))
+        if self.not_implemented:
+            raise NotImplementedError(f"{self.exercise}: not implemented yet.")
         if self.failures:
             raise SelfCheckFailed(f"{self.exercise}: {self.failures} problem(s) — see the ✗ lines above.")
 

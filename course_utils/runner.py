@@ -1,0 +1,188 @@
+"""``course run``: execute notebooks headless with papermill and write a summary page.
+
+Each notebook runs in its own kernel with ``profile`` (and any ``-p KEY VALUE``) injected by
+papermill, inside ``runs/<profile>-<timestamp>/``; its results record
+(``<notebook>.results.json``) and figures land there too. A failing notebook is reported
+with the cell and error and the others still run. ``summary.md`` and ``summary.html`` list
+every notebook's status, wall time, key numbers, computed notes and figures.
+
+Example:
+    $ course run                           # all notebooks, offline profile
+    $ course run 01 03 --profile smoke -p seeds "[0, 1]"
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import html
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .assets import PROJECT_ROOT
+from .parameters import PROFILES
+
+SOLUTIONS = PROJECT_ROOT / "solutions"
+
+
+@dataclass
+class NotebookRun:
+    """The outcome of one notebook: status ``ok`` or ``failed``, timing, error, results record."""
+
+    name: str
+    output: Path
+    status: str = "pending"
+    seconds: float = 0.0
+    error: str = ""
+    results: dict = field(default_factory=dict)
+
+
+def find_notebooks(selection: list[str], folder: Path = SOLUTIONS) -> list[Path]:
+    """Notebooks named by stem, number prefix (``01``) or path; all of ``folder`` when empty."""
+    available = sorted(folder.glob("*.ipynb"))
+    if not selection:
+        return available
+    chosen = []
+    for item in selection:
+        path = Path(item)
+        if path.suffix == ".ipynb" and path.exists():
+            chosen.append(path)
+            continue
+        matches = [p for p in available if p.stem == item or p.stem.startswith(f"{item}_")]
+        if len(matches) != 1:
+            names = ", ".join(p.stem for p in available)
+            raise ValueError(f"{item!r} names {len(matches)} notebooks; choose from: {names}.")
+        chosen.append(matches[0])
+    return chosen
+
+
+def run_notebook(source: Path, run_dir: Path, parameters: dict, timeout: int | None = None) -> NotebookRun:
+    """Execute one notebook with papermill into ``run_dir``; never raises for notebook errors."""
+    import papermill as pm
+
+    run = NotebookRun(name=source.stem, output=run_dir / source.name)
+    started = time.perf_counter()
+    try:
+        pm.execute_notebook(str(source), str(run.output), parameters=parameters, cwd=str(run_dir),
+                            kernel_name="python3", progress_bar=True, execution_timeout=timeout,
+                            report_mode=False)
+        run.status = "ok"
+    except pm.PapermillExecutionError as err:
+        run.status = "failed"
+        run.error = f"cell {err.exec_count}: {err.ename}: {err.evalue}"
+    except Exception as err:  # noqa: BLE001 - a broken kernel or file must not stop the other notebooks
+        run.status = "failed"
+        run.error = f"{type(err).__name__}: {err}"
+    run.seconds = time.perf_counter() - started
+    record = run_dir / f"{source.stem}.results.json"
+    if record.exists():
+        try:
+            run.results = json.loads(record.read_text())
+        except json.JSONDecodeError as err:
+            run.error += f" (results record unreadable: {err})"
+    return run
+
+
+def _format_value(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, parameters: dict) -> tuple[Path, Path]:
+    """Write ``summary.md`` and ``summary.html`` for a finished run."""
+    stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    md = [f"# Course run — profile `{profile}` — {stamp}", ""]
+    if len(parameters) > 1:
+        md += [f"Overrides: `{json.dumps({k: v for k, v in parameters.items() if k != 'profile'})}`", ""]
+    md += ["| notebook | status | wall time |", "|---|---|---|"]
+    md += [f"| [{r.name}]({r.output.name}) | {r.status} | {r.seconds:.0f} s |" for r in runs]
+    body = [f"<h1>Course run — profile <code>{html.escape(profile)}</code> — {stamp}</h1>", "<table border=1 "
+            "cellpadding=4><tr><th>notebook</th><th>status</th><th>wall time</th></tr>"]
+    body += [f"<tr><td><a href='{html.escape(r.output.name)}'>{html.escape(r.name)}</a></td><td>{r.status}</td>"
+             f"<td>{r.seconds:.0f} s</td></tr>" for r in runs]
+    body.append("</table>")
+    for r in runs:
+        md += ["", f"## {r.name} — {r.status}", ""]
+        body.append(f"<h2>{html.escape(r.name)} — {r.status}</h2>")
+        if r.error:
+            md += [f"**Error:** `{r.error}`", ""]
+            body.append(f"<p><b>Error:</b> <code>{html.escape(r.error)}</code></p>")
+        summary = r.results.get("summary", {})
+        if summary:
+            md += ["| key number | value |", "|---|---|"] + [f"| {k} | {_format_value(v)} |" for k, v in summary.items()]
+            body.append("<table border=1 cellpadding=4>" + "".join(
+                f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_format_value(v))}</td></tr>"
+                for k, v in summary.items()) + "</table>")
+        notes = r.results.get("notes", [])
+        if notes:
+            md += [""] + [f"* {n}" for n in notes]
+            body.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+        for figure in r.results.get("figures", []):
+            md += ["", f"![{Path(figure).stem}]({figure})"]
+            body.append(f"<p><img src='{html.escape(str(figure))}' style='max-width:900px'></p>")
+    md_path, html_path = run_dir / "summary.md", run_dir / "summary.html"
+    md_path.write_text("\n".join(md) + "\n")
+    html_path.write_text("<!doctype html><meta charset=utf-8><title>Course run</title>"
+                         "<body style='font-family:sans-serif'>" + "\n".join(body) + "</body>")
+    return md_path, html_path
+
+
+def run(notebooks: list[Path], profile: str = "offline", overrides: dict | None = None, out: Path = Path("runs"),
+        timeout: int | None = None) -> tuple[Path, list[NotebookRun]]:
+    """Run ``notebooks`` in order into a fresh ``out/<profile>-<timestamp>/`` and summarise them."""
+    if profile not in PROFILES:
+        raise ValueError(f"Unknown profile {profile!r}. Choose one of: {', '.join(PROFILES)}.")
+    run_dir = Path(out) / f"{profile}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    parameters = {"profile": profile, **(overrides or {})}
+    # Kernels inherit this process's environment: text progress bars, records next to the outputs.
+    kernel_env = {"COURSE_PROGRESS": os.environ.get("COURSE_PROGRESS", "plain"),
+                  "COURSE_RESULTS_DIR": str(run_dir.resolve())}
+    runs = []
+    with _environment(kernel_env):
+        for index, source in enumerate(notebooks, start=1):
+            print(f"[{index}/{len(notebooks)}] {source.stem} (profile {profile}) ...", flush=True)
+            result = run_notebook(source, run_dir, parameters, timeout=timeout)
+            runs.append(result)
+            line = f"[{index}/{len(notebooks)}] {source.stem}: {result.status} in {result.seconds:.0f} s"
+            print(line + (f" — {result.error}" if result.error else ""), flush=True)
+            write_summary(run_dir, runs, profile, parameters)  # a partial page survives an interrupted run
+    return run_dir, runs
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for the duration of the block, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("notebooks", nargs="*", help="stems or number prefixes (default: all in solutions/)")
+    parser.add_argument("--profile", default="offline", choices=PROFILES, help="parameter set (default: offline)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="override one knob; VALUE is read as YAML (e.g. -p seeds '[0, 1]')")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "runs", help="parent folder of run folders")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+
+
+def main(args: argparse.Namespace) -> int:
+    overrides = {key: yaml.safe_load(value) for key, value in args.parameter}
+    notebooks = find_notebooks(args.notebooks)
+    run_dir, runs = run(notebooks, args.profile, overrides, args.out, args.timeout)
+    failed = [r for r in runs if r.status != "ok"]
+    print(f"\n{len(runs) - len(failed)}/{len(runs)} notebooks ok. Executed notebooks, results and "
+          f"figures: {run_dir}\nSummary: {run_dir / 'summary.md'} (and summary.html)")
+    return 1 if failed else 0

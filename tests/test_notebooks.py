@@ -1,0 +1,128 @@
+"""Headless notebook runs in the smoke profile: the main-job runner, student versions, widgets.
+
+nbval (tests/references/) re-executes the solutions and compares their outputs; here the
+same notebooks run through ``course run`` (papermill), and the student versions run twice:
+as released (they must stop at the first exercise) and with the solution code put back
+(every self-check must pass, and the widget panel must reproduce a headless result).
+"""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import papermill as pm
+import pytest
+
+from course_utils import runner
+from course_utils.assets import PROJECT_ROOT
+
+STUDENT = PROJECT_ROOT / "notebooks"
+NOTEBOOKS = sorted(p.stem for p in runner.SOLUTIONS.glob("*.ipynb"))
+
+# Appended to the solved student notebook: press the panel's Run button with its default
+# values and find the same configuration among the rows the headless part computed.
+WIDGET_CHECK = """
+panel.run()
+assert panel.last_error is None, f"the panel's run failed: {panel.last_error!r}"
+widget_row = panel.last_result
+assert isinstance(widget_row, dict), f"on_run should return the result row, got {type(widget_row).__name__}"
+timing = ("second", "time", "throughput", "per_image")
+comparable = {k: v for k, v in widget_row.items() if not any(t in k for t in timing)}
+matches = [r for r in rows if all(k in r and r[k] == v for k, v in comparable.items())]
+assert matches, f"no headless row equals the widget's {comparable}"
+print("widget run reproduces the headless row:", comparable)
+"""
+
+
+def _exercise_sources(notebook) -> dict[str, str]:
+    return {c.metadata["course"]["exercise"]: c.source for c in notebook.cells
+            if "exercise" in c.metadata.get("tags", [])}
+
+
+@pytest.mark.slow
+def test_course_run_smoke_runs_every_notebook_and_writes_summary(tmp_path):
+    run_dir, runs = runner.run(runner.find_notebooks([]), profile="smoke", out=tmp_path)
+    failures = {r.name: r.error for r in runs if r.status != "ok"}
+    assert not failures, failures
+    summary = (run_dir / "summary.md").read_text()
+    for run in runs:
+        assert (run_dir / f"{run.name}.ipynb").exists()
+        record = json.loads((run_dir / f"{run.name}.results.json").read_text())
+        assert record["summary"] and record["rows"] and record["notes"]
+        assert record["parameters"]["profile"] == "smoke"
+        for figure in record["figures"]:
+            assert (run_dir / figure).exists(), figure
+        assert f"## {run.name} — ok" in summary
+    assert (run_dir / "summary.html").read_text().count("<img") >= len(runs)
+
+
+def test_runner_survives_a_failing_notebook(tmp_path):
+    folder = tmp_path / "solutions"
+    folder.mkdir()
+    good = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('profile = "auto"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import json; json.dump({'summary': {'answer': 42}, 'notes': ['fine'], "
+                                  "'figures': []}, open('01_good.results.json', 'w'))"),
+    ])
+    bad = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('profile = "auto"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("raise ValueError('broken on purpose')"),
+    ])
+    for name, notebook in (("00_bad", bad), ("01_good", good)):
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(notebook, folder / f"{name}.ipynb")
+    run_dir, runs = runner.run(runner.find_notebooks([], folder), profile="smoke", out=tmp_path / "runs")
+    assert [(r.name, r.status) for r in runs] == [("00_bad", "failed"), ("01_good", "ok")]
+    assert "ValueError: broken on purpose" in runs[0].error
+    assert runs[1].results["summary"] == {"answer": 42}
+    summary = (run_dir / "summary.md").read_text()
+    assert "00_bad — failed" in summary and "| answer | 42 |" in summary
+
+
+def test_find_notebooks_by_prefix_and_helpful_error():
+    assert runner.find_notebooks(["03"])[0].stem.startswith("03_")
+    with pytest.raises(ValueError, match="choose from: 01_"):
+        runner.find_notebooks(["7"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_student_version_stops_at_first_exercise(name, tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        pm.execute_notebook(str(STUDENT / f"{name}.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profile": "smoke"}, cwd=str(tmp_path), kernel_name="python3",
+                            progress_bar=False)
+    assert info.value.ename == "NotImplementedError"
+    executed = [c for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells if c.cell_type == "code"]
+    failed = [i for i, c in enumerate(executed) if any(o.get("output_type") == "error" for o in c.outputs)]
+    exercises = [i for i, c in enumerate(executed) if "exercise" in c.metadata.get("tags", [])]
+    # The first exercise cell defines the function; its self-check calls it and stops the run there.
+    assert failed == [exercises[0] + 1]
+    assert "self-check" in executed[failed[0]].metadata.get("tags", [])
+    feedback = "".join(o.get("text", "") for o in executed[failed[0]].outputs if o.get("output_type") == "stream")
+    assert "not implemented yet" in feedback
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_solved_student_version_passes_every_self_check_and_widget_reproduces_run(name, tmp_path):
+    solution = nbformat.read(runner.SOLUTIONS / f"{name}.ipynb", as_version=4)
+    student = nbformat.read(STUDENT / f"{name}.ipynb", as_version=4)
+    solved = _exercise_sources(solution)
+    for cell in student.cells:
+        if "exercise" in cell.metadata.get("tags", []):
+            assert "NotImplementedError" in cell.source
+            cell.source = solved[cell.metadata["course"]["exercise"]]
+    student.cells.append(nbformat.v4.new_code_cell(WIDGET_CHECK))
+    source = tmp_path / "solved.ipynb"
+    nbformat.write(student, source)
+    pm.execute_notebook(str(source), str(tmp_path / "out.ipynb"), parameters={"profile": "smoke"},
+                        cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    checks = [c for c in executed.cells if "self-check" in c.metadata.get("tags", [])]
+    assert len(checks) >= 3
+    for cell in checks:
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        assert "all checks passed" in text and "✗" not in text, text
+    assert "widget run reproduces the headless row" in "".join(
+        o.get("text", "") for o in executed.cells[-1].outputs if o.get("output_type") == "stream")

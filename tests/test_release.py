@@ -1,0 +1,81 @@
+"""Student release: solution markers, generated notebooks up to date, notebook structure."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+import yaml
+
+from course_utils import parameters, release
+from course_utils.runner import SOLUTIONS
+
+NOTEBOOKS = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))
+
+
+def test_there_are_four_course_notebooks():
+    assert [n[:2] for n in NOTEBOOKS] == ["01", "02", "03", "04"]
+
+
+def test_strip_solution_keeps_indentation_and_code_around():
+    source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n\nprint(f)"
+    assert release.strip_solution(source) == (
+        "def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n\nprint(f)")
+    assert release.strip_solution("### BEGIN SOLUTION\nIt is 4.\n### END SOLUTION", markdown=True) == "YOUR ANSWER HERE"
+
+
+@pytest.mark.parametrize("source,message", [
+    ("### BEGIN SOLUTION\nx = 1", "never closed"),
+    ("x = 1\n### END SOLUTION", "without a"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "nested"),
+])
+def test_malformed_markers_name_the_problem(source, message):
+    with pytest.raises(release.ReleaseError, match=message):
+        release.strip_solution(source, where="nb cell 3")
+
+
+def test_exercise_without_markers_is_refused():
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["exercise"]})])
+    with pytest.raises(release.ReleaseError, match="tagged 'exercise' but has no"):
+        release.student_version(notebook, "toy")
+
+
+def test_student_notebooks_are_up_to_date():
+    stale = release.release(check_only=True)
+    assert not stale, f"notebooks/ is out of date for {[p.name for p in stale]}: run `course release`"
+
+
+def test_release_writes_only_stripped_notebooks(tmp_path):
+    written = release.release(out=tmp_path)
+    assert sorted(p.stem for p in written) == NOTEBOOKS
+    for path in written:
+        text = path.read_text()
+        assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+        notebook = nbformat.read(path, as_version=4)
+        assert all(c.get("outputs", []) == [] for c in notebook.cells if c.cell_type == "code")
+        assert notebook.metadata["course"]["generated_from"] == f"solutions/{path.name}"
+    assert not (tmp_path / "hidden_checks").exists()
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_structure(name):
+    notebook = nbformat.read(SOLUTIONS / f"{name}.ipynb", as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is code[0], "exactly one parameters cell, the first code cell"
+    knobs = {}
+    exec(tagged[0].source, {}, knobs)  # noqa: S102 - our own parameters cell
+    assert knobs.pop("profile") == "auto"
+    assert knobs and all(value is None for value in knobs.values()), "every knob defaults to None"
+
+    exercises = [c for c in code if "exercise" in c.metadata.get("tags", [])]
+    ids = [c.metadata["course"]["exercise"] for c in exercises]
+    assert len(exercises) >= 3 and len(set(ids)) == len(ids)
+    for cell in exercises:
+        following = code[code.index(cell) + 1]
+        assert "self-check" in following.metadata.get("tags", []), f"{cell.metadata['course']} lacks a self-check"
+
+    for profile in parameters.PROFILES:
+        values = yaml.safe_load(parameters.profile_file(name, profile).read_text())
+        assert values["profile"] == profile
+        if profile != "auto":
+            missing = set(knobs) - set(values)
+            assert not missing, f"{profile} profile lacks {missing}"
