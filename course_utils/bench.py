@@ -257,8 +257,10 @@ def bench_fine_tune(model_name: str, count: int, image_size: int, rounds: int, d
     next(iter(seed))
     _warm_up(model_name, image_size, device)
     if compile_model:
-        # Compilation happens in the first epoch; do it before the timed rounds.
-        _kit_fit(_fresh_model(model_name), kit, None, 1, device, compile_model=True)
+        # Compilation happens in the first batches; do it before the timed rounds, on a few images.
+        few = kit_loader(random_cifar_like(4 * SEED_BATCH_SIZE), image_size, augment=True, shuffle=True,
+                         device=device)
+        _kit_fit(_fresh_model(model_name), few, None, 1, device, compile_model=True)
     case = CaseResult(name, f"{model_name} full fine-tune, {image_size} px, 1 epoch, crop+flip augmentation",
                       images=count, image_size=image_size, rounds=rounds, target=target,
                       per_epoch_of=per_epoch_of, epoch_images=count)
@@ -294,12 +296,12 @@ def bench_last_only(count: int, val_count: int, epochs: int, image_size: int, ro
 class Sizes:
     """How much work each case does (the printed table and the JSON state these)."""
 
-    data_images: int = 1920
+    data_images: int = 1280
     data_rounds: int = 3
-    finetune_images: int = 384
+    finetune_images: int = 256
     finetune_rounds: int = 2
-    last_only_images: int = 512
-    last_only_val_images: int = 128
+    last_only_images: int = 384
+    last_only_val_images: int = 96
     last_only_epochs: int = 10
     last_only_rounds: int = 2
     small_size: int = 64

@@ -191,6 +191,7 @@ class BatchTransform:
         self.channels_last = channels_last
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
+        self._constants: dict[torch.device, dict[str, torch.Tensor]] = {}
         self._scratch: dict[str, torch.Tensor] = {}
         self._outputs = _ReusableBuffers()
 
@@ -218,6 +219,19 @@ class BatchTransform:
         return self._pixels_first(images, offsets, channels_last)
 
     # -- shared steps
+
+    def _normalization(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """``Normalize`` as ``pixel * scale + shift`` (pixels 0-255) and the normalized black, on ``device``.
+
+        Made once per device: copying them to a GPU for every batch would stall it.
+        """
+        if device not in self._constants:
+            shift = -self.mean / self.std
+            self._constants[device] = {
+                "scale": (1.0 / (255.0 * self.std)).to(device), "shift": shift.to(device),
+                "mean": self.mean.to(device), "std": self.std.to(device), "black": shift.to(device),
+            }
+        return self._constants[device]
 
     def _resize_and_center(self, images: torch.Tensor) -> torch.Tensor:
         """``(b, 3, H, W)`` -> channels-last ``(b, 3, S, S)``: resize the shorter side to S, centre square.
@@ -301,8 +315,8 @@ class BatchTransform:
 
     def _pixels_first(self, images: torch.Tensor, offsets: torch.Tensor | None, channels_last: bool) -> torch.Tensor:
         count, size, device = images.shape[0], self.image_size, images.device
-        scale = (1.0 / (255.0 * self.std)).to(device)
-        shift = (-self.mean / self.std).to(device)
+        constants = self._normalization(device)
+        scale, shift = constants["scale"], constants["shift"]
         shape = (count, size, size, 3) if channels_last else (count, 3, size, size)
         out = self._outputs.get(shape, torch.float32, device) if device.type == "cpu" \
             else torch.empty(shape, dtype=torch.float32, device=device)
@@ -326,12 +340,13 @@ class BatchTransform:
 
     def _normalize_first(self, images: torch.Tensor, offsets: torch.Tensor | None) -> torch.Tensor:
         device = images.device
-        mean, std = self.mean.to(device).view(1, 3, 1, 1), self.std.to(device).view(1, 3, 1, 1)
+        constants = self._normalization(device)
+        mean, std = constants["mean"].view(1, 3, 1, 1), constants["std"].view(1, 3, 1, 1)
         floats = (images.float() / 255.0 - mean) / std
         pixels = self._resize_and_center(floats)  # (B, 3, S, S) float, channels-last
         if offsets is None:
             return pixels.contiguous(memory_format=torch.channels_last)
-        black = (-self.mean / self.std).to(device)  # what a zero pixel becomes after Normalize
+        black = constants["black"]  # what a zero pixel becomes after Normalize
         # Each batch in its own memory (the CUDA allocator reuses freed memory cheaply).
         return self._pad_and_crop(pixels, offsets, black, channels_last=True, fresh=True)
 

@@ -480,20 +480,20 @@ def fit(
     # A resumed run continues in the phase its checkpoint was written in; the switch to
     # fine-tuning then happens at the same epoch boundary as in an uninterrupted run.
     phase = checkpoint["phase"] if checkpoint is not None else ("warmup" if warmup_epochs else "finetune")
+    finished = checkpoint is not None and checkpoint["finished"]
     try:
         if checkpoint is not None:
             # Weights before the feature cache: it must hold what the checkpoint's frozen layers compute.
             model.load_state_dict(checkpoint["model"])
         # Decided with the caller's freezing, before a warm-up freezes more.
-        train_net, val_net, train_data, val_data = _what_to_run(model, train_loader, val_loader, cache_features,
-                                                                 speed, verbose, label)
+        train_net, val_net, train_data, val_data = _what_to_run(
+            model, train_loader, val_loader, cache_features and not finished, speed, verbose, label)
         opt, scheduler = enter_phase(phase)
         if checkpoint is not None:
             opt.load_state_dict(checkpoint["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(checkpoint["scheduler"])
             _set_rng_state(checkpoint["rng"])
-        finished = checkpoint is not None and checkpoint["finished"]
         epochs = range(start_epoch, num_epochs) if not finished else range(0)
         for epoch in progress(epochs, desc=f"{label}epochs", initial=start_epoch, total=num_epochs):
             if epoch == warmup_epochs and phase == "warmup":
