@@ -91,7 +91,7 @@ def test_student_version_stops_at_first_exercise(name, tmp_path):
     with pytest.raises(pm.PapermillExecutionError) as info:
         pm.execute_notebook(str(STUDENT / f"{name}.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"profile": "smoke"}, cwd=str(tmp_path), kernel_name="python3",
-                            progress_bar=False)
+                            progress_bar=False, execution_timeout=900)
     assert info.value.ename == "NotImplementedError"
     executed = [c for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells if c.cell_type == "code"]
     failed = [i for i, c in enumerate(executed) if any(o.get("output_type") == "error" for o in c.outputs)]
@@ -117,7 +117,7 @@ def test_solved_student_version_passes_every_self_check_and_widget_reproduces_ru
     source = tmp_path / "solved.ipynb"
     nbformat.write(student, source)
     pm.execute_notebook(str(source), str(tmp_path / "out.ipynb"), parameters={"profile": "smoke"},
-                        cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+                        cwd=str(tmp_path), kernel_name="python3", progress_bar=False, execution_timeout=900)
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     checks = [c for c in executed.cells if "self-check" in c.metadata.get("tags", [])]
     assert len(checks) >= 3
