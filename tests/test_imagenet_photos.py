@@ -42,17 +42,19 @@ def looks_sensible(model: torch.nn.Module, name: str, photo: str) -> bool:
 
 @pytest.mark.parametrize("photo", sorted(SENSIBLE))
 def test_pretrained_lite0_names_the_photos_and_random_weights_do_not(photo):
-    pretrained = build_imagenet_classifier("efficientnet_lite0")
-    assert looks_sensible(pretrained, "efficientnet_lite0", photo), top1(pretrained, "efficientnet_lite0", photo)
+    name = "efficientnet_lite0"
+    pretrained = build_imagenet_classifier(name)
+    assert looks_sensible(pretrained, name, photo), top1(pretrained, name, photo)
     torch.manual_seed(0)
-    random_weights = build_imagenet_classifier("efficientnet_lite0", pretrained=False)
-    assert not looks_sensible(random_weights, "efficientnet_lite0", photo), top1(random_weights, "efficientnet_lite0", photo)
+    random_weights = build_imagenet_classifier(name, pretrained=False)
+    assert not looks_sensible(random_weights, name, photo), top1(random_weights, name, photo)
 
 
 def test_pretrained_lite2_names_the_temple_and_random_weights_do_not():
-    # Lite2 calls the dahlia "honeycomb" (its petals are a honeycomb pattern), so only the temple is asserted.
-    pretrained = build_imagenet_classifier("efficientnet_lite2")
-    assert looks_sensible(pretrained, "efficientnet_lite2", "china.jpg"), top1(pretrained, "efficientnet_lite2", "china.jpg")
+    # Lite2 calls the dahlia "honeycomb" (its petals do form one), so only the temple is asserted.
+    name, photo = "efficientnet_lite2", "china.jpg"
+    pretrained = build_imagenet_classifier(name)
+    assert looks_sensible(pretrained, name, photo), top1(pretrained, name, photo)
     torch.manual_seed(0)
-    random_weights = build_imagenet_classifier("efficientnet_lite2", pretrained=False)
-    assert not looks_sensible(random_weights, "efficientnet_lite2", "china.jpg")
+    random_weights = build_imagenet_classifier(name, pretrained=False)
+    assert not looks_sensible(random_weights, name, photo), top1(random_weights, name, photo)
