@@ -398,9 +398,9 @@ def ensure_checkpoint(
     fetch_args = weights_fetch_args(weights_name)
     status = "downloaded"
     if path.exists():
-        problem = _cached_checkpoint_problem(path, accept_standin)
+        kind, problem = _inspect_cached_checkpoint(path, accept_standin)
         if problem is None:
-            return path, "present" if verify_checkpoint(path) == "verified" else "standin"
+            return path, "present" if kind == "verified" else "standin"
         if is_offline():
             raise missing_asset_error(what, path, fetch_args, f"{problem}, and offline mode is on")
         path.unlink()
@@ -411,15 +411,15 @@ def ensure_checkpoint(
     return path, status
 
 
-def _cached_checkpoint_problem(path: Path, accept_standin: bool) -> str | None:
-    """Why a cached checkpoint cannot be used as it is, or ``None`` when it can."""
+def _inspect_cached_checkpoint(path: Path, accept_standin: bool) -> tuple[str | None, str | None]:
+    """``(kind, problem)``: what ``verify_checkpoint`` says, and why the file cannot be used (``None``: it can)."""
     try:
         kind = verify_checkpoint(path)
     except ValueError as err:
-        return f"the cached file is corrupt or incomplete ({err})"
+        return None, f"the cached file is corrupt or incomplete ({err})"
     if kind == "standin" and not accept_standin:
-        return "the cached file is a synthetic stand-in (random weights)"
-    return None
+        return kind, "the cached file is a synthetic stand-in (random weights)"
+    return kind, None
 
 
 def load_torchvision_checkpoint(weights_name: str, progress: bool = True) -> dict[str, torch.Tensor]:
