@@ -298,8 +298,8 @@ class Sizes:
 
     data_images: int = 1280
     data_rounds: int = 3
-    finetune_images: int = 256
-    finetune_rounds: int = 2
+    finetune_images: int = 192
+    finetune_rounds: int = 3
     last_only_images: int = 384
     last_only_val_images: int = 96
     last_only_epochs: int = 10

@@ -192,7 +192,7 @@ class BatchTransform:
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
         self._constants: dict[torch.device, dict[str, torch.Tensor]] = {}
-        self._scratch: dict[str, torch.Tensor] = {}
+        self._scratch: dict[tuple, torch.Tensor] = {}
         self._outputs = _ReusableBuffers()
 
     def __call__(self, images: torch.Tensor, offsets: torch.Tensor | None = None,
@@ -221,15 +221,14 @@ class BatchTransform:
     # -- shared steps
 
     def _normalization(self, device: torch.device) -> dict[str, torch.Tensor]:
-        """``Normalize`` as ``pixel * scale + shift`` (pixels 0-255) and the normalized black, on ``device``.
+        """``Normalize`` as ``pixel * scale + shift`` (pixels 0-255), and mean/std, on ``device``.
 
         Made once per device: copying them to a GPU for every batch would stall it.
         """
         if device not in self._constants:
-            shift = -self.mean / self.std
             self._constants[device] = {
-                "scale": (1.0 / (255.0 * self.std)).to(device), "shift": shift.to(device),
-                "mean": self.mean.to(device), "std": self.std.to(device), "black": shift.to(device),
+                "scale": (1.0 / (255.0 * self.std)).to(device), "shift": (-self.mean / self.std).to(device),
+                "mean": self.mean.to(device), "std": self.std.to(device),
             }
         return self._constants[device]
 
@@ -346,7 +345,7 @@ class BatchTransform:
         pixels = self._resize_and_center(floats)  # (B, 3, S, S) float, channels-last
         if offsets is None:
             return pixels.contiguous(memory_format=torch.channels_last)
-        black = constants["black"]  # what a zero pixel becomes after Normalize
+        black = constants["shift"]  # what a zero pixel becomes after Normalize
         # Each batch in its own memory (the CUDA allocator reuses freed memory cheaply).
         return self._pad_and_crop(pixels, offsets, black, channels_last=True, fresh=True)
 

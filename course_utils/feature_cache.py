@@ -171,11 +171,13 @@ def available_memory(device: torch.device) -> int:
 
 
 def _format_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+    """``1536`` -> ``'1.5 KiB'``."""
+    if count < 1024:
+        return f"{int(count)} B"
+    for unit in ("KiB", "MiB", "GiB"):
         count /= 1024
-    return f"{count:.1f} GiB"
+        if count < 1024 or unit == "GiB":
+            return f"{count:.1f} {unit}"
 
 
 def check_cache_fits(num_images: int, feature_shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
@@ -232,7 +234,8 @@ class FeatureLoader:
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
 
     @property
-    def dataset(self):
+    def dataset(self) -> torch.Tensor:
+        """The cached features (so that ``len(loader.dataset)`` counts images, as for a DataLoader)."""
         return self.features
 
     def __len__(self) -> int:
