@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 
@@ -67,9 +68,10 @@ def plot_histories(histories: dict[str, list], metrics: Sequence[str] = ("train_
         scale = 100.0 if "acc" in metric else 1.0
         for label, runs in histories.items():
             length = min(len(h) for h in runs)
-            series = [[r[metric] for r in h.records[:length]] for h in runs]
-            if all(v is not None for s in series for v in s):
+            series = [[r.get(metric) for r in h.records[:length]] for h in runs]
+            if length and all(v is not None for s in series for v in s):  # skip runs without this column
                 _band(ax, np.arange(1, length + 1), series, label, scale)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric.replace("_", " ") + (" (%)" if scale == 100 else ""))
         ax.grid(alpha=0.3)

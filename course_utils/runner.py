@@ -141,7 +141,10 @@ def run(notebooks: list[Path], profile: str = "offline", overrides: dict | None 
     parameters = {"profile": profile, **(overrides or {})}
     # Kernels inherit this process's environment: text progress bars, records next to the outputs.
     kernel_env = {"COURSE_PROGRESS": os.environ.get("COURSE_PROGRESS", "plain"),
-                  "COURSE_RESULTS_DIR": str(run_dir.resolve())}
+                  "COURSE_RESULTS_DIR": str(run_dir.resolve()),
+                  # Idle OpenMP threads sleep instead of spinning: on a busy laptop spinning
+                  # threads slow torch down many times over, and on an idle one it costs little.
+                  "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     runs = []
     with _environment(kernel_env):
         for index, source in enumerate(notebooks, start=1):

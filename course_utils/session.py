@@ -52,7 +52,13 @@ class Session:
     @property
     def data_label(self) -> str:
         """How to name the data in titles and tables."""
-        name = {"cifar10": "CIFAR-10", "digits": "scikit-learn digits"}.get(self.params.dataset, self.params.dataset)
+        dataset = self.params.as_dict().get("dataset")
+        if dataset is None and "fruit_root" in self.params.as_dict():
+            dataset = "fruit"
+        names = {"cifar10": "CIFAR-10", "digits": "scikit-learn digits", "fruit": "fruit photos"}
+        name = names.get(dataset, str(dataset))
+        if dataset == "fruit" and self.synthetic:
+            return "SYNTHETIC fruit (stand-in images)"
         return f"synthetic {name} stand-in" if self.synthetic else name
 
     def classification_data(self):
@@ -101,14 +107,17 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Sessi
         os.environ["TORCH_HOME"] = str(torch_home)
         write_standin_checkpoints([b for b in backbones if b], torch_home=torch_home)
     synthetic = bool(values.get("synthetic_data")) or values.get("fruit_root") == "synthetic"
-    data_root = scratch_dir(f"synthetic-data-{P.profile}") if synthetic else assets.data_dir()
+    data_root = assets.data_dir()
     if values.get("synthetic_data") and values.get("dataset") == "cifar10":
         train_n, test_n = values.get("synthetic_per_class", [20, 10])
+        # One folder per size setting: a run with other sizes never reuses a stale stand-in.
+        data_root = scratch_dir(f"synthetic-cifar10-{train_n}-{test_n}")
         _write_once(data_root / "cifar-10-batches-py",
                     lambda tmp: write_synthetic_cifar10(tmp, per_class_train=train_n, per_class_test=test_n))
     if values.get("fruit_root") == "synthetic":
         train_n, test_n = values.get("synthetic_fruit_per_class", [24, 12])
         size = values.get("synthetic_fruit_size", 64)
+        data_root = scratch_dir(f"synthetic-fruit-{train_n}-{test_n}-{size}px")
         _write_once(data_root / "fruit",
                     lambda tmp: write_synthetic_fruit(tmp / "fruit", per_class_train=train_n, per_class_test=test_n,
                                                       size=size))

@@ -514,7 +514,8 @@ def fit(
             if verbose:
                 print(_format_record(record, label))
 
-            history.stopped_early = (early_stopping_patience is not None
+            # Running out of patience in the last epoch is not stopping early.
+            history.stopped_early = (early_stopping_patience is not None and epoch + 1 < num_epochs
                                      and tracker.bad_epochs >= early_stopping_patience)
             finished = history.stopped_early or epoch + 1 == num_epochs
             if checkpoint_path is not None:

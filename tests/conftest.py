@@ -5,10 +5,14 @@ import os
 import tempfile
 from pathlib import Path
 
-import pytest
-import torch
+# Set before torch loads OpenMP: the test process and the notebook kernels it starts share
+# two cores, and spinning OpenMP threads would starve each other.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from course_utils.references import REFERENCE_ENV
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from course_utils.references import REFERENCE_ENV  # noqa: E402
 
 # Kernels started by nbval and papermill inherit this environment: no progress bars, no
 # warnings in compared outputs, results written to a scratch folder (see course references).
