@@ -41,6 +41,8 @@ def image_transforms(
     std: Sequence[float] = IMAGENET_STD,
     augment: bool = False,
     from_tensor: bool = False,
+    flip: bool = True,
+    border_value: int = 0,
 ) -> Callable:
     """The per-image pipeline: resize, (random crop with padding 4, horizontal flip), normalize.
 
@@ -49,6 +51,9 @@ def image_transforms(
         mean, std: per-channel normalization for the weights in use.
         augment: add seed 001's train augmentation (``RandomCrop(size, padding=4)`` + flip).
         from_tensor: inputs are uint8 tensors ``(3, H, W)`` instead of PIL images.
+        flip: with ``augment``, also mirror half of the images (off for data whose mirror
+            image is another class, such as digits).
+        border_value: grey level 0-255 of the crop's padding (0 = black; 255 suits white pages).
 
     Returns:
         A callable ``image -> float tensor (3, image_size, image_size)``.
@@ -59,7 +64,9 @@ def image_transforms(
     steps.append(T.Resize(image_size, antialias=True))
     steps.append(T.CenterCrop(image_size))
     if augment:
-        steps += [T.RandomCrop(image_size, padding=4), T.RandomHorizontalFlip()]
+        steps.append(T.RandomCrop(image_size, padding=4, fill=border_value / 255 if from_tensor else border_value))
+        if flip:
+            steps.append(T.RandomHorizontalFlip())
     if not from_tensor:
         steps.append(T.ToTensor())
     steps.append(T.Normalize(mean, std))
@@ -87,9 +94,13 @@ class TensorImageDataset(Dataset):
         *targets: one or more integer tensors ``(N,)``; the first is ``.targets``.
         classes: names of the first target's classes.
         transform: per-image callable on a uint8 ``(3, H, W)`` tensor (``from_tensor=True`` pipelines).
+        flip_keeps_label: whether a mirrored image keeps its class (photos: yes; digits: no, a
+            mirrored 3 is not a 3). Loaders only flip when it does.
+        border_value: grey level 0-255 that padding should use (the images' background).
     """
 
-    def __init__(self, images: torch.Tensor, *targets: torch.Tensor, classes: Sequence[str] = (), transform=None):
+    def __init__(self, images: torch.Tensor, *targets: torch.Tensor, classes: Sequence[str] = (), transform=None,
+                 flip_keeps_label: bool = True, border_value: int = 0):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         if not targets or any(len(t) != len(images) for t in targets):
@@ -98,6 +109,8 @@ class TensorImageDataset(Dataset):
         self.all_targets = [torch.as_tensor(t, dtype=torch.long) for t in targets]
         self.classes = list(classes)
         self.transform = transform
+        self.flip_keeps_label = flip_keeps_label
+        self.border_value = border_value
 
     @property
     def targets(self) -> torch.Tensor:
@@ -113,7 +126,8 @@ class TensorImageDataset(Dataset):
 
     def with_transform(self, transform) -> "TensorImageDataset":
         """The same images and labels (shared, not copied) with another transform."""
-        return TensorImageDataset(self.images, *self.all_targets, classes=self.classes, transform=transform)
+        return TensorImageDataset(self.images, *self.all_targets, classes=self.classes, transform=transform,
+                                  flip_keeps_label=self.flip_keeps_label, border_value=self.border_value)
 
 
 # ----------------------------------------------------------------------------- digits
@@ -146,7 +160,9 @@ def digits_dataset(
     mask = np.zeros(len(targets), dtype=bool)
     mask[test_idx] = True
     keep = torch.from_numpy(~mask if train else mask)
-    return TensorImageDataset(images[keep], targets[keep], classes=[str(d) for d in range(10)], transform=transform)
+    # Mirrored digits are other digits (or none), and padding should look like the page.
+    return TensorImageDataset(images[keep], targets[keep], classes=[str(d) for d in range(10)], transform=transform,
+                              flip_keeps_label=False, border_value=255)
 
 
 # ----------------------------------------------------------------------------- CIFAR-10
@@ -230,7 +246,8 @@ def as_uint8_images(dataset) -> TensorImageDataset:
     if isinstance(dataset, Subset):
         base = as_uint8_images(dataset.dataset)
         index = torch.as_tensor(list(dataset.indices), dtype=torch.long)
-        return TensorImageDataset(base.images[index], *(t[index] for t in base.all_targets), classes=base.classes)
+        return TensorImageDataset(base.images[index], *(t[index] for t in base.all_targets), classes=base.classes,
+                                  flip_keeps_label=base.flip_keeps_label, border_value=base.border_value)
     if isinstance(dataset, TensorImageDataset):
         return dataset.with_transform(None)
     data = getattr(dataset, "data", None)

@@ -162,7 +162,8 @@ class BatchTransform:
     Args:
         image_size: output side length (shorter side resized to it, then centre square).
         mean, std: per-channel normalization of the weights in use.
-        padding: zero border of the random crop (seed 001: 4).
+        padding: border of the random crop (seed 001: 4).
+        border_value: grey level 0-255 of that border (0, black, as ``RandomCrop``'s default).
         order: ``"pixels_first"`` (uint8 steps, float last: the CPU order) or
             ``"normalize_first"`` (float from the start: the CUDA order); default by device.
         channels_last: memory layout of the output batches; default: channels-last on CUDA
@@ -180,15 +181,18 @@ class BatchTransform:
     """
 
     def __init__(self, image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 padding: int = 4, order: str | None = None, channels_last: bool | None = None):
+                 padding: int = 4, order: str | None = None, channels_last: bool | None = None,
+                 border_value: int = 0):
         if not isinstance(image_size, int) or image_size < 1:
             raise ValueError(f"image_size must be a positive integer, got {image_size!r}.")
         if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
             raise ValueError(f"mean and std need 3 values each (RGB) and std > 0; got mean={mean}, std={std}.")
         if order not in (None, "pixels_first", "normalize_first"):
             raise ValueError(f"order must be None, 'pixels_first' or 'normalize_first', got {order!r}.")
+        if not 0 <= border_value <= 255:
+            raise ValueError(f"border_value is a grey level in 0..255, got {border_value!r}.")
         self.image_size, self.padding, self.order = image_size, padding, order
-        self.channels_last = channels_last
+        self.channels_last, self.border_value = channels_last, border_value
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
         self._constants: dict[torch.device, dict[str, torch.Tensor]] = {}
@@ -324,7 +328,7 @@ class BatchTransform:
             part = slice(start, start + CPU_CHUNK)
             pixels = self._resize_and_center(images[part])  # (b, 3, S, S) uint8, channels-last
             if offsets is not None:
-                pixels = self._pad_and_crop(pixels, offsets[part], 0, channels_last)
+                pixels = self._pad_and_crop(pixels, offsets[part], self.border_value, channels_last)
             out[part].copy_(pixels)  # uint8 -> float32 (and to planes when the output is planar)
             if channels_last:
                 # Per-channel constants repeated along a row of S pixels: the float pass then
@@ -345,9 +349,10 @@ class BatchTransform:
         pixels = self._resize_and_center(floats)  # (B, 3, S, S) float, channels-last
         if offsets is None:
             return pixels.contiguous(memory_format=torch.channels_last)
-        black = constants["shift"]  # what a zero pixel becomes after Normalize
+        # What a border pixel becomes after Normalize.
+        border = constants["shift"] + self.border_value * constants["scale"]
         # Each batch in its own memory (the CUDA allocator reuses freed memory cheaply).
-        return self._pad_and_crop(pixels, offsets, black, channels_last=True, fresh=True)
+        return self._pad_and_crop(pixels, offsets, border, channels_last=True, fresh=True)
 
 
 # ----------------------------------------------------------------------------- the loader
@@ -363,12 +368,13 @@ class DeviceImageLoader:
         dataset: ``TensorImageDataset`` (its transform is ignored), e.g. from ``as_uint8_images``.
         batch_size: images per batch.
         shuffle: a new random order every epoch.
-        augment: random crop with padding ``padding`` + horizontal flip (seed 001).
+        augment: random crop with padding ``padding`` + horizontal flip (seed 001); the flip
+            only where ``dataset.flip_keeps_label``, the border in ``dataset.border_value``.
         image_size: side length of the batches.
         mean, std: normalization of the weights in use.
         device: where images live and batches are made; default CUDA if available, else CPU.
         drop_last: leave out a last, smaller batch.
-        padding: zero border of the random crop.
+        padding: border of the random crop.
         channels_last: layout of the image batches (default: channels-last on CUDA only).
 
     Yields:
@@ -401,7 +407,10 @@ class DeviceImageLoader:
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         self.drop_last, self.padding = drop_last, padding
         self.image_size = image_size
-        self.transform = BatchTransform(image_size, mean, std, padding=padding, channels_last=channels_last)
+        # Data facts decide what "augment" may do: no mirrored digits, borders like the page.
+        self.flip = dataset.flip_keeps_label
+        self.transform = BatchTransform(image_size, mean, std, padding=padding, channels_last=channels_last,
+                                        border_value=dataset.border_value)
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.images), self.batch_size)
@@ -412,6 +421,8 @@ class DeviceImageLoader:
         # All of the epoch's randomness comes from torch's global generator, drawn up front.
         order = torch.randperm(count) if self.shuffle else torch.arange(count)
         offsets, flips = random_crops_and_flips(count, self.padding) if self.augment else (None, None)
+        if flips is not None and not self.flip:
+            flips = torch.zeros_like(flips)  # drawn anyway, so the random stream does not depend on the data
         order = order.to(self.device)
         if offsets is not None:
             offsets, flips = offsets.to(self.device), flips.to(self.device)

@@ -45,10 +45,14 @@ def _with_transform(dataset, transform, from_tensor: bool):
     raise TypeError(f"Cannot attach a transform to a {type(dataset).__name__}.")
 
 
-def _holds_tensors(dataset) -> bool:
+def _base_dataset(dataset):
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
-    return isinstance(dataset, TensorImageDataset)
+    return dataset
+
+
+def _holds_tensors(dataset) -> bool:
+    return isinstance(_base_dataset(dataset), TensorImageDataset)
 
 
 def _uint8_images_or_none(dataset) -> TensorImageDataset | None:
@@ -83,7 +87,8 @@ def make_loader(
             their own transform is replaced, not modified.
         batch_size: images per batch.
         shuffle: reshuffle every epoch (training).
-        augment: random crop + horizontal flip (training).
+        augment: random crop with padding 4 + horizontal flip (training). The dataset decides
+            what is label-preserving: digits are never mirrored and are padded with white.
         image_size: side length fed to the network.
         mean, std: normalization of the weights in use.
         num_workers: DataLoader worker processes (per-image path only; the fast path needs none).
@@ -104,7 +109,10 @@ def make_loader(
         return DeviceImageLoader(images, batch_size=batch_size, shuffle=shuffle, augment=augment,
                                  image_size=image_size, mean=mean, std=std, device=device, drop_last=drop_last)
     from_tensor = _holds_tensors(dataset)
-    transform = image_transforms(image_size, mean, std, augment=augment, from_tensor=from_tensor)
+    base = _base_dataset(dataset)
+    transform = image_transforms(image_size, mean, std, augment=augment, from_tensor=from_tensor,
+                                 flip=getattr(base, "flip_keeps_label", True),
+                                 border_value=getattr(base, "border_value", 0))
     loader = DataLoader(_with_transform(dataset, transform, from_tensor), batch_size=batch_size, shuffle=shuffle,
                         num_workers=num_workers, drop_last=drop_last, persistent_workers=num_workers > 0,
                         pin_memory=device.type == "cuda")

@@ -162,3 +162,31 @@ def test_as_uint8_images_of_subset_keeps_labels():
     assert len(tensors) == len(subset)
     assert torch.equal(tensors.targets, torch.as_tensor(cu.get_targets(subset)))
     assert torch.equal(tensors.images[3], digits.images[subset.indices[3]])
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_augmentation_respects_what_keeps_the_label(fast):
+    # Left half black, right half white: a mirrored image is easy to spot.
+    images = torch.zeros(64, 3, 32, 32, dtype=torch.uint8)
+    images[..., 16:] = 255
+    labels = torch.zeros(64, dtype=torch.long)
+    mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    for keeps_label, border in ((False, 255), (True, 0)):
+        dataset = cu.TensorImageDataset(images, labels, flip_keeps_label=keeps_label, border_value=border)
+        loader = cu.make_loader(dataset, batch_size=64, augment=True, image_size=32, mean=mean, std=std, fast=fast)
+        torch.manual_seed(0)
+        batch = next(iter(loader))[0]
+        mirrored = batch[:, :, 8:24, 9:13].mean(dim=(1, 2, 3)) > 0.5  # left-middle columns turned white
+        if keeps_label:
+            assert 10 < int(mirrored.sum()) < 54  # about half mirrored
+        else:
+            assert not mirrored.any(), "digits-like data must never be mirrored"
+            top_rows = batch[:, :, :4, 4:12]  # left half: black inside, so any white here is border
+            assert top_rows.max() == 1.0 and batch[:, :, 8:24, 4:12].max() == 0.0
+
+
+def test_digits_declare_their_augmentation_facts():
+    digits = cu.digits_dataset(train=True)
+    assert digits.flip_keeps_label is False and digits.border_value == 255
+    subset_images = cu.as_uint8_images(cu.subset_fraction(digits, 0.1))
+    assert subset_images.flip_keeps_label is False and subset_images.border_value == 255
