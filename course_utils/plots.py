@@ -10,15 +10,50 @@ Example:
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 
 from .data import unnormalize
+
+_detached = threading.local()
+
+
+@contextmanager
+def detached_figures():
+    """Within this block, ``new_figure`` (and every plot function here) makes figures pyplot does not track.
+
+    Widget callbacks run between cell executions, where pyplot's global figure list is shared
+    with the inline backend's end-of-cell display. In JupyterLab, a panel clicked right after
+    "Run All" showed a half-drawn figure (measured in the browser tests); figures kept out of
+    pyplot's list do not. ``ExperimentPanel`` runs its callback inside this block, so a callback
+    shows its figures with ``display(fig)``, not ``plt.show()``.
+    """
+    previous = getattr(_detached, "active", False)
+    _detached.active = True
+    try:
+        yield
+    finally:
+        _detached.active = previous
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None = None, **subplot_kwargs):
+    """``plt.subplots`` that honours ``detached_figures``: returns ``(fig, axes)``.
+
+    Example:
+        >>> fig, axes = new_figure(1, 2, figsize=(11, 3.8))
+    """
+    if getattr(_detached, "active", False):
+        fig = Figure(figsize=figsize, layout="tight")
+        return fig, fig.subplots(nrows, ncols, **subplot_kwargs)
+    return plt.subplots(nrows, ncols, figsize=figsize, **subplot_kwargs)
 
 
 def show_images(images: torch.Tensor, labels: Sequence[int], class_names: Sequence[str],
@@ -34,7 +69,7 @@ def show_images(images: torch.Tensor, labels: Sequence[int], class_names: Sequen
     images = unnormalize(images.detach().cpu().float(), mean, std)
     n = len(images)
     rows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(rows, ncols, figsize=(1.6 * ncols, 1.8 * rows), squeeze=False)
+    fig, axes = new_figure(rows, ncols, figsize=(1.6 * ncols, 1.8 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, label in zip(axes.flat, images, labels):
@@ -63,7 +98,7 @@ def plot_histories(histories: dict[str, list], metrics: Sequence[str] = ("train_
             runs that stopped early are cut to the shortest).
         metrics: columns to plot, one panel each; accuracies are shown in %.
     """
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    fig, axes = new_figure(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         scale = 100.0 if "acc" in metric else 1.0
         for label, runs in histories.items():
@@ -94,7 +129,7 @@ def plot_metric_vs(summary: Sequence[dict], x: str, metric: str, series: str | N
     """
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 4))
+        fig, ax = new_figure(figsize=(5.5, 4))
     scale = 100.0 if "acc" in metric else 1.0
     groups: dict[str, list[dict]] = {}
     for row in summary:
@@ -126,7 +161,7 @@ def bar_chart(labels: Sequence[str], means: Sequence[float], stds: Sequence[floa
     """Bars with optional error bars and a text label above each (e.g. trainable parameters)."""
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(labels)), 4))
+        fig, ax = new_figure(figsize=(max(4.0, 1.3 * len(labels)), 4))
     positions = np.arange(len(labels))
     bars = ax.bar(positions, means, yerr=stds, capsize=4, color=plt.cm.tab10(np.arange(len(labels)) % 10))
     ax.set_xticks(positions, labels, rotation=15)

@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 import ipywidgets as widgets
 from IPython.display import clear_output, display
 
+from .plots import detached_figures
+
 _STYLE = {"description_width": "initial"}
 
 
@@ -53,6 +55,8 @@ class ExperimentPanel:
         controls: ``{argument_name: widget}``; each widget's ``value`` becomes a keyword argument.
         on_run: called as ``on_run(**values)``; its printed output, figures and return value
             appear in the panel's output area. The return value is kept in ``last_result``.
+            It runs inside ``plots.detached_figures()``: make figures with the functions of
+            ``plots`` (or ``plots.new_figure``) and show them with ``display(fig)``.
         title: a heading shown above the controls.
 
     Attributes:
@@ -87,7 +91,7 @@ class ExperimentPanel:
         started = time.perf_counter()
         self.last_error = None
         try:
-            with self.output:
+            with self.output, detached_figures():
                 clear_output(wait=True)
                 self.last_result = self.on_run(**values)
                 if self.last_result is not None:
