@@ -68,28 +68,53 @@ class Feedback:
 
     def report(self) -> None:
         """Print the lines; raise ``SelfCheckFailed`` when something is wrong."""
+        self.print()
+        problem = self.problem()
+        if problem is not None:
+            raise problem
+
+    def print(self) -> None:
+        """Print the heading and the ✓/✗ lines."""
         status = "all checks passed" if not self.failures else f"{self.failures} problem(s)"
         print(f"{self.exercise}: {status}")
         print("\n".join(self.lines))
+
+    def problem(self) -> Exception | None:
+        """The exception that ends the check: ``NotImplementedError``, ``SelfCheckFailed`` or None."""
         if self.not_implemented:
-            raise NotImplementedError(f"{self.exercise}: not implemented yet.")
+            return NotImplementedError(f"{self.exercise}: not implemented yet.")
         if self.failures:
-            raise SelfCheckFailed(f"{self.exercise}: {self.failures} problem(s) — see the ✗ lines above.")
+            return SelfCheckFailed(f"{self.exercise}: {self.failures} problem(s) — see the ✗ lines above.")
+        return None
 
 
 class _Stop(Exception):
     """Ends a check early after the student's code failed (the feedback already says why)."""
 
 
-@contextmanager
-def exercise(title: str):
-    """``with exercise("Exercise 1 — ...") as feedback:`` … checks … — prints and raises at the end."""
-    feedback = Feedback(title)
-    try:
-        yield feedback
-    except _Stop:
-        pass
-    feedback.report()
+class exercise:  # noqa: N801 - used like a function: ``with exercise(...) as feedback``
+    """``with exercise("Exercise 1 — ...") as feedback:`` … checks … — prints and raises at the end.
+
+    A class rather than a generator context manager so that the traceback a student sees
+    is short: their cell, the check's ``with`` line, and the line raising the result.
+    """
+
+    def __init__(self, title: str):
+        self.feedback = Feedback(title)
+
+    def __enter__(self) -> Feedback:
+        return self.feedback
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        __tracebackhide__ = True  # IPython and pytest leave this frame out where they can
+        if kind is not None and not issubclass(kind, _Stop):
+            return False  # a bug in the check itself: let it through unchanged
+        self.feedback.print()
+        problem = self.feedback.problem()
+        if problem is not None:
+            # from None: the ✗ lines above say what is wrong; how the check got here does not help
+            raise problem from None
+        return True
 
 
 def _same(expected, got) -> bool:
