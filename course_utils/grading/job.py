@@ -424,8 +424,11 @@ def judge_report(job: GradingJob, report: dict) -> dict:
             return _verdict("kernel-died", f"the kernel died in cell In [{cell}]{how}", declared, results,
                             max_points, cell)
         if stop["reason"] == "kernel-broken":
+            # The client's parse error depends on which garbled message arrived first, so it goes
+            # to the log; the gradebook row stays the same on every executor and rerun.
             return _verdict("kernel-broken", f"the kernel stopped speaking the Jupyter protocol in cell In [{cell}] "
-                            f"({stop.get('error')})", declared, results, max_points, cell)
+                            "(see logs/)", declared, results, max_points, cell,
+                            extra={"grader_detail": f"kernel-broken in cell In [{cell}]: {stop.get('error')}"})
         if stop["reason"] == "timeout":
             return _verdict("timeout", f"cell In [{cell}]: {stop.get('limit')}", declared, results, max_points, cell)
     if errors:
