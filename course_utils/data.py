@@ -126,7 +126,15 @@ class TensorImageDataset(Dataset):
 
     def with_transform(self, transform) -> "TensorImageDataset":
         """The same images and labels (shared, not copied) with another transform."""
-        return TensorImageDataset(self.images, *self.all_targets, classes=self.classes, transform=transform,
+        return self._derived(self.images, self.all_targets, transform)
+
+    def select(self, index: torch.Tensor) -> "TensorImageDataset":
+        """The images and labels at ``index`` (``(K,)`` long), untransformed, with the same data facts."""
+        return self._derived(self.images[index], [t[index] for t in self.all_targets], None)
+
+    def _derived(self, images, targets, transform) -> "TensorImageDataset":
+        # Class names, flip rule and border travel with the images, whatever is derived from them.
+        return TensorImageDataset(images, *targets, classes=self.classes, transform=transform,
                                   flip_keeps_label=self.flip_keeps_label, border_value=self.border_value)
 
 
@@ -244,10 +252,7 @@ def as_uint8_images(dataset) -> TensorImageDataset:
     copies no file and decodes nothing.
     """
     if isinstance(dataset, Subset):
-        base = as_uint8_images(dataset.dataset)
-        index = torch.as_tensor(list(dataset.indices), dtype=torch.long)
-        return TensorImageDataset(base.images[index], *(t[index] for t in base.all_targets), classes=base.classes,
-                                  flip_keeps_label=base.flip_keeps_label, border_value=base.border_value)
+        return as_uint8_images(dataset.dataset).select(torch.as_tensor(list(dataset.indices), dtype=torch.long))
     if isinstance(dataset, TensorImageDataset):
         return dataset.with_transform(None)
     data = getattr(dataset, "data", None)

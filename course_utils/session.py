@@ -52,9 +52,8 @@ class Session:
     @property
     def data_label(self) -> str:
         """How to name the data in titles and tables."""
-        dataset = self.params.as_dict().get("dataset")
-        if dataset is None and "fruit_root" in self.params.as_dict():
-            dataset = "fruit"
+        values = self.params.as_dict()
+        dataset = values.get("dataset") or ("fruit" if "fruit_root" in values else None)
         names = {"cifar10": "CIFAR-10", "digits": "scikit-learn digits", "fruit": "fruit photos"}
         name = names.get(dataset, str(dataset))
         if dataset == "fruit" and self.synthetic:

@@ -29,6 +29,7 @@ from pathlib import Path
 import nbformat
 
 from course_utils.assets import PROJECT_ROOT
+from course_utils.grading.procs import descendants, kill_tree
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
@@ -193,14 +194,10 @@ def stop_lab(server: LabServer) -> None:
 
     Kernels run in process groups of their own (jupyter_client puts them there so that an
     interrupt reaches their children), so ending the server's group is not enough: the
-    server's descendants are collected first and ended one by one if they outlive it.
+    server's descendants are listed first and killed if they outlive it (once the server
+    is gone they are no longer its descendants, so the list cannot be made afterwards).
     """
-    import psutil
-
-    try:
-        descendants = psutil.Process(server.process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        descendants = []
+    leftovers = descendants(server.process.pid)
     # SIGTERM first: JupyterLab then shuts its kernels down cleanly and removes their files.
     _signal_group(server.process.pid, signal.SIGTERM)
     try:
@@ -208,17 +205,8 @@ def stop_lab(server: LabServer) -> None:
     except subprocess.TimeoutExpired:
         _signal_group(server.process.pid, signal.SIGKILL)
         server.process.wait(timeout=SERVER_STOP_TIMEOUT_S)
-    for process in descendants:
-        try:
-            process.terminate()
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(descendants, timeout=SERVER_STOP_TIMEOUT_S)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
+    for pid in leftovers:
+        kill_tree(pid, include_root=True)  # a kernel that ignored the shutdown, with its children
     if server.log_path.exists():
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copyfile(server.log_path, ARTIFACTS / "jupyterlab-server.log")

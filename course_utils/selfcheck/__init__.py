@@ -24,7 +24,7 @@ class SelfCheckFailed(AssertionError):
 
 
 class Feedback:
-    """Collects ✓/✗ lines for one exercise and raises ``SelfCheckFailed`` if any failed.
+    """Collects ✓/✗ lines for one exercise; ``exercise`` prints them and raises if any failed.
 
     Args:
         exercise: the exercise's title, printed as a heading.
@@ -65,13 +65,6 @@ class Feedback:
         except Exception as err:  # noqa: BLE001 - the student's error becomes feedback
             self.fail(f"{description} raised {type(err).__name__}: {err}")
             raise _Stop from None
-
-    def report(self) -> None:
-        """Print the lines; raise ``SelfCheckFailed`` when something is wrong."""
-        self.print()
-        problem = self.problem()
-        if problem is not None:
-            raise problem
 
     def print(self) -> None:
         """Print the heading and the ✓/✗ lines."""
