@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
+from ._util import format_bytes
 from .architectures import Stages, architecture_of
 from .fast_data import DeviceImageLoader
 from .freezing import _BATCHNORM
@@ -170,15 +171,6 @@ def available_memory(device: torch.device) -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def _format_bytes(count: float) -> str:
-    """``1536`` -> ``'1.5 KiB'``."""
-    if count < 1024:
-        return f"{int(count)} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        count /= 1024
-        if count < 1024 or unit == "GiB":
-            return f"{count:.1f} {unit}"
-
 
 def check_cache_fits(num_images: int, feature_shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
                      cut_after: str, memory_fraction: float = DEFAULT_MEMORY_FRACTION) -> int:
@@ -202,7 +194,7 @@ def check_cache_fits(num_images: int, feature_shape: tuple[int, ...], dtype: tor
         shape = "x".join(str(s) for s in feature_shape)
         raise FeatureCacheMemoryError(
             f"Caching the frozen layers' outputs (after '{cut_after}', {shape} {str(dtype).replace('torch.', '')} "
-            f"per image) for {num_images:,} images needs {_format_bytes(needed)}, but only {_format_bytes(allowed)} "
+            f"per image) for {num_images:,} images needs {format_bytes(needed)}, but only {format_bytes(allowed)} "
             f"of {device.type.upper()} memory may be used ({memory_fraction:.0%} of what is free now). Use fewer "
             "images (subset_fraction), a smaller image_size, freeze more layers so that the cut comes later, "
             "where the outputs are smaller, or train without the cache (cache_features=False)."
@@ -372,7 +364,7 @@ class FeatureCache:
         if isinstance(self.val_loader, FeatureLoader):
             images += len(self.val_loader.features)
         return (f"feature cache: ran {', '.join(self.split.prefix_names)} once for {images:,} images "
-                f"({_format_bytes(self.num_bytes)}); training {', '.join(self.split.suffix_names)}")
+                f"({format_bytes(self.num_bytes)}); training {', '.join(self.split.suffix_names)}")
 
 
 def _require_no_augmentation(loader, role: str) -> None:

@@ -1,4 +1,4 @@
-"""``course fetch``: download CIFAR-10 and the ImageNet weights ahead of an offline session.
+"""Fetch CIFAR-10 and the ImageNet weights, checked: what ``course fetch`` and the data loaders call.
 
 Many GPU clusters have no internet on their compute nodes. Run ``course fetch`` once where
 the network is reachable (a login node, a laptop) with the same ``COURSE_DATA_DIR`` (or
@@ -22,21 +22,17 @@ Example:
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import assets
 from .architectures import available_models, get_architecture
-from .assets import AssetUnavailableError, CorruptDownloadError, NetworkUnavailableError
+from .assets import CorruptDownloadError
 
 
 @dataclass(frozen=True)
@@ -83,17 +79,6 @@ def torchvision_cifar10() -> ArchiveDataset:
         md5=CIFAR10.tgz_md5, folder=CIFAR10.base_folder, files=files,
     )
 
-
-def format_size(size_bytes: int) -> str:
-    """``177.6 MiB``-style sizes for people."""
-    if size_bytes < 1024:
-        return f"{size_bytes} B"
-    size, unit = size_bytes / 1024, "KiB"
-    for bigger in ("MiB", "GiB"):
-        if size < 1024:
-            break
-        size, unit = size / 1024, bigger
-    return f"{size:.1f} {unit}"
 
 
 def folder_problems(folder: Path, dataset: ArchiveDataset) -> list[str]:
@@ -261,74 +246,3 @@ def destination_of(name: str) -> Path | None:
     """Where the weights of ``name`` will be, without touching anything (``None`` if not yet known)."""
     arch = get_architecture(name)
     return assets.checkpoint_path(arch.weights) if arch.weights else None
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``course fetch``."""
-    parser.add_argument("what", nargs="?", default="all", choices=("all", "cifar10", "weights"),
-                        help="what to fetch (default: all)")
-    parser.add_argument("models", nargs="*", metavar="MODEL",
-                        help=f"with 'weights': model names (default: all of {', '.join(available_models())})")
-    parser.add_argument("--data-dir",
-                        help="data directory for CIFAR-10 (default: $COURSE_DATA_DIR, else the kit's data/)")
-    parser.add_argument("--offline", action="store_true",
-                        help="no network access at all: only check what is there (same as COURSE_OFFLINE=1)")
-    parser.add_argument("--mirror", help="base URL serving the same file names (default: $COURSE_MIRROR_URL, "
-                                         "else the original servers)")
-    parser.add_argument("--timeout", type=float,
-                        help=f"seconds to wait for a connection or data (default: $COURSE_DOWNLOAD_TIMEOUT, "
-                             f"else {assets.DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _plan(args: argparse.Namespace) -> list[tuple[str, Path | None, Callable[[], Fetched]]]:
-    """``(label, destination, action)`` for every asset the arguments ask for."""
-    options = {"mirror": args.mirror, "timeout": args.timeout, "progress": not args.no_progress}
-    steps = []
-    if args.what in ("all", "cifar10"):
-        folder = assets.data_dir(args.data_dir) / torchvision_cifar10().folder
-        steps.append(("CIFAR-10", folder, lambda: fetch_cifar10(args.data_dir, **options)))
-    if args.what in ("all", "weights"):
-        for name in weight_models(args.models):
-            steps.append((name, destination_of(name), lambda name=name: fetch_weights(name, **options)))
-    return steps
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``course fetch``; returns 0 when every asset is in place, 1 otherwise."""
-    if args.models and args.what != "weights":
-        print(f"error: model names go with `course fetch weights {' '.join(args.models)}`.", file=sys.stderr)
-        return 2
-    offline = contextlib.nullcontext() if not args.offline else assets.offline_mode(True)
-    with offline:
-        if assets.is_offline():
-            print("Offline mode: checking what is there; nothing is downloaded.")
-        try:
-            steps = _plan(args)
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        return _run(steps)
-
-
-def _run(steps) -> int:
-    failures = 0
-    for label, destination, action in steps:
-        print(f"{label} -> {destination}" if destination else label, flush=True)
-        try:
-            done = action()
-        except NetworkUnavailableError as err:
-            print(f"error: {err}\nStopped: the network is unreachable, so the remaining assets were not tried.",
-                  file=sys.stderr)
-            return 1
-        except (AssetUnavailableError, CorruptDownloadError, ImportError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            failures += 1
-            continue
-        print(f"  {done.status}: {format_size(done.size_bytes)} at {done.path}", flush=True)
-    if failures:
-        print(f"{failures} of {len(steps)} asset(s) are missing or damaged (see the errors above).", file=sys.stderr)
-    return 1 if failures else 0

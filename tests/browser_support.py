@@ -28,8 +28,8 @@ from pathlib import Path
 
 import nbformat
 
-from course_utils.assets import PROJECT_ROOT
-from course_utils.grading.procs import descendants, kill_tree
+from course_kit.repository import PROJECT_ROOT
+from course_kit.grading.procs import descendants, kill_tree
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 

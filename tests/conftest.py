@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_utils.references import REFERENCE_ENV  # noqa: E402
+from course_kit.references import REFERENCE_ENV  # noqa: E402
 
 # Kernels started by nbval and papermill inherit this environment: no progress bars, no
 # warnings in compared outputs, results written to a scratch folder (see course references).

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from course_utils import bench, cli
+from course_kit import bench, cli
 
 
 def test_quick_bench_prints_a_table_and_writes_json(tmp_path, capsys):

@@ -25,7 +25,7 @@ import pytest
 from playwright.sync_api import expect
 
 import course_utils as cu
-from course_utils.assets import PROJECT_ROOT
+from course_kit.repository import PROJECT_ROOT
 
 from browser_support import (cells, editor_text, exercise_index, find_chromium, image_ink, launch_chromium,
                              menu_command, open_notebook, output_text, prompt, replace_cell_code, screenshot,

@@ -14,7 +14,8 @@ from asset_server import AssetServer, SilentServer, closed_port_url
 
 import course_utils as cu
 from course_utils import assets, fetch
-from course_utils.cli import main as course
+from course_utils._util import format_bytes
+from course_kit.cli import main as course
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
@@ -187,7 +188,7 @@ def test_course_fetch_weights_downloads_and_prints_size_and_destination(server, 
     assert path.read_bytes() == body
     out = capsys.readouterr().out
     assert f"resnet18 -> {path}" in out
-    assert f"downloaded, checksum ok: {fetch.format_size(len(body))} at {path}" in out
+    assert f"downloaded, checksum ok: {format_bytes(len(body))} at {path}" in out
     assert course(["fetch", "weights", "resnet18", "--mirror", server.url]) == 0
     assert "already there, checksum ok" in capsys.readouterr().out
     assert server.requests == [name]
@@ -299,8 +300,8 @@ def test_course_fetch_stops_when_the_network_is_unreachable(capsys):
     assert err.count("is not available") == 1  # gave up after the first unreachable download
 
 
-def test_format_size():
-    assert [fetch.format_size(n) for n in (512, 1577, 170_498_071)] == ["512 B", "1.5 KiB", "162.6 MiB"]
+def test_format_bytes():
+    assert [format_bytes(n) for n in (512, 1577, 170_498_071)] == ["512 B", "1.5 KiB", "162.6 MiB"]
 
 
 def test_bad_settings_name_the_fix():

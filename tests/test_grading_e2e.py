@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "grading_toy"))
 import crafted  # noqa: E402
 
-from course_utils.grading import procs, sandbox  # noqa: E402
+from course_kit.grading import procs, sandbox  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ VOLATILE = {"runtime_s", "graded_at", "check_results"}
 
 
 def grade(submissions: Path, out: Path, *extra: str, timeout: float = 420) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "course_utils.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
+    command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
                "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), *LIMITS, *extra]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
@@ -94,8 +94,12 @@ def test_student_code_could_not_reach_the_gradebook_or_the_checks(graded):
     attack = rows(out)["s11_gradebook_attack"]["metrics"]
     if sandbox.landlock_abi() > 0:
         for attempt in ("gradebook_csv_write", "gradebook_json_write", "hidden_checks_read", "network_connect",
-                        "signal_runner"):
+                        "signal_runner", "instructor_kit_read", "solutions_read"):
             assert attack[attempt] == "blocked: PermissionError", (attempt, attack)
+        # Only the student library is importable in a graded kernel: no grading code, no checks API.
+        assert attack["student_library_import"] == "succeeded", attack
+        for attempt in ("instructor_kit_import", "grading_import"):
+            assert attack[attempt].startswith("blocked: "), (attempt, attack)
     else:  # without Landlock only the gradebook's own integrity below is guaranteed
         pytest.skip("Landlock unavailable: file access is not confined here")
     assert "s11_gradebook_attack,ok,100" not in (out / "grades.csv").read_text()
@@ -178,7 +182,7 @@ def test_interrupt_keeps_finished_rows_and_leaves_nothing_running(tmp_path):
     crafted._write(submissions, "b_loop", crafted._with({crafted.PIPELINE: loop}))
     crafted._write(submissions, "c_loop", crafted._with({crafted.PIPELINE: loop}))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "course_utils.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
+    command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
                "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), "-j", "2", "--no-solution-check",
                "--cell-timeout", "300", "--timeout", "300"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -211,7 +215,7 @@ def test_interrupt_keeps_finished_rows_and_leaves_nothing_running(tmp_path):
 
 
 def test_stop_on_error_runs_nothing_after_the_first_failure():
-    from course_utils.grading.job import GradingJob, Limits, SandboxOptions, grade_job
+    from course_kit.grading.job import GradingJob, Limits, SandboxOptions, grade_job
 
     nb = crafted._with({crafted.PIPELINE: "result = 1 / 0"})
     job = GradingJob("raising", crafted.ASSIGNMENT, "raising.ipynb", nbformat.writes(nb).encode(), {}, None,

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.grading import checks, harness, procs, runner, sandbox
-from course_utils.grading.cli import parameter_value, parse_size
-from course_utils.grading.gradebook import Gradebook, GradebookError, render_feedback
-from course_utils.grading.job import GradingJob, Limits, SandboxOptions, judge_report, preflight_notebook
-from course_utils.grading.submissions import discover, student_id
+from course_kit.grading import checks, harness, procs, runner, sandbox
+from course_kit.grading.cli import parameter_value, parse_size
+from course_kit.grading.gradebook import Gradebook, GradebookError, render_feedback
+from course_kit.grading.job import GradingJob, Limits, SandboxOptions, judge_report, preflight_notebook
+from course_kit.grading.submissions import discover, student_id
 
 HERE = Path(__file__).resolve().parent
 TOY_CHECKS = (HERE / "grading_toy" / "solutions" / "hidden_checks" / "00_toy.py").read_text()
@@ -111,7 +111,7 @@ def test_judge_uses_parameters_and_treats_false_as_failure():
 def test_load_checks_reports_problems_with_the_fix():
     with pytest.raises(ValueError, match="declares no checks"):
         checks.load_checks("x = 1\n")
-    duplicated = "from course_utils.grading.checks import check\n@check\ndef a(ns):\n    pass\na2 = a\n"
+    duplicated = "from course_kit.grading.checks import check\n@check\ndef a(ns):\n    pass\na2 = a\n"
     with pytest.raises(ValueError, match="unique"):
         checks.load_checks(duplicated)
     with pytest.raises(ValueError, match="points"):
@@ -129,7 +129,7 @@ def test_kernel_source_keeps_no_expectations():
 
 # --------------------------------------------------------------------------- harness
 def _run_harness(source: str, user_ns: dict, parameter_names=()) -> list[dict]:
-    args = {"token": "tok", "api_source": (HERE.parent / "course_utils/grading/checks.py").read_text(),
+    args = {"token": "tok", "api_source": (HERE.parent / "course_kit/grading/checks.py").read_text(),
             "checks_source": checks.kernel_source(source), "parameter_names": list(parameter_names)}
     captured = io.StringIO()
     with redirect_stdout(captured):
@@ -139,7 +139,7 @@ def _run_harness(source: str, user_ns: dict, parameter_names=()) -> list[dict]:
 
 def test_harness_reports_observations_failures_and_timeouts():
     source = textwrap.dedent('''
-        from course_utils.grading.checks import check, equal, CheckFailed
+        from course_kit.grading.checks import check, equal, CheckFailed
         @check(expect=equal([0, 1]))
         def observed(ns):
             return ns.call("f", 2)
@@ -343,7 +343,7 @@ def test_cli_value_parsing():
 
 
 def test_cli_setup_errors_name_the_fix(tmp_path, capsys):
-    from course_utils.cli import main
+    from course_kit.cli import main
 
     code = main(["grade", str(tmp_path), "--assignment", "nope", "--out", str(tmp_path / "out"),
                  "--solutions", str(tmp_path)])
@@ -356,7 +356,7 @@ def test_cli_setup_errors_name_the_fix(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- sandbox and processes
 def _in_child(code: str) -> subprocess.CompletedProcess:
-    prelude = f"import sys; sys.path.insert(0, {str(HERE.parent / 'course_utils' / 'grading')!r}); import sandbox\n"
+    prelude = f"import sys; sys.path.insert(0, {str(HERE.parent / 'course_kit' / 'grading')!r}); import sandbox\n"
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=60)
 
@@ -414,7 +414,7 @@ def test_kill_tree_reaches_processes_that_left_the_group():
 
 
 def test_container_command_limits_the_whole_submission(tmp_path):
-    from course_utils.grading.job import container_name, runner_command
+    from course_kit.grading.job import container_name, runner_command
 
     box = SandboxOptions(container="course-grader:1", data_dir="/srv/data")
     job = GradingJob("ana", "00_toy", "", b"", {}, None, TOY_CHECKS, {}, Limits(memory_bytes=2 * 1024**3, threads=2),
@@ -423,17 +423,17 @@ def test_container_command_limits_the_whole_submission(tmp_path):
     joined = " ".join(command)
     assert command[:2] == ["docker", "run"] and container_name(job) == "course-grade-abc-ana"
     for flag in ("--network none", f"--memory {2 * 1024**3 + 512 * 1024**2}", "--read-only", "--pids-limit 1024",
-                 f"-v {tmp_path}:{tmp_path}", "-v /srv/data:/srv/data:ro", "course-grader:1 python -c"):
+                 f"-v {tmp_path}:{tmp_path}", "-v /srv/data:/srv/data:ro", "course-grader:1 python -m course_kit.grading.runner"):
         assert flag in joined, flag
     assert runner_command(_job(), tmp_path)[0] == sys.executable  # no image: the local runner
 
 
 def test_a_runner_that_dies_costs_one_grader_error_row(monkeypatch, tmp_path):
-    from course_utils.grading import job as job_module
+    from course_kit.grading import job as job_module
 
     broken = tmp_path / "runner.py"
     broken.write_text("import sys\nsys.exit(3)\n")  # ends without writing a report
-    monkeypatch.setattr(job_module, "RUNNER_PATH", broken)
+    monkeypatch.setattr(job_module, "runner_command", lambda job, private: [sys.executable, str(broken)])
     parameters = nbformat.v4.new_code_cell("profile = 'auto'", metadata={"tags": ["parameters"]})
     job = GradingJob("s", "00_toy", "s.ipynb", _notebook(parameters), {}, None, TOY_CHECKS, {"profile": "grading"},
                      Limits(), SandboxOptions(), "grade-unit")

@@ -13,11 +13,11 @@ import nbformat
 import papermill as pm
 import pytest
 
-from course_utils import runner
-from course_utils.assets import PROJECT_ROOT
+from course_kit import runner
+from course_kit.repository import PROJECT_ROOT, SOLUTIONS
 
 STUDENT = PROJECT_ROOT / "notebooks"
-NOTEBOOKS = sorted(p.stem for p in runner.SOLUTIONS.glob("*.ipynb"))
+NOTEBOOKS = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))
 
 # Appended to the solved student notebook: press the panel's Run button with its default
 # values and find the same configuration among the rows the headless part computed.
@@ -106,7 +106,7 @@ def test_student_version_stops_at_first_exercise(name, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_solved_student_version_passes_every_self_check_and_widget_reproduces_run(name, tmp_path):
-    solution = nbformat.read(runner.SOLUTIONS / f"{name}.ipynb", as_version=4)
+    solution = nbformat.read(SOLUTIONS / f"{name}.ipynb", as_version=4)
     student = nbformat.read(STUDENT / f"{name}.ipynb", as_version=4)
     solved = _exercise_sources(solution)
     for cell in student.cells:

@@ -5,8 +5,9 @@ import nbformat
 import pytest
 import yaml
 
-from course_utils import parameters, release
-from course_utils.runner import SOLUTIONS
+from course_kit import release
+from course_utils import parameters
+from course_kit.repository import SOLUTIONS
 
 NOTEBOOKS = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))
 

@@ -2,9 +2,9 @@
 
 Each check calls the student's exercise function on inputs the notebook and its
 self-checks never use, and returns what it observed; the expected values stay in the
-grader (see course_utils/grading/checks.py). 9 points.
+grader (see course_kit/grading/checks.py). 9 points.
 """
-from course_utils.grading.checks import check, close, equal, grader_only, satisfies
+from course_kit.grading.checks import check, close, equal, grader_only, satisfies
 
 NOTEBOOK = "01_alexnet_data_fraction"
 # 100 labels in 4 unbalanced classes (the self-check uses other sizes and fractions).

@@ -1,9 +1,9 @@
 """Hidden checks for 02_resnet_vs_vgg (instructor-only: never released to students).
 
 Inputs differ from the notebook's self-checks; expected values stay in the grader
-(see course_utils/grading/checks.py). 8 points.
+(see course_kit/grading/checks.py). 8 points.
 """
-from course_utils.grading.checks import check, equal, grader_only, satisfies
+from course_kit.grading.checks import check, equal, grader_only, satisfies
 
 NOTEBOOK = "02_resnet_vs_vgg"
 

@@ -1,9 +1,9 @@
 """Hidden checks for 03_partial_freezing (instructor-only: never released to students).
 
 Inputs differ from the notebook's self-checks; expected values stay in the grader
-(see course_utils/grading/checks.py). 9 points.
+(see course_kit/grading/checks.py). 9 points.
 """
-from course_utils.grading.checks import check, close, equal, grader_only
+from course_kit.grading.checks import check, close, equal, grader_only
 
 NOTEBOOK = "03_partial_freezing"
 # Groups with zero parameters (activations, pooling) in between the ones that own some.

@@ -1,11 +1,11 @@
 """Hidden checks for 04_multitask_fruit (instructor-only: never released to students).
 
 Inputs differ from the notebook's self-checks; expected values stay in the grader
-(see course_utils/grading/checks.py). 7 points.
+(see course_kit/grading/checks.py). 7 points.
 """
 import math
 
-from course_utils.grading.checks import check, close, equal, grader_only
+from course_kit.grading.checks import check, close, equal, grader_only
 
 # Logits and labels for the loss check (the expected value is computed in the grader).
 FRUIT_LOGITS = [[2.0, 0.5, -1.0, 0.0, 0.3, 1.2], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]]

@@ -21,6 +21,8 @@ SOLUTION = TOY / "solutions" / f"{ASSIGNMENT}.ipynb"
 HIDDEN_CHECKS = TOY / "solutions" / "hidden_checks" / f"{ASSIGNMENT}.py"
 PIPELINE, RESULTS, SQUARES, SCALED_MEAN = 10, 11, 4, 7
 MAX_POINTS = 6
+KIT_INIT = TOY.parent.parent / "course_kit" / "__init__.py"
+COURSE_SOLUTION = TOY.parent.parent / "solutions" / "01_alexnet_data_fraction.ipynb"
 
 FORGING_SQUARES = '''
 import json, sys, threading, time, types
@@ -47,9 +49,9 @@ forge_thread = threading.Thread(target=forge, daemon=True)
 forge_thread.start()
 
 # Replace the checks API a student might guess the grader imports.
-fake = types.ModuleType("course_utils.grading.checks")
+fake = types.ModuleType("course_kit.grading.checks")
 fake.check = lambda *args, **kwargs: (lambda function: (lambda ns: [0, 1, 4, 9, 16, 25, 36]))
-sys.modules["course_utils.grading.checks"] = fake
+sys.modules["course_kit.grading.checks"] = fake
 '''
 
 DATALOADER_PIPELINE = '''
@@ -64,13 +66,13 @@ result = scaled_mean(data, scale)
 '''
 
 ATTACK_RESULTS = '''
-import json, os, socket
+import importlib, json, os, socket
 attempts = {{}}
 def attempt(name, action):
     try:
         action()
         attempts[name] = "succeeded"
-    except OSError as error:
+    except (OSError, ImportError) as error:
         attempts[name] = "blocked: " + type(error).__name__
 
 attempt("gradebook_csv_write", lambda: open({csv!r}, "w").write("s11_gradebook_attack,ok,100\\n"))
@@ -78,6 +80,12 @@ attempt("gradebook_json_write", lambda: open({json_path!r}, "w").write("{{}}"))
 attempt("hidden_checks_read", lambda: open({hidden!r}, encoding="utf-8").read())
 attempt("signal_runner", lambda: os.kill(os.getppid(), 0))
 attempt("network_connect", lambda: socket.create_connection(("127.0.0.1", 9), timeout=2).close())
+# The kernel gets the student library and nothing else of the kit.
+attempt("student_library_import", lambda: importlib.import_module("course_utils"))
+attempt("instructor_kit_import", lambda: importlib.import_module("course_kit"))
+attempt("grading_import", lambda: importlib.import_module("course_kit.grading.checks"))
+attempt("instructor_kit_read", lambda: open({kit_init!r}, encoding="utf-8").read())
+attempt("solutions_read", lambda: open({solution!r}, encoding="utf-8").read())
 with open("00_toy.results.json", "w") as handle:
     json.dump({{"n_points": n_points, "scale": scale, "result": result, **attempts}}, handle)
 '''
@@ -146,7 +154,8 @@ def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str,
     expected["s10_forging"] = ("ok", 3)
 
     attack = ATTACK_RESULTS.format(csv=str(gradebook_dir / "grades.csv"),
-                                   json_path=str(gradebook_dir / "grades.json"), hidden=str(HIDDEN_CHECKS))
+                                   json_path=str(gradebook_dir / "grades.json"), hidden=str(HIDDEN_CHECKS),
+                                   kit_init=str(KIT_INIT), solution=str(COURSE_SOLUTION))
     _write(folder, "s11_gradebook_attack", _with({RESULTS: attack}))
     expected["s11_gradebook_attack"] = ("ok", 6)
 

@@ -3,7 +3,7 @@
 Six points: three for `squares`, two for `scaled_mean`, one for the pipeline's result
 under the grading parameters (which the instructor may override with ``-p scale X``).
 """
-from course_utils.grading.checks import check, close, equal, grader_only
+from course_kit.grading.checks import check, close, equal, grader_only
 
 HIDDEN_N = 7
 HIDDEN_VALUES = [1.0, 2.0, 4.0, 9.0]

@@ -1,7 +1,7 @@
 """Where grading tasks run: a local pool (default) or a Dask cluster.
 
-Both executors run the same function, :func:`course_utils.grading.job.grade_job`, on the
-same :class:`~course_utils.grading.job.GradingJob` objects, and hand each result to
+Both executors run the same function, :func:`course_kit.grading.job.grade_job`, on the
+same :class:`~course_kit.grading.job.GradingJob` objects, and hand each result to
 ``on_result`` in the calling thread as soon as it finishes, so the gradebook is written
 by one thread only and in the same way for both.
 

@@ -7,7 +7,7 @@ kernel**, after the student's cells, receives the kernel's namespace as ``ns`` a
 student's work. The expected value is given by ``expect=`` and is judged **in the grader
 process**, never in the kernel::
 
-    from course_utils.grading.checks import check, close, equal
+    from course_kit.grading.checks import check, close, equal
 
     @check("squares() on an input the notebook never uses", points=2, exercise="squares",
            expect=equal([0, 1, 4, 9, 16, 25, 36]))
@@ -460,7 +460,7 @@ def load_checks(source, filename="<hidden checks>"):
     repeats a name.
 
     Example:
-        >>> [c.name for c in load_checks("from course_utils.grading.checks import check\\n"
+        >>> [c.name for c in load_checks("from course_kit.grading.checks import check\\n"
         ...                              "@check\\ndef runs(ns):\\n    pass\\n")]
         ['runs']
     """
@@ -473,7 +473,7 @@ def load_checks(source, filename="<hidden checks>"):
              if callable(v) and type(getattr(v, CHECK_ATTRIBUTE, None)).__name__ == "Check"]
     if not found:
         raise ValueError(f"{filename} declares no checks: decorate functions with "
-                         f"@check(...) from course_utils.grading.checks")
+                         f"@check(...) from course_kit.grading.checks")
     names = [c.name for c in found]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -2,7 +2,7 @@
 
 The runner never imports this module in the kernel (student code could have replaced it
 in ``sys.modules``). It sends the *source* of this file, of
-:mod:`course_utils.grading.checks` and of the kernel part of the hidden checks in one
+:mod:`course_kit.grading.checks` and of the kernel part of the hidden checks in one
 cell, executed without touching the student's history::
 
     exec(compile(HARNESS_SOURCE, "<course-grading>", "exec"),
@@ -31,7 +31,7 @@ import sys
 import types
 
 RECORD_PREFIX = "\x1ecourse-check "
-API_MODULE = "course_utils.grading.checks"
+API_MODULE = "course_kit.grading.checks"
 
 
 def _quote(text):
@@ -168,7 +168,7 @@ def run(args, user_ns):
     emit({"kind": "parameters", "values": values})
 
     saved = sys.modules.get(API_MODULE)
-    sys.modules[API_MODULE] = api  # what `from course_utils.grading.checks import ...` gets
+    sys.modules[API_MODULE] = api  # what `from course_kit.grading.checks import ...` gets
     try:
         declared = api.load_checks(args["checks_source"], "<hidden checks>")
     except BaseException as error:  # noqa: BLE001

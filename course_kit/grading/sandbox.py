@@ -2,7 +2,7 @@
 
 The grader starts every student kernel through this file used as a launcher::
 
-    python .../course_utils/grading/sandbox.py POLICY.json -- python -m ipykernel_launcher -f CONN.json
+    python .../course_kit/grading/sandbox.py POLICY.json -- python -m ipykernel_launcher -f CONN.json
 
 The launcher reads the policy, then, in this order and before ``exec``-ing the kernel:
 
@@ -12,8 +12,8 @@ The launcher reads the policy, then, in this order and before ``exec``-ing the k
    non-root process;
 3. optionally switches to an unprivileged user (``run_as``, only when started as root);
 4. sets ``no_new_privs`` and applies a **Landlock** ruleset (Linux 5.13+, unprivileged):
-   read-only access to the Python installation, system libraries, the ``course_utils``
-   package and explicitly allowed data; read-write access to the submission's working
+   read-only access to the Python installation, system libraries, the student library
+   (``course_utils``) and explicitly allowed data; read-write access to the submission's working
    directory only. Everything else (the course repository with ``solutions/`` and the
    hidden checks, the gradebook, other students' working directories, the home
    directory) cannot be opened at all. With Landlock ABI 4+ TCP is restricted too: the
@@ -22,8 +22,8 @@ The launcher reads the policy, then, in this order and before ``exec``-ing the k
    sandbox nor reach abstract UNIX sockets outside it.
 
 Landlock restrictions are inherited by every process the kernel starts and cannot be
-lifted. The file is deliberately stdlib-only and is run by path, so starting a kernel
-does not import the heavy ``course_utils`` package.
+lifted. The file is deliberately stdlib-only and is run by path (see ``runner.make_kernel_manager``
+for why not with ``-m``).
 
 Example:
     >>> landlock_abi() >= 0
@@ -232,6 +232,40 @@ def python_read_paths() -> list[str]:
         pass
     paths.update(os.path.realpath(p) for p in list(paths))
     return sorted(paths)
+
+
+def readable_except(roots: list[str], hidden: list[str]) -> list[str]:
+    """``roots`` as read rules that leave out every path in ``hidden`` (and what is below it).
+
+    Landlock grants whole hierarchies, so a root that contains a hidden path is replaced by
+    its entries, one level at a time down to the hidden path, which is skipped. This keeps
+    the instructor kit unreadable even where it is installed inside site-packages.
+
+    Example:
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> for name in ("torch", "course_kit", "course_utils"):
+        ...     os.mkdir(os.path.join(root, name))
+        >>> sorted(os.path.basename(p) for p in readable_except([root], [os.path.join(root, "course_kit")]))
+        ['course_utils', 'torch']
+    """
+    hidden_real = {os.path.realpath(h) for h in hidden}
+    out: list[str] = []
+
+    def add(path: str) -> None:
+        real = os.path.realpath(path)
+        if real in hidden_real:
+            return
+        inside = [h for h in hidden_real if h.startswith(real.rstrip(os.sep) + os.sep)]
+        if not inside or not os.path.isdir(real):
+            out.append(path)
+            return
+        for entry in sorted(os.listdir(real)):
+            add(os.path.join(real, entry))
+
+    for root in roots:
+        add(root)
+    return out
 
 
 def system_read_paths() -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 
-from .assets import PROJECT_ROOT
+from .repository import NOTEBOOKS, SOLUTIONS
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _MARKER = re.compile(r"^(\s*)(### BEGIN SOLUTION|### END SOLUTION)\s*$")
@@ -91,7 +91,7 @@ def _render(notebook) -> str:
     return nbformat.writes(notebook) + "\n"
 
 
-def release(solutions: Path = PROJECT_ROOT / "solutions", out: Path = PROJECT_ROOT / "notebooks",
+def release(solutions: Path = SOLUTIONS, out: Path = NOTEBOOKS,
             check_only: bool = False) -> list[Path]:
     """Write (or with ``check_only`` just compare) every student notebook.
 
@@ -119,8 +119,8 @@ def release(solutions: Path = PROJECT_ROOT / "solutions", out: Path = PROJECT_RO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--solutions", type=Path, default=PROJECT_ROOT / "solutions", help="solution notebooks")
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "notebooks", help="where student notebooks go")
+    parser.add_argument("--solutions", type=Path, default=SOLUTIONS, help="solution notebooks")
+    parser.add_argument("--out", type=Path, default=NOTEBOOKS, help="where student notebooks go")
     parser.add_argument("--check", action="store_true", help="only report stale notebooks (exit 1 if any)")
 
 

@@ -148,7 +148,7 @@ def _setup(args):
     checks_path = Path(args.checks) if args.checks else Path(args.solutions) / "hidden_checks" / f"{args.assignment}.py"
     if not checks_path.is_file():
         raise ValueError(f"hidden checks not found at {checks_path}: write them there (see "
-                         f"course_utils/grading/checks.py) or pass --checks FILE")
+                         f"course_kit/grading/checks.py) or pass --checks FILE")
     checks_source = checks_path.read_text(encoding="utf-8")
     try:
         declared = declared_checks(checks_source)

@@ -24,10 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from .assets import PROJECT_ROOT
-from .parameters import PROFILES
-
-SOLUTIONS = PROJECT_ROOT / "solutions"
+from .parameters import profile_names
+from .repository import PROJECT_ROOT, SOLUTIONS
 
 
 @dataclass
@@ -134,8 +132,8 @@ def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, paramete
 def run(notebooks: list[Path], profile: str = "offline", overrides: dict | None = None, out: Path = Path("runs"),
         timeout: int | None = None) -> tuple[Path, list[NotebookRun]]:
     """Run ``notebooks`` in order into a fresh ``out/<profile>-<timestamp>/`` and summarise them."""
-    if profile not in PROFILES:
-        raise ValueError(f"Unknown profile {profile!r}. Choose one of: {', '.join(PROFILES)}.")
+    if profile not in profile_names():
+        raise ValueError(f"Unknown profile {profile!r}. Choose one of: {', '.join(profile_names())}.")
     run_dir = Path(out) / f"{profile}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     run_dir.mkdir(parents=True, exist_ok=False)
     parameters = {"profile": profile, **(overrides or {})}
@@ -146,7 +144,7 @@ def run(notebooks: list[Path], profile: str = "offline", overrides: dict | None 
                   # threads slow torch down many times over, and on an idle one it costs little.
                   "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     runs = []
-    with _environment(kernel_env):
+    with environment(kernel_env):
         for index, source in enumerate(notebooks, start=1):
             print(f"[{index}/{len(notebooks)}] {source.stem} (profile {profile}) ...", flush=True)
             result = run_notebook(source, run_dir, parameters, timeout=timeout)
@@ -158,7 +156,7 @@ def run(notebooks: list[Path], profile: str = "offline", overrides: dict | None 
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str]):
+def environment(values: dict[str, str]):
     """Set environment variables for the duration of the block, then restore them."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
@@ -174,7 +172,7 @@ def _environment(values: dict[str, str]):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebooks", nargs="*", help="stems or number prefixes (default: all in solutions/)")
-    parser.add_argument("--profile", default="offline", choices=PROFILES, help="parameter set (default: offline)")
+    parser.add_argument("--profile", default="offline", choices=profile_names(), help="parameter set (default: offline)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="override one knob; VALUE is read as YAML (e.g. -p seeds '[0, 1]')")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "runs", help="parent folder of run folders")

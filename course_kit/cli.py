@@ -12,12 +12,12 @@ import sys
 
 COMMANDS = {
     # name: (module, one-line help)
-    "run": ("course_utils.runner", "execute notebooks headless with papermill into runs/<profile>-<time>/"),
-    "release": ("course_utils.release", "write the student notebooks/ from solutions/"),
-    "references": ("course_utils.references", "re-execute solutions in the smoke profile as nbval references"),
-    "grade": ("course_utils.grading.cli", "grade student submissions into a gradebook"),
-    "fetch": ("course_utils.fetch", "download CIFAR-10 and ImageNet weights ahead of an offline session"),
-    "bench": ("course_utils.bench", "side-by-side speed benchmark of the seed-style and the kit's data paths"),
+    "run": ("course_kit.runner", "execute notebooks headless with papermill into runs/<profile>-<time>/"),
+    "release": ("course_kit.release", "write the student notebooks/ from solutions/"),
+    "references": ("course_kit.references", "re-execute solutions in the smoke profile as nbval references"),
+    "grade": ("course_kit.grading.cli", "grade student submissions into a gradebook"),
+    "fetch": ("course_kit.fetch", "download CIFAR-10 and ImageNet weights ahead of an offline session"),
+    "bench": ("course_kit.bench", "side-by-side speed benchmark of the seed-style and the kit's data paths"),
 }
 
 

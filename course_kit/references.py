@@ -11,6 +11,8 @@ Both runs use the same environment, set here and in ``tests/conftest.py``:
 * ``COURSE_RESULTS_DIR``: results and figures go to a temporary folder, not next to the
   references.
 
+The variables are set while the references run and restored afterwards.
+
 Run it after changing a solution notebook or a library output the references show,
 review the diff (``git diff tests/references``), and commit it.
 
@@ -21,16 +23,14 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
 import nbformat
 
-from .assets import PROJECT_ROOT
-from .runner import SOLUTIONS, find_notebooks
+from .repository import REFERENCES, SOLUTIONS
+from .runner import environment, find_notebooks
 
-REFERENCES = PROJECT_ROOT / "tests" / "references"
 REFERENCE_ENV = {"COURSE_PROGRESS": "off", "PYTHONWARNINGS": "ignore"}
 
 
@@ -49,10 +49,9 @@ def regenerate(notebooks: list[Path], out: Path = REFERENCES) -> list[Path]:
     import papermill as pm
 
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.update(REFERENCE_ENV)
     written = []
-    with tempfile.TemporaryDirectory(prefix="course-references-") as scratch:
-        os.environ["COURSE_RESULTS_DIR"] = scratch
+    with tempfile.TemporaryDirectory(prefix="course-references-") as scratch, \
+            environment({**REFERENCE_ENV, "COURSE_RESULTS_DIR": scratch}):
         for source in notebooks:
             target = out / source.name
             print(f"executing {source.stem} (smoke) -> {target}", flush=True)

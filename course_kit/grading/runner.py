@@ -1,9 +1,9 @@
 """One submission in one process: papermill-parametrized execution in a sandboxed kernel, then the hidden checks.
 
-The grader starts this file *by path* (``python .../runner.py``), in a new session, so
-that it does not import the heavy ``course_utils`` package and so that it can be killed
-as a whole. Protocol: the job arrives as one JSON object on stdin (see
-:func:`course_utils.grading.job.build_job`); the result is written to
+The grader starts this module as its own process (``python -m course_kit.grading.runner``),
+in a new session, so that it can be killed as a whole; like the rest of the instructor kit
+it never imports torch or the student library. Protocol: the job arrives as one JSON object on stdin (see
+:func:`course_kit.grading.job.build_runner_job`); the result is written to
 ``<private_dir>/result.json`` together with an HMAC made with the job's one-time key,
 and the executed notebook to ``<private_dir>/executed.ipynb``. ``private_dir`` is made
 by the caller and is not reachable from the sandboxed kernel.
@@ -24,16 +24,15 @@ What it does, in order:
 5. reads ``<NAME>.results.json`` (the notebook's metrics) without following links;
 6. kills every remaining process in its tree, and reports.
 
-Example (what :func:`course_utils.grading.job.grade_job` does)::
+Example (what :func:`course_kit.grading.job.grade_job` does)::
 
-    subprocess.run([sys.executable, RUNNER_PATH], input=json.dumps(job), text=True)
+    subprocess.run([sys.executable, "-m", "course_kit.grading.runner"], input=json.dumps(job), text=True)
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
-import importlib.util
 import json
 import os
 import signal
@@ -45,29 +44,16 @@ import traceback
 from pathlib import Path
 from queue import Empty
 
-HERE = Path(__file__).resolve().parent
-PACKAGE_DIR = HERE.parent  # course_utils itself, wherever this runner runs (a container included)
+from ..repository import KIT_DIR, student_library_dir
+from . import procs, sandbox
+from .harness import RECORD_PREFIX
+
 RESULT_FILE = "result.json"
 EXECUTED_FILE = "executed.ipynb"
 KERNEL_LOG = "kernel.log"
 MAX_METRICS_BYTES = 1_000_000
 MAX_RECORD_CHARS = 2_000_000
 
-
-def _sibling(name: str):
-    """Import a sibling module of this file by path (the package itself is never imported)."""
-    qualified = f"course_utils.grading.{name}"
-    if qualified in sys.modules:
-        return sys.modules[qualified]
-    spec = importlib.util.spec_from_file_location(f"_course_grading_{name}", HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-procs = _sibling("procs")
-sandbox = _sibling("sandbox")
-RECORD_PREFIX = "\x1ecourse-check "  # must equal harness.RECORD_PREFIX (checked by the tests)
 
 
 class Terminated(BaseException):
@@ -342,8 +328,13 @@ def kernel_environment(job: dict, work: Path) -> dict:
 
 
 def sandbox_policy(job: dict, private: Path, work: Path) -> dict:
-    """What the launcher applies to the kernel (see sandbox.py)."""
-    read_only = sandbox.python_read_paths() + sandbox.system_read_paths() + [str(PACKAGE_DIR)]
+    """What the launcher applies to the kernel (see sandbox.py).
+
+    The kernel may read the Python installation and the student library, but not the
+    instructor kit (grading code, harness, checks API), wherever the kit is installed.
+    """
+    roots = sandbox.python_read_paths() + sandbox.system_read_paths()
+    read_only = sandbox.readable_except(roots, hidden=[str(KIT_DIR)]) + [str(student_library_dir())]
     read_only += list(job.get("read_paths") or [])
     if job.get("data_dir"):
         read_only.append(job["data_dir"])
@@ -366,8 +357,11 @@ def make_kernel_manager(job: dict, private: Path, work: Path):
 
     policy_file = private / "sandbox.json"
     policy_file.write_text(json.dumps(sandbox_policy(job, private, work)))
+    # By path, not with -m: -m would put the kernel's working folder (the student's files) first
+    # on the launcher's sys.path, and the launcher runs before the sandbox is applied.
+    launcher = Path(sandbox.__file__).resolve()
     spec = KernelSpec(
-        argv=[sys.executable, str(HERE / "sandbox.py"), str(policy_file), "--connection-file", "{connection_file}",
+        argv=[sys.executable, str(launcher), str(policy_file), "--connection-file", "{connection_file}",
               "--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         display_name="course grading (sandboxed)", language="python", interrupt_mode="signal",
     )
@@ -477,11 +471,11 @@ def grade(job: dict, private: Path) -> dict:
         os.chown(work, uid, gid)
         os.chown(work / ".tmp", uid, gid)
     write_submission(job, work)
-    # The kernel imports course_utils through this link, so it never needs to read the rest
-    # of the course repository (solutions/, hidden checks) to find the package.
+    # The kernel imports the student library through this link and nothing else of the
+    # kit: not the instructor kit, not solutions/ or the hidden checks.
     library = work / ".course-lib"
     library.mkdir()
-    (library / "course_utils").symlink_to(PACKAGE_DIR, target_is_directory=True)
+    (library / "course_utils").symlink_to(student_library_dir(), target_is_directory=True)
     job = dict(job, pythonpath=str(library))
     nb = nbformat.from_dict(job["notebook"])
     session = Session(job, work)

@@ -6,7 +6,7 @@ process (``runner.py``) with a job description on stdin, enforces a last-resort 
 kills the runner's whole process tree on cancellation, verifies the runner's signed
 report, judges the hidden checks' observations against their expectations, and returns
 a plain-data result. It needs nothing from the machine that built the job except an
-installed ``course_utils``, so the same function runs on remote Dask workers.
+installed kit, so the same function runs on remote Dask workers.
 
 Statuses (first that applies):
 
@@ -63,7 +63,8 @@ from . import checks as checks_api
 from . import procs
 
 HERE = Path(__file__).resolve().parent
-RUNNER_PATH = HERE / "runner.py"
+# The runner is a module of this package, started as its own process (it never imports torch).
+RUNNER_MODULE = "course_kit.grading.runner"
 MAX_NOTEBOOK_BYTES = 50 * 1024**2
 MEMORY_ERRORS = {"MemoryError", "_ArrayMemoryError", "OutOfMemoryError"}
 # Tags that change how nbclient/papermill execute a cell: a student must not be able to
@@ -230,12 +231,6 @@ def build_runner_job(job: GradingJob, notebook: dict, private: Path, key: bytes)
     }
 
 
-# Started inside a container by path, found without importing the (heavy) package.
-_RUNNER_BOOTSTRAP = ("import importlib.util, runpy; "
-                     "spec = importlib.util.find_spec('course_utils'); "
-                     "runpy.run_path(spec.submodule_search_locations[0] + '/grading/runner.py', run_name='__main__')")
-
-
 def container_name(job: GradingJob) -> str:
     """The Docker container name of one submission's run (what ``docker kill`` needs).
 
@@ -260,7 +255,7 @@ def runner_command(job: GradingJob, private: Path) -> list[str]:
         'docker run --rm -i --init --name'
     """
     if not job.sandbox.container:
-        return [sys.executable, str(RUNNER_PATH)]
+        return [sys.executable, "-m", RUNNER_MODULE]
     limits = job.limits
     command = ["docker", "run", "--rm", "-i", "--init", "--name", container_name(job),
                "--user", f"{os.getuid()}:{os.getgid()}", "--network", "none", "--pids-limit", "1024",
@@ -273,7 +268,7 @@ def runner_command(job: GradingJob, private: Path) -> list[str]:
         command += ["--memory", str(total), "--memory-swap", str(total)]
     for path in [*job.sandbox.read_paths, *([job.sandbox.data_dir] if job.sandbox.data_dir else [])]:
         command += ["-v", f"{path}:{path}:ro"]
-    return command + [job.sandbox.container, "python", "-c", _RUNNER_BOOTSTRAP]
+    return command + [job.sandbox.container, "python", "-m", RUNNER_MODULE]
 
 
 def _stop_runner(proc: subprocess.Popen, marker: str, container: str | None = None) -> None:
@@ -370,7 +365,7 @@ def judge_report(job: GradingJob, report: dict) -> dict:
     """Status, detail and per-check results from the runner's report.
 
     Example:
-        >>> source = ("from course_utils.grading.checks import check, equal\\n"
+        >>> source = ("from course_kit.grading.checks import check, equal\\n"
         ...           "@check(points=2, expect=equal(4))\\ndef four(ns):\\n    return ns['x']\\n")
         >>> job = GradingJob("s", "a", "s.ipynb", b"", {}, None, source, {}, Limits(), SandboxOptions(), "m")
         >>> report = {"stop": None, "check_phase": "ran", "exercises": {},

@@ -1,0 +1,216 @@
+"""``course bench``: the seed-style pipeline against the kit's path, side by side in one process.
+
+Both sides do the same work: the same model (same initial weights), the same number of
+images at the same resolution, the same augmentation (random crop with padding 4 and
+horizontal flip, or none on both sides), batch 64, SGD lr 1e-3 momentum 0.9. Only the
+way the work is done differs:
+
+* **seed-style**: per-image PIL transforms ``Resize -> RandomCrop(padding=4) ->
+  RandomHorizontalFlip -> ToTensor -> Normalize`` in a ``DataLoader`` with 2 workers,
+  float32, the whole network run every epoch (as seed 001 does);
+* **kit**: ``make_loader`` (uint8 images on the device, batched transforms) and ``fit``
+  (feature caching where asked for; bf16, channels-last on CUDA).
+
+The sides alternate (seed, kit, kit, seed, ...) so that a machine that gets busier or
+quieter during the run affects both alike. Each side is reported by its fastest round
+(other work on the machine can only add time, so the fastest round is the one closest
+to the undisturbed cost; the JSON keeps every round and the medians too), with images
+per second and the ratio kit / seed-style.
+
+Cases on every machine: the data pipeline alone at 224 px; ResNet18 full fine-tune at
+64 px (one epoch); ResNet18 ``last_only`` for a 10-epoch run at 64 px end to end
+(training and validation every epoch; no augmentation on either side, which feature
+caching needs). On CUDA additionally the seeds' settings at 224 px for AlexNet,
+ResNet18 and VGG16 full fine-tuning, as seconds per epoch of 25,000 images.
+
+Images are random uint8 tensors shaped like CIFAR-10 (32x32 RGB, 10 classes), held the
+way torchvision's CIFAR10 holds them, and models use random weights: speed does not
+depend on either.
+
+Example:
+    $ course bench                   # full run, prints a table, writes bench-results/bench-<time>.json
+    $ course bench --quick           # seconds: proves the command works
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class CaseResult:
+    """One comparison: seconds per round for each side, and what they mean."""
+
+    name: str
+    description: str
+    images: int  # images per round (training images x epochs for the training cases)
+    image_size: int
+    rounds: int
+    target: float | None = None
+    seed_seconds: list[float] = field(default_factory=list)
+    kit_seconds: list[float] = field(default_factory=list)
+    per_epoch_of: int | None = None  # report seconds per epoch of this many images (CUDA cases)
+    epoch_images: int | None = None
+
+    @property
+    def seed_images_per_second(self) -> float:
+        return self.images / min(self.seed_seconds)
+
+    @property
+    def kit_images_per_second(self) -> float:
+        return self.images / min(self.kit_seconds)
+
+    @property
+    def ratio(self) -> float:
+        """How many times faster the kit's path is (fastest round of each side)."""
+        return min(self.seed_seconds) / min(self.kit_seconds)
+
+    @property
+    def median_ratio(self) -> float:
+        return statistics.median(self.seed_seconds) / statistics.median(self.kit_seconds)
+
+    def seconds_per_epoch(self, side: str) -> float | None:
+        if self.per_epoch_of is None:
+            return None
+        rate = self.seed_images_per_second if side == "seed" else self.kit_images_per_second
+        return self.per_epoch_of / rate
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.update({
+            "seed_images_per_second": self.seed_images_per_second,
+            "kit_images_per_second": self.kit_images_per_second,
+            "ratio": self.ratio,
+            "median_ratio": self.median_ratio,
+            "meets_target": None if self.target is None else self.ratio >= self.target,
+        })
+        if self.per_epoch_of is not None:
+            out["seed_seconds_per_epoch"] = self.seconds_per_epoch("seed")
+            out["kit_seconds_per_epoch"] = self.seconds_per_epoch("kit")
+        return out
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each case does (the printed table and the JSON state these)."""
+
+    data_images: int = 1280
+    data_rounds: int = 3
+    finetune_images: int = 192
+    finetune_rounds: int = 4
+    last_only_images: int = 384
+    last_only_val_images: int = 96
+    last_only_epochs: int = 10
+    last_only_rounds: int = 2
+    small_size: int = 64
+    large_size: int = 224
+    cuda_images: int = 25_000
+    cuda_rounds: int = 1
+
+
+QUICK = Sizes(data_images=128, data_rounds=1, finetune_images=64, finetune_rounds=1, last_only_images=64,
+              last_only_val_images=32, last_only_epochs=2, last_only_rounds=1, small_size=32, large_size=64,
+              cuda_images=256, cuda_rounds=1)
+
+
+def _load_average() -> list[float] | None:
+    """1, 5 and 15-minute load averages: other work on the machine slows both sides."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def machine_description(device) -> dict:
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    info["load_average_at_start"] = _load_average()
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def format_table(results: list[CaseResult]) -> str:
+    """The results as an aligned text table (fastest round per side; the median ratio alongside)."""
+    lines = [f"{'case':<18} {'images':>7} {'px':>4}  {'seed-style img/s':>16}  {'kit img/s':>10}  "
+             f"{'ratio':>7}  {'(median)':>8}  {'target':>7}"]
+    for r in results:
+        target = f">= {r.target:g}x" if r.target is not None else ""
+        lines.append(f"{r.name:<18} {r.images:>7,} {r.image_size:>4}  {r.seed_images_per_second:>16,.0f}  "
+                     f"{r.kit_images_per_second:>10,.0f}  {r.ratio:>6.2f}x  {r.median_ratio:>7.2f}x  {target:>7}")
+        if r.per_epoch_of is not None:
+            lines.append(f"{'':<18} seconds per epoch of {r.per_epoch_of:,} images: "
+                         f"seed-style {r.seconds_per_epoch('seed'):.1f} s, kit {r.seconds_per_epoch('kit'):.2f} s")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes (seconds): proves the command works, numbers mean little")
+    parser.add_argument("--output", default="bench-results", help="folder for the JSON (default: bench-results)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--compile", action="store_true", help="CUDA cases: torch.compile on the kit's side")
+    parser.add_argument("--cuda-images", type=int, default=None,
+                        help="images per CUDA epoch measurement (default 25,000; fewer are scaled to 25,000)")
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from .bench_cases import run_benchmark
+
+    started_at = datetime.now()
+    started = time.perf_counter()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    sizes = QUICK if args.quick else Sizes()
+    if args.cuda_images is not None:
+        sizes = Sizes(**{**asdict(sizes), "cuda_images": args.cuda_images})
+    os.environ.setdefault("COURSE_PROGRESS", "off")
+    machine = machine_description(device)
+    print(f"course bench on {device} ({'quick' if args.quick else 'full'} sizes): {sizes}")
+    results = run_benchmark(sizes, device, compile_model=args.compile)
+    wall = time.perf_counter() - started
+    table = format_table(results)
+    print()
+    print(table)
+    print(f"\nwall time {wall:.0f} s")
+
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / f"bench-{started_at:%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps({
+        "command": "course bench" + (" --quick" if args.quick else "") + (" --compile" if args.compile else ""),
+        "started": started_at.isoformat(timespec="seconds"),
+        "wall_seconds": wall,
+        "machine": {**machine, "load_average_at_end": _load_average()},
+        "sizes": asdict(sizes),
+        "cases": [r.to_dict() for r in results],
+        "table": table,
+    }, indent=2))
+    print(f"written {path}")
+    return 0

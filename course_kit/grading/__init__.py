@@ -1,0 +1,22 @@
+"""Instructor grading: papermill-parametrized runs of student submissions, hidden checks, gradebook.
+
+Modules, one job each:
+
+* :mod:`~course_kit.grading.submissions` finds submissions and names students;
+* :mod:`~course_kit.grading.job` grades one submission anywhere (statuses, judging);
+* :mod:`~course_kit.grading.runner` is the per-submission process: papermill engine,
+  sandboxed kernel, hidden checks in the same kernel;
+* :mod:`~course_kit.grading.sandbox` limits and Landlock confinement of kernels;
+* :mod:`~course_kit.grading.procs` finds and kills process trees;
+* :mod:`~course_kit.grading.checks` is the hidden-checks API (and judging);
+* :mod:`~course_kit.grading.harness` runs the checks inside the kernel;
+* :mod:`~course_kit.grading.gradebook` writes grades.csv/json and feedback;
+* :mod:`~course_kit.grading.executors` local pool or Dask;
+* :mod:`~course_kit.grading.cli` is ``course grade``.
+
+What is and is not protected is written down in ``docs/grading.md``.
+
+Example::
+
+    course grade submissions/ --assignment 03_partial_freezing --out grades/03 -j 4
+"""
