@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from course_utils.architectures import IMAGENET_MEAN, IMAGENET_STD
+from course_utils.models.architectures import IMAGENET_MEAN, IMAGENET_STD
 from course_utils.freezing import apply_strategy
-from course_utils.loaders import make_loader
-from course_utils.models import build_model
-from course_utils.training import fit
+from course_utils.data.loaders import make_loader
+from course_utils.models.build import build_model
+from course_utils.train.loop import fit
 
 from .bench import CaseResult, Sizes
 

@@ -15,7 +15,7 @@ from .repository import student_library_dir
 
 def profile_names() -> list[str]:
     """The profiles the student library defines, in their declared order (``auto`` last)."""
-    folder = student_library_dir() / "profiles"
+    folder = student_library_dir() / "notebook" / "profiles"
     order = ["smoke", "offline", "laptop", "full", "grading", "auto"]
     found = {p.name for p in folder.iterdir() if p.is_dir()}
     return [name for name in order if name in found] + sorted(found - set(order))

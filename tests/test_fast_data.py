@@ -9,7 +9,7 @@ import torchvision.transforms.functional as TF
 from torch.utils.data import DataLoader, Dataset, Subset
 
 import course_utils as cu
-from course_utils.fast_data import BatchTransform, DeviceImageLoader, random_crops_and_flips
+from course_utils.data.device_loader import BatchTransform, DeviceImageLoader, random_crops_and_flips
 
 MEAN, STD = cu.IMAGENET_MEAN, cu.IMAGENET_STD
 

@@ -8,8 +8,9 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 import course_utils as cu
-from course_utils import architectures, feature_cache
-from course_utils.feature_cache import (
+from course_utils.models import architectures
+from course_utils.train import features as feature_cache
+from course_utils.train.features import (
     CannotCacheError,
     FeatureCacheMemoryError,
     cache_frozen_prefix,

@@ -13,7 +13,9 @@ import torch
 from asset_server import AssetServer, SilentServer, closed_port_url
 
 import course_utils as cu
-from course_utils import assets, fetch
+from course_utils import assets
+from course_utils.data import cifar10 as cifar
+from course_utils.models import weights as weight_files
 from course_utils._util import format_bytes
 from course_kit.cli import main as course
 
@@ -35,7 +37,7 @@ def server():
 
 
 @pytest.fixture
-def small_cifar(tmp_path) -> tuple[fetch.ArchiveDataset, bytes]:
+def small_cifar(tmp_path) -> tuple[cifar.ArchiveDataset, bytes]:
     """A CIFAR-like archive (real python-batch files, 2 images per class) and its description."""
     source = tmp_path / "source"
     folder = cu.write_synthetic_cifar10(source, per_class_train=2, per_class_test=1)
@@ -45,7 +47,7 @@ def small_cifar(tmp_path) -> tuple[fetch.ArchiveDataset, bytes]:
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(folder, arcname=folder.name)
     archive = buffer.getvalue()
-    dataset = fetch.ArchiveDataset(
+    dataset = cifar.ArchiveDataset(
         name="CIFAR-10", fetch_args="cifar10", url=CIFAR_URL, archive="cifar-10-python.tar.gz",
         md5=hashlib.md5(archive).hexdigest(), folder=folder.name, files=files,
     )
@@ -64,12 +66,12 @@ def test_good_archive_is_downloaded_unpacked_and_then_left_alone(server, small_c
     dataset, archive = small_cifar
     server.serve(dataset.archive, archive)
     root = tmp_path / "data"
-    done = fetch.fetch_cifar10(root, dataset=dataset, mirror=server.url, progress=False)
+    done = cifar.fetch_cifar10(root, dataset=dataset, mirror=server.url, progress=False)
     assert done.status == "downloaded and unpacked"
     assert done.path == root / "cifar-10-batches-py"
     assert sorted(p.name for p in done.path.iterdir()) == sorted(dataset.files)
     assert (root / dataset.archive).read_bytes() == archive
-    again = fetch.fetch_cifar10(root, dataset=dataset, mirror=server.url, progress=False)
+    again = cifar.fetch_cifar10(root, dataset=dataset, mirror=server.url, progress=False)
     assert again.status == "already there, checksums ok"
     assert server.requests == [dataset.archive]  # the second call never touched the network
     assert leftovers(root) == []
@@ -80,7 +82,7 @@ def test_truncated_download_is_retried_and_never_kept(server, small_cifar, tmp_p
     server.serve(dataset.archive, archive, send=len(archive) // 2)  # every answer is cut short
     root = tmp_path / "data"
     with pytest.warns(UserWarning, match="corrupt"), pytest.raises(cu.CorruptDownloadError, match="truncated"):
-        fetch.fetch_cifar10(root, dataset=dataset, mirror=server.url, progress=False)
+        cifar.fetch_cifar10(root, dataset=dataset, mirror=server.url, progress=False)
     assert server.requests == [dataset.archive] * 2
     assert not (root / dataset.archive).exists() and not (root / dataset.folder).exists()
     assert leftovers(root) == []
@@ -91,7 +93,7 @@ def test_one_truncated_answer_then_a_good_one_succeeds(server, small_cifar, tmp_
     server.serve(dataset.archive, archive, send=1000)
     server.serve(dataset.archive, archive)
     with pytest.warns(UserWarning, match="truncated"):
-        done = fetch.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
+        done = cifar.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
     assert done.status == "downloaded and unpacked"
     assert len(server.requests) == 2
 
@@ -102,7 +104,7 @@ def test_archive_with_wrong_checksum_is_refused(server, small_cifar, tmp_path):
     wrong[len(wrong) // 2] ^= 0xFF  # same size, one byte differs
     server.serve(dataset.archive, bytes(wrong))
     with pytest.warns(UserWarning), pytest.raises(cu.CorruptDownloadError, match="MD5"):
-        fetch.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
+        cifar.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
     assert not (tmp_path / dataset.archive).exists() and not (tmp_path / dataset.folder).exists()
 
 
@@ -110,7 +112,7 @@ def test_truncated_archive_on_disk_is_fetched_again_not_unpacked(server, small_c
     dataset, archive = small_cifar
     (tmp_path / dataset.archive).write_bytes(archive[: len(archive) // 3])  # an interrupted earlier download
     server.serve(dataset.archive, archive)
-    done = fetch.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
+    done = cifar.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
     assert done.status == "downloaded and unpacked"
     assert server.requests == [dataset.archive]
     assert (tmp_path / dataset.archive).read_bytes() == archive
@@ -119,11 +121,11 @@ def test_truncated_archive_on_disk_is_fetched_again_not_unpacked(server, small_c
 def test_damaged_batch_file_is_restored_from_the_archive_even_offline(server, small_cifar, tmp_path):
     dataset, archive = small_cifar
     server.serve(dataset.archive, archive)
-    fetch.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
+    cifar.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
     batch = tmp_path / dataset.folder / "data_batch_3"
     batch.write_bytes(batch.read_bytes()[:100])
     with cu.offline_mode():
-        done = fetch.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
+        done = cifar.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
     assert "replaced a damaged copy: data_batch_3 damaged" in done.status
     assert hashlib.md5(batch.read_bytes()).hexdigest() == dataset.files["data_batch_3"]
     assert server.requests == [dataset.archive]  # restored without any download
@@ -132,7 +134,7 @@ def test_damaged_batch_file_is_restored_from_the_archive_even_offline(server, sm
 def test_offline_missing_dataset_names_asset_path_and_command(server, small_cifar, tmp_path):
     dataset, _ = small_cifar
     with cu.offline_mode(), pytest.raises(cu.AssetUnavailableError) as caught:
-        fetch.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
+        cifar.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
     message = str(caught.value)
     assert "CIFAR-10" in message and str(tmp_path / dataset.folder) in message
     assert "course fetch cifar10" in message and "offline" in message
@@ -142,7 +144,7 @@ def test_offline_missing_dataset_names_asset_path_and_command(server, small_cifa
 def test_torchvision_cifar10_description_matches_torchvision():
     from torchvision.datasets import CIFAR10
 
-    dataset = fetch.torchvision_cifar10()
+    dataset = cifar.torchvision_cifar10()
     assert dataset.url == CIFAR10.url == CIFAR_URL
     assert dataset.md5 == CIFAR10.tgz_md5
     assert len(dataset.files) == 7 and dataset.files["test_batch"] == dict(CIFAR10.test_list)["test_batch"]
@@ -155,7 +157,7 @@ def test_archive_escaping_its_folder_is_refused(tmp_path):
         info.size = 2
         tar.addfile(info, io.BytesIO(b"hi"))
     with pytest.raises(cu.CorruptDownloadError, match="outside"):
-        fetch.unpack_archive(archive, tmp_path, "cifar-10-batches-py")
+        cifar.unpack_archive(archive, tmp_path, "cifar-10-batches-py")
     assert not (tmp_path.parent / "outside.txt").exists()
 
 
@@ -169,14 +171,14 @@ def tiny_weights(monkeypatch) -> tuple[str, bytes]:
     torch.save({"weight": torch.arange(6.0)}, buffer)
     body = buffer.getvalue()
     name = f"tiny-{hashlib.sha256(body).hexdigest()[:8]}.pth"
-    real_lookup = assets._weights_enum
+    real_lookup = weight_files._weights_enum
 
     def lookup(weights_name):
         if weights_name == "ResNet18_Weights.IMAGENET1K_V1":
             return SimpleNamespace(url=f"https://download.pytorch.org/models/{name}")
         return real_lookup(weights_name)
 
-    monkeypatch.setattr(assets, "_weights_enum", lookup)
+    monkeypatch.setattr(weight_files, "_weights_enum", lookup)
     return name, body
 
 
@@ -184,7 +186,7 @@ def test_course_fetch_weights_downloads_and_prints_size_and_destination(server, 
     name, body = tiny_weights
     server.serve(name, body)
     assert course(["fetch", "weights", "resnet18", "--mirror", server.url, "--no-progress"]) == 0
-    path = assets.checkpoint_dir() / name
+    path = weight_files.checkpoint_dir() / name
     assert path.read_bytes() == body
     out = capsys.readouterr().out
     assert f"resnet18 -> {path}" in out
@@ -196,7 +198,7 @@ def test_course_fetch_weights_downloads_and_prints_size_and_destination(server, 
 
 def test_truncated_checkpoint_in_the_cache_is_fetched_again_never_loaded(server, tiny_weights, monkeypatch):
     name, body = tiny_weights
-    path = assets.checkpoint_dir() / name
+    path = weight_files.checkpoint_dir() / name
     path.parent.mkdir(parents=True)
     path.write_bytes(body[:50])
     loaded = []
@@ -204,24 +206,24 @@ def test_truncated_checkpoint_in_the_cache_is_fetched_again_never_loaded(server,
     monkeypatch.setattr(torch, "load", lambda f, **kw: loaded.append(Path(f).read_bytes()) or real_load(f, **kw))
     offline_error = r"(?s)corrupt or incomplete.*course fetch weights resnet18"
     with cu.offline_mode(), pytest.raises(cu.AssetUnavailableError, match=offline_error):
-        assets.load_torchvision_checkpoint("ResNet18_Weights.IMAGENET1K_V1")
+        weight_files.load_torchvision_checkpoint("ResNet18_Weights.IMAGENET1K_V1")
     assert loaded == []  # the truncated file was never unpickled
     server.serve(name, body)
     monkeypatch.setenv("COURSE_MIRROR_URL", server.url)
     with pytest.warns(UserWarning, match="corrupt or incomplete; it has been downloaded again"):
-        state = assets.load_torchvision_checkpoint("ResNet18_Weights.IMAGENET1K_V1", progress=False)
+        state = weight_files.load_torchvision_checkpoint("ResNet18_Weights.IMAGENET1K_V1", progress=False)
     assert torch.equal(state["weight"], torch.arange(6.0))
     assert loaded == [body]
 
 
 def test_standin_in_the_cache_is_replaced_by_course_fetch(server, tiny_weights):
     name, body = tiny_weights
-    path = assets.checkpoint_dir() / name
+    path = weight_files.checkpoint_dir() / name
     path.parent.mkdir(parents=True)
     torch.save({"weight": torch.zeros(6)}, path)
-    assets.register_standin(path)
+    weight_files.register_standin(path)
     server.serve(name, body)
-    done = fetch.fetch_weights("resnet18", mirror=server.url, progress=False)
+    done = weight_files.fetch_weights("resnet18", mirror=server.url, progress=False)
     assert done.status.startswith("was corrupt, incomplete or a stand-in")
     assert path.read_bytes() == body
 
@@ -233,8 +235,8 @@ def test_real_checkpoint_name_with_wrong_content_is_refused(server, capsys):
         assert course(["fetch", "weights", "resnet18", "--mirror", server.url, "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "SHA-256 starts with" in err and "expected f37072fd" in err
-    assert not (assets.checkpoint_dir() / "resnet18-f37072fd.pth").exists()
-    assert leftovers(assets.checkpoint_dir()) == []
+    assert not (weight_files.checkpoint_dir() / "resnet18-f37072fd.pth").exists()
+    assert leftovers(weight_files.checkpoint_dir()) == []
 
 
 def test_efficientnet_weights_are_checked_not_downloaded(server, capsys):

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import course_utils as cu
-from course_utils.fruit import parse_class_folder, to_rgb
+from course_utils.data.fruit import parse_class_folder, to_rgb
 
 
 @pytest.mark.parametrize("folder,expected", [

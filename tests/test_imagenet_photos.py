@@ -13,7 +13,7 @@ from PIL import Image
 from sklearn.datasets import load_sample_image
 
 import course_utils as cu
-from course_utils.efficientnet_lite import build_imagenet_classifier, imagenet_categories
+from course_utils.models.efficientnet_lite import build_imagenet_classifier, imagenet_categories
 
 # Acceptable top-1 classes per photo: buildings of that kind for the temple, the one
 # flower class that fits for the dahlia.

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import course_utils as cu
-from course_utils import assets
+from course_utils.models import weights as weight_files
 
 
 @pytest.mark.parametrize("name,head_path,in_features", [
@@ -77,18 +77,18 @@ def test_missing_weights_offline_names_path_and_fetch_command(isolated_assets):
 
 def test_real_checkpoint_hash_is_checked_once_then_stamped(isolated_assets):
     # A file whose name carries its own sha256 prefix is "real" as far as the check can tell.
-    directory = assets.checkpoint_dir()
+    directory = weight_files.checkpoint_dir()
     directory.mkdir(parents=True)
     tmp = directory / "x.pth"
     torch.save({"w": torch.ones(2)}, tmp)
     prefix = hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]
     path = directory / f"thing-{prefix}.pth"
     os.replace(tmp, path)
-    assert assets.verify_checkpoint(path) == "verified"
+    assert weight_files.verify_checkpoint(path) == "verified"
     assert path.with_name(path.name + ".verified").exists()
     path.write_bytes(path.read_bytes()[:-3])  # later corruption changes size -> re-checked
     with pytest.raises(ValueError, match="corrupt or incomplete"):
-        assets.verify_checkpoint(path)
+        weight_files.verify_checkpoint(path)
 
 
 def test_multitask_model_shared_backbone_two_heads():

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from course_kit import release
-from course_utils import parameters
+from course_utils.notebook import parameters
 from course_kit.repository import SOLUTIONS
 
 NOTEBOOKS = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import Subset
 
 import course_utils as cu
-from course_utils.speedups import Speedups
+from course_utils.train.speedups import Speedups
 
 
 def test_everything_is_off_on_the_cpu():

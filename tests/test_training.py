@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import course_utils as cu
-from course_utils import training
+from course_utils.train import loop as training
 
 
 def digits_loaders(n_train=96, n_val=64, size=32, augment=True, batch_size=32):

@@ -8,9 +8,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from course_utils import plots  # noqa: E402
-from course_utils import widgets as ui  # noqa: E402
-from course_utils.training import History  # noqa: E402
+from course_utils.notebook import plots  # noqa: E402
+from course_utils.notebook import widgets as ui  # noqa: E402
+from course_utils.train.loop import History  # noqa: E402
 
 
 def test_panel_passes_the_controls_values_and_keeps_the_result():

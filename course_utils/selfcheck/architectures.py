@@ -35,7 +35,7 @@ class _TiedNet(nn.Module):
 def parameter_counts(parameter_counts_fn) -> None:
     """Exercise 1: ``parameter_counts(model) -> (total, trainable)``."""
     from ..freezing import set_trainable_layers
-    from ..models import build_model
+    from ..models.build import build_model
 
     with exercise("Exercise 1 — counting parameters") as feedback:
         net = _TiedNet()
@@ -144,7 +144,7 @@ def images_per_second(images_per_second_fn) -> None:
 
 def best_epoch_summary(best_epoch_summary_fn) -> None:
     """Exercise 3: ``best_epoch_summary(history)`` -> best validation epoch vs the last one."""
-    from ..training import History
+    from ..train.loop import History
 
     def history(val_accs, train_accs):
         return History(records=[{"epoch": i + 1, "phase": "finetune", "train_loss": 1.0 / (i + 1), "train_acc": t,

@@ -51,8 +51,8 @@ def subset_indices(stratified_subset_indices) -> None:
 
 def replace_head(replace_head_fn) -> None:
     """Exercise 2: ``replace_head(model, head_path, num_classes)`` swaps the ImageNet classifier."""
-    from ..architectures import get_architecture
-    from ..models import imagenet_model
+    from ..models.architectures import get_architecture
+    from ..models.build import imagenet_model
 
     with exercise("Exercise 2 — a new head") as feedback:
         for name in ("resnet18", "alexnet"):

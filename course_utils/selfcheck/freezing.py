@@ -16,7 +16,7 @@ _OWNING = ["stem", "block1", "block2", "block3", "head"]
 
 def _resnet18(strategy: str | None = None) -> nn.Module:
     from .. import freezing
-    from ..models import build_model
+    from ..models.build import build_model
 
     torch.manual_seed(0)
     model = build_model("resnet18", num_classes=10, pretrained=False)
@@ -163,7 +163,7 @@ def batchnorm_drift(batchnorm_drift_fn) -> None:
 
 def backbone_head_groups(backbone_head_groups_fn) -> None:
     """Exercise 4: ``backbone_head_groups(model, backbone_lr, head_lr)`` -> backbone and head groups."""
-    from ..models import build_model
+    from ..models.build import build_model
 
     def by_lr(groups) -> dict[float, list]:
         return {g["lr"]: list(g["params"]) for g in groups}

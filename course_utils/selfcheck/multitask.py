@@ -16,7 +16,7 @@ def _tiny_backbone(feature_dim: int) -> nn.Module:
 
 def fruitnet_forward(FruitNet) -> None:
     """Exercise 1: ``FruitNet(backbone, feature_dim, heads).forward(x)`` -> ``{"fruit": ..., "freshness": ...}``."""
-    from ..models import MultiTaskModel
+    from ..models.multitask import MultiTaskModel
 
     with exercise("Exercise 1 — the multi-task forward") as feedback:
         feedback.check(isinstance(FruitNet, type) and issubclass(FruitNet, MultiTaskModel),
@@ -133,7 +133,7 @@ def multitask_loss(multitask_loss_fn) -> None:
 def trainable_optimizer(trainable_optimizer_fn) -> None:
     """Exercise 3: ``trainable_optimizer(model, lr, weight_decay)`` -> AdamW over trainable parameters only."""
     from ..freezing import freeze_until
-    from ..models import build_multitask_model
+    from ..models.multitask import build_multitask_model
 
     torch.manual_seed(0)
     small = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))

@@ -37,8 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .feature_cache import CannotCacheError, cache_frozen_prefix
-from .freezing import (
+from ..freezing import (
     _BATCHNORM,
     freeze_batchnorm_stats,
     freeze_groups,
@@ -46,6 +45,7 @@ from .freezing import (
     head_group_names,
     trainable_parameters,
 )
+from .features import CannotCacheError, cache_frozen_prefix
 from .speedups import Speedups
 
 CHECKPOINT_FORMAT = 1

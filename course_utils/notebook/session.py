@@ -23,12 +23,14 @@ from pathlib import Path
 
 import torch
 
-from . import assets
-from .data import cifar10, digits_dataset
-from .fruit import FruitFreshnessDataset
+from .. import assets
+from ..data.cifar10 import cifar10
+from ..data.datasets import digits_dataset
+from ..data.fruit import FruitFreshnessDataset
+from ..data.standins import write_synthetic_cifar10, write_synthetic_fruit
+from ..models.weights import write_standin_checkpoints
+from ..train.loop import get_device, seed_everything
 from .parameters import Parameters, scratch_dir
-from .synthetic import write_standin_checkpoints, write_synthetic_cifar10, write_synthetic_fruit
-from .training import get_device, seed_everything
 
 
 @dataclass

@@ -8,11 +8,10 @@ Example:
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from . import assets
-from .architectures import Architecture, architecture_of, get_architecture
+from .architectures import architecture_of, get_architecture
+from .weights import load_pretrained_weights
 
 
 class PoolingHead(nn.Sequential):
@@ -128,62 +127,10 @@ def imagenet_model(name: str, pretrained: bool = True) -> nn.Module:
     return model
 
 
-def load_pretrained_weights(model: nn.Module, arch: Architecture) -> None:
-    """Load ImageNet weights into an ImageNet-shaped model (before its head is replaced)."""
-    if arch.pretrained_loader is not None:
-        arch.pretrained_loader(model)
-        return
-    state_dict = assets.load_torchvision_checkpoint(arch.weights)
-    model.load_state_dict(state_dict)
-
-
 def normalization_for(model_or_name: nn.Module | str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The (mean, std) the pretrained weights of this architecture expect."""
     arch = get_architecture(model_or_name) if isinstance(model_or_name, str) else architecture_of(model_or_name)
     return arch.mean, arch.std
-
-
-class MultiTaskModel(nn.Module):
-    """A shared backbone with an Identity head and one named Linear head per task (seed 002).
-
-    Args:
-        backbone: a model from the table whose classifier has been replaced by ``nn.Identity``.
-        feature_dim: width of the backbone's features (512 for ResNet18).
-        heads: ``{task_name: num_classes}``, in the order batches carry their labels.
-
-    Forward: ``x (N, 3, H, W)`` -> ``{task_name: logits (N, num_classes)}``.
-    """
-
-    def __init__(self, backbone: nn.Module, feature_dim: int, heads: dict[str, int]):
-        super().__init__()
-        if not heads:
-            raise ValueError("A multi-task model needs at least one head, e.g. heads={'fruit': 6}.")
-        self.backbone = backbone
-        self.feature_dim = feature_dim
-        self.heads = nn.ModuleDict({task: nn.Linear(feature_dim, n) for task, n in heads.items()})
-
-    @property
-    def task_names(self) -> list[str]:
-        return list(self.heads.keys())
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone(x)
-        return {task: head(features) for task, head in self.heads.items()}
-
-
-def build_multitask_model(name: str, heads: dict[str, int], pretrained: bool = True) -> MultiTaskModel:
-    """A shared ``name`` backbone (head replaced by Identity) with one Linear head per task.
-
-    Example:
-        >>> model = build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
-        >>> model.feature_dim
-        512
-    """
-    backbone = build_model(name, num_classes=1, pretrained=pretrained)
-    arch = get_architecture(name)
-    feature_dim = head_in_features(backbone)
-    _set_submodule(backbone, arch.head, nn.Identity())
-    return MultiTaskModel(backbone, feature_dim, heads)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 
-from .data import unnormalize
+from ..data.transforms import unnormalize
 
 _detached = threading.local()
 

@@ -46,8 +46,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .architectures import IMAGENET_MEAN, IMAGENET_STD
-from .data import TensorImageDataset
+from ..models.architectures import IMAGENET_MEAN, IMAGENET_STD
+from .datasets import TensorImageDataset
 
 # Images per step on the CPU. Working on a few images at a time keeps the uint8
 # intermediates (2.4 MB for 16 images at 224 px) in the processor's cache.

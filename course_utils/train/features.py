@@ -38,11 +38,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
-from ._util import format_bytes
-from .architectures import Stages, architecture_of
-from .fast_data import DeviceImageLoader
-from .freezing import _BATCHNORM
-from .models import MultiTaskModel
+from .._util import format_bytes
+from ..data.device_loader import DeviceImageLoader
+from ..freezing import _BATCHNORM
+from ..models.architectures import Stages, architecture_of
+from ..models.multitask import MultiTaskModel
 
 # The cache may take at most this share of the device's currently free memory.
 DEFAULT_MEMORY_FRACTION = 0.5

@@ -25,9 +25,10 @@ from typing import Sequence
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from .architectures import IMAGENET_MEAN, IMAGENET_STD
-from .data import TensorImageDataset, as_uint8_images, image_transforms
-from .fast_data import DeviceImageLoader
+from ..models.architectures import IMAGENET_MEAN, IMAGENET_STD
+from .datasets import TensorImageDataset, as_uint8_images
+from .device_loader import DeviceImageLoader
+from .transforms import image_transforms
 
 
 def _with_transform(dataset, transform, from_tensor: bool):

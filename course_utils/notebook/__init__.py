@@ -1,0 +1,1 @@
+"""What a notebook needs around the lesson: parameters and profiles, session, plots, widgets, results."""

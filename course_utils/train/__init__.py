@@ -1,0 +1,1 @@
+"""Training: one epoch, evaluation, ``fit``, feature caching, checkpoints, GPU speed-ups."""
