@@ -11,13 +11,12 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from course_utils.models.architectures import IMAGENET_MEAN, IMAGENET_STD
-from course_utils.freezing import apply_strategy
-from course_utils.data.loaders import make_loader
-from course_utils.models.build import build_model
-from course_utils.train.loop import fit
+from course_utils import apply_strategy, build_model, fit, make_loader, trainable_parameters
+from course_utils.models import IMAGENET_MEAN, IMAGENET_STD
+from course_utils.train import Speedups
 
 from .bench import CaseResult, Sizes
 
@@ -72,7 +71,6 @@ def seed_style_loader(dataset: ArrayImages, image_size: int, augment: bool, shuf
     view = ArrayImages(dataset.data, dataset.targets, transform=T.Compose(steps))
     loader = DataLoader(view, batch_size=SEED_BATCH_SIZE, shuffle=shuffle, num_workers=SEED_WORKERS,
                         persistent_workers=True, pin_memory=torch.cuda.is_available())
-    loader.augment = augment
     return loader
 
 
@@ -149,16 +147,20 @@ def _fresh_model(name: str, strategy: str = "none"):
     return model
 
 
+def _sgd(model):
+    """The COMP5541 notebook's optimizer, over the trainable parameters (both sides)."""
+    return torch.optim.SGD(trainable_parameters(model), lr=SEED_LR, momentum=0.9)
+
+
 def _seed_fit(model, loader, val_loader, epochs: int, device):
     # The seed-style side trains in float32 without any of the kit's speed-ups.
-    fit(model, loader, val_loader, num_epochs=epochs, lr=SEED_LR, device=device, verbose=False,
-        mixed_precision=False if device.type == "cuda" else None,
-        channels_last=False if device.type == "cuda" else None, restore_best=False)
+    fit(model, loader, val_loader, num_epochs=epochs, loss_fn=nn.CrossEntropyLoss(), optimizer=_sgd, device=device,
+        verbose=False, speedups=Speedups(device))
 
 
 def _kit_fit(model, loader, val_loader, epochs: int, device, cache: bool = False, compile_model: bool = False):
-    fit(model, loader, val_loader, num_epochs=epochs, lr=SEED_LR, device=device, verbose=False,
-        cache_features=cache, compile_model=compile_model, restore_best=False)
+    fit(model, loader, val_loader, num_epochs=epochs, loss_fn=nn.CrossEntropyLoss(), optimizer=_sgd, device=device,
+        verbose=False, cache_features=cache, speedups=Speedups.for_device(device, compile_model=compile_model))
 
 
 def _warm_up(name: str, image_size: int, device) -> None:

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _plan(args: argparse.Namespace) -> list[tuple[str, Path | None, Callable]]:
     """``(label, destination, action)`` for every asset the arguments ask for."""
     from course_utils import assets
-    from course_utils.data.cifar10 import fetch_cifar10, torchvision_cifar10
+    from course_utils.data.cifar import fetch_cifar10, torchvision_cifar10
     from course_utils.models.weights import destination_of, fetch_weights, weight_models
 
     options = {"mirror": args.mirror, "timeout": args.timeout, "progress": not args.no_progress}

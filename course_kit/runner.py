@@ -18,13 +18,13 @@ import datetime as dt
 import html
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
-from .parameters import profile_names
+from .parameters import check_overrides, parse_value, profile_names
 from .repository import PROJECT_ROOT, SOLUTIONS
 
 
@@ -174,14 +174,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebooks", nargs="*", help="stems or number prefixes (default: all in solutions/)")
     parser.add_argument("--profile", default="offline", choices=profile_names(), help="parameter set (default: offline)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="override one knob; VALUE is read as YAML (e.g. -p seeds '[0, 1]')")
+                        help="override one knob of the parameters cell; VALUE is a number, True/False/None or "
+                             "YAML (e.g. -p seeds '[0, 1]'); unknown knobs are refused")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "runs", help="parent folder of run folders")
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
 
 
 def main(args: argparse.Namespace) -> int:
-    overrides = {key: yaml.safe_load(value) for key, value in args.parameter}
-    notebooks = find_notebooks(args.notebooks)
+    overrides = {key: parse_value(value) for key, value in args.parameter}
+    try:
+        notebooks = find_notebooks(args.notebooks)
+        check_overrides(notebooks, overrides)
+    except ValueError as problem:
+        print(f"course run: {problem}", file=sys.stderr)
+        return 2
     run_dir, runs = run(notebooks, args.profile, overrides, args.out, args.timeout)
     failed = [r for r in runs if r.status != "ok"]
     print(f"\n{len(runs) - len(failed)}/{len(runs)} notebooks ok. Executed notebooks, results and "

@@ -1,56 +1,67 @@
-"""Shared helpers for the transfer-learning course notebooks.
+"""The student library of the transfer-learning course: what the notebooks import as ``cu``.
 
-Notebooks use ``import course_utils as cu``; everything public is re-exported here.
+``import course_utils as cu`` gives the names below; everything else lives in the topic's
+subpackage (``cu.models``, ``cu.data``, ``cu.train``, ``cu.freezing``, ``cu.notebook``).
+
+* models: ``build_model``, ``available_models``, ``normalization_for``, ``count_parameters``
+* freezing: ``layer_groups``, ``apply_strategy``, ``set_trainable_layers``, ``freeze_until``,
+  ``unfreeze_all``, ``trainable_parameters``, ``trainable_summary``, ``STRATEGIES``
+* data: ``subset_fraction``, ``subset_per_class``, ``make_loader``, ``class_counts``, ``get_targets``
+* training: ``train_one_epoch``, ``evaluate``, ``fit``, ``fine_tune``, ``extract_features``,
+  ``History``, ``EarlyStopping``, ``Checkpoint``, ``seed_everything``, ``default_device``
+* notebooks: ``load_parameters``, ``start_session``, and the modules ``plots``, ``results``,
+  ``widgets`` and ``selfcheck``
+
+The library knows nothing about the kit's repository: it works the same from a checkout, a
+wheel or a Colab install. The instructor kit (``course_kit``) is a separate package that
+this one never imports.
+
+Example:
+    >>> import course_utils as cu
+    >>> model = cu.build_model("resnet18", num_classes=10, pretrained=False)
+    >>> cu.apply_strategy(model, "last_only")
+    >>> cu.count_parameters(model, trainable_only=True)
+    5130
 """
-from .models.architectures import ARCHITECTURES, IMAGENET_MEAN, IMAGENET_STD, available_models, get_architecture
-from .assets import (
-    AssetUnavailableError,
-    CorruptDownloadError,
-    NetworkUnavailableError,
-    data_dir,
-    is_offline,
-    offline_mode,
-    set_offline,
-)
-from .data.cifar10 import CIFAR10_CLASSES, cifar10
-from .data.datasets import TensorImageDataset, as_uint8_images, digits_dataset
-from .data.subsets import class_counts, get_targets, subset_fraction, subset_per_class
-from .data.transforms import image_transforms, unnormalize
+from ._util import default_device
+from . import assets, data, freezing, models, notebook, selfcheck, train
+from .data import class_counts, get_targets, make_loader, subset_fraction, subset_per_class
 from .freezing import (
     STRATEGIES,
     apply_strategy,
-    backbone_head_param_groups,
-    depth_tiered_param_groups,
-    format_trainable_summary,
-    freeze_batchnorm_stats,
-    freeze_groups,
     freeze_until,
-    group_names,
     layer_groups,
     set_trainable_layers,
     trainable_parameters,
     trainable_summary,
     unfreeze_all,
 )
-from .data.device_loader import BatchTransform, DeviceImageLoader
-from .train.features import (
-    CannotCacheError,
-    FeatureCacheMemoryError,
-    cache_frozen_prefix,
-    split_frozen_prefix,
+from .models import available_models, build_model, count_parameters, normalization_for
+from .notebook import load_parameters, plots, results, start_session, widgets
+from .train import (
+    Checkpoint,
+    EarlyStopping,
+    History,
+    evaluate,
+    extract_features,
+    fine_tune,
+    fit,
+    seed_everything,
+    train_one_epoch,
 )
-from .data.fruit import FruitFreshnessDataset, parse_class_folder
-from .data.loaders import make_loader
-from .models.build import PoolingHead, build_model, count_parameters, imagenet_model, normalization_for, replace_head
-from .models.multitask import MultiTaskModel, build_multitask_model
-from .notebook.parameters import PROFILES, Parameters, load_parameters
-from .notebook.results import save_results
-from .notebook.session import Session, start_session
-from .notebook import plots, results, widgets
-from . import selfcheck
-from .data.standins import write_synthetic_cifar10, write_synthetic_fruit
-from .models.weights import write_standin_checkpoints
-from .train.speedups import Speedups
-from .train.loop import History, evaluate, fit, get_device, load_checkpoint, make_optimizer, seed_everything
 
-__version__ = "0.1.0"
+__all__ = [
+    # models
+    "build_model", "available_models", "normalization_for", "count_parameters",
+    # freezing
+    "layer_groups", "apply_strategy", "set_trainable_layers", "freeze_until", "unfreeze_all",
+    "trainable_parameters", "trainable_summary", "STRATEGIES",
+    # data
+    "subset_fraction", "subset_per_class", "make_loader", "class_counts", "get_targets",
+    # training
+    "train_one_epoch", "evaluate", "fit", "fine_tune", "extract_features", "History", "EarlyStopping",
+    "Checkpoint", "seed_everything", "default_device",
+    # notebooks
+    "load_parameters", "start_session", "plots", "results", "widgets", "selfcheck",
+]
+__version__ = "0.2.0"

@@ -10,7 +10,7 @@ connection, timeout) gives the same kind of error, after at most the download ti
 Downloads go to a temporary file that is checked (announced size, MD5 or SHA-256) before
 it is renamed into place, so an interrupted or damaged download never sits at the real path.
 ``COURSE_MIRROR_URL`` fetches the same file names from another server. What is fetched,
-and how it is checked, lives with its kind: ``data.cifar10`` for CIFAR-10,
+and how it is checked, lives with its kind: ``data.cifar`` for CIFAR-10,
 ``models.weights`` for ImageNet weights.
 
 Example:

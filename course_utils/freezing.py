@@ -1,19 +1,24 @@
-"""Freeze and unfreeze layer groups; keep frozen BatchNorm statistics; learning-rate groups.
+"""Freeze and unfreeze layer groups; frozen BatchNorm statistics; optimizer parameter groups.
 
 "Frozen" means three things here, all enforced together:
   1. the group's parameters get ``requires_grad=False``;
   2. they stay out of the optimizer (``trainable_parameters`` / the ``*_param_groups`` helpers);
-  3. BatchNorm layers inside the group keep their running statistics: they stay in
-     eval mode even after ``model.train()`` (pass ``freeze_bn_stats=False`` to let them adapt).
+  3. BatchNorm layers inside the group keep their running statistics: they become
+     ``FrozenStatsBatchNorm2d`` (``print(model)`` shows it), which stays in eval mode even
+     after ``model.train()`` (pass ``freeze_bn_stats=False`` to let the statistics adapt).
 
 Example:
-    >>> import course_utils as cu
-    >>> model = cu.build_model("resnet18", num_classes=10, pretrained=False)
-    >>> cu.apply_strategy(model, "last_only")
-    >>> cu.count_parameters(model, trainable_only=True)
+    >>> from course_utils.models import build_model
+    >>> model = build_model("resnet18", num_classes=10, pretrained=False)
+    >>> apply_strategy(model, "last_only")
+    >>> sum(p.numel() for p in trainable_parameters(model))
     5130
+    >>> model.bn1
+    FrozenStatsBatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True, running stats frozen)
 """
 from __future__ import annotations
+
+import contextlib
 
 from torch import nn
 
@@ -21,7 +26,92 @@ from .models.architectures import LayerGroups, architecture_of
 from .models.multitask import MultiTaskModel
 
 STRATEGIES = ("none", "early", "middle", "last_only")
-_BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+# ----------------------------------------------------------------------------- frozen BatchNorm statistics
+
+
+class _FrozenStats:
+    """A BatchNorm that normalizes with its running statistics and never updates them.
+
+    Why a class of its own: ``requires_grad=False`` does not touch BatchNorm's running mean
+    and variance, which every forward pass in training mode moves towards the batch's
+    statistics. A layer of this class ignores ``model.train()`` and stays in eval mode.
+    It is the same module with the same parameters and buffers (only its class changes),
+    so optimizers, ``state_dict`` and checkpoints see no difference; its affine weight and
+    bias still train if their ``requires_grad`` is on.
+    """
+
+    def train(self, mode: bool = True):
+        return super().train(False)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", running stats frozen"
+
+
+class FrozenStatsBatchNorm1d(_FrozenStats, nn.BatchNorm1d):
+    __doc__ = _FrozenStats.__doc__
+
+
+class FrozenStatsBatchNorm2d(_FrozenStats, nn.BatchNorm2d):
+    __doc__ = _FrozenStats.__doc__
+
+
+class FrozenStatsBatchNorm3d(_FrozenStats, nn.BatchNorm3d):
+    __doc__ = _FrozenStats.__doc__
+
+
+class FrozenStatsSyncBatchNorm(_FrozenStats, nn.SyncBatchNorm):
+    __doc__ = _FrozenStats.__doc__
+
+
+_FROZEN_CLASS = {nn.BatchNorm1d: FrozenStatsBatchNorm1d, nn.BatchNorm2d: FrozenStatsBatchNorm2d,
+                 nn.BatchNorm3d: FrozenStatsBatchNorm3d, nn.SyncBatchNorm: FrozenStatsSyncBatchNorm}
+_PLAIN_CLASS = {frozen: plain for plain, frozen in _FROZEN_CLASS.items()}
+
+
+def is_batchnorm(module: nn.Module) -> bool:
+    """True for every BatchNorm layer (frozen statistics or not)."""
+    return isinstance(module, nn.modules.batchnorm._BatchNorm)
+
+
+def batchnorm_stats_frozen(module: nn.Module) -> bool:
+    """True when ``module`` has BatchNorm layers (or is one) and all of them have frozen statistics.
+
+    Example:
+        >>> block = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+        >>> freeze_batchnorm_stats(block)
+        >>> batchnorm_stats_frozen(block), block[1].train().training
+        (True, False)
+    """
+    layers = [m for m in module.modules() if is_batchnorm(m)]
+    return bool(layers) and all(isinstance(m, _FrozenStats) for m in layers)
+
+
+def freeze_batchnorm_stats(module: nn.Module, frozen: bool = True) -> None:
+    """Freeze (or release) the running statistics of every BatchNorm inside ``module``.
+
+    While frozen, ``model.train()`` cannot switch these layers back to batch statistics: their
+    running mean and variance stay exactly as they are (bitwise).
+
+    Raises:
+        TypeError: a BatchNorm of a class the kit does not know (write its frozen class here).
+    """
+    for m in module.modules():
+        if not is_batchnorm(m):
+            continue
+        if frozen and not batchnorm_stats_frozen(m):
+            if type(m) not in _FROZEN_CLASS:
+                raise TypeError(f"Cannot freeze the statistics of a {type(m).__name__}: the kit knows "
+                                f"{', '.join(c.__name__ for c in _FROZEN_CLASS)}.")
+            m.__class__ = _FROZEN_CLASS[type(m)]
+            m.training = False
+        elif not frozen and batchnorm_stats_frozen(m):
+            m.__class__ = _PLAIN_CLASS[type(m)]
+            m.training = module.training
+
+
+# ----------------------------------------------------------------------------- layer groups
 
 
 def layer_groups(model: nn.Module) -> LayerGroups:
@@ -52,37 +142,6 @@ def _owns_parameters(modules: list[nn.Module]) -> bool:
 def _group_parameters(modules: list[nn.Module]):
     for module in modules:
         yield from module.parameters()
-
-
-def _keep_eval(module: nn.Module, _inputs) -> None:
-    # Runs before every forward: undoes a model.train() that reached a frozen BatchNorm.
-    module.training = False
-
-
-def freeze_batchnorm_stats(module: nn.Module, frozen: bool = True) -> None:
-    """Keep (or stop keeping) every BatchNorm inside ``module`` in eval mode.
-
-    While frozen, ``model.train()`` cannot switch these layers back to batch statistics:
-    their running mean/var stay exactly as they are. Their affine weights still train if
-    their ``requires_grad`` is on.
-    """
-    for m in module.modules():
-        if not isinstance(m, _BATCHNORM):
-            continue
-        handle = m.__dict__.get("_course_bn_hook")
-        if frozen and handle is None:
-            m.__dict__["_course_bn_hook"] = m.register_forward_pre_hook(_keep_eval)
-            m.eval()
-        elif not frozen and handle is not None:
-            handle.remove()
-            del m.__dict__["_course_bn_hook"]
-            m.train(module.training)
-
-
-def batchnorm_stats_frozen(module: nn.Module) -> bool:
-    """True when every BatchNorm in ``module`` is pinned to eval mode (and there is one)."""
-    bns = [m for m in module.modules() if isinstance(m, _BATCHNORM)]
-    return bool(bns) and all("_course_bn_hook" in m.__dict__ for m in bns)
 
 
 def set_group_trainable(modules: list[nn.Module], trainable: bool, freeze_bn_stats: bool = True) -> None:
@@ -185,6 +244,37 @@ def unfreeze_all(model: nn.Module) -> None:
     freeze_batchnorm_stats(model, frozen=False)
 
 
+@contextlib.contextmanager
+def head_only(model: nn.Module):
+    """Inside the block only the head trains; afterwards the model is frozen exactly as before.
+
+    Everything but the head group is frozen, BatchNorm statistics included; on leaving the
+    block (also by an exception) every parameter's ``requires_grad`` and every BatchNorm's
+    frozen statistics are as the caller left them. ``fine_tune`` warms up a new head this way.
+
+    Example:
+        >>> from course_utils.models import build_model
+        >>> model = build_model("resnet18", num_classes=10, pretrained=False)
+        >>> with head_only(model):
+        ...     [name for name, _ in layer_groups(model) if next(iter(_[0].parameters())).requires_grad]
+        ['fc']
+        >>> all(p.requires_grad for p in model.parameters())
+        True
+    """
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    frozen_stats = [m for m in model.modules() if is_batchnorm(m) and batchnorm_stats_frozen(m)]
+    head = head_group_names(model)
+    freeze_groups(model, [name for name in group_names(model) if name not in head])
+    try:
+        yield model
+    finally:
+        freeze_batchnorm_stats(model, frozen=False)
+        for p, flag in flags:
+            p.requires_grad = flag
+        for m in frozen_stats:
+            freeze_batchnorm_stats(m)
+
+
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Parameters with ``requires_grad``: what an optimizer should receive."""
     return [p for p in model.parameters() if p.requires_grad]
@@ -201,7 +291,7 @@ def trainable_summary(model: nn.Module) -> list[dict]:
     rows = []
     for name, modules in layer_groups(model):
         params = list(_group_parameters(modules))
-        pinned = [("_course_bn_hook" in m.__dict__) for mod in modules for m in mod.modules() if isinstance(m, _BATCHNORM)]
+        pinned = [batchnorm_stats_frozen(m) for mod in modules for m in mod.modules() if is_batchnorm(m)]
         bn_stats = "-" if not pinned else "frozen" if all(pinned) else "updating" if not any(pinned) else "mixed"
         rows.append({
             "group": name,

@@ -133,9 +133,9 @@ def test_strategy_panel_runs_the_chosen_strategy(page, lab):
     chosen = "last_only"
     parameters = cu.load_parameters(FREEZING, profile="smoke")
     assert parameters.dataset == "cifar10", "the expected counts below assume CIFAR-10's 10 classes"
-    expected, total = trainable_parameters(parameters.backbone, len(cu.CIFAR10_CLASSES), chosen)
+    expected, total = trainable_parameters(parameters.backbone, len(cu.data.CIFAR10_CLASSES), chosen)
     default = parameters.strategies[0]
-    assert expected != trainable_parameters(parameters.backbone, len(cu.CIFAR10_CLASSES), default)[0], \
+    assert expected != trainable_parameters(parameters.backbone, len(cu.data.CIFAR10_CLASSES), default)[0], \
         "the chosen strategy must train a different share than the default, or the test proves nothing"
 
     with screenshot_on_failure(page, "browser-03"):

@@ -87,48 +87,48 @@ def test_targets_of_nested_subsets_and_tensor_datasets(imbalanced):
 
 def test_synthetic_cifar10_read_by_torchvisions_own_class(isolated_assets):
     root = isolated_assets / "data"
-    folder = cu.write_synthetic_cifar10(root, per_class_train=6, per_class_test=3)
+    folder = cu.data.standins.write_synthetic_cifar10(root, per_class_train=6, per_class_test=3)
     # The files are real python batches: plain pickle reads them the way torchvision does.
     with open(folder / "data_batch_1", "rb") as f:
         batch = pickle.load(f, encoding="latin1")
     assert batch["data"].dtype == np.uint8 and batch["data"].shape[1] == 3072
     with pytest.warns(UserWarning, match="synthetic CIFAR-10 stand-in"):
-        train = cu.cifar10(train=True, image_size=40)
+        train = cu.data.cifar10(train=True, image_size=40)
     assert isinstance(train, CIFAR10)
     assert len(train) == 60 and train.data.shape == (60, 32, 32, 3)
-    assert train.classes == list(cu.CIFAR10_CLASSES)
+    assert train.classes == list(cu.data.CIFAR10_CLASSES)
     image, label = train[0]
     assert image.shape == (3, 40, 40) and image.dtype == torch.float32 and 0 <= label < 10
     with pytest.warns(UserWarning):
-        test = cu.cifar10(train=False, image_size=32)
+        test = cu.data.cifar10(train=False, image_size=32)
     assert len(test) == 30 and cu.class_counts(test) == {c: 3 for c in range(10)}
 
 
 def test_corrupt_standin_fails_torchvisions_integrity_check(isolated_assets):
-    folder = cu.write_synthetic_cifar10(isolated_assets / "data", per_class_train=2, per_class_test=1)
+    folder = cu.data.standins.write_synthetic_cifar10(isolated_assets / "data", per_class_train=2, per_class_test=1)
     path = folder / "data_batch_3"
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(RuntimeError, match="not found or corrupted"), pytest.warns(UserWarning):
-        cu.cifar10(train=True)
+        cu.data.cifar10(train=True)
 
 
 def test_missing_cifar_offline_names_folder_and_fix(isolated_assets):
     with pytest.raises(FileNotFoundError) as info:
-        cu.cifar10(train=True)
+        cu.data.cifar10(train=True)
     assert str(isolated_assets / "data" / "cifar-10-batches-py") in str(info.value)
     assert "course fetch cifar10" in str(info.value)
 
 
 def test_cifar_root_argument_wins_over_environment(tmp_path, isolated_assets):
-    cu.write_synthetic_cifar10(tmp_path, per_class_train=2, per_class_test=1)
+    cu.data.standins.write_synthetic_cifar10(tmp_path, per_class_train=2, per_class_test=1)
     with pytest.warns(UserWarning):
-        dataset = cu.cifar10(train=False, root=tmp_path, image_size=32)
+        dataset = cu.data.cifar10(train=False, root=tmp_path, image_size=32)
     assert len(dataset) == 10
-    assert cu.data_dir() == isolated_assets / "data"
+    assert cu.assets.data_dir() == isolated_assets / "data"
 
 
 def test_digits_are_real_stratified_and_disjoint():
-    train, test = cu.digits_dataset(train=True), cu.digits_dataset(train=False)
+    train, test = cu.data.digits_dataset(train=True), cu.data.digits_dataset(train=False)
     assert len(train) + len(test) == 1797
     assert train.images.shape[1:] == (3, 32, 32) and train.images.dtype == torch.uint8
     counts = cu.class_counts(test)
@@ -141,24 +141,24 @@ def test_digits_are_real_stratified_and_disjoint():
 
 
 def test_transforms_resize_augment_and_normalize():
-    digits = cu.digits_dataset(train=True)
-    plain = digits.with_transform(cu.image_transforms(48, augment=False, from_tensor=True))
+    digits = cu.data.digits_dataset(train=True)
+    plain = digits.with_transform(cu.data.image_transforms(48, augment=False, from_tensor=True))
     image, _ = plain[0]
     assert image.shape == (3, 48, 48)
-    expected = (torch.ones(3) - torch.tensor(cu.IMAGENET_MEAN)) / torch.tensor(cu.IMAGENET_STD)
+    expected = (torch.ones(3) - torch.tensor(cu.models.IMAGENET_MEAN)) / torch.tensor(cu.models.IMAGENET_STD)
     assert torch.allclose(image[:, 0, 0], expected, atol=0.02)  # white corner -> (1 - mean) / std
-    back = cu.unnormalize(image, cu.IMAGENET_MEAN, cu.IMAGENET_STD)
+    back = cu.data.unnormalize(image, cu.models.IMAGENET_MEAN, cu.models.IMAGENET_STD)
     assert torch.allclose(back[:, 0, 0], torch.ones(3), atol=0.02)
-    augmented = digits.with_transform(cu.image_transforms(48, augment=True, from_tensor=True))
+    augmented = digits.with_transform(cu.data.image_transforms(48, augment=True, from_tensor=True))
     torch.manual_seed(0)
     samples = torch.stack([augmented[0][0] for _ in range(20)])
     assert samples.shape == (20, 3, 48, 48) and samples.std(0).max() > 0.1  # crops/flips vary
 
 
 def test_as_uint8_images_of_subset_keeps_labels():
-    digits = cu.digits_dataset(train=True)
+    digits = cu.data.digits_dataset(train=True)
     subset = cu.subset_fraction(digits, 0.1, seed=0)
-    tensors = cu.as_uint8_images(subset)
+    tensors = cu.data.as_uint8_images(subset)
     assert len(tensors) == len(subset)
     assert torch.equal(tensors.targets, torch.as_tensor(cu.get_targets(subset)))
     assert torch.equal(tensors.images[3], digits.images[subset.indices[3]])
@@ -172,7 +172,7 @@ def test_augmentation_respects_what_keeps_the_label(fast):
     labels = torch.zeros(64, dtype=torch.long)
     mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     for keeps_label, border in ((False, 255), (True, 0)):
-        dataset = cu.TensorImageDataset(images, labels, flip_keeps_label=keeps_label, border_value=border)
+        dataset = cu.data.TensorImageDataset(images, labels, flip_keeps_label=keeps_label, border_value=border)
         loader = cu.make_loader(dataset, batch_size=64, augment=True, image_size=32, mean=mean, std=std, fast=fast)
         torch.manual_seed(0)
         batch = next(iter(loader))[0]
@@ -186,7 +186,7 @@ def test_augmentation_respects_what_keeps_the_label(fast):
 
 
 def test_digits_declare_their_augmentation_facts():
-    digits = cu.digits_dataset(train=True)
+    digits = cu.data.digits_dataset(train=True)
     assert digits.flip_keeps_label is False and digits.border_value == 255
-    subset_images = cu.as_uint8_images(cu.subset_fraction(digits, 0.1))
+    subset_images = cu.data.as_uint8_images(cu.subset_fraction(digits, 0.1))
     assert subset_images.flip_keeps_label is False and subset_images.border_value == 255

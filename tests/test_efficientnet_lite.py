@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 from sklearn.datasets import load_sample_image
+from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 import course_utils as cu
@@ -99,7 +100,8 @@ def test_frozen_groups_and_their_batchnorm_statistics_stay_bitwise_unchanged():
     frozen_before = {k: v.clone() for m in groups["stage4"] for k, v in m.state_dict().items()}
     trainable_before = {k: v.clone() for m in groups["stage7"] for k, v in m.state_dict().items()}
     images, labels = torch.randn(24, 3, 64, 64), torch.randint(0, 3, (24,))
-    cu.fit(model, DataLoader(TensorDataset(images, labels), batch_size=8), num_epochs=2, lr=0.05,
+    cu.fit(model, DataLoader(TensorDataset(images, labels), batch_size=8), num_epochs=2, loss_fn=nn.CrossEntropyLoss(),
+           optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=0.05, momentum=0.9),
            verbose=False, device="cpu")
     model.train()
     assert all(batchnorm_stats_frozen(m) for m in groups["stage4"])
@@ -132,13 +134,13 @@ def test_architecture_of_recognises_lite_models():
 
 def test_heads_and_multitask_model_work_on_lite():
     pooled = cu.build_model("efficientnet_lite0", num_classes=4, pretrained=False, head="pooling")
-    assert isinstance(pooled._fc, cu.PoolingHead)
+    assert isinstance(pooled._fc, cu.models.PoolingHead)
     assert pooled.eval()(torch.rand(2, 3, 64, 64)).shape == (2, 4)
-    multitask = cu.build_multitask_model("efficientnet_lite0", {"fruit": 6, "freshness": 2}, pretrained=False)
+    multitask = cu.models.build_multitask_model("efficientnet_lite0", {"fruit": 6, "freshness": 2}, pretrained=False)
     assert multitask.feature_dim == 1280
     outputs = multitask.eval()(torch.rand(2, 3, 64, 64))
     assert outputs["fruit"].shape == (2, 6) and outputs["freshness"].shape == (2, 2)
-    assert cu.group_names(multitask)[-2:] == ["head_conv", "heads"]
+    assert cu.freezing.group_names(multitask)[-2:] == ["head_conv", "heads"]
 
 
 def test_any_input_size_runs():
@@ -165,10 +167,11 @@ def test_linear_probe_caches_everything_up_to_the_dropout():
     assert split.prefix_names[-1] == "pool" and split.suffix_names == ["dropout", "classifier"]
     cu.freeze_until(model, "stage6")
     assert split_frozen_prefix(model).suffix_names[:2] == ["block15", "head_conv"]  # stage7 is block 15
-    train = cu.make_loader(Subset(cu.digits_dataset(train=True), range(32)), batch_size=16, image_size=32,
+    train = cu.make_loader(Subset(cu.data.digits_dataset(train=True), range(32)), batch_size=16, image_size=32,
                            mean=lite.LITE_MEAN, std=lite.LITE_STD, device="cpu")
     cu.apply_strategy(model, "last_only")
-    history = cu.fit(model, train, num_epochs=2, lr=1e-3, optimizer="adam", cache_features=True,
+    history = cu.fit(model, train, num_epochs=2, loss_fn=nn.CrossEntropyLoss(), cache_features=True,
+                     optimizer=lambda m: torch.optim.Adam(cu.trainable_parameters(m), lr=1e-3),
                      verbose=False, device="cpu")
     assert len(history) == 2
 
@@ -242,7 +245,7 @@ def test_table_normalization_reproduces_the_imagenet_batchnorm_statistics(name):
     arch = get_architecture(name)
     model = lite.build_imagenet_classifier(name).eval()
     right = stem_variance_ratio(model, arch.mean, arch.std, arch.input_size)
-    imagenet = stem_variance_ratio(model, cu.IMAGENET_MEAN, cu.IMAGENET_STD, arch.input_size)
+    imagenet = stem_variance_ratio(model, cu.models.IMAGENET_MEAN, cu.models.IMAGENET_STD, arch.input_size)
     assert 0.7 < right < 1.4, right  # measured: 1.02 (lite0), 0.96 (lite2)
     assert imagenet > 3.0, imagenet  # measured: 5.1 and 4.6: ImageNet mean/std is the wrong choice here
 

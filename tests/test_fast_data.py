@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 import course_utils as cu
 from course_utils.data.device_loader import BatchTransform, DeviceImageLoader, random_crops_and_flips
 
-MEAN, STD = cu.IMAGENET_MEAN, cu.IMAGENET_STD
+MEAN, STD = cu.models.IMAGENET_MEAN, cu.models.IMAGENET_STD
 
 
 def position_coded_images(count: int, size: int = 32) -> torch.Tensor:
@@ -30,7 +30,7 @@ def decode_crop_and_flip(batch: torch.Tensor, size: int = 32, padding: int = 4):
 
     Output pixel (y, x) shows source pixel (y + top - p, x' + left - p), x' = x or S-1-x if flipped.
     """
-    pixels = (cu.unnormalize(batch, MEAN, STD) * 255).round().long()
+    pixels = (cu.data.unnormalize(batch, MEAN, STD) * 255).round().long()
     y = size // 2
     row = (pixels[:, 0, y, y] - 4) // 8
     col_here, col_next = (pixels[:, 1, y, y] - 4) // 8, (pixels[:, 1, y, y + 1] - 4) // 8
@@ -53,11 +53,11 @@ def per_image_reference(images, offsets, flips, size, padding=4):
 def test_crop_offsets_and_flips_have_the_seed_pipelines_distribution():
     count = 3000
     images = position_coded_images(count)
-    dataset = cu.TensorImageDataset(images, torch.zeros(count, dtype=torch.long))
+    dataset = cu.data.TensorImageDataset(images, torch.zeros(count, dtype=torch.long))
     torch.manual_seed(0)
     fast = torch.cat([b for b, _ in DeviceImageLoader(dataset, batch_size=500, augment=True, image_size=32,
                                                        device="cpu")])
-    seed_style = cu.image_transforms(32, augment=True, from_tensor=True)
+    seed_style = cu.data.image_transforms(32, augment=True, from_tensor=True)
     reference = torch.stack([seed_style(image) for image in images])
     for batch in (fast, reference):
         top, left, flipped = decode_crop_and_flip(batch)
@@ -98,7 +98,7 @@ def test_batched_crops_equal_per_image_crops(height, width, size, order, channel
 
 
 def test_without_augmentation_fast_and_per_image_loaders_agree():
-    digits = cu.digits_dataset(train=False)
+    digits = cu.data.digits_dataset(train=False)
     fast = cu.make_loader(digits, batch_size=100, image_size=48, device="cpu")
     slow = cu.make_loader(digits, batch_size=100, image_size=48, fast=False)
     assert isinstance(fast, DeviceImageLoader) and isinstance(slow, DataLoader)
@@ -108,7 +108,7 @@ def test_without_augmentation_fast_and_per_image_loaders_agree():
 
 
 def test_make_loader_uses_the_fast_path_only_where_it_can():
-    digits = cu.digits_dataset(train=True)
+    digits = cu.data.digits_dataset(train=True)
     subset = Subset(digits, list(range(10, 70)))
     loader = cu.make_loader(subset, batch_size=16, augment=True, image_size=32, device="cpu")
     assert isinstance(loader, DeviceImageLoader) and loader.augment and len(loader) == 4
@@ -138,7 +138,7 @@ def test_make_loader_uses_the_fast_path_only_where_it_can():
 def test_epochs_cover_every_image_once_and_drop_last_works():
     count = 50
     images = torch.randint(0, 256, (count, 3, 8, 8), dtype=torch.uint8)
-    dataset = cu.TensorImageDataset(images, torch.arange(count), torch.arange(count) % 2)
+    dataset = cu.data.TensorImageDataset(images, torch.arange(count), torch.arange(count) % 2)
     loader = DeviceImageLoader(dataset, batch_size=16, shuffle=True, augment=True, image_size=8, device="cpu")
     batches = list(loader)
     assert len(batches) == len(loader) == 4 and [len(b[0]) for b in batches] == [16, 16, 16, 2]
@@ -151,7 +151,7 @@ def test_epochs_cover_every_image_once_and_drop_last_works():
 
 def test_batches_kept_by_the_caller_are_never_overwritten():
     # The CPU path reuses output memory only when nothing refers to it any more.
-    digits = cu.digits_dataset(train=False)
+    digits = cu.data.digits_dataset(train=False)
     loader = cu.make_loader(digits, batch_size=64, image_size=64, device="cpu")
     kept = [images for images, _ in loader]
     again = [images.clone() for images, _ in loader]
@@ -167,7 +167,7 @@ def test_batches_kept_by_the_caller_are_never_overwritten():
 
 
 def test_randomness_comes_from_torchs_global_generator():
-    digits = cu.digits_dataset(train=False)
+    digits = cu.data.digits_dataset(train=False)
     loader = cu.make_loader(digits, batch_size=32, shuffle=True, augment=True, image_size=32, device="cpu")
     torch.manual_seed(7)
     before = torch.get_rng_state()
@@ -182,13 +182,16 @@ def _digits_run(tmp_path, stop_after=None, resume=False):
     torch.manual_seed(3)
     model = cu.build_model("resnet18", num_classes=10, pretrained=False)
     cu.freeze_until(model, "layer2")
-    train_set = cu.digits_dataset(train=True)
+    train_set = cu.data.digits_dataset(train=True)
     train = cu.make_loader(Subset(train_set, list(range(96))), batch_size=32, shuffle=True, augment=True,
                            image_size=32, device="cpu")
-    val = cu.make_loader(Subset(cu.digits_dataset(train=False), list(range(64))), batch_size=64, image_size=32,
+    val = cu.make_loader(Subset(cu.data.digits_dataset(train=False), list(range(64))), batch_size=64, image_size=32,
                          device="cpu")
-    history = cu.fit(model, train, val, num_epochs=2, lr=0.05, checkpoint_path=tmp_path / "run.pt",
-                     resume=resume, stop_after_epoch=stop_after, verbose=False)
+    history = cu.fit(model, train, val, num_epochs=2, loss_fn=torch.nn.CrossEntropyLoss(),
+                     optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=0.05, momentum=0.9),
+                     early_stopping=cu.EarlyStopping(patience=None),
+                     checkpoint=cu.Checkpoint(tmp_path / "run.pt", resume=resume, stop_after_epoch=stop_after),
+                     verbose=False)
     return model, [{k: v for k, v in r.items() if k != "seconds"} for r in history.records]
 
 
@@ -212,4 +215,4 @@ def test_bad_inputs_name_the_fix():
     with pytest.raises(ValueError, match="both offsets and flips"):
         BatchTransform(32)(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="batch_size"):
-        cu.make_loader(cu.digits_dataset(train=False), batch_size=0, device="cpu")
+        cu.make_loader(cu.data.digits_dataset(train=False), batch_size=0, device="cpu")

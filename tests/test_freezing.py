@@ -58,7 +58,7 @@ def test_plain_cnn_groups_strategies_and_counts(name, convs, linears):
     model = cu.build_model(name, num_classes=10, pretrained=False)
     conv_layers = [m for m in model.features if isinstance(m, nn.Conv2d)]
     fc_layers = [m for m in model.classifier if isinstance(m, nn.Linear)]
-    assert cu.group_names(model) == [f"conv{i}" for i in range(1, convs + 1)] + [f"fc{i}" for i in range(1, linears + 1)]
+    assert cu.freezing.group_names(model) == [f"conv{i}" for i in range(1, convs + 1)] + [f"fc{i}" for i in range(1, linears + 1)]
     assert cu.count_parameters(model) == KNOWN_TOTALS[name]
 
     cu.apply_strategy(model, "last_only")
@@ -88,8 +88,8 @@ def test_freeze_until_matches_seed_002(resnets):
 
 
 def test_multitask_model_groups_and_freezing():
-    model = cu.build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
-    assert cu.group_names(model) == ["stem", "layer1", "layer2", "layer3", "layer4", "heads"]
+    model = cu.models.build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
+    assert cu.freezing.group_names(model) == ["stem", "layer1", "layer2", "layer3", "layer4", "heads"]
     cu.freeze_until(model, "layer2")
     expected = n_params(model.backbone.layer3, model.backbone.layer4) + 512 * 6 + 6 + 512 * 2 + 2
     assert cu.count_parameters(model, trainable_only=True) == expected
@@ -108,7 +108,7 @@ def test_bad_names_and_counts_raise_with_choices(resnets):
     with pytest.raises(ValueError, match="stem, layer1"):
         cu.freeze_until(model, "layer5")
     with pytest.raises(ValueError, match="Unknown layer group"):
-        cu.freeze_groups(model, ["conv1"])
+        cu.freezing.freeze_groups(model, ["conv1"])
 
 
 def _train_steps(model, steps=3, size=32, num_classes=10):
@@ -164,6 +164,34 @@ def test_pinned_batchnorm_survives_model_train_and_unfreeze_releases_it():
     assert all(p.requires_grad for p in model.parameters())
 
 
+def test_frozen_statistics_are_visible_and_change_nothing_else(tmp_path):
+    """A BatchNorm with frozen statistics is its own class: print(model) shows it, nothing else changes."""
+    import copy
+
+    model = cu.build_model("resnet18", num_classes=10, pretrained=False)
+    names_before = [name for name, _ in model.named_parameters()]
+    state_before = {k: v.clone() for k, v in model.state_dict().items()}
+    cu.freeze_until(model, "layer1")
+    assert type(model.layer1[0].bn1) is cu.freezing.FrozenStatsBatchNorm2d
+    assert type(model.layer2[0].bn1) is nn.BatchNorm2d
+    assert "FrozenStatsBatchNorm2d(64, eps=1e-05" in str(model) and "running stats frozen" in str(model)
+    # The same parameters and buffers: optimizers, state dicts and checkpoints see no difference.
+    assert [name for name, _ in model.named_parameters()] == names_before
+    assert all(torch.equal(v, state_before[k]) for k, v in model.state_dict().items())
+    assert isinstance(model.layer1[0].bn1, nn.BatchNorm2d)
+    # Copies and whole-model saves keep the frozen statistics.
+    for copied in (copy.deepcopy(model), _saved_and_loaded(model, tmp_path / "model.pt")):
+        copied.train()
+        assert not copied.layer1[0].bn1.training and copied.layer2[0].bn1.training
+    cu.unfreeze_all(model)
+    assert type(model.layer1[0].bn1) is nn.BatchNorm2d
+
+
+def _saved_and_loaded(model, path):
+    torch.save(model, path)
+    return torch.load(path, weights_only=False)
+
+
 def test_summary_rows_match_counts(resnets):
     model = resnets["resnet18"]
     cu.freeze_until(model, "layer2")
@@ -171,14 +199,14 @@ def test_summary_rows_match_counts(resnets):
     assert rows["layer2"] == {"group": "layer2", "trainable": 0, "total": n_params(model.layer2), "bn_stats": "frozen"}
     assert rows["layer3"]["trainable"] == rows["layer3"]["total"] and rows["layer3"]["bn_stats"] == "updating"
     assert rows["fc"]["bn_stats"] == "-"
-    text = cu.format_trainable_summary(model)
+    text = cu.freezing.format_trainable_summary(model)
     assert f"{cu.count_parameters(model, trainable_only=True):,}" in text.splitlines()[-1]
 
 
 def test_backbone_head_param_groups_only_trainable(resnets):
     model = resnets["resnet18"]
     cu.freeze_until(model, "layer3")
-    groups = cu.backbone_head_param_groups(model, backbone_lr=1e-4, head_lr=1e-3)
+    groups = cu.freezing.backbone_head_param_groups(model, backbone_lr=1e-4, head_lr=1e-3)
     assert [(g["name"], g["lr"]) for g in groups] == [("backbone", 1e-4), ("head", 1e-3)]
     assert sum(p.numel() for p in groups[0]["params"]) == n_params(model.layer4)
     assert sum(p.numel() for p in groups[1]["params"]) == n_params(model.fc)
@@ -188,7 +216,7 @@ def test_backbone_head_param_groups_only_trainable(resnets):
 def test_depth_tiered_groups_cover_backbone_in_order(resnets):
     model = resnets["resnet50"]
     cu.apply_strategy(model, "none")
-    groups = cu.depth_tiered_param_groups(model, tier_lrs=(1e-6, 1e-5, 1e-4), head_lr=1e-3)
+    groups = cu.freezing.depth_tiered_param_groups(model, tier_lrs=(1e-6, 1e-5, 1e-4), head_lr=1e-3)
     assert [g["name"] for g in groups] == ["early", "middle", "late", "head"]
     assert [g["lr"] for g in groups] == [1e-6, 1e-5, 1e-4, 1e-3]
     # 5 backbone groups: stem | layer1..layer3 | layer4
@@ -201,6 +229,6 @@ def test_torchvision_model_built_directly_is_understood():
     import torchvision
 
     model = torchvision.models.resnet18(weights=None)
-    assert cu.group_names(model)[0] == "stem"
+    assert cu.freezing.group_names(model)[0] == "stem"
     with pytest.raises(TypeError, match="build_model"):
         cu.layer_groups(nn.Sequential(nn.Linear(2, 2)))

@@ -29,11 +29,11 @@ def test_unrecognised_folder_name_says_how_to_name_it():
 
 @pytest.mark.parametrize("style,rotten_name", [("compact", "rotten"), ("underscore", "stale")])
 def test_synthetic_tree_loads_with_both_conventions(tmp_path, style, rotten_name):
-    root = cu.write_synthetic_fruit(tmp_path, per_class_train=3, per_class_test=2, size=32,
+    root = cu.data.standins.write_synthetic_fruit(tmp_path, per_class_train=3, per_class_test=2, size=32,
                                     fruits=["apple", "banana", "lime"], style=style)
     (root / "train" / ".ipynb_checkpoints").mkdir()  # must never become a class
     (root / "train" / ".ipynb_checkpoints" / "junk.png").write_bytes(b"not an image")
-    train = cu.FruitFreshnessDataset(root / "train")
+    train = cu.data.FruitFreshnessDataset(root / "train")
     assert train.fruit_classes == ["apple", "banana", "lime"]
     assert train.freshness_classes == ["fresh", rotten_name]
     assert len(train) == 3 * 2 * 3
@@ -45,27 +45,27 @@ def test_synthetic_tree_loads_with_both_conventions(tmp_path, style, rotten_name
 
 
 def test_unreadable_images_are_named_before_training(tmp_path):
-    root = cu.write_synthetic_fruit(tmp_path, per_class_train=2, per_class_test=1, size=32, fruits=["apple"])
+    root = cu.data.standins.write_synthetic_fruit(tmp_path, per_class_train=2, per_class_test=1, size=32, fruits=["apple"])
     folder = root / "train" / "freshapples"
     good = folder / "apple_0000.png"
     truncated = folder / "truncated.png"
     truncated.write_bytes(good.read_bytes()[:60])
     (folder / "empty.jpg").write_bytes(b"")
     with pytest.warns(UserWarning) as caught:
-        dataset = cu.FruitFreshnessDataset(root / "train")
+        dataset = cu.data.FruitFreshnessDataset(root / "train")
     message = str(caught[0].message)
     assert "Skipped 2 unreadable image(s)" in message and "truncated.png" in message and "empty.jpg" in message
     assert len(dataset) == 4 and len(dataset.bad_files) == 2
     with pytest.raises(ValueError, match="(?s)2 unreadable image.*truncated.png"):
-        cu.FruitFreshnessDataset(root / "train", on_bad_image="raise")
+        cu.data.FruitFreshnessDataset(root / "train", on_bad_image="raise")
 
 
 def test_empty_class_folder_and_missing_root_raise(tmp_path):
     (tmp_path / "freshapples").mkdir()
     with pytest.raises(ValueError, match="freshapples contains no images"):
-        cu.FruitFreshnessDataset(tmp_path)
+        cu.data.FruitFreshnessDataset(tmp_path)
     with pytest.raises(FileNotFoundError, match="write_synthetic_fruit"):
-        cu.FruitFreshnessDataset(tmp_path / "nope")
+        cu.data.FruitFreshnessDataset(tmp_path / "nope")
 
 
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "LA", "I;16"])
@@ -95,7 +95,7 @@ def test_files_in_any_colour_mode_load_as_rgb(tmp_path):
     base.convert("P").save(folder / "palette.gif")
     base.convert("RGBA").save(folder / "alpha.png")
     base.convert("CMYK").save(folder / "cmyk.jpg")
-    dataset = cu.FruitFreshnessDataset(tmp_path, transform=cu.image_transforms(24))
+    dataset = cu.data.FruitFreshnessDataset(tmp_path, transform=cu.data.image_transforms(24))
     assert len(dataset) == 4
     for i in range(4):
         image, fruit, freshness = dataset[i]
@@ -103,8 +103,8 @@ def test_files_in_any_colour_mode_load_as_rgb(tmp_path):
 
 
 def test_tensor_cache_matches_file_decoding(tmp_path):
-    root = cu.write_synthetic_fruit(tmp_path, per_class_train=2, per_class_test=1, size=40, fruits=["grape", "pear"])
-    dataset = cu.FruitFreshnessDataset(root / "test")
+    root = cu.data.standins.write_synthetic_fruit(tmp_path, per_class_train=2, per_class_test=1, size=40, fruits=["grape", "pear"])
+    dataset = cu.data.FruitFreshnessDataset(root / "test")
     cached = dataset.to_tensor_dataset(size=32)
     assert cached.images.shape == (len(dataset), 3, 32, 32)
     image, fruit, freshness = cached[1]

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from course_kit.grading import checks, harness, procs, runner, sandbox
-from course_kit.grading.cli import parameter_value, parse_size
+from course_kit.grading.cli import parse_size
+from course_kit.parameters import parse_value as parameter_value
 from course_kit.grading.gradebook import Gradebook, GradebookError, render_feedback
 from course_kit.grading.job import GradingJob, Limits, SandboxOptions, judge_report, preflight_notebook
 from course_kit.grading.submissions import discover, student_id

@@ -27,8 +27,8 @@ MIN_CONFIDENCE = 0.10  # top-1 probability: 100 times the 0.001 of a uniform gue
 def top1(model: torch.nn.Module, name: str, photo: str) -> tuple[str, float]:
     """Top-1 ImageNet class name and probability for one scikit-learn sample photo."""
     mean, std = cu.normalization_for(name)
-    size = cu.get_architecture(name).input_size
-    image = cu.image_transforms(size, mean, std)(Image.fromarray(load_sample_image(photo)))
+    size = cu.models.get_architecture(name).input_size
+    image = cu.data.image_transforms(size, mean, std)(Image.fromarray(load_sample_image(photo)))
     with torch.no_grad():
         probabilities = model(image[None]).softmax(dim=1)[0]
     best = int(probabilities.argmax())

@@ -28,9 +28,9 @@ def test_pooling_head_of_seed_004():
     resnet = cu.build_model("resnet50", num_classes=5, pretrained=False, head="pooling")
     linears = [m for m in resnet.fc if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(2048, 1024), (1024, 5)]
-    assert cu.group_names(resnet)[-1] == "fc"
+    assert cu.freezing.group_names(resnet)[-1] == "fc"
     vgg = cu.build_model("vgg16", num_classes=5, pretrained=False, head="pooling")
-    assert cu.group_names(vgg)[-1] == "head"
+    assert cu.freezing.group_names(vgg)[-1] == "head"
     assert vgg(torch.randn(2, 3, 64, 64)).shape == (2, 5)
     cu.apply_strategy(vgg, "last_only")
     assert cu.count_parameters(vgg, trainable_only=True) == 512 * 1024 + 1024 + 1024 * 5 + 5
@@ -46,7 +46,7 @@ def test_unknown_model_and_head_raise_with_choices():
 def test_pretrained_loads_checkpoint_from_torchvision_cache_name(isolated_assets):
     # A stand-in checkpoint under torchvision's real file name: the real loading path must read it.
     reference = torch.nn.Module()
-    paths = cu.write_standin_checkpoints(["resnet18"])
+    paths = cu.models.weights.write_standin_checkpoints(["resnet18"])
     assert paths[0].name == "resnet18-f37072fd.pth"
     assert paths[0].parent == isolated_assets / "torch" / "hub" / "checkpoints"
     state = torch.load(paths[0], weights_only=True)
@@ -59,7 +59,7 @@ def test_pretrained_loads_checkpoint_from_torchvision_cache_name(isolated_assets
 
 
 def test_truncated_checkpoint_is_never_loaded(isolated_assets):
-    path = cu.write_standin_checkpoints(["resnet18"])[0]
+    path = cu.models.weights.write_standin_checkpoints(["resnet18"])[0]
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(FileNotFoundError, match=r"corrupt.*\n.*resnet18-f37072fd.pth.*\n.*course fetch weights resnet18"):
@@ -92,7 +92,7 @@ def test_real_checkpoint_hash_is_checked_once_then_stamped(isolated_assets):
 
 
 def test_multitask_model_shared_backbone_two_heads():
-    model = cu.build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
+    model = cu.models.build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
     assert isinstance(model.backbone.fc, nn.Identity)
     out = model(torch.randn(3, 3, 64, 64))
     assert list(out) == ["fruit", "freshness"]
@@ -102,6 +102,6 @@ def test_multitask_model_shared_backbone_two_heads():
 
 
 def test_normalization_comes_from_the_table():
-    assert cu.normalization_for("resnet18") == (cu.IMAGENET_MEAN, cu.IMAGENET_STD)
+    assert cu.normalization_for("resnet18") == (cu.models.IMAGENET_MEAN, cu.models.IMAGENET_STD)
     model = cu.build_model("alexnet", num_classes=10, pretrained=False)
-    assert cu.normalization_for(model) == (cu.IMAGENET_MEAN, cu.IMAGENET_STD)
+    assert cu.normalization_for(model) == (cu.models.IMAGENET_MEAN, cu.models.IMAGENET_STD)

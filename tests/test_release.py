@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-import yaml
 
 from course_kit import release
 from course_utils.notebook import parameters
@@ -74,9 +73,9 @@ def test_notebook_structure(name):
         following = code[code.index(cell) + 1]
         assert "self-check" in following.metadata.get("tags", []), f"{cell.metadata['course']} lacks a self-check"
 
-    for profile in parameters.PROFILES:
-        values = yaml.safe_load(parameters.profile_file(name, profile).read_text())
-        assert values["profile"] == profile
+    # The parameters cell and the profile file name the same knobs, in the same order.
+    assert list(knobs) == parameters.knob_names(name)
+    for profile in parameters.profile_names():
         if profile != "auto":
-            missing = set(knobs) - set(values)
-            assert not missing, f"{profile} profile lacks {missing}"
+            values, _ = parameters.read_profile(name, profile)
+            assert list(values) == list(knobs), f"{profile} profile of {name}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import Subset
 
 import course_utils as cu
@@ -26,25 +27,24 @@ def test_everything_is_off_on_the_cpu():
 def test_asking_for_a_cuda_speedup_on_the_cpu_is_explained(option):
     with pytest.raises(ValueError, match="CUDA speed-up"):
         Speedups.for_device("cpu", **{option: True})
-    model = cu.build_model("resnet18", num_classes=10, pretrained=False)
-    loader = cu.make_loader(Subset(cu.digits_dataset(train=False), range(8)), batch_size=8, image_size=32,
-                            device="cpu")
-    with pytest.raises(ValueError, match="CUDA speed-up"):
-        cu.fit(model, loader, num_epochs=1, device="cpu", verbose=False, **{option: True})
+    with pytest.raises(ValueError, match="CUDA speed-up"):  # the settings fit takes, made directly
+        Speedups(torch.device("cpu"), **{option: True})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fit_on_cuda_uses_bf16_channels_last_and_the_device_loader():
     device = torch.device("cuda")
-    train_set = Subset(cu.digits_dataset(train=True), range(128))
+    train_set = Subset(cu.data.digits_dataset(train=True), range(128))
     train = cu.make_loader(train_set, batch_size=32, shuffle=True, augment=True, image_size=64, device=device)
-    val = cu.make_loader(cu.digits_dataset(train=False), batch_size=128, image_size=64, device=device)
+    val = cu.make_loader(cu.data.digits_dataset(train=False), batch_size=128, image_size=64, device=device)
     images, labels = next(iter(train))
     assert images.is_cuda and images.is_contiguous(memory_format=torch.channels_last)
     model = cu.build_model("resnet18", num_classes=10, pretrained=False)
-    history = cu.fit(model, train, val, num_epochs=2, lr=0.01, device=device, verbose=False)
+    options = dict(loss_fn=nn.CrossEntropyLoss(), device=device, verbose=False,
+                   optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=0.01, momentum=0.9))
+    history = cu.fit(model, train, val, num_epochs=2, **options)
     assert len(history) == 2 and model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     cu.apply_strategy(model, "last_only")
     plain = cu.make_loader(train_set, batch_size=32, shuffle=True, image_size=64, device=device)
-    history = cu.fit(model, plain, val, num_epochs=2, lr=0.01, device=device, verbose=False, cache_features=True)
+    history = cu.fit(model, plain, val, num_epochs=2, cache_features=True, **options)
     assert len(history) == 2

@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 
 import course_utils as cu
 
@@ -44,8 +45,8 @@ MIN_MARGIN = 0.35
 
 def digits_loaders(seed: int, mean, std) -> tuple:
     """10 % of the digits training split and the whole test split, resized and normalized, unaugmented."""
-    train = cu.subset_fraction(cu.digits_dataset(train=True), 0.1, seed=seed)
-    test = cu.digits_dataset(train=False)
+    train = cu.subset_fraction(cu.data.digits_dataset(train=True), 0.1, seed=seed)
+    test = cu.data.digits_dataset(train=False)
     options = {"image_size": IMAGE_SIZE, "mean": mean, "std": std, "device": "cpu"}
     return cu.make_loader(train, 16, shuffle=True, **options), cu.make_loader(test, 150, **options)
 
@@ -64,9 +65,11 @@ def train_and_test(pretrained: bool, strategy: str, seed: int = 0, normalization
     model = cu.build_model("efficientnet_lite0", num_classes=10, pretrained=pretrained)
     cu.apply_strategy(model, strategy)
     # A probe's frozen backbone is a fixed function: run it once and train the head on its outputs.
-    cu.fit(model, train_loader, num_epochs=EPOCHS, lr=1e-3, optimizer="adam", device="cpu", verbose=False,
+    loss_fn = torch.nn.CrossEntropyLoss()
+    cu.fit(model, train_loader, num_epochs=EPOCHS, loss_fn=loss_fn, device="cpu", verbose=False,
+           optimizer=lambda m: torch.optim.Adam(cu.trainable_parameters(m), lr=1e-3),
            cache_features=strategy == "last_only")
-    return cu.evaluate(model, test_loader, device="cpu")["acc"]
+    return cu.evaluate(model, test_loader, loss_fn)["acc"]
 
 
 def passes_transfer_check(probe: float, scratch: float) -> bool:

@@ -25,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+from ..parameters import check_overrides, parse_value, profile_names
 from . import procs, sandbox
 from .executors import DaskExecutor, LocalExecutor
 from .gradebook import Gradebook, GradebookError
@@ -52,25 +53,6 @@ def parse_size(text: str) -> int | None:
     return int(number * _UNITS[unit])
 
 
-def parameter_value(text: str):
-    """Type a ``-p KEY VALUE`` value the way papermill's command line does.
-
-    Example:
-        >>> parameter_value("3"), parameter_value("0.5"), parameter_value("None"), parameter_value("resnet18")
-        (3, 0.5, None, 'resnet18')
-    """
-    if text in ("True", "False"):
-        return text == "True"
-    if text == "None":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``course grade``'s options on ``parser``."""
     parser.add_argument("submissions", help="folder of <student>.ipynb files or <student>/ folders (or one .ipynb)")
@@ -79,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="gradebook folder (created; reruns continue it)")
     parser.add_argument("--profile", default="grading", help="papermill `profile` parameter (default: grading)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="extra papermill parameter, typed like papermill -p (repeatable)")
+                        help="a knob of the notebook's parameters cell, typed as for course run (a number, "
+                             "True/False/None or YAML such as '[0, 1]'); unknown knobs are refused (repeatable)")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once (local executor)")
     parser.add_argument("--timeout", type=float, default=1800, metavar="S",
                         help="wall-clock limit for all of a notebook's cells (default 1800)")
@@ -168,11 +151,15 @@ def _setup(args):
             raise ValueError(f"--run-as: no user named {args.run_as!r} on this machine") from None
         run_as = (entry.pw_uid, entry.pw_gid)
         _check_run_as(args.run_as, *run_as)
-    parameters = {"profile": args.profile}
-    for key, value in args.parameter:
-        if not key.isidentifier():
-            raise ValueError(f"-p {key}: a parameter name must be a Python identifier")
-        parameters[key] = parameter_value(value)
+    overrides = {key: parse_value(value) for key, value in args.parameter}
+    solution = Path(args.solutions) / f"{args.assignment}.ipynb"
+    if overrides and not solution.is_file():
+        raise ValueError(f"-p needs {solution} to know the assignment's knobs (or grade without -p)")
+    if overrides:
+        check_overrides([solution], overrides)
+    if args.profile not in profile_names():
+        raise ValueError(f"--profile {args.profile}: not a profile; choose one of {', '.join(profile_names())}")
+    parameters = {"profile": args.profile, **overrides}
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout, check_timeout=args.check_timeout,
                     memory_bytes=args.memory, file_size_bytes=args.max_file_size, threads=threads)

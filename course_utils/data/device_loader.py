@@ -27,16 +27,14 @@ offsets are uniform, so crops and flips have the distribution of
 ``RandomCrop(size, padding=4)`` followed by ``RandomHorizontalFlip()``.
 
 Randomness (shuffling, crop offsets, flips) is drawn once per epoch from torch's global
-CPU generator, which ``fit`` stores in its checkpoints: a resumed run draws the same
-batches as an uninterrupted one.
+CPU generator (see ``batching``), which ``fit`` stores in its checkpoints: a resumed run
+draws the same batches as an uninterrupted one.
 
 Example:
-    >>> import course_utils as cu
-    >>> train_set = cu.digits_dataset(train=True)
-    >>> loader = cu.DeviceImageLoader(train_set, batch_size=64, shuffle=True, augment=True, image_size=64)
-    >>> images, labels = next(iter(loader))
-    >>> images.shape, images.dtype
-    (torch.Size([64, 3, 64, 64]), torch.float32)
+    >>> images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    >>> offsets, flips = random_crops_and_flips(len(images))
+    >>> BatchTransform(64)(images, offsets, flips).shape
+    torch.Size([2, 3, 64, 64])
 """
 from __future__ import annotations
 
@@ -46,7 +44,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .._util import default_device
 from ..models.architectures import IMAGENET_MEAN, IMAGENET_STD
+from .batching import InMemoryBatches
 from .datasets import TensorImageDataset
 
 # Images per step on the CPU. Working on a few images at a time keeps the uint8
@@ -358,7 +358,7 @@ class BatchTransform:
 # ----------------------------------------------------------------------------- the loader
 
 
-class DeviceImageLoader:
+class DeviceImageLoader(InMemoryBatches):
     """An iterable of ``(images, labels, ...)`` batches made on the device from in-memory uint8 images.
 
     Drop-in for a ``DataLoader`` in ``fit``/``evaluate``; ``make_loader`` returns one
@@ -368,8 +368,9 @@ class DeviceImageLoader:
         dataset: ``TensorImageDataset`` (its transform is ignored), e.g. from ``as_uint8_images``.
         batch_size: images per batch.
         shuffle: a new random order every epoch.
-        augment: random crop with padding ``padding`` + horizontal flip (seed 001); the flip
-            only where ``dataset.flip_keeps_label``, the border in ``dataset.border_value``.
+        augment: random crop with padding ``padding`` + horizontal flip (the COMP5541 notebook's
+            augmentation); the flip only where ``dataset.flip_keeps_label``, the border in
+            ``dataset.border_value``.
         image_size: side length of the batches.
         mean, std: normalization of the weights in use.
         device: where images live and batches are made; default CUDA if available, else CPU.
@@ -382,9 +383,12 @@ class DeviceImageLoader:
         ``(B,)``, all on ``device``.
 
     Example:
-        >>> loader = DeviceImageLoader(cu.as_uint8_images(cifar_train), batch_size=64, shuffle=True,
-        ...                            augment=True, image_size=224)
-        >>> for images, labels in loader: ...
+        >>> from course_utils.data.datasets import digits_dataset
+        >>> loader = DeviceImageLoader(digits_dataset(train=True), batch_size=64, shuffle=True, augment=True,
+        ...                            image_size=64, device="cpu")
+        >>> images, labels = next(iter(loader))
+        >>> images.shape, images.dtype, labels.shape
+        (torch.Size([64, 3, 64, 64]), torch.float32, torch.Size([64]))
     """
 
     def __init__(self, dataset: TensorImageDataset, batch_size: int = 64, shuffle: bool = False,
@@ -393,50 +397,36 @@ class DeviceImageLoader:
                  channels_last: bool | None = None):
         if not isinstance(dataset, TensorImageDataset):
             raise TypeError(f"DeviceImageLoader needs a TensorImageDataset, got {type(dataset).__name__}; "
-                            "convert it with course_utils.as_uint8_images(dataset).")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        if len(dataset) == 0:
-            raise ValueError("The dataset is empty: check the subset you passed.")
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+                            "convert it with course_utils.data.as_uint8_images(dataset).")
+        super().__init__(len(dataset), batch_size, shuffle=shuffle, drop_last=drop_last,
+                         device=default_device(device))
         self.dataset = dataset
         self.images = dataset.images.to(self.device)
         self.targets = [t.to(self.device) for t in dataset.all_targets]
-        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
-        self.drop_last, self.padding = drop_last, padding
-        self.image_size = image_size
+        self.augment, self.padding, self.image_size = augment, padding, image_size
         # Data facts decide what "augment" may do: no mirrored digits, borders like the page.
         self.flip = dataset.flip_keeps_label
         self.transform = BatchTransform(image_size, mean, std, padding=padding, channels_last=channels_last,
                                         border_value=dataset.border_value)
 
-    def __len__(self) -> int:
-        full, rest = divmod(len(self.images), self.batch_size)
-        return full + (1 if rest and not self.drop_last else 0)
-
-    def __iter__(self):
-        count = len(self.images)
-        # All of the epoch's randomness comes from torch's global generator, drawn up front.
-        order = torch.randperm(count) if self.shuffle else torch.arange(count)
-        offsets, flips = random_crops_and_flips(count, self.padding) if self.augment else (None, None)
-        if flips is not None and not self.flip:
+    def _draw_epoch(self, count: int):
+        if not self.augment:
+            return None
+        offsets, flips = random_crops_and_flips(count, self.padding)
+        if not self.flip:
             flips = torch.zeros_like(flips)  # drawn anyway, so the random stream does not depend on the data
-        order = order.to(self.device)
-        if offsets is not None:
-            offsets, flips = offsets.to(self.device), flips.to(self.device)
-        for batch in range(len(self)):
-            positions = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
-            with _one_cpu_thread(self.device):
-                index = order[positions]
-                images = self.images.index_select(0, index)
-                if offsets is None:
-                    batch_images = self.transform(images)
-                else:
-                    batch_images = self.transform(images, offsets[positions], flips[positions])
-                labels = [t.index_select(0, index) for t in self.targets]
-            yield (batch_images, *labels)
+        return offsets.to(self.device), flips.to(self.device)
+
+    def _batch(self, index: torch.Tensor, positions: slice, epoch):
+        with _one_cpu_thread(self.device):
+            images = self.images.index_select(0, index)
+            if epoch is None:
+                batch_images = self.transform(images)
+            else:
+                offsets, flips = epoch
+                batch_images = self.transform(images, offsets[positions], flips[positions])
+            labels = [t.index_select(0, index) for t in self.targets]
+        return (batch_images, *labels)
 
     def __repr__(self) -> str:
         return (f"DeviceImageLoader({len(self.images)} images on {self.device}, batch_size={self.batch_size}, "

@@ -10,8 +10,8 @@ Two paths give the same batches (same resizing, same augmentation distribution):
 * the **per-image path** (``fast=False``, or datasets of image files such as the fruit
   folders): a ``DataLoader`` running the seed-style per-image transforms in workers.
 
-Both loaders carry ``.augment`` so that ``fit(..., cache_features=True)`` can tell
-whether caching the frozen layers' outputs is allowed.
+Both loaders say whether they augment (``.augment``), so that feature caching can tell
+whether the frozen layers' outputs may be computed once.
 
 Example:
     >>> mean, std = cu.normalization_for("resnet18")
@@ -22,13 +22,25 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch.utils.data import DataLoader, Subset
 
+from .._util import default_device
 from ..models.architectures import IMAGENET_MEAN, IMAGENET_STD
 from .datasets import TensorImageDataset, as_uint8_images
 from .device_loader import DeviceImageLoader
 from .transforms import image_transforms
+
+
+class ImageFileLoader(DataLoader):
+    """The per-image path: a ``DataLoader`` whose workers run the per-image transforms.
+
+    It is a plain ``DataLoader`` that also says whether its transforms augment, which
+    feature caching needs to know (random crops must not be frozen into a cache).
+    """
+
+    def __init__(self, dataset, *, augment: bool, **dataloader_options):
+        super().__init__(dataset, **dataloader_options)
+        self.augment = augment
 
 
 def _with_transform(dataset, transform, from_tensor: bool):
@@ -100,11 +112,10 @@ def make_loader(
             the images there; the per-image path pins its batches in memory for a GPU.
 
     Returns:
-        A ``DeviceImageLoader`` (fast path) or a ``torch.utils.data.DataLoader``; both
-        iterate the same way and have ``.augment`` and ``.dataset``.
+        A ``DeviceImageLoader`` (fast path) or an ``ImageFileLoader`` (a ``DataLoader``); both
+        iterate the same way and have ``.augment``, ``.batch_size`` and ``.dataset``.
     """
-    device = torch.device(device) if device is not None else \
-        torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(device)
     images = _uint8_images_or_none(dataset) if fast else None
     if images is not None:
         return DeviceImageLoader(images, batch_size=batch_size, shuffle=shuffle, augment=augment,
@@ -114,8 +125,6 @@ def make_loader(
     transform = image_transforms(image_size, mean, std, augment=augment, from_tensor=from_tensor,
                                  flip=getattr(base, "flip_keeps_label", True),
                                  border_value=getattr(base, "border_value", 0))
-    loader = DataLoader(_with_transform(dataset, transform, from_tensor), batch_size=batch_size, shuffle=shuffle,
-                        num_workers=num_workers, drop_last=drop_last, persistent_workers=num_workers > 0,
-                        pin_memory=device.type == "cuda")
-    loader.augment = augment
-    return loader
+    return ImageFileLoader(_with_transform(dataset, transform, from_tensor), augment=augment, batch_size=batch_size,
+                           shuffle=shuffle, num_workers=num_workers, drop_last=drop_last,
+                           persistent_workers=num_workers > 0, pin_memory=device.type == "cuda")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .cifar10 import CIFAR10_CLASSES, STANDIN_MANIFEST
+from .cifar import CIFAR10_CLASSES, STANDIN_MANIFEST
 
 
 # ----------------------------------------------------------------------------- CIFAR-10

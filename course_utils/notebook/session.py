@@ -24,12 +24,13 @@ from pathlib import Path
 import torch
 
 from .. import assets
-from ..data.cifar10 import cifar10
+from ..data.cifar import cifar10
 from ..data.datasets import digits_dataset
 from ..data.fruit import FruitFreshnessDataset
 from ..data.standins import write_synthetic_cifar10, write_synthetic_fruit
 from ..models.weights import write_standin_checkpoints
-from ..train.loop import get_device, seed_everything
+from .._util import default_device
+from ..train.reproducibility import seed_everything
 from .parameters import Parameters, scratch_dir
 
 
@@ -93,24 +94,26 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Sessi
     """Prepare this process for a run with parameters ``P``.
 
     Args:
-        P: from ``load_parameters``; reads ``offline``, ``standin_weights``, ``synthetic_data``,
-            ``dataset``, ``device`` and the ``synthetic_*`` sizes when present.
+        P: from ``load_parameters``; its profile's session settings (``offline``,
+            ``standin_weights``, ``synthetic_data``, ``synthetic_per_class``) and the knobs
+            ``dataset``, ``device``, ``fruit_root`` and ``synthetic_fruit_*`` when the notebook has them.
         backbones: architecture names whose stand-in weights are needed (smoke runs).
         seed: seed every random generator once (runs reseed per configuration anyway).
     """
-    values = P.as_dict()
-    if values.get("offline"):
+    values, settings = P.as_dict(), P.session
+    if settings["offline"]:
         assets.set_offline(True)
-    standin = bool(values.get("standin_weights"))
+    standin = bool(settings["standin_weights"])
     if standin:
         # Fake weights must never land in the user's real torch cache.
         torch_home = scratch_dir("standin-torch")
         os.environ["TORCH_HOME"] = str(torch_home)
         write_standin_checkpoints([b for b in backbones if b], torch_home=torch_home)
-    synthetic = bool(values.get("synthetic_data")) or values.get("fruit_root") == "synthetic"
+    uses_cifar = values.get("dataset") == "cifar10"
+    synthetic = (bool(settings["synthetic_data"]) and uses_cifar) or values.get("fruit_root") == "synthetic"
     data_root = assets.data_dir()
-    if values.get("synthetic_data") and values.get("dataset") == "cifar10":
-        train_n, test_n = values.get("synthetic_per_class", [20, 10])
+    if settings["synthetic_data"] and uses_cifar:
+        train_n, test_n = settings["synthetic_per_class"]
         # One folder per size setting: a run with other sizes never reuses a stale stand-in.
         data_root = scratch_dir(f"synthetic-cifar10-{train_n}-{test_n}")
         _write_once(data_root / "cifar-10-batches-py",
@@ -124,7 +127,7 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Sessi
                                                       size=size))
     if seed is not None:
         seed_everything(seed)
-    device = get_device(values.get("device"))
+    device = default_device(values.get("device"))
     return Session(params=P, device=device, data_root=Path(data_root), synthetic=synthetic, standin_weights=standin)
 
 

@@ -119,3 +119,7 @@ def _same(expected, got) -> bool:
     if isinstance(expected, (tuple, list)) and isinstance(got, (tuple, list)):
         return len(expected) == len(got) and all(_same(e, g) for e, g in zip(expected, got))
     return type(expected) is type(got) and expected == got
+
+
+# One module per notebook, reachable as cu.selfcheck.<module> (after the helpers above, which they use).
+from . import architectures, data_fraction, freezing, multitask  # noqa: E402

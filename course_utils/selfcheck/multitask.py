@@ -20,8 +20,8 @@ def fruitnet_forward(FruitNet) -> None:
 
     with exercise("Exercise 1 — the multi-task forward") as feedback:
         feedback.check(isinstance(FruitNet, type) and issubclass(FruitNet, MultiTaskModel),
-                       "FruitNet is a cu.MultiTaskModel (so layer_groups and freeze_until know it)",
-                       "FruitNet must be a subclass of cu.MultiTaskModel — keep `class FruitNet(cu.MultiTaskModel)`")
+                       "FruitNet is a cu.models.MultiTaskModel (so layer_groups and freeze_until know it)",
+                       "FruitNet must be a subclass of cu.models.MultiTaskModel — keep `class FruitNet(cu.models.MultiTaskModel)`")
         for num_fruits in (6, 3):
             torch.manual_seed(0)
             feature_dim = 8

@@ -18,19 +18,29 @@ The images must be the same every epoch, so the training loader may not augment
 (random crops and flips would be frozen into the cache). Memory is checked after the
 first batch, before the cache is allocated.
 
-Usually you only pass ``cache_features=True`` to ``fit``. ``cache_frozen_prefix`` is the
-same machinery as a function, for looking inside.
+The step a notebook can show: ``features = extract_features(model, train_loader, val_loader)``,
+then train ``features.head`` on ``features.train_loader``. ``fit(..., cache_features=True)``
+is the same as a shortcut.
 
 Example:
-    >>> cu.apply_strategy(model, "last_only")
-    >>> train_loader = cu.make_loader(train_set, 64, shuffle=True, augment=False, image_size=64)
-    >>> history = cu.fit(model, train_loader, val_loader, num_epochs=10, cache_features=True)
+    >>> import torch
+    >>> from torch import nn
+    >>> from course_utils.data import digits_dataset, make_loader
+    >>> from course_utils.freezing import apply_strategy
+    >>> from course_utils.models import build_model
+    >>> model = build_model("resnet18", num_classes=10, pretrained=False)
+    >>> apply_strategy(model, "last_only")
+    >>> train_loader = make_loader(digits_dataset(train=True), 64, shuffle=True, image_size=32, device="cpu")
+    >>> features = extract_features(model, train_loader)
+    >>> features.split.suffix_names, tuple(features.train_loader.features.shape)
+    (['fc'], (1347, 512))
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import os
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -39,8 +49,9 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from .._util import format_bytes
+from ..data.batching import InMemoryBatches
 from ..data.device_loader import DeviceImageLoader
-from ..freezing import _BATCHNORM
+from ..freezing import batchnorm_stats_frozen, is_batchnorm
 from ..models.architectures import Stages, architecture_of
 from ..models.multitask import MultiTaskModel
 
@@ -94,9 +105,8 @@ def _is_fixed_function(module: nn.Module) -> bool:
             return False
         if isinstance(sub, _DROPOUT) and sub.p > 0:
             return False
-        # A BatchNorm that is not pinned (``freeze_batchnorm_stats`` marks pinned ones with
-        # this hook) would normalize with batch statistics while training.
-        if isinstance(sub, _BATCHNORM) and "_course_bn_hook" not in sub.__dict__:
+        # A BatchNorm whose statistics are not frozen normalizes with batch statistics while training.
+        if is_batchnorm(sub) and not batchnorm_stats_frozen(sub):
             return False
     return True
 
@@ -205,7 +215,7 @@ def check_cache_fits(num_images: int, feature_shape: tuple[int, ...], dtype: tor
 # ----------------------------------------------------------------------------- cached batches
 
 
-class FeatureLoader:
+class FeatureLoader(InMemoryBatches):
     """Batches of cached features and their labels, reshuffled every epoch.
 
     The shuffle draws from torch's global generator (stored in ``fit``'s checkpoints), and
@@ -218,29 +228,18 @@ class FeatureLoader:
         batch_size, shuffle, drop_last: as for a ``DataLoader``.
     """
 
-    augment = False
-
     def __init__(self, features: torch.Tensor, targets: list[torch.Tensor], batch_size: int, shuffle: bool = False,
                  drop_last: bool = False):
+        super().__init__(len(features), batch_size, shuffle=shuffle, drop_last=drop_last, device=features.device)
         self.features, self.targets = features, targets
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
 
     @property
     def dataset(self) -> torch.Tensor:
         """The cached features (so that ``len(loader.dataset)`` counts images, as for a DataLoader)."""
         return self.features
 
-    def __len__(self) -> int:
-        full, rest = divmod(len(self.features), self.batch_size)
-        return full + (1 if rest and not self.drop_last else 0)
-
-    def __iter__(self):
-        count = len(self.features)
-        order = torch.randperm(count) if self.shuffle else torch.arange(count)
-        order = order.to(self.features.device)
-        for batch in range(len(self)):
-            index = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-            yield (self.features.index_select(0, index), *(t.index_select(0, index) for t in self.targets))
+    def _batch(self, index: torch.Tensor, positions: slice, epoch):
+        return (self.features.index_select(0, index), *(t.index_select(0, index) for t in self.targets))
 
 
 def _loader_shuffles(loader) -> bool:
@@ -356,7 +355,8 @@ class FeatureCache:
     num_bytes: int
 
     @property
-    def suffix(self) -> nn.Sequential:
+    def head(self) -> nn.Sequential:
+        """What trains on the cached features: the model's trainable suffix (sharing its weights)."""
         return self.split.suffix
 
     def describe(self) -> str:
@@ -379,9 +379,9 @@ def _require_no_augmentation(loader, role: str) -> None:
             "frozen into the cache. Use make_loader(..., augment=False), or cache_features=False to keep augmenting.")
 
 
-def cache_frozen_prefix(model: nn.Module, train_loader, val_loader=None, *, device=None,
-                        memory_fraction: float = DEFAULT_MEMORY_FRACTION,
-                        autocast=contextlib.nullcontext) -> FeatureCache:
+def extract_features(model: nn.Module, train_loader, val_loader=None, *, device=None,
+                     memory_fraction: float = DEFAULT_MEMORY_FRACTION,
+                     autocast=contextlib.nullcontext) -> FeatureCache:
     """Cut ``model`` after its frozen front, run that front once over the data, and return cached loaders.
 
     Args:
@@ -395,18 +395,20 @@ def cache_frozen_prefix(model: nn.Module, train_loader, val_loader=None, *, devi
         autocast: mixed-precision context factory (``fit`` passes bf16 autocast on CUDA).
 
     Returns:
-        A ``FeatureCache``: train ``cache.suffix`` on ``cache.train_loader``; the model's
-        own weights change with it (the modules are shared).
+        A ``FeatureCache``: train ``cache.head`` on ``cache.train_loader`` and evaluate
+        ``cache.val_model`` on ``cache.val_loader``; the model's own weights change with it
+        (the modules are shared).
 
     Raises:
         CannotCacheError: nothing to cache (see ``split_frozen_prefix``).
         ValueError: the training loader augments (or cannot say whether it does).
         FeatureCacheMemoryError: the features would not fit.
 
-    Example:
-        >>> cache = cache_frozen_prefix(model, train_loader, val_loader)
-        >>> print(cache.describe())
-        >>> history = cu.fit(cache.suffix, cache.train_loader, cache.val_loader, num_epochs=10)
+    Example (see the module's example for one that runs)::
+
+        features = extract_features(model, train_loader, val_loader)
+        print(features.describe())
+        history = fit(features.head, features.train_loader, features.val_loader, num_epochs=10, ...)
     """
     _require_no_augmentation(train_loader, "train")
     if device is None:
@@ -433,3 +435,27 @@ def cache_frozen_prefix(model: nn.Module, train_loader, val_loader=None, *, devi
         val_model = split.suffix
     return FeatureCache(split=split, train_loader=cached_train, val_loader=cached_val, val_model=val_model,
                         num_bytes=num_bytes)
+
+
+def cached_networks(model: nn.Module, train_loader, val_loader, speed, verbose: bool, label: str, cache: bool):
+    """What ``fit`` trains and evaluates each epoch: ``(train_net, val_net, train_loader, val_loader)``.
+
+    Normally the model itself on the given loaders. With ``cache``, the model's trainable
+    suffix on cached outputs of its frozen front (``extract_features``); when the model has no
+    frozen front to cache, a warning says why and the model trains whole. Either network is
+    wrapped in ``torch.compile`` when ``speed`` asks for it.
+    """
+    train_net, val_net = model, model
+    if cache:
+        try:
+            features = extract_features(model, train_loader, val_loader, device=speed.device, autocast=speed.autocast)
+        except CannotCacheError as reason:
+            warnings.warn(f"cache_features=True: {reason}. Training the whole model every epoch instead.",
+                          stacklevel=3)
+        else:
+            if verbose:
+                print(f"{label}{features.describe()}")
+            train_net, val_net = features.head, features.val_model
+            train_loader, val_loader = features.train_loader, features.val_loader
+    compiled = speed.compiled(train_net)
+    return compiled, (compiled if val_net is train_net else speed.compiled(val_net)), train_loader, val_loader

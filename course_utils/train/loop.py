@@ -1,72 +1,53 @@
-"""Training and evaluation: ``fit`` / ``evaluate``, per-epoch history, checkpoints and resume.
+"""Training from pieces a notebook can show: one epoch, one evaluation pass, and ``fit`` looping over them.
 
-``fit`` records one row per epoch (never per batch): train/val loss and accuracy, the
-learning rate, the seconds the epoch took and the training phase. It can
+The shape is that of torchvision's reference scripts. ``train_one_epoch`` and ``evaluate``
+are plain functions of a model, a loader and the caller's loss function (and optimizer),
+and ``fit`` is a short loop over them that records one row per epoch, never per batch:
+train and validation loss and accuracy, the learning rate and the seconds the epoch took.
+``fine_tune`` is two visible calls of ``fit`` (fastai's ``fine_tune``): the new head alone
+first, then the model as the caller froze it.
 
-* warm up the new head with the backbone frozen, then unfreeze (seed 003);
-* use differential or depth-tiered learning rates (``param_groups=``, see ``freezing``);
-* anneal the learning rate with a cosine schedule (seed 002);
-* stop early on a validation metric and restore the best weights (seed 002);
-* train multi-task models with a weighted sum of per-head losses (seed 002);
-* write a checkpoint after every epoch (atomically) and resume after an interruption;
-* train on cached outputs of the frozen front of the network (``cache_features=True``,
-  see ``feature_cache``): for ``last_only``/feature extraction the frozen backbone then
-  runs once instead of once per epoch;
-* on CUDA, use bf16 autocast, channels-last layout and optionally ``torch.compile``
-  (see ``speedups``); on the CPU none of these is used, so CPU results do not change.
+What ``fit`` takes from the caller:
+
+* ``loss_fn(outputs, *labels)``: the batch-mean loss, e.g. ``nn.CrossEntropyLoss()``, or a
+  weighted sum of per-head losses for a multi-task model;
+* ``optimizer``: an optimizer, or a function ``model -> optimizer`` (called when training
+  starts, so it sees the model's freezing at that moment);
+* ``scheduler``: optional ``(optimizer, num_epochs) -> scheduler``, stepped once per epoch;
+* ``early_stopping``: an ``EarlyStopping`` that keeps the best epoch's weights (and may stop).
 
 Accuracies are fractions in [0, 1]; plots and tables show them as percentages.
 
 Example:
-    >>> history = cu.fit(model, train_loader, val_loader, num_epochs=10, lr=1e-3)
-    >>> history.best("val_acc")["epoch"]
+    >>> import torch
+    >>> from torch import nn
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> _ = torch.manual_seed(0)
+    >>> data = TensorDataset(torch.randn(64, 8), torch.randint(0, 2, (64,)))
+    >>> model = nn.Linear(8, 2)
+    >>> history = fit(model, DataLoader(data, batch_size=16), num_epochs=3, loss_fn=nn.CrossEntropyLoss(),
+    ...               optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1), verbose=False)
+    >>> history["epoch"], sorted(history.columns)[:3]
+    ([1, 2, 3], ['epoch', 'lr', 'seconds'])
 """
 from __future__ import annotations
 
-import copy
 import os
-import random
 import time
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..freezing import (
-    _BATCHNORM,
-    freeze_batchnorm_stats,
-    freeze_groups,
-    group_names,
-    head_group_names,
-    trainable_parameters,
-)
-from .features import CannotCacheError, cache_frozen_prefix
+from .._util import default_device
+from ..freezing import head_only, trainable_parameters
+from .checkpoint import Checkpoint, rng_state, set_rng_state
+from .features import cached_networks
 from .speedups import Speedups
 
-CHECKPOINT_FORMAT = 1
-
-
-# ----------------------------------------------------------------------------- setup helpers
-
-
-def get_device(prefer: str | None = None) -> torch.device:
-    """``prefer`` if given, else CUDA when present, else the CPU."""
-    if prefer is not None:
-        return torch.device(prefer)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's random generators (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
+LossFn = Callable[..., torch.Tensor]
 
 
 def progress(iterable: Iterable, **kwargs):
@@ -92,9 +73,15 @@ def progress(iterable: Iterable, **kwargs):
 class History:
     """Per-epoch records of a training run.
 
-    ``history.records`` is a list of dicts with ``epoch``, ``phase``, ``train_loss``,
-    ``train_acc``, ``val_loss``, ``val_acc``, ``lr``, ``seconds`` (plus per-head keys such as
-    ``val_acc_fruit`` for multi-task models). ``history["val_acc"]`` is that column.
+    ``history.records`` is a list of dicts with ``epoch``, ``train_loss``, ``train_acc``,
+    ``val_loss``, ``val_acc``, ``lr`` and ``seconds`` (plus per-head keys such as
+    ``val_acc_fruit`` for multi-task models, and ``phase`` in ``fine_tune``);
+    ``history["val_acc"]`` is one column.
+
+    Example:
+        >>> history = History([{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.75}])
+        >>> history["val_acc"], history.best("val_acc")["epoch"]
+        ([0.5, 0.75], 2)
     """
 
     records: list[dict] = field(default_factory=list)
@@ -112,7 +99,7 @@ class History:
         return list(self.records[0]) if self.records else []
 
     def best(self, metric: str = "val_acc", mode: str | None = None) -> dict:
-        """The epoch record with the best ``metric`` (max for accuracies, min for losses)."""
+        """The epoch record with the best ``metric`` (max for accuracies, min for losses; ties: the earlier)."""
         mode = mode or ("min" if "loss" in metric else "max")
         rows = [r for r in self.records if r.get(metric) is not None]
         if not rows:
@@ -123,6 +110,13 @@ class History:
     def last(self) -> dict:
         return self.records[-1]
 
+    def then(self, later: "History") -> "History":
+        """This history followed by ``later`` (a following phase), its epochs numbered on from here."""
+        offset = len(self.records)
+        moved = [{**r, "epoch": r["epoch"] + offset} for r in later.records]
+        best = later.best_epoch + offset if later.best_epoch is not None else self.best_epoch
+        return History(self.records + moved, stopped_early=later.stopped_early, best_epoch=best)
+
     def to_dict(self) -> dict:
         return {"records": self.records, "stopped_early": self.stopped_early, "best_epoch": self.best_epoch}
 
@@ -131,454 +125,405 @@ class History:
         return cls(records=list(data["records"]), stopped_early=data["stopped_early"], best_epoch=data["best_epoch"])
 
 
-# ----------------------------------------------------------------------------- one pass over data
+class EarlyStopping:
+    """Follow ``monitor`` every epoch: keep the best epoch's weights, and stop after ``patience`` bad epochs.
+
+    ``fit`` loads the best epoch's weights back when training ends (stopped early or not).
+    With ``patience=None`` it never stops: it only picks the best epoch.
+
+    Args:
+        patience: epochs without improvement before stopping (the multi-task fruit article: 8).
+        monitor: the record column to follow, e.g. ``"val_acc"`` (the mean over heads for
+            multi-task models) or ``"val_loss"`` (lower is better for losses).
+
+    Example:
+        >>> stopper = EarlyStopping(patience=1)
+        >>> model = nn.Linear(2, 2)
+        >>> [stopper.update({"epoch": e, "val_acc": a}, model) for e, a in [(1, 0.5), (2, 0.7), (3, 0.6)]]
+        [False, False, True]
+        >>> stopper.best_epoch, stopper.best_value
+        (2, 0.7)
+    """
+
+    def __init__(self, patience: int | None = None, monitor: str = "val_acc"):
+        if patience is not None and (not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"patience must be a positive number of epochs or None, got {patience!r}.")
+        self.patience, self.monitor = patience, monitor
+        self.mode = "min" if "loss" in monitor else "max"
+        self.best_value, self.best_epoch, self.bad_epochs, self.best_state = None, None, 0, None
+
+    def update(self, record: dict, model: nn.Module) -> bool:
+        """Take one epoch's record; True when training should stop now."""
+        value = record.get(self.monitor)
+        if value is None:
+            raise ValueError(f"early stopping monitors {self.monitor!r}, which this run does not record; "
+                             f"choose one of {', '.join(record)}.")
+        improved = self.best_value is None or (value > self.best_value if self.mode == "max" else value < self.best_value)
+        if improved:
+            self.best_value, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+    def restore_best(self, model: nn.Module) -> None:
+        """Load the best epoch's weights into ``model``."""
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("best_value", "best_epoch", "bad_epochs", "best_state")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
 
 
-def _split_batch(batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    if isinstance(batch, dict):
-        raise TypeError("Batches must be tuples (images, labels, ...), not dicts.")
-    images, *targets = batch
-    if not targets:
-        raise ValueError("Each batch must carry labels: (images, labels) or (images, labels_task1, labels_task2, ...).")
-    return images, targets
+# ----------------------------------------------------------------------------- one pass over the data
 
 
-def _as_outputs(logits) -> dict[str, torch.Tensor]:
-    return logits if isinstance(logits, dict) else {"": logits}
-
-
-def _task_losses(outputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    if len(outputs) != len(targets):
-        raise ValueError(
-            f"The model has {len(outputs)} head(s) ({', '.join(outputs) or 'single'}) but batches carry "
-            f"{len(targets)} label tensor(s); they must match, in the order of the heads."
-        )
-    return {task: F.cross_entropy(logits, y) for (task, logits), y in zip(outputs.items(), targets)}
-
-
-def _weighted_total(losses: dict[str, torch.Tensor], loss_weights: dict[str, float] | None) -> torch.Tensor:
-    if loss_weights is None:
-        return sum(losses.values())
-    unknown = set(loss_weights) - set(losses)
-    if unknown:
-        raise ValueError(f"loss_weights names unknown head(s) {sorted(unknown)}; heads are {sorted(losses)}.")
-    return sum(loss_weights.get(task, 1.0) * loss for task, loss in losses.items())
+def _as_outputs(outputs) -> dict[str, torch.Tensor]:
+    return outputs if isinstance(outputs, dict) else {"": outputs}
 
 
 class _Meter:
-    """Sums of per-task losses and correct predictions over one pass.
+    """Sums over one pass: loss, correct predictions, and each head's own cross-entropy.
 
     Sums stay on the device as tensors, so a GPU never waits for a ``.item()`` per batch.
     """
 
     def __init__(self):
-        self.count = 0
-        self.total_loss = 0.0
-        self.loss: dict[str, torch.Tensor] = {}
+        self.count, self.loss = 0, 0.0
         self.correct: dict[str, torch.Tensor] = {}
+        self.head_loss: dict[str, torch.Tensor] = {}
 
-    def add(self, outputs, targets, losses, total) -> None:
-        n = targets[0].shape[0]
+    @staticmethod
+    def check(outputs: dict, labels: list) -> None:
+        if len(outputs) != len(labels):
+            raise ValueError(
+                f"The model has {len(outputs)} head(s) ({', '.join(outputs) or 'single'}) but batches carry "
+                f"{len(labels)} label tensor(s); they must match, in the order of the heads.")
+
+    @torch.no_grad()
+    def add(self, outputs: dict, labels: list, loss: torch.Tensor) -> None:
+        n = labels[0].shape[0]
         self.count += n
-        self.total_loss = self.total_loss + total.detach() * n
-        for (task, logits), y in zip(outputs.items(), targets):
-            self.loss[task] = self.loss.get(task, 0.0) + losses[task].detach() * n
+        self.loss = self.loss + loss.detach().float() * n
+        for (task, logits), y in zip(outputs.items(), labels):
             self.correct[task] = self.correct.get(task, 0) + (logits.argmax(1) == y).sum()
+            if len(outputs) > 1:  # each head's own, unweighted cross-entropy, for per-head curves
+                self.head_loss[task] = self.head_loss.get(task, 0.0) + F.cross_entropy(logits.float(), y) * n
 
-    def result(self, prefix: str) -> dict[str, float]:
+    def result(self) -> dict[str, float]:
         if self.count == 0:
             raise ValueError("The data loader yielded no batches: is the dataset or subset empty?")
         accs = {task: float(c) / self.count for task, c in self.correct.items()}
-        out = {f"{prefix}loss": float(self.total_loss) / self.count, f"{prefix}acc": float(np.mean(list(accs.values())))}
-        if len(accs) > 1:
-            for task in accs:
-                out[f"{prefix}loss_{task}"] = float(self.loss[task]) / self.count
-                out[f"{prefix}acc_{task}"] = accs[task]
+        out = {"loss": float(self.loss) / self.count, "acc": sum(accs.values()) / len(accs)}
+        for task in self.head_loss:
+            out[f"loss_{task}"] = float(self.head_loss[task]) / self.count
+            out[f"acc_{task}"] = accs[task]
         return out
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, loader, device=None, loss_weights: dict[str, float] | None = None,
-             progress_bar: bool = False, mixed_precision: bool | None = None) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` over ``loader`` (in eval mode).
+def _batches(loader, speed: Speedups, description: str, show: bool = True):
+    """``(images, [labels...])`` on the device, for every batch of ``loader``."""
+    for batch in progress(loader, desc=description, leave=False, disable=not show):
+        if isinstance(batch, dict):
+            raise TypeError("Batches must be tuples (images, labels, ...), not dicts.")
+        images, *labels = speed.to_device(list(batch))
+        if not labels:
+            raise ValueError("Each batch must carry labels: (images, labels) or (images, labels_task1, ...).")
+        yield images, labels
+
+
+def _speedups_for(model: nn.Module, speedups: Speedups | None) -> Speedups:
+    if speedups is not None:
+        return speedups
+    parameter = next(model.parameters(), None)
+    return Speedups.for_device(parameter.device if parameter is not None else torch.device("cpu"))
+
+
+def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, loss_fn: LossFn, *,
+                    speedups: Speedups | None = None, description: str = "train") -> dict[str, float]:
+    """One pass over ``loader`` in training mode: forward, loss, backward, optimizer step.
+
+    Batches are moved to the device the model is on.
 
     Args:
-        model: single-task (logits ``(N, C)``) or multi-task (``{task: logits}``).
+        model: returns logits ``(N, C)``, or ``{task: logits (N, C_task)}`` for a multi-task model.
         loader: yields ``(images (N, 3, H, W), labels (N,) [, labels_task2 (N,), ...])``.
-        loss_weights: multi-task weighting of the reported total loss.
-        mixed_precision: bf16 autocast; default on for CUDA, never on the CPU.
+        optimizer: steps the model's trainable parameters.
+        loss_fn: ``loss_fn(outputs, *labels) -> scalar``, the batch mean (``nn.CrossEntropyLoss()``).
+        speedups: GPU settings (default: those of the model's device; none on the CPU).
+        description: label of the progress bar.
 
     Returns:
-        ``{"loss": float, "acc": float}``; multi-task adds ``loss_<task>`` and ``acc_<task>``,
-        and ``acc`` is the mean of the heads' accuracies.
+        ``{"loss", "acc"}`` averaged over the images; multi-task models add ``acc_<task>`` and
+        ``loss_<task>`` (that head's own cross-entropy), and ``acc`` is the mean over heads.
 
     Example:
-        >>> cu.evaluate(model, test_loader)["acc"]
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> model = nn.Linear(4, 3)
+        >>> loader = DataLoader(TensorDataset(torch.randn(12, 4), torch.randint(0, 3, (12,))), batch_size=4)
+        >>> metrics = train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=0.1),
+        ...                           nn.CrossEntropyLoss())
+        >>> sorted(metrics)
+        ['acc', 'loss']
     """
-    device = get_device(device) if not isinstance(device, torch.device) else device
-    # The model's own layout is left alone here; only the batches' is adapted.
-    speed = Speedups.for_device(device, mixed_precision=mixed_precision, channels_last=False)
-    return _evaluate(model, loader, loss_weights, speed, progress_bar)
+    speed = _speedups_for(model, speedups)
+    model.train()
+    meter = _Meter()
+    with speed.autotune():
+        for images, labels in _batches(loader, speed, description):
+            with speed.autocast():
+                logits = model(images)
+                outputs = _as_outputs(logits)
+                _Meter.check(outputs, labels)
+                loss = loss_fn(logits, *labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            meter.add(outputs, labels, loss)
+    return meter.result()
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, loader, loss_weights, speed: Speedups, progress_bar: bool = False) -> dict[str, float]:
+def evaluate(model: nn.Module, loader, loss_fn: LossFn, *, speedups: Speedups | None = None,
+             progress_bar: bool = False) -> dict[str, float]:
+    """Mean loss and accuracy over ``loader`` in evaluation mode (``model.eval()``, no gradients).
+
+    The model's own mode (training or not) is restored afterwards. Arguments and result as
+    for ``train_one_epoch``.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8, dtype=torch.long)), batch_size=4)
+        >>> evaluate(nn.Linear(4, 3), loader, nn.CrossEntropyLoss())["acc"] <= 1.0
+        True
+    """
+    speed = _speedups_for(model, speedups)
     was_training = model.training
     model.eval()
     meter = _Meter()
     with speed.autotune():
-        for batch in progress(loader, desc="eval", leave=False, disable=not progress_bar):
-            images, targets = _split_batch(batch)
-            images, *targets = speed.to_device([images, *targets])
+        for images, labels in _batches(loader, speed, "eval", show=progress_bar):
             with speed.autocast():
-                outputs = _as_outputs(model(images))
-                losses = _task_losses(outputs, targets)
-            meter.add(outputs, targets, losses, _weighted_total(losses, loss_weights))
+                logits = model(images)
+                outputs = _as_outputs(logits)
+                _Meter.check(outputs, labels)
+                loss = loss_fn(logits, *labels)
+            meter.add(outputs, labels, loss)
     model.train(was_training)
-    return meter.result(prefix="")
-
-
-def _train_one_epoch(model, loader, optimizer, loss_weights, desc, speed: Speedups) -> dict[str, float]:
-    model.train()
-    meter = _Meter()
-    with speed.autotune():
-        for batch in progress(loader, desc=desc, leave=False):
-            images, targets = _split_batch(batch)
-            images, *targets = speed.to_device([images, *targets])
-            with speed.autocast():
-                outputs = _as_outputs(model(images))
-                losses = _task_losses(outputs, targets)
-                total = _weighted_total(losses, loss_weights)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            meter.add(outputs, targets, losses, total)
-    return meter.result(prefix="train_")
-
-
-def _what_to_run(model, train_loader, val_loader, cache_features: bool, speed: Speedups, verbose: bool, label: str):
-    """The networks and loaders of each epoch: ``(train_net, val_net, train_loader, val_loader)``.
-
-    Normally the model itself on the given loaders. With ``cache_features`` the model's
-    trainable suffix on cached outputs of its frozen front (see ``feature_cache``); when
-    the model has no frozen front to cache, a warning says why and the model trains whole.
-    """
-    train_net, val_net = model, model
-    if cache_features:
-        try:
-            cache = cache_frozen_prefix(model, train_loader, val_loader, device=speed.device,
-                                        autocast=speed.autocast)
-        except CannotCacheError as reason:
-            warnings.warn(f"cache_features=True: {reason}. Training the whole model every epoch instead.",
-                          stacklevel=3)
-        else:
-            if verbose:
-                print(f"{label}{cache.describe()}")
-            train_net, val_net = cache.suffix, cache.val_model
-            train_loader, val_loader = cache.train_loader, cache.val_loader
-    compiled = speed.compiled(train_net)
-    val_net = compiled if val_net is train_net else speed.compiled(val_net)
-    return compiled, val_net, train_loader, val_loader
+    return meter.result()
 
 
 # ----------------------------------------------------------------------------- optimizers
 
 
-def make_optimizer(name: str, groups: list[dict], lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
-    """``sgd`` (with momentum, seed 001), ``adam`` or ``adamw`` (seed 002) over parameter groups."""
-    if not groups or not any(g["params"] for g in groups):
-        raise ValueError("No trainable parameters: every layer is frozen. Unfreeze at least the head.")
+def make_optimizer(name: str, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
+    """An optimizer by name: ``sgd`` (with momentum, the COMP5541 notebook), ``adam`` or ``adamw``.
+
+    Args:
+        name: ``"sgd"``, ``"adam"`` or ``"adamw"`` (profiles name their optimizer this way).
+        params: parameters or parameter groups (``[{"params": [...], "lr": ...}, ...]``).
+        lr: learning rate of every group that does not set its own.
+
+    Example:
+        >>> type(make_optimizer("adamw", nn.Linear(2, 2).parameters(), lr=1e-4, weight_decay=1e-4)).__name__
+        'AdamW'
+    """
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"Unknown optimizer {name!r}. Choose 'sgd', 'adam' or 'adamw'.")
 
 
-def _make_schedule(schedule: str | None, optimizer, epochs: int, min_lr: float):
-    if schedule is None or schedule == "constant":
-        return None
-    if schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=min_lr)
-    raise ValueError(f"Unknown schedule {schedule!r}. Choose None/'constant' or 'cosine'.")
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` with ``torch.save`` to a temporary file, then rename it over ``path``.
-
-    A crash mid-write leaves the previous checkpoint intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written by ``fit`` (trusted files only: it holds RNG states)."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a course_utils training checkpoint (format {payload.get('format')}).")
-    return payload
+def _build_optimizer(optimizer, model: nn.Module) -> torch.optim.Optimizer:
+    if not trainable_parameters(model):
+        raise ValueError("No trainable parameters: every layer is frozen. Unfreeze at least the head.")
+    built = optimizer if isinstance(optimizer, torch.optim.Optimizer) else optimizer(model)
+    if not isinstance(built, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch optimizer or a function model -> optimizer; "
+                        f"it gave a {type(built).__name__}.")
+    return built
 
 
 # ----------------------------------------------------------------------------- fit
 
 
-class _Freezer:
-    """Remembers the caller's trainable parameters and pinned BatchNorms to restore after warm-up."""
-
-    def __init__(self, model: nn.Module):
-        self.flags = [(p, p.requires_grad) for p in model.parameters()]
-        self.pinned = [m for m in model.modules() if isinstance(m, _BATCHNORM) and "_course_bn_hook" in m.__dict__]
-        self.model = model
-
-    def restore(self) -> None:
-        freeze_batchnorm_stats(self.model, frozen=False)
-        for p, flag in self.flags:
-            p.requires_grad = flag
-        for m in self.pinned:
-            freeze_batchnorm_stats(m, frozen=True)
-
-
-def fit(
-    model: nn.Module,
-    train_loader,
-    val_loader=None,
-    *,
-    num_epochs: int,
-    lr: float = 1e-3,
-    optimizer: str = "sgd",
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    param_groups: Callable[[nn.Module], list[dict]] | None = None,
-    schedule: str | None = None,
-    min_lr: float = 0.0,
-    warmup_epochs: int = 0,
-    loss_weights: dict[str, float] | None = None,
-    early_stopping_patience: int | None = None,
-    monitor: str | None = None,
-    restore_best: bool | None = None,
-    checkpoint_path: str | os.PathLike | None = None,
-    resume: bool = False,
-    stop_after_epoch: int | None = None,
-    device=None,
-    verbose: bool = True,
-    description: str = "",
-    cache_features: bool = False,
-    mixed_precision: bool | None = None,
-    channels_last: bool | None = None,
-    compile_model: bool = False,
-) -> History:
-    """Train ``model`` for ``num_epochs`` epochs and return the per-epoch ``History``.
+def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, loss_fn: LossFn, optimizer,
+        scheduler=None, early_stopping: EarlyStopping | None = None, checkpoint: Checkpoint | None = None,
+        cache_features: bool = False, device=None, speedups: Speedups | None = None, verbose: bool = True,
+        description: str = "") -> History:
+    """Train ``model`` for ``num_epochs`` epochs: ``train_one_epoch``, then ``evaluate`` on ``val_loader``.
 
     Args:
-        model: from ``build_model``/``build_multitask_model``, already frozen as wanted.
-        train_loader: yields ``(images (N, 3, H, W), labels (N,) [, more label tensors])``.
-        val_loader: same format; evaluated after every epoch when given.
-        num_epochs: total epochs, warm-up included.
-        lr: learning rate of every group that does not set its own.
-        optimizer: ``"sgd"`` (momentum ``momentum``, seed 001), ``"adam"`` or ``"adamw"`` (seed 002).
-        weight_decay: weight decay of the optimizer.
-        param_groups: ``model -> [{"params": [...], "lr": ...}, ...]`` such as
-            ``lambda m: cu.backbone_head_param_groups(m, 1e-4, 1e-3)``; default: all
-            trainable parameters at ``lr``. Frozen parameters never enter the optimizer.
-        schedule: ``None`` (constant) or ``"cosine"`` (to ``min_lr`` over the run, per epoch).
-        warmup_epochs: first train only the head for this many epochs (backbone frozen,
-            BatchNorm statistics kept), then restore the model's own freezing and rebuild
-            the optimizer and schedule (seed 003's warm-up then unfreeze).
-        loss_weights: multi-task: ``{head: weight}``, e.g. ``{"fruit": 2.0, "freshness": 1.0}``.
-        early_stopping_patience: stop after this many epochs without improving ``monitor``.
-        monitor: metric for early stopping and best-state selection; default ``val_acc``
-            (the mean over heads for multi-task models, as seed 002 does), or ``train_acc``
-            when there is no ``val_loader``.
-        restore_best: load the weights of the best ``monitor`` epoch at the end; default:
-            on whenever there is a ``val_loader``.
-        checkpoint_path: write a checkpoint here after every epoch.
-        resume: continue from ``checkpoint_path`` if it exists (same settings required).
-        stop_after_epoch: end the call after this epoch, as an interruption would (for
-            splitting long runs and for tests of resume).
-        device: default CUDA if available, else CPU.
+        model: frozen as wanted already (frozen parameters never reach the optimizer if the
+            optimizer function takes ``trainable_parameters(model)``).
+        train_loader, val_loader: as for ``train_one_epoch``; ``val_loader`` is optional.
+        num_epochs: epochs to train.
+        loss_fn: ``loss_fn(outputs, *labels) -> scalar`` (see ``train_one_epoch``).
+        optimizer: an optimizer, or ``model -> optimizer``.
+        scheduler: optional ``(optimizer, num_epochs) -> lr scheduler``, stepped after every epoch.
+        early_stopping: an ``EarlyStopping``; the best epoch's weights are loaded at the end.
+        checkpoint: a ``Checkpoint`` written after every epoch (and resumed from).
+        cache_features: run the frozen front of the model once and train the rest on its
+            outputs (shortcut for ``extract_features``; needs loaders without augmentation).
+        device: default CUDA if available, else the CPU; the model is moved there.
+        speedups: GPU settings (bf16, channels-last, ``torch.compile``); default: on for CUDA only.
         verbose: print one line per epoch.
         description: label for progress bars and printed lines.
-        cache_features: run the frozen front of the model once and train the rest on its
-            cached outputs (``last_only``, ``freeze_until``...; see ``feature_cache``). Needs
-            a training loader without augmentation; same results within float rounding.
-        mixed_precision: bf16 autocast; default on for CUDA (off on the CPU, where ``True`` is an error).
-        channels_last: NHWC layout of model and batches; default on for CUDA only.
-        compile_model: ``torch.compile`` the network (CUDA only; the first epoch compiles).
 
     Returns:
-        ``History`` (``history.best_epoch`` is the restored epoch when ``restore_best``).
+        ``History``; ``history.best_epoch`` is the restored epoch when ``early_stopping`` is given.
     """
-    if not isinstance(num_epochs, int) or num_epochs < 1:
+    if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 1:
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}.")
-    if not 0 <= warmup_epochs < num_epochs:
-        raise ValueError(f"warmup_epochs must be in [0, num_epochs), got {warmup_epochs} of {num_epochs}.")
-    if early_stopping_patience is not None and val_loader is None and (monitor or "val").startswith("val"):
-        raise ValueError("Early stopping needs a val_loader (or an explicit monitor such as 'train_loss').")
-    monitor = monitor or ("val_acc" if val_loader is not None else "train_acc")
-    if resume and checkpoint_path is None:
-        raise ValueError("resume=True needs checkpoint_path.")
-    restore_best = (val_loader is not None) if restore_best is None else restore_best
-    device = get_device(device) if not isinstance(device, torch.device) else device
-    speed = Speedups.for_device(device, mixed_precision, channels_last, compile_model)
+    if early_stopping is not None and val_loader is None and early_stopping.monitor.startswith("val"):
+        raise ValueError(f"Early stopping on {early_stopping.monitor!r} needs a val_loader "
+                         "(or monitor a training metric, e.g. EarlyStopping(monitor='train_loss')).")
+    device = default_device(device)
+    speed = speedups or Speedups.for_device(device)
     model.to(device)
     speed.prepare_model(model)
-    make_groups = param_groups or (lambda m: [{"params": trainable_parameters(m)}])
-    settings = {"num_epochs": num_epochs, "warmup_epochs": warmup_epochs, "optimizer": optimizer,
-                "lr": lr, "schedule": schedule, "monitor": monitor}
-
-    freezer = _Freezer(model)
-    head = head_group_names(model)
-
-    def enter_phase(phase: str):
-        if phase == "warmup":
-            freeze_groups(model, [g for g in group_names(model) if g not in head])
-            phase_epochs = warmup_epochs
-        else:
-            freezer.restore()
-            phase_epochs = num_epochs - warmup_epochs
-        opt = make_optimizer(optimizer, make_groups(model), lr, momentum, weight_decay)
-        return opt, _make_schedule(schedule, opt, phase_epochs, min_lr)
-
-    history, tracker, start_epoch = History(), _BestTracker(monitor, restore_best), 0
-    checkpoint = None
-    if resume and Path(checkpoint_path).exists():
-        checkpoint = load_checkpoint(checkpoint_path)
-        if checkpoint["settings"] != settings:
-            raise ValueError(
-                f"Checkpoint {checkpoint_path} was written with other settings {checkpoint['settings']}; "
-                f"now {settings}. Use another checkpoint_path or resume=False to start over."
-            )
-        start_epoch = checkpoint["epoch"]
-        history = History.from_dict(checkpoint["history"])
-        tracker.load_state_dict(checkpoint["tracker"])
-
+    opt = _build_optimizer(optimizer, model)
+    sched = scheduler(opt, num_epochs) if scheduler is not None else None
+    settings = _settings(opt, num_epochs, early_stopping)  # before a schedule changes the learning rates
     label = f"{description} " if description else ""
-    # A resumed run continues in the phase its checkpoint was written in; the switch to
-    # fine-tuning then happens at the same epoch boundary as in an uninterrupted run.
-    phase = checkpoint["phase"] if checkpoint is not None else ("warmup" if warmup_epochs else "finetune")
-    finished = checkpoint is not None and checkpoint["finished"]
-    try:
+    history, start, finished = _resume(checkpoint, settings, model, opt, sched, early_stopping)
+    train_net, val_net, train_data, val_data = cached_networks(
+        model, train_loader, val_loader, speed, verbose, label, cache=cache_features and not finished)
+    for epoch in progress(range(start, num_epochs if not finished else start), desc=f"{label}epochs",
+                          initial=start, total=num_epochs):
+        started = time.perf_counter()
+        record = {"epoch": epoch + 1, "lr": max(g["lr"] for g in opt.param_groups)}
+        train = train_one_epoch(train_net, train_data, opt, loss_fn, speedups=speed,
+                                description=f"{label}epoch {epoch + 1}/{num_epochs}")
+        record.update({f"train_{k}": v for k, v in train.items()})
+        if val_data is not None:
+            record.update({f"val_{k}": v for k, v in evaluate(val_net, val_data, loss_fn, speedups=speed).items()})
+        if sched is not None:
+            sched.step()
+        record["seconds"] = time.perf_counter() - started
+        history.records.append(record)
+        # Running out of patience in the last epoch is not stopping early.
+        stop = early_stopping is not None and early_stopping.update(record, model) and epoch + 1 < num_epochs
+        history.stopped_early, finished = stop, stop or epoch + 1 == num_epochs
+        if verbose:
+            print(_format_record(record, label) + (f" | early stop: best epoch {early_stopping.best_epoch}"
+                                                   if stop else ""))
         if checkpoint is not None:
-            # Weights before the feature cache: it must hold what the checkpoint's frozen layers compute.
-            model.load_state_dict(checkpoint["model"])
-        # Decided with the caller's freezing, before a warm-up freezes more.
-        train_net, val_net, train_data, val_data = _what_to_run(
-            model, train_loader, val_loader, cache_features and not finished, speed, verbose, label)
-        opt, scheduler = enter_phase(phase)
-        if checkpoint is not None:
-            opt.load_state_dict(checkpoint["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(checkpoint["scheduler"])
-            _set_rng_state(checkpoint["rng"])
-        epochs = range(start_epoch, num_epochs) if not finished else range(0)
-        for epoch in progress(epochs, desc=f"{label}epochs", initial=start_epoch, total=num_epochs):
-            if epoch == warmup_epochs and phase == "warmup":
-                phase = "finetune"
-                opt, scheduler = enter_phase(phase)
-            started = time.perf_counter()
-            record = {"epoch": epoch + 1, "phase": phase, "lr": max(g["lr"] for g in opt.param_groups)}
-            record.update(_train_one_epoch(train_net, train_data, opt, loss_weights,
-                                           desc=f"{label}epoch {epoch + 1}/{num_epochs}", speed=speed))
-            if val_data is not None:
-                record.update({f"val_{k}": v for k, v in _evaluate(val_net, val_data, loss_weights, speed).items()})
-            if scheduler is not None:
-                scheduler.step()
-            record["seconds"] = time.perf_counter() - started
-            history.records.append(record)
-            if tracker.update(record, model):
-                history.best_epoch = epoch + 1
-            if verbose:
-                print(_format_record(record, label))
-
-            # Running out of patience in the last epoch is not stopping early.
-            history.stopped_early = (early_stopping_patience is not None and epoch + 1 < num_epochs
-                                     and tracker.bad_epochs >= early_stopping_patience)
-            finished = history.stopped_early or epoch + 1 == num_epochs
-            if checkpoint_path is not None:
-                save_checkpoint(checkpoint_path, {
-                    "format": CHECKPOINT_FORMAT, "settings": settings, "epoch": epoch + 1, "finished": finished,
-                    "phase": phase,
-                    "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "history": history.to_dict(), "tracker": tracker.state_dict(), "rng": _rng_state(),
-                })
-            if history.stopped_early and verbose:
-                print(f"{label}early stop: no {monitor} improvement for {tracker.bad_epochs} epochs "
-                      f"(best {tracker.best_value:.4f} at epoch {history.best_epoch})")
-            if finished or (stop_after_epoch is not None and epoch + 1 >= stop_after_epoch):
+            checkpoint.save({"settings": settings, "epoch": epoch + 1,
+                             "finished": finished, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict() if sched is not None else None,
+                             "history": history.to_dict(), "rng": rng_state(),
+                             "early_stopping": early_stopping.state_dict() if early_stopping else None})
+            if not finished and checkpoint.interrupts_after(epoch + 1):
                 break
-    finally:
-        # Whatever happens (warm-up, interruption, an exception), hand the model back frozen
-        # the way the caller froze it.
-        freezer.restore()
-    if finished and tracker.best_state is not None:
-        model.load_state_dict(tracker.best_state)
+        if finished:
+            break
+    if finished and early_stopping is not None:
+        early_stopping.restore_best(model)
+        history.best_epoch = early_stopping.best_epoch
     return history
 
 
-class _BestTracker:
-    """Follows the monitored metric: best value, epochs without improvement, best weights."""
+def _settings(optimizer: torch.optim.Optimizer, num_epochs: int, early_stopping: EarlyStopping | None) -> dict:
+    """What a checkpoint must agree on to be continued: the run's length, optimizer and stopping rule."""
+    return {"num_epochs": num_epochs, "optimizer": type(optimizer).__name__,
+            "lrs": [group["lr"] for group in optimizer.param_groups],
+            "monitor": early_stopping.monitor if early_stopping else None,
+            "patience": early_stopping.patience if early_stopping else None}
 
-    def __init__(self, monitor: str, keep_state: bool):
-        self.monitor, self.keep_state = monitor, keep_state
-        self.mode = "min" if "loss" in monitor else "max"
-        self.best_value, self.bad_epochs, self.best_state = None, 0, None
 
-    def update(self, record: dict, model: nn.Module) -> bool:
-        value = record.get(self.monitor)
-        if value is None:
-            raise ValueError(f"monitor={self.monitor!r} is not recorded; choose one of {', '.join(record)}.")
-        if self.best_value is not None and (value <= self.best_value if self.mode == "max" else value >= self.best_value):
-            self.bad_epochs += 1
-            return False
-        self.best_value, self.bad_epochs = value, 0
-        if self.keep_state:
-            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        return True
+def _resume(checkpoint, settings, model, optimizer, scheduler, early_stopping) -> tuple[History, int, bool]:
+    """``(history, first epoch to run, finished)``: a fresh start, or where ``checkpoint`` left off.
 
-    def state_dict(self) -> dict:
-        return {"best_value": self.best_value, "bad_epochs": self.bad_epochs, "best_state": self.best_state}
+    The weights are loaded before any feature cache is built: the cache must hold what the
+    checkpoint's frozen layers compute.
+    """
+    state = checkpoint.previous_state() if checkpoint is not None else None
+    if state is None:
+        return History(), 0, False
+    if state["settings"] != settings:
+        raise ValueError(f"Checkpoint {checkpoint.path} was written with other settings {state['settings']}; "
+                         f"now {settings}. Use another checkpoint path or resume=False to start over.")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if early_stopping is not None:
+        early_stopping.load_state_dict(state["early_stopping"])
+    set_rng_state(state["rng"])
+    return History.from_dict(state["history"]), state["epoch"], state["finished"]
 
-    def load_state_dict(self, state: dict) -> None:
-        self.best_value, self.bad_epochs, self.best_state = state["best_value"], state["bad_epochs"], state["best_state"]
+
+def fine_tune(model: nn.Module, train_loader, val_loader=None, *, warmup_epochs: int, num_epochs: int,
+              loss_fn: LossFn, optimizer, scheduler=None, early_stopping: EarlyStopping | None = None,
+              checkpoint: Checkpoint | None = None, **fit_options) -> History:
+    """Warm up the new head alone for ``warmup_epochs``, then train the model as the caller froze it.
+
+    The new head starts from random weights; its first large, meaningless gradients would
+    disturb pretrained layers, so phase 1 trains only the head (everything else frozen,
+    BatchNorm statistics included). Phase 2 trains what the caller left trainable, with a
+    new optimizer (``optimizer`` must be a function ``model -> optimizer``, called at the
+    start of each phase) and scheduler. ``early_stopping`` watches phase 2.
+
+    Args:
+        warmup_epochs: epochs of phase 1 (at least 1).
+        num_epochs: all epochs, warm-up included.
+        checkpoint: each phase writes its own file next to it (``<name>-warmup.pt``, ``<name>-finetune.pt``).
+        **fit_options: passed to both ``fit`` calls (``device``, ``verbose``, ``description``...).
+
+    Returns:
+        One ``History`` of both phases, with a ``phase`` column (``warmup`` / ``finetune``).
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from course_utils.models import build_model
+        >>> model = build_model("resnet18", num_classes=2, pretrained=False)
+        >>> data = DataLoader(TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 2, (8,))), batch_size=4)
+        >>> history = fine_tune(model, data, warmup_epochs=1, num_epochs=2, loss_fn=nn.CrossEntropyLoss(),
+        ...                     optimizer=lambda m: torch.optim.Adam(trainable_parameters(m), lr=1e-3),
+        ...                     verbose=False, device="cpu")
+        >>> history["phase"]
+        ['warmup', 'finetune']
+    """
+    if not isinstance(warmup_epochs, int) or not 1 <= warmup_epochs < num_epochs:
+        raise ValueError(f"warmup_epochs must be in [1, num_epochs), got {warmup_epochs!r} of {num_epochs!r}; "
+                         "without a warm-up, call fit.")
+    if isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError("fine_tune needs optimizer as a function model -> optimizer: each phase trains other "
+                        "parameters, so each gets its own optimizer.")
+    description = fit_options.pop("description", "")
+    phase_options = dict(loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler, **fit_options)
+    # Phase 1: only the head learns; on leaving the block the caller's freezing is back.
+    with head_only(model):
+        warmup = fit(model, train_loader, val_loader, num_epochs=warmup_epochs,
+                     checkpoint=checkpoint.for_phase("warmup") if checkpoint else None,
+                     description=f"{description} head warm-up".strip(), **phase_options)
+    if len(warmup) < warmup_epochs or (checkpoint is not None and checkpoint.interrupts_after(warmup_epochs)):
+        return _label(warmup, "warmup")  # interrupted (Checkpoint.stop_after_epoch) in or right after phase 1
+    # Phase 2: the model as the caller froze it, with a fresh optimizer over what trains now.
+    rest = fit(model, train_loader, val_loader, num_epochs=num_epochs - warmup_epochs,
+               early_stopping=early_stopping,
+               checkpoint=checkpoint.for_phase("finetune", warmup_epochs) if checkpoint else None,
+               description=f"{description} fine-tune".strip(), **phase_options)
+    return _label(warmup, "warmup").then(_label(rest, "finetune"))
+
+
+def _label(history: History, phase: str) -> History:
+    return History([{**r, "phase": phase} for r in history.records], history.stopped_early, history.best_epoch)
 
 
 def _format_record(record: dict, label: str) -> str:
-    parts = [f"{label}epoch {record['epoch']:>2}"]
-    if record["phase"] == "warmup":
-        parts[0] += " (head warm-up)"
-    parts.append(f"train loss {record['train_loss']:.4f} acc {100 * record['train_acc']:.2f}%")
+    parts = [f"{label}epoch {record['epoch']:>2}",
+             f"train loss {record['train_loss']:.4f} acc {100 * record['train_acc']:.2f}%"]
     if "val_loss" in record:
         parts.append(f"val loss {record['val_loss']:.4f} acc {100 * record['val_acc']:.2f}%")
     parts.append(f"lr {record['lr']:.2e}")
     parts.append(f"{record['seconds']:.1f}s")
     return " | ".join(parts)
-
-
-def copy_model(model: nn.Module) -> nn.Module:
-    """A deep copy (weights, frozen flags and pinned BatchNorms included)."""
-    return copy.deepcopy(model)

@@ -47,6 +47,14 @@ class Speedups:
     channels_last: bool = False
     compile_model: bool = False
 
+    def __post_init__(self):
+        object.__setattr__(self, "device", torch.device(self.device))
+        if self.device.type != "cuda":
+            for name in ("mixed_precision", "channels_last", "compile_model"):
+                if getattr(self, name):
+                    raise ValueError(f"{name}=True is a CUDA speed-up and this run is on {self.device}: leave it "
+                                     "at its default (None/False), which turns it on only on a GPU.")
+
     @classmethod
     def for_device(cls, device, mixed_precision: bool | None = None, channels_last: bool | None = None,
                    compile_model: bool = False) -> "Speedups":
@@ -57,14 +65,10 @@ class Speedups:
                 bf16 on a GPU without bfloat16 support.
         """
         device = torch.device(device)
-        cuda = device.type == "cuda"
-        requested = {"mixed_precision": mixed_precision, "channels_last": channels_last,
-                     "compile_model": compile_model}
-        for name, value in requested.items():
-            if value and not cuda:
-                raise ValueError(f"{name}=True is a CUDA speed-up and this run is on {device}: leave it at its "
-                                 "default (None/False), which turns it on only on a GPU.")
-        bf16 = cuda and torch.cuda.is_bf16_supported()
+        if device.type != "cuda":  # all off; asking for one of them is an error (see __post_init__)
+            return cls(device, bool(mixed_precision), bool(channels_last), bool(compile_model))
+        cuda = True
+        bf16 = torch.cuda.is_bf16_supported()
         if mixed_precision and not bf16:
             raise ValueError("mixed_precision=True needs a GPU with bfloat16 support (Ampere or newer); "
                              "use mixed_precision=None to train in float32 here.")

@@ -113,9 +113,9 @@ def gap_rows(ns):
 
 @grader_only
 def _summary_keys(params):
-    from course_utils.parameters import read_profile
+    from course_utils.notebook.parameters import read_profile
 
-    fractions = params.get("fractions") or read_profile(NOTEBOOK, params.get("profile", "grading"))["fractions"]
+    fractions = params.get("fractions") or read_profile(NOTEBOOK, params.get("profile", "grading"))[0]["fractions"]
     return sorted(f"{kind}_{fraction:.0%}" for fraction in fractions
                   for kind in ("pretrained_acc", "scratch_acc", "gap"))
 

@@ -96,9 +96,9 @@ def best_epoch_resumed_run(ns):
 
 @grader_only
 def _summary_keys(params):
-    from course_utils.parameters import read_profile
+    from course_utils.notebook.parameters import read_profile
 
-    profile = read_profile(NOTEBOOK, params.get("profile", "grading"))
+    profile, _ = read_profile(NOTEBOOK, params.get("profile", "grading"))
     compare = params.get("compare_models") or profile["compare_models"]
     depth = params.get("depth_models") or profile["depth_models"]
     keys = [f"part1_{m}_{k}" for m in compare for k in ("test_acc", "seconds_per_epoch", "images_per_second")]

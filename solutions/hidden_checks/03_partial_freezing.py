@@ -83,9 +83,9 @@ def backbone_and_head(ns):
 
 @grader_only
 def _key_counts(params):
-    from course_utils.parameters import read_profile
+    from course_utils.notebook.parameters import read_profile
 
-    profile = read_profile(NOTEBOOK, params.get("profile", "grading"))
+    profile, _ = read_profile(NOTEBOOK, params.get("profile", "grading"))
     strategies = params.get("strategies") or profile["strategies"]
     models = params.get("sweep_models") or profile["sweep_models"]
     layers = params.get("trainable_layers_list") or profile["trainable_layers_list"]
