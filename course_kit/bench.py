@@ -7,7 +7,7 @@ way the work is done differs:
 
 * **seed-style**: per-image PIL transforms ``Resize -> RandomCrop(padding=4) ->
   RandomHorizontalFlip -> ToTensor -> Normalize`` in a ``DataLoader`` with 2 workers,
-  float32, the whole network run every epoch (as seed 001 does);
+  float32, the whole network run every epoch (as the COMP5541 notebook does);
 * **kit**: ``make_loader`` (uint8 images on the device, batched transforms) and ``fit``
   (feature caching where asked for; bf16, channels-last on CUDA).
 
@@ -180,13 +180,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import torch
+    from course_utils import default_device
 
     from .bench_cases import run_benchmark
 
     started_at = datetime.now()
     started = time.perf_counter()
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(args.device)
     sizes = QUICK if args.quick else Sizes()
     if args.cuda_images is not None:
         sizes = Sizes(**{**asdict(sizes), "cuda_images": args.cuda_images})

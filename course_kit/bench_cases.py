@@ -57,7 +57,7 @@ def random_cifar_like(count: int, seed: int = 0) -> ArrayImages:
 
 
 def seed_style_loader(dataset: ArrayImages, image_size: int, augment: bool, shuffle: bool) -> DataLoader:
-    """Seed 001's pipeline: per-image PIL transforms in a DataLoader with 2 workers, batch 64.
+    """The COMP5541 notebook's pipeline: per-image PIL transforms in a DataLoader with 2 workers, batch 64.
 
     Workers stay alive between epochs (``persistent_workers``), which the seed's loader
     does not do: this only makes the seed-style side faster.

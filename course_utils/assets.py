@@ -122,7 +122,11 @@ def missing_asset_error(what: str, expected: Path, fetch_args: str, reason: str)
     """The error for an asset that is not there: names it, its expected path and the ``course fetch`` fix.
 
     Example:
-        >>> raise missing_asset_error("CIFAR-10", data_dir() / "cifar-10-batches-py", "cifar10", "offline mode is on")
+        >>> error = missing_asset_error("CIFAR-10", Path("/data/cifar-10-batches-py"), "cifar10", "offline mode is on")
+        >>> print(error)
+        CIFAR-10 is not available: offline mode is on.
+          expected at: /data/cifar-10-batches-py
+          fix: on a machine with network access run `course fetch cifar10` (same data directory / TORCH_HOME), or copy the file to that path.
     """
     return AssetUnavailableError(_asset_message(what, expected, fetch_args, reason))
 
@@ -225,9 +229,13 @@ def download_file(
         NetworkUnavailableError: no connection, DNS failure, refused or timed out.
         CorruptDownloadError: every attempt came back truncated or with the wrong checksum.
 
-    Example:
-        >>> download_file("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-        ...               data_dir() / "cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a")
+    Example (offline mode: the error names the asset, where it belongs and the fix)::
+
+        >>> with offline_mode():
+        ...     download_file("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        ...                   Path("/data/cifar-10-python.tar.gz"), fetch_args="cifar10")
+        Traceback (most recent call last):
+        course_utils.assets.AssetUnavailableError: cifar-10-python.tar.gz is not available: offline mode is on ...
     """
     destination = Path(destination)
     what = what or destination.name

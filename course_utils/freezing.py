@@ -14,7 +14,7 @@ Example:
     >>> sum(p.numel() for p in trainable_parameters(model))
     5130
     >>> model.bn1
-    FrozenStatsBatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True, running stats frozen)
+    FrozenStatsBatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, ...track_running_stats=True, running stats frozen)
 """
 from __future__ import annotations
 
@@ -121,7 +121,8 @@ def layer_groups(model: nn.Module) -> LayerGroups:
     ``convN``, ``fc1``..``fcM``. Multi-task models: the backbone's groups, then ``heads``.
 
     Example:
-        >>> [name for name, _ in layer_groups(cu.build_model("resnet18", 10, pretrained=False))]
+        >>> from course_utils.models import build_model
+        >>> [name for name, _ in layer_groups(build_model("resnet18", 10, pretrained=False))]
         ['stem', 'layer1', 'layer2', 'layer3', 'layer4', 'fc']
     """
     if isinstance(model, MultiTaskModel):
@@ -174,7 +175,7 @@ def head_group_names(model: nn.Module) -> list[str]:
 
 
 def apply_strategy(model: nn.Module, name: str, freeze_bn_stats: bool = True) -> None:
-    """Freeze layer groups by the named strategy of seed 001 Part C.
+    """Freeze layer groups by the named strategy of the COMP5541 notebook's part C.
 
     Args:
         model: a model from ``build_model`` / ``build_multitask_model``.
@@ -184,7 +185,11 @@ def apply_strategy(model: nn.Module, name: str, freeze_bn_stats: bool = True) ->
         freeze_bn_stats: keep BatchNorm running statistics of frozen groups fixed.
 
     Example:
+        >>> from course_utils.models import build_model
+        >>> model = build_model("resnet18", num_classes=10, pretrained=False)
         >>> apply_strategy(model, "early")
+        >>> [row["group"] for row in trainable_summary(model) if row["trainable"] == 0]
+        ['layer1', 'layer2']
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}. Choose one of: {', '.join(STRATEGIES)}.")
@@ -198,7 +203,7 @@ def apply_strategy(model: nn.Module, name: str, freeze_bn_stats: bool = True) ->
 
 
 def set_trainable_layers(model: nn.Module, n: int, freeze_bn_stats: bool = True) -> list[str]:
-    """Train only the last ``n`` parameter-owning groups (seed 000's TRAINABLE_LAYERS).
+    """Train only the last ``n`` parameter-owning groups (TRAINABLE_LAYERS of the trainable-layers write-up).
 
     For ResNet: 1 = fc, 2 = layer4 + fc, 3 = layer3 + layer4 + fc, 4 = layer2..fc,
     5 = layer1..fc, 6 = everything. Groups without parameters are not counted.
@@ -208,6 +213,11 @@ def set_trainable_layers(model: nn.Module, n: int, freeze_bn_stats: bool = True)
 
     Raises:
         ValueError: ``n`` is not between 1 and the number of parameter-owning groups.
+
+    Example:
+        >>> from course_utils.models import build_model
+        >>> set_trainable_layers(build_model("resnet18", num_classes=10, pretrained=False), 2)
+        ['layer4', 'fc']
     """
     owning = [name for name, mods in layer_groups(model) if _owns_parameters(mods)]
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(owning):
@@ -221,13 +231,18 @@ def set_trainable_layers(model: nn.Module, n: int, freeze_bn_stats: bool = True)
 
 
 def freeze_until(model: nn.Module, group: str, freeze_bn_stats: bool = True) -> list[str]:
-    """Freeze every group from the input up to and including ``group`` (seed 002).
+    """Freeze every group from the input up to and including ``group`` (the multi-task fruit article).
 
     ``freeze_until(model, "layer2")`` on ResNet18 freezes stem (conv1+bn1), layer1 and
     layer2; layer3, layer4 and the heads train.
 
     Returns:
         The names of the frozen groups.
+
+    Example:
+        >>> from course_utils.models import build_model
+        >>> freeze_until(build_model("resnet18", num_classes=10, pretrained=False), "layer2")
+        ['stem', 'layer1', 'layer2']
     """
     names = group_names(model)
     if group not in names:
@@ -238,7 +253,16 @@ def freeze_until(model: nn.Module, group: str, freeze_bn_stats: bool = True) -> 
 
 
 def unfreeze_all(model: nn.Module) -> None:
-    """Make every parameter trainable and release every pinned BatchNorm."""
+    """Make every parameter trainable and release every BatchNorm's frozen statistics.
+
+    Example:
+        >>> from course_utils.models import build_model
+        >>> model = build_model("resnet18", num_classes=10, pretrained=False)
+        >>> apply_strategy(model, "last_only")
+        >>> unfreeze_all(model)
+        >>> len(trainable_parameters(model)) == len(list(model.parameters())), type(model.bn1).__name__
+        (True, 'BatchNorm2d')
+    """
     for p in model.parameters():
         p.requires_grad = True
     freeze_batchnorm_stats(model, frozen=False)
@@ -276,7 +300,20 @@ def head_only(model: nn.Module):
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Parameters with ``requires_grad``: what an optimizer should receive."""
+    """Parameters with ``requires_grad``: what an optimizer should receive.
+
+    Frozen parameters have no gradient, so torch's optimizers would skip them anyway; leaving
+    them out keeps the optimizer's parameter list to what actually trains.
+
+    Example:
+        >>> import torch
+        >>> from course_utils.models import build_model
+        >>> model = build_model("resnet18", num_classes=10, pretrained=False)
+        >>> _ = freeze_until(model, "layer4")
+        >>> optimizer = torch.optim.SGD(trainable_parameters(model), lr=1e-3, momentum=0.9)
+        >>> sum(p.numel() for group in optimizer.param_groups for p in group["params"])
+        5130
+    """
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -284,9 +321,14 @@ def trainable_summary(model: nn.Module) -> list[dict]:
     """Per group: name, trainable and total parameter counts, and whether BN stats are pinned.
 
     Example:
-        >>> for row in trainable_summary(model): print(row)
+        >>> from course_utils.models import build_model
+        >>> model = build_model("resnet18", num_classes=10, pretrained=False)
+        >>> freeze_until(model, "layer1")
+        ['stem', 'layer1']
+        >>> for row in trainable_summary(model)[:3]: print(row)
         {'group': 'stem', 'trainable': 0, 'total': 9536, 'bn_stats': 'frozen'}
-        ...
+        {'group': 'layer1', 'trainable': 0, 'total': 147968, 'bn_stats': 'frozen'}
+        {'group': 'layer2', 'trainable': 525568, 'total': 525568, 'bn_stats': 'updating'}
     """
     rows = []
     for name, modules in layer_groups(model):
@@ -328,12 +370,17 @@ def _trainable_of(groups) -> list[nn.Parameter]:
 
 
 def backbone_head_param_groups(model: nn.Module, backbone_lr: float = 1e-4, head_lr: float = 1e-3) -> list[dict]:
-    """Two optimizer groups (seed 003): the pretrained backbone at a small lr, the new head at a larger one.
+    """Two optimizer groups (the transfer-learning chapter): the pretrained backbone at a small lr, the new head at a larger one.
 
     Only trainable parameters are included; an empty group is left out.
 
     Example:
+        >>> import torch
+        >>> from course_utils.models import build_model
+        >>> model = build_model("resnet18", num_classes=10, pretrained=False)
         >>> optimizer = torch.optim.Adam(backbone_head_param_groups(model, 1e-4, 1e-3))
+        >>> [(group["name"], group["lr"]) for group in optimizer.param_groups]
+        [('backbone', 0.0001), ('head', 0.001)]
     """
     backbone, heads = _split_groups(model)
     groups = [
@@ -346,7 +393,7 @@ def backbone_head_param_groups(model: nn.Module, backbone_lr: float = 1e-4, head
 def depth_tiered_param_groups(
     model: nn.Module, tier_lrs: tuple[float, float, float] = (1e-6, 1e-5, 1e-4), head_lr: float = 1e-3
 ) -> list[dict]:
-    """Learning rates that grow with depth (seed 004): early, middle and late tiers plus the head.
+    """Learning rates that grow with depth (the ResNet50 fine-tuning answer): early, middle and late tiers plus the head.
 
     The backbone's parameter-owning groups are split by position: the first quarter
     is *early*, the last quarter *late*, the rest *middle* (at least one group each when

@@ -37,7 +37,7 @@ def test_resnet_strategies_and_trainable_layers_counts(resnets, name):
 
     expected_strategy = {
         "none": KNOWN_TOTALS[name],
-        "early": stem + l3 + l4 + fc,  # seed 001 freezes layer1 + layer2 only
+        "early": stem + l3 + l4 + fc,  # the COMP5541 notebook freezes layer1 + layer2 only
         "middle": stem + l1 + l4 + fc,  # layer2 + layer3
         "last_only": fc,
     }
@@ -148,7 +148,7 @@ def test_unpinned_batchnorm_stats_drift_when_asked():
     before = model.layer1[0].bn1.running_mean.clone()
     weights = model.layer1[0].conv1.weight.clone()
     _train_steps(model, steps=2)
-    assert not torch.equal(model.layer1[0].bn1.running_mean, before)  # the drift seed 003 warns about
+    assert not torch.equal(model.layer1[0].bn1.running_mean, before)  # the drift the transfer-learning chapter warns about
     assert torch.equal(model.layer1[0].conv1.weight, weights)
 
 

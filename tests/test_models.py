@@ -105,3 +105,17 @@ def test_normalization_comes_from_the_table():
     assert cu.normalization_for("resnet18") == (cu.models.IMAGENET_MEAN, cu.models.IMAGENET_STD)
     model = cu.build_model("alexnet", num_classes=10, pretrained=False)
     assert cu.normalization_for(model) == (cu.models.IMAGENET_MEAN, cu.models.IMAGENET_STD)
+
+
+def test_torchvision_models_built_directly_are_recognised_exactly_or_refused():
+    import torchvision.models as tvm
+
+    from course_utils.models import architecture_of
+
+    for builder, name in ((tvm.resnet18, "resnet18"), (tvm.resnet34, "resnet34"), (tvm.resnet50, "resnet50"),
+                          (tvm.alexnet, "alexnet"), (tvm.vgg16, "vgg16")):
+        assert architecture_of(builder(weights=None)).name == name
+    # Not in the table: refused with the list, never mapped to a look-alike's groups.
+    for builder in (tvm.vgg11, tvm.vgg16_bn, tvm.resnet101):
+        with pytest.raises(TypeError, match="Don't know the layer groups.*resnet18"):
+            architecture_of(builder(weights=None))

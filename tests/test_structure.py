@@ -101,3 +101,32 @@ def test_course_help_answers_without_torch(command):
     result = _run_without_torch(code)
     assert result.returncode == 0, result.stderr
     assert "usage: course" in result.stdout and "torch loaded: False" in result.stdout
+
+
+def test_the_student_library_has_a_small_documented_public_api():
+    import inspect
+    import types
+
+    import course_utils as cu
+
+    assert 25 <= len(cu.__all__) <= 35, len(cu.__all__)
+    # Everything else at the top level is a topic's subpackage, or private.
+    extra = {name for name in dir(cu) if not name.startswith("_")} - set(cu.__all__)
+    assert all(isinstance(getattr(cu, name), types.ModuleType) for name in extra), extra
+    for name in cu.__all__:
+        obj = getattr(cu, name)
+        if isinstance(obj, (tuple, str)):
+            continue  # constants (STRATEGIES)
+        doc = inspect.getdoc(obj) or ""
+        summary = doc.split("\n\n")[0]
+        assert summary and "\n" not in summary.strip() or len(summary) < 200, f"{name}: one summary line"
+        assert ">>>" in doc, f"cu.{name} has no example"
+
+
+def test_examples_run_as_doctests():
+    """pytest collects the packages' doctests (testpaths and --doctest-modules in pyproject.toml)."""
+    import tomllib
+
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "--doctest-modules" in options["addopts"]
+    assert {"course_utils", "course_kit"} <= set(options["testpaths"])

@@ -32,7 +32,6 @@ MARKER_VARIABLE = "COURSE_GRADE_RUN"
 IS_LINUX = sys.platform.startswith("linux")
 
 # prctl options from <linux/prctl.h>
-_PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -56,11 +55,6 @@ def become_subreaper() -> bool:
         True
     """
     return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> bool:
-    """Ask the kernel to send ``sig`` to this process when its parent thread exits (Linux)."""
-    return _prctl(_PR_SET_PDEATHSIG, int(sig))
 
 
 def make_undumpable() -> bool:

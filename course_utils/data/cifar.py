@@ -13,7 +13,7 @@ Example:
     >>> import tempfile
     >>> from course_utils.data.standins import write_synthetic_cifar10
     >>> root = tempfile.mkdtemp()
-    >>> _ = write_synthetic_cifar10(f"{root}/cifar-10-batches-py", per_class_train=2, per_class_test=1)
+    >>> _ = write_synthetic_cifar10(root, per_class_train=2, per_class_test=1)
     >>> len(cifar10(train=True, root=root, image_size=32))
     20
 """
@@ -208,7 +208,7 @@ def fetch_cifar10(
     """Make sure CIFAR-10 is unpacked and intact under the data directory; download it when needed.
 
     Args:
-        root: data directory (default ``$COURSE_DATA_DIR`` or the kit's ``data/``).
+        root: data directory (default ``assets.data_dir()``).
         dataset: what to fetch (default ``torchvision_cifar10()``; tests pass a small one).
         mirror, timeout, progress: see ``assets.mirror_url`` and ``assets.download_file``.
 
@@ -219,9 +219,12 @@ def fetch_cifar10(
         AssetUnavailableError: missing or damaged, and offline or the network is unreachable.
         CorruptDownloadError: the download or its contents keep failing their checksums.
 
-    Example:
-        >>> fetch_cifar10(progress=False).path.name
-        'cifar-10-batches-py'
+    Example (offline, with nothing there yet: the error says what to run)::
+
+        >>> with assets.offline_mode():
+        ...     fetch_cifar10("empty-folder")
+        Traceback (most recent call last):
+        course_utils.assets.AssetUnavailableError: CIFAR-10 is not available: the folder does not exist, and offline mode is on. ...
     """
     dataset = dataset or torchvision_cifar10()
     root = assets.data_dir(root)

@@ -76,7 +76,7 @@ def random_crops_and_flips(count: int, padding: int = 4, generator: torch.Genera
 
     Args:
         count: number of images.
-        padding: zero border around each image before cropping (4 in seed 001).
+        padding: zero border around each image before cropping (4 in the COMP5541 notebook).
         generator: a ``torch.Generator``; default: torch's global CPU generator.
 
     Returns:
@@ -162,7 +162,7 @@ class BatchTransform:
     Args:
         image_size: output side length (shorter side resized to it, then centre square).
         mean, std: per-channel normalization of the weights in use.
-        padding: border of the random crop (seed 001: 4).
+        padding: border of the random crop (the COMP5541 notebook: 4).
         border_value: grey level 0-255 of that border (0, black, as ``RandomCrop``'s default).
         order: ``"pixels_first"`` (uint8 steps, float last: the CPU order) or
             ``"normalize_first"`` (float from the start: the CUDA order); default by device.
@@ -175,9 +175,12 @@ class BatchTransform:
     (both None: no augmentation). Returns float ``(B, 3, image_size, image_size)``.
 
     Example:
-        >>> transform = BatchTransform(64, mean, std)
+        >>> images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+        >>> transform = BatchTransform(64, mean=IMAGENET_MEAN, std=IMAGENET_STD)
         >>> offsets, flips = random_crops_and_flips(len(images))
         >>> batch = transform(images, offsets, flips)
+        >>> batch.shape, batch.dtype
+        (torch.Size([4, 3, 64, 64]), torch.float32)
     """
 
     def __init__(self, image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,

@@ -1,4 +1,4 @@
-"""The fruit multi-task dataset (seed 002): one image, two labels (fruit type and freshness).
+"""The fruit multi-task dataset (the multi-task fruit article): one image, two labels (fruit type and freshness).
 
 Class folders follow either public convention:
   * ``freshapples``, ``rottenbanana``, ``freshoranges`` (fresh/rotten prefix, no separator);
@@ -10,11 +10,12 @@ built, so an unreadable or truncated file is reported there (skipped with one wa
 that lists them all, or an error), not deep inside a DataLoader worker mid-epoch.
 
 Example:
-    >>> import course_utils as cu
-    >>> train = cu.FruitFreshnessDataset("data/fruit/train")
+    >>> from course_utils.data.standins import write_synthetic_fruit
+    >>> _ = write_synthetic_fruit("fruit", per_class_train=2, per_class_test=1, size=32)
+    >>> train = FruitFreshnessDataset("fruit/train")
     >>> image, fruit_index, freshness_index = train[0]
     >>> train.fruit_classes, train.freshness_classes
-    (['apple', 'banana', ...], ['fresh', 'rotten'])
+    (['apple', 'banana', 'grape', 'lime', 'orange', 'pear'], ['fresh', 'rotten'])
 """
 from __future__ import annotations
 

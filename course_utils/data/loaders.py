@@ -14,9 +14,14 @@ Both loaders say whether they augment (``.augment``), so that feature caching ca
 whether the frozen layers' outputs may be computed once.
 
 Example:
-    >>> mean, std = cu.normalization_for("resnet18")
-    >>> train_loader = cu.make_loader(train_subset, batch_size=64, shuffle=True, augment=True,
-    ...                               image_size=224, mean=mean, std=std)
+    >>> from course_utils.data import digits_dataset
+    >>> from course_utils.models import normalization_for
+    >>> mean, std = normalization_for("resnet18")
+    >>> train_loader = make_loader(digits_dataset(train=True), batch_size=64, shuffle=True, augment=True,
+    ...                            image_size=64, mean=mean, std=std, device="cpu")
+    >>> images, labels = next(iter(train_loader))
+    >>> type(train_loader).__name__, tuple(images.shape), train_loader.augment
+    ('DeviceImageLoader', (64, 3, 64, 64), True)
 """
 from __future__ import annotations
 
@@ -92,7 +97,7 @@ def make_loader(
 ):
     """Batches of ``(images (N, 3, image_size, image_size), labels (N,) [, more labels])``.
 
-    Images are resized, optionally augmented (random crop with padding 4 + flip, seed 001)
+    Images are resized, optionally augmented (random crop with padding 4 + flip, as in the COMP5541 notebook)
     and normalized with ``mean``/``std`` (use ``normalization_for(model)``).
 
     Args:
@@ -114,6 +119,14 @@ def make_loader(
     Returns:
         A ``DeviceImageLoader`` (fast path) or an ``ImageFileLoader`` (a ``DataLoader``); both
         iterate the same way and have ``.augment``, ``.batch_size`` and ``.dataset``.
+
+    Example:
+        >>> from torch.utils.data import Subset
+        >>> from course_utils.data import digits_dataset
+        >>> test_loader = make_loader(Subset(digits_dataset(train=False), range(100)), batch_size=32,
+        ...                           image_size=32, device="cpu")
+        >>> len(test_loader), [tuple(t.shape) for t in next(iter(test_loader))]
+        (4, [(32, 3, 32, 32), (32,)])
     """
     device = default_device(device)
     images = _uint8_images_or_none(dataset) if fast else None

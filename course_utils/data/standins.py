@@ -10,8 +10,9 @@
 Nothing here pretends to be real data: loading any of it prints a warning saying so.
 
 Example:
-    >>> import course_utils as cu
-    >>> cu.write_synthetic_cifar10("/tmp/smoke-data", per_class_train=20, per_class_test=10)
+    >>> folder = write_synthetic_cifar10("smoke-data", per_class_train=2, per_class_test=1)
+    >>> folder.name, sorted(p.name for p in folder.iterdir())[:3]
+    ('cifar-10-batches-py', ['batches.meta', 'course-standin.json', 'data_batch_1'])
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ def image_transforms(
     Args:
         image_size: output side length; images are resized so their shorter side is this.
         mean, std: per-channel normalization for the weights in use.
-        augment: add seed 001's train augmentation (``RandomCrop(size, padding=4)`` + flip).
+        augment: add the COMP5541 notebook's train augmentation (``RandomCrop(size, padding=4)`` + flip).
         from_tensor: inputs are uint8 tensors ``(3, H, W)`` instead of PIL images.
         flip: with ``augment``, also mirror half of the images (off for data whose mirror
             image is another class, such as digits).

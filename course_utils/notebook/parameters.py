@@ -185,6 +185,13 @@ def load_parameters(notebook: str, namespace: Mapping | None = None, **knobs) ->
     Raises:
         ValueError: unknown profile, or a keyword knob the notebook does not have (a typo);
             the message lists the valid names.
+
+    Example (what a notebook's second cell does, with its parameters cell's names)::
+
+        >>> profile, num_epochs, lr = "smoke", 3, None  # the parameters cell; papermill -p may change them
+        >>> P = load_parameters("01_alexnet_data_fraction", globals())
+        >>> P.profile, P.num_epochs, P.lr == read_profile("01_alexnet_data_fraction", "smoke")[0]["lr"]
+        ('smoke', 3, True)
     """
     known = knob_names(notebook)
     _check_names(notebook, {k: v for k, v in knobs.items() if k != "profile"}, known)

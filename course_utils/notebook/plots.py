@@ -4,8 +4,11 @@ Every function returns the matplotlib ``Figure``; ``save_figure`` writes it as P
 the output notebook so the run's summary page can show it. Accuracies are plotted in %.
 
 Example:
-    >>> fig = show_images(images, labels, class_names, mean, std)
-    >>> save_figure(fig, "samples")
+    >>> import torch
+    >>> images = torch.zeros(2, 3, 8, 8)  # normalized images, as a loader yields them
+    >>> fig = show_images(images, [0, 1], ["cat", "dog"], mean=(0.5,) * 3, std=(0.5,) * 3)
+    >>> save_figure(fig, "samples").name
+    'samples.png'
 """
 from __future__ import annotations
 
@@ -49,6 +52,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | No
 
     Example:
         >>> fig, axes = new_figure(1, 2, figsize=(11, 3.8))
+        >>> len(axes)
+        2
     """
     if getattr(_detached, "active", False):
         fig = Figure(figsize=figsize, layout="tight")

@@ -7,7 +7,7 @@ standard deviation; a single seed gives std 0 and says ``n = 1``).
 Example:
     >>> rows = [{"fraction": 0.1, "seed": s, "test_acc": a} for s, a in [(0, .80), (1, .84)]]
     >>> aggregate(rows, by=["fraction"], metrics=["test_acc"])
-    [{'fraction': 0.1, 'n': 2, 'test_acc_mean': 0.82, 'test_acc_std': 0.028...}]
+    [{'fraction': 0.1, 'n': 2, 'test_acc_mean': 0.82..., 'test_acc_std': 0.028...}]
 """
 from __future__ import annotations
 
@@ -110,7 +110,3 @@ def save_results(notebook: str, summary: dict, rows: Sequence[dict] = (), parame
     os.replace(tmp, path)
     return path
 
-
-def load_results(path: str | os.PathLike) -> dict:
-    """Read a record written by ``save_results``."""
-    return json.loads(Path(path).read_text())

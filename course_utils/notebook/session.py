@@ -10,9 +10,12 @@ knobs into ready datasets so that a notebook's first cells stay about the experi
   written to a temporary data folder.
 
 Example:
-    >>> P = cu.load_parameters("01_alexnet_data_fraction", profile="smoke")
-    >>> session = cu.start_session(P, backbones=[P.backbone])
+    >>> from course_utils.notebook.parameters import load_parameters
+    >>> P = load_parameters("01_alexnet_data_fraction", profile="smoke")
+    >>> session = start_session(P, backbones=[P.backbone])
     >>> train_set, test_set = session.classification_data()
+    >>> session.data_label, len(train_set), len(test_set)
+    ('synthetic CIFAR-10 stand-in', 200, 100)
 """
 from __future__ import annotations
 
@@ -99,6 +102,12 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Sessi
             ``dataset``, ``device``, ``fruit_root`` and ``synthetic_fruit_*`` when the notebook has them.
         backbones: architecture names whose stand-in weights are needed (smoke runs).
         seed: seed every random generator once (runs reseed per configuration anyway).
+
+    Example:
+        >>> from course_utils.notebook.parameters import load_parameters
+        >>> session = start_session(load_parameters("03_partial_freezing", profile="smoke"), backbones=["resnet18"])
+        >>> session.device.type, session.synthetic, session.standin_weights
+        ('cpu', True, True)
     """
     values, settings = P.as_dict(), P.session
     if settings["offline"]:

@@ -8,10 +8,15 @@ Importing and building panels never fails where there is no front end (papermill
 Python, tests): the widgets exist, ``panel.run()`` works, and ``display`` shows a text line.
 
 Example:
-    >>> panel = ExperimentPanel(
-    ...     {"strategy": choice("strategy", cu.STRATEGIES, value="none")},
-    ...     on_run=lambda strategy: run_strategy(strategy))
-    >>> panel          # in Jupyter: a dropdown, a Run button, and an output area
+    >>> panel = ExperimentPanel({"strategy": choice("strategy", ["none", "last_only"], value="none")},
+    ...                         on_run=lambda strategy: f"would train with {strategy}")
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stdout(io.StringIO()):  # without a front end the output area prints
+    ...     result = panel.run()  # what the Run button does
+    >>> result
+    'would train with none'
+    >>> panel
+    ExperimentPanel(strategy='none') — open this notebook in JupyterLab to use the controls.
 """
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ headless run stops there too; an exercise that is still ``raise NotImplementedEr
 stops it with ``NotImplementedError`` (not done yet, rather than wrong).
 
 Example:
-    >>> from course_utils.selfcheck import data_fraction as check
-    >>> check.subset_indices(stratified_subset_indices)
-    ✓ returns 500 indices for fraction 0.1 of 5000 items
-    ...
+    >>> with exercise("Exercise 0 — adding") as feedback:
+    ...     _ = feedback.equal("2 + 2", 4, 2 + 2)
+    Exercise 0 — adding: all checks passed
+      ✓ 2 + 2: 4
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ Example:
     >>> train_loader = make_loader(digits_dataset(train=True), 64, shuffle=True, image_size=32, device="cpu")
     >>> features = extract_features(model, train_loader)
     >>> features.split.suffix_names, tuple(features.train_loader.features.shape)
-    (['fc'], (1347, 512))
+    (['fc'], (1348, 512))
 """
 from __future__ import annotations
 
@@ -135,9 +135,15 @@ def split_frozen_prefix(model: nn.Module) -> PrefixSplit:
             stage already trains (nothing to cache), or nothing trains at all.
 
     Example:
-        >>> cu.apply_strategy(model, "last_only")
+        >>> from course_utils.freezing import apply_strategy, freeze_until
+        >>> from course_utils.models import build_model
+        >>> model = build_model("resnet18", num_classes=10, pretrained=False)
+        >>> apply_strategy(model, "last_only")
         >>> split_frozen_prefix(model).suffix_names
         ['fc']
+        >>> _ = freeze_until(model, "layer2")
+        >>> split_frozen_prefix(model).suffix_names
+        ['layer3', 'layer4', 'pool', 'fc']
     """
     stages = forward_stages(model)
     cut = 0
@@ -404,11 +410,24 @@ def extract_features(model: nn.Module, train_loader, val_loader=None, *, device=
         ValueError: the training loader augments (or cannot say whether it does).
         FeatureCacheMemoryError: the features would not fit.
 
-    Example (see the module's example for one that runs)::
-
-        features = extract_features(model, train_loader, val_loader)
-        print(features.describe())
-        history = fit(features.head, features.train_loader, features.val_loader, num_epochs=10, ...)
+    Example:
+        >>> from course_utils.data import digits_dataset, make_loader
+        >>> from course_utils.freezing import apply_strategy, trainable_parameters
+        >>> from course_utils.models import build_model
+        >>> from course_utils.train import fit
+        >>> model = build_model("resnet18", num_classes=10, pretrained=False)
+        >>> apply_strategy(model, "last_only")
+        >>> options = dict(batch_size=128, image_size=32, device="cpu")
+        >>> train_loader = make_loader(digits_dataset(train=True), shuffle=True, **options)
+        >>> val_loader = make_loader(digits_dataset(train=False), **options)
+        >>> features = extract_features(model, train_loader, val_loader)
+        >>> print(features.describe())
+        feature cache: ran stem, layer1, layer2, layer3, layer4, pool once for 1,797 images (3.5 MiB); training fc
+        >>> history = fit(features.head, features.train_loader, features.val_loader, num_epochs=2,
+        ...               loss_fn=nn.CrossEntropyLoss(), verbose=False,
+        ...               optimizer=lambda m: torch.optim.Adam(trainable_parameters(m), lr=1e-3))
+        >>> len(history)
+        2
     """
     _require_no_augmentation(train_loader, "train")
     if device is None:

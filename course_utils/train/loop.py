@@ -379,6 +379,18 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, los
 
     Returns:
         ``History``; ``history.best_epoch`` is the restored epoch when ``early_stopping`` is given.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> _ = torch.manual_seed(0)
+        >>> data = TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+        >>> train_loader, val_loader = DataLoader(data, batch_size=8, shuffle=True), DataLoader(data, batch_size=32)
+        >>> model = nn.Linear(4, 2)
+        >>> history = fit(model, train_loader, val_loader, num_epochs=4, loss_fn=nn.CrossEntropyLoss(),
+        ...               optimizer=lambda m: torch.optim.SGD(trainable_parameters(m), lr=0.1),
+        ...               early_stopping=EarlyStopping(patience=2), verbose=False)
+        >>> len(history) <= 4, history.best_epoch == history.best("val_acc")["epoch"]
+        (True, True)
     """
     if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 1:
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}.")

@@ -16,7 +16,13 @@ import torch
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's random generators (CPU and every CUDA device)."""
+    """Seed Python's, NumPy's and torch's random generators (CPU and every CUDA device).
+
+    Example:
+        >>> seed_everything(3); first = (random.random(), np.random.rand(), torch.rand(1).item())
+        >>> seed_everything(3); first == (random.random(), np.random.rand(), torch.rand(1).item())
+        True
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -18,9 +18,14 @@ stay bit-for-bit reproducible): the CPU gets its speed from the data path
   surrounding kernels; the first epoch pays for compilation.
 
 Example:
-    >>> speed = Speedups.for_device(torch.device("cuda"))
+    >>> speed = Speedups.for_device("cpu")  # on a GPU: bf16, channels-last and cuDNN autotuning
+    >>> speed.mixed_precision, speed.channels_last
+    (False, False)
+    >>> model, images = torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8)
     >>> with speed.autocast():
     ...     logits = model(*speed.to_device([images]))
+    >>> logits.dtype
+    torch.float32
 """
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: every test runs with its own data directory and torch cache, no network."""
+"""Shared by the tests and the doctests: every test runs with its own data directory and torch cache, no network.
+
+It sits at the repository's root so that it also covers the doctests of ``course_utils`` and
+``course_kit`` (``--doctest-modules``): an example never downloads or touches the user's caches.
+"""
 from __future__ import annotations
 
 import os
@@ -23,12 +27,19 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 @pytest.fixture(autouse=True)
 def isolated_assets(tmp_path_factory, monkeypatch):
-    """Point COURSE_DATA_DIR and TORCH_HOME at fresh folders and forbid downloads."""
+    """Point COURSE_DATA_DIR and TORCH_HOME at fresh folders and forbid downloads.
+
+    Afterwards offline mode follows COURSE_OFFLINE again, whatever a test (or an example calling
+    ``start_session``) switched on for its process.
+    """
+    from course_utils import assets
+
     root = tmp_path_factory.mktemp("assets")
     monkeypatch.setenv("COURSE_DATA_DIR", str(root / "data"))
     monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     yield root
+    assets.set_offline(None)
 
 
 def pytest_ignore_collect(collection_path: Path, config):
@@ -36,3 +47,10 @@ def pytest_ignore_collect(collection_path: Path, config):
     if collection_path.suffix == ".ipynb":
         return "references" not in collection_path.parts
     return None
+
+
+@pytest.fixture(autouse=True)
+def _doctest_workdir(request, tmp_path, monkeypatch):
+    """Doctests run in a fresh folder, so an example that writes a file writes it there."""
+    if type(request.node).__name__ == "DoctestItem":
+        monkeypatch.chdir(tmp_path)
