@@ -37,93 +37,10 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-
-
-# ----------------------------------------------------------------------------- results
-
-
-@dataclass
-class CaseResult:
-    """One comparison: seconds per round for each side, and what they mean."""
-
-    name: str
-    description: str
-    images: int  # images per round (training images x epochs for the training cases)
-    image_size: int
-    rounds: int
-    target: float | None = None
-    seed_seconds: list[float] = field(default_factory=list)
-    kit_seconds: list[float] = field(default_factory=list)
-    per_epoch_of: int | None = None  # report seconds per epoch of this many images (CUDA cases)
-    epoch_images: int | None = None
-
-    @property
-    def seed_images_per_second(self) -> float:
-        return self.images / min(self.seed_seconds)
-
-    @property
-    def kit_images_per_second(self) -> float:
-        return self.images / min(self.kit_seconds)
-
-    @property
-    def ratio(self) -> float:
-        """How many times faster the kit's path is (fastest round of each side)."""
-        return min(self.seed_seconds) / min(self.kit_seconds)
-
-    @property
-    def median_ratio(self) -> float:
-        return statistics.median(self.seed_seconds) / statistics.median(self.kit_seconds)
-
-    def seconds_per_epoch(self, side: str) -> float | None:
-        if self.per_epoch_of is None:
-            return None
-        rate = self.seed_images_per_second if side == "seed" else self.kit_images_per_second
-        return self.per_epoch_of / rate
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out.update({
-            "seed_images_per_second": self.seed_images_per_second,
-            "kit_images_per_second": self.kit_images_per_second,
-            "ratio": self.ratio,
-            "median_ratio": self.median_ratio,
-            "meets_target": None if self.target is None else self.ratio >= self.target,
-        })
-        if self.per_epoch_of is not None:
-            out["seed_seconds_per_epoch"] = self.seconds_per_epoch("seed")
-            out["kit_seconds_per_epoch"] = self.seconds_per_epoch("kit")
-        return out
-
-
-# ----------------------------------------------------------------------------- sizes
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """How much work each case does (the printed table and the JSON state these)."""
-
-    data_images: int = 1280
-    data_rounds: int = 3
-    finetune_images: int = 192
-    finetune_rounds: int = 4
-    last_only_images: int = 384
-    last_only_val_images: int = 96
-    last_only_epochs: int = 10
-    last_only_rounds: int = 2
-    small_size: int = 64
-    large_size: int = 224
-    cuda_images: int = 25_000
-    cuda_rounds: int = 1
-
-
-QUICK = Sizes(data_images=128, data_rounds=1, finetune_images=64, finetune_rounds=1, last_only_images=64,
-              last_only_val_images=32, last_only_epochs=2, last_only_rounds=1, small_size=32, large_size=64,
-              cuda_images=256, cuda_rounds=1)
 
 
 def _load_average() -> list[float] | None:
@@ -152,7 +69,7 @@ def machine_description(device) -> dict:
     return info
 
 
-def format_table(results: list[CaseResult]) -> str:
+def format_table(results: list) -> str:
     """The results as an aligned text table (fastest round per side; the median ratio alongside)."""
     lines = [f"{'case':<18} {'images':>7} {'px':>4}  {'seed-style img/s':>16}  {'kit img/s':>10}  "
              f"{'ratio':>7}  {'(median)':>8}  {'target':>7}"]
@@ -182,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from course_utils import default_device
 
-    from .bench_cases import run_benchmark
+    from .bench_cases import QUICK, Sizes, run_benchmark
 
     started_at = datetime.now()
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The cases of ``course bench``: the seed-style pipeline and the kit's, timed side by side.
+"""The cases of ``course bench``: the seed-style pipeline and the kit's, timed side by side, and their results.
 
 This is the part of the benchmark that trains, so it imports torch and the student library;
 :mod:`course_kit.bench` (the command line, the table, the JSON) imports it only when the
@@ -6,7 +6,9 @@ benchmark runs. What the cases measure is written there.
 """
 from __future__ import annotations
 
+import statistics
 import time
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -18,7 +20,6 @@ from course_utils import apply_strategy, build_model, fit, make_loader, trainabl
 from course_utils.models import IMAGENET_MEAN, IMAGENET_STD
 from course_utils.train import Speedups
 
-from .bench import CaseResult, Sizes
 
 SEED_BATCH_SIZE = 64
 SEED_WORKERS = 2
@@ -77,6 +78,85 @@ def seed_style_loader(dataset: ArrayImages, image_size: int, augment: bool, shuf
 def kit_loader(dataset: ArrayImages, image_size: int, augment: bool, shuffle: bool, device: torch.device):
     return make_loader(dataset, batch_size=SEED_BATCH_SIZE, shuffle=shuffle, augment=augment,
                        image_size=image_size, device=device)
+
+
+@dataclass
+class CaseResult:
+    """One comparison: seconds per round for each side, and what they mean."""
+
+    name: str
+    description: str
+    images: int  # images per round (training images x epochs for the training cases)
+    image_size: int
+    rounds: int
+    target: float | None = None
+    seed_seconds: list[float] = field(default_factory=list)
+    kit_seconds: list[float] = field(default_factory=list)
+    per_epoch_of: int | None = None  # report seconds per epoch of this many images (CUDA cases)
+    epoch_images: int | None = None
+
+    @property
+    def seed_images_per_second(self) -> float:
+        return self.images / min(self.seed_seconds)
+
+    @property
+    def kit_images_per_second(self) -> float:
+        return self.images / min(self.kit_seconds)
+
+    @property
+    def ratio(self) -> float:
+        """How many times faster the kit's path is (fastest round of each side)."""
+        return min(self.seed_seconds) / min(self.kit_seconds)
+
+    @property
+    def median_ratio(self) -> float:
+        return statistics.median(self.seed_seconds) / statistics.median(self.kit_seconds)
+
+    def seconds_per_epoch(self, side: str) -> float | None:
+        if self.per_epoch_of is None:
+            return None
+        rate = self.seed_images_per_second if side == "seed" else self.kit_images_per_second
+        return self.per_epoch_of / rate
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.update({
+            "seed_images_per_second": self.seed_images_per_second,
+            "kit_images_per_second": self.kit_images_per_second,
+            "ratio": self.ratio,
+            "median_ratio": self.median_ratio,
+            "meets_target": None if self.target is None else self.ratio >= self.target,
+        })
+        if self.per_epoch_of is not None:
+            out["seed_seconds_per_epoch"] = self.seconds_per_epoch("seed")
+            out["kit_seconds_per_epoch"] = self.seconds_per_epoch("kit")
+        return out
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each case does (the printed table and the JSON state these)."""
+
+    data_images: int = 1280
+    data_rounds: int = 3
+    finetune_images: int = 192
+    finetune_rounds: int = 4
+    last_only_images: int = 384
+    last_only_val_images: int = 96
+    last_only_epochs: int = 10
+    last_only_rounds: int = 2
+    small_size: int = 64
+    large_size: int = 224
+    cuda_images: int = 25_000
+    cuda_rounds: int = 1
+
+
+QUICK = Sizes(data_images=128, data_rounds=1, finetune_images=64, finetune_rounds=1, last_only_images=64,
+              last_only_val_images=32, last_only_epochs=2, last_only_rounds=1, small_size=32, large_size=64,
+              cuda_images=256, cuda_rounds=1)
 
 
 # ----------------------------------------------------------------------------- timing

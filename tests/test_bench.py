@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from course_kit import bench, cli
+from course_kit import bench, bench_cases, cli
 
 
 def test_quick_bench_prints_a_table_and_writes_json(tmp_path, capsys):
@@ -14,7 +14,7 @@ def test_quick_bench_prints_a_table_and_writes_json(tmp_path, capsys):
     assert len(files) == 1
     report = json.loads(files[0].read_text())
     assert report["command"] == "course bench --quick"
-    assert report["machine"]["device"] == "cpu" and report["sizes"]["data_images"] == bench.QUICK.data_images
+    assert report["machine"]["device"] == "cpu" and report["sizes"]["data_images"] == bench_cases.QUICK.data_images
     names = [case["name"] for case in report["cases"]]
     assert names == ["data_64", "finetune_32", "last_only_32"]
     for case in report["cases"]:
@@ -25,7 +25,7 @@ def test_quick_bench_prints_a_table_and_writes_json(tmp_path, capsys):
 
 
 def test_table_reports_ratio_and_per_epoch_seconds():
-    case = bench.CaseResult("seed_vgg16_224", "vgg16", images=1000, image_size=224, rounds=1,
+    case = bench_cases.CaseResult("seed_vgg16_224", "vgg16", images=1000, image_size=224, rounds=1,
                             seed_seconds=[20.0], kit_seconds=[2.0], per_epoch_of=25_000)
     table = bench.format_table([case])
     assert "10.00x" in table and "seed-style 500.0 s, kit 50.00 s" in table

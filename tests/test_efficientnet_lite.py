@@ -115,7 +115,7 @@ def test_frozen_groups_and_their_batchnorm_statistics_stay_bitwise_unchanged():
 def test_pretrained_weights_are_the_package_file_and_random_ones_differ():
     arch = get_architecture("efficientnet_lite0")
     file_state = torch.load(lite.weights_file("efficientnet_lite0"), map_location="cpu", weights_only=True)
-    pretrained = lite.build_imagenet_classifier("efficientnet_lite0")
+    pretrained = cu.models.imagenet_model("efficientnet_lite0").eval()
     for key in ("_conv_stem.weight", "_blocks.7._depthwise_conv.weight", "_fc.weight", "_bn1.running_var"):
         assert torch.equal(pretrained.state_dict()[key], file_state[key])
     scratch = arch.builder(weights=None)
@@ -243,7 +243,7 @@ def stem_variance_ratio(model: torch.nn.Module, mean, std, size: int) -> float:
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2"])
 def test_table_normalization_reproduces_the_imagenet_batchnorm_statistics(name):
     arch = get_architecture(name)
-    model = lite.build_imagenet_classifier(name).eval()
+    model = cu.models.imagenet_model(name).eval()
     right = stem_variance_ratio(model, arch.mean, arch.std, arch.input_size)
     imagenet = stem_variance_ratio(model, cu.models.IMAGENET_MEAN, cu.models.IMAGENET_STD, arch.input_size)
     assert 0.7 < right < 1.4, right  # measured: 1.02 (lite0), 0.96 (lite2)

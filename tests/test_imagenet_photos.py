@@ -13,7 +13,8 @@ from PIL import Image
 from sklearn.datasets import load_sample_image
 
 import course_utils as cu
-from course_utils.models.efficientnet_lite import build_imagenet_classifier, imagenet_categories
+from course_utils.models import imagenet_model
+from course_utils.models.efficientnet_lite import imagenet_categories
 
 # Acceptable top-1 classes per photo: buildings of that kind for the temple, the one
 # flower class that fits for the dahlia.
@@ -43,18 +44,18 @@ def looks_sensible(model: torch.nn.Module, name: str, photo: str) -> bool:
 @pytest.mark.parametrize("photo", sorted(SENSIBLE))
 def test_pretrained_lite0_names_the_photos_and_random_weights_do_not(photo):
     name = "efficientnet_lite0"
-    pretrained = build_imagenet_classifier(name)
+    pretrained = imagenet_model(name).eval()
     assert looks_sensible(pretrained, name, photo), top1(pretrained, name, photo)
     torch.manual_seed(0)
-    random_weights = build_imagenet_classifier(name, pretrained=False)
+    random_weights = imagenet_model(name, pretrained=False).eval()
     assert not looks_sensible(random_weights, name, photo), top1(random_weights, name, photo)
 
 
 def test_pretrained_lite2_names_the_temple_and_random_weights_do_not():
     # Lite2 calls the dahlia "honeycomb" (its petals do form one), so only the temple is asserted.
     name, photo = "efficientnet_lite2", "china.jpg"
-    pretrained = build_imagenet_classifier(name)
+    pretrained = imagenet_model(name).eval()
     assert looks_sensible(pretrained, name, photo), top1(pretrained, name, photo)
     torch.manual_seed(0)
-    random_weights = build_imagenet_classifier(name, pretrained=False)
+    random_weights = imagenet_model(name, pretrained=False).eval()
     assert not looks_sensible(random_weights, name, photo), top1(random_weights, name, photo)

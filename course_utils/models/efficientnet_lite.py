@@ -87,8 +87,7 @@ import torch
 from torch import nn
 
 from .. import assets
-from .architectures import Architecture, LayerGroups, Stages, get_architecture, register
-from .weights import load_pretrained_weights
+from .architectures import Architecture, LayerGroups, Stages, register
 
 INSTALL_HINT = "pip install -e .[offline]"
 # TensorFlow's EfficientNet-Lite preprocessing, (pixel - 127) / 128, on pixels scaled to [0, 1].
@@ -240,36 +239,13 @@ class LiteWeightsLoader:
         self.variant = variant
 
     def __call__(self, model: nn.Module) -> None:
-        path = check_weights_file(self.variant.name)
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        state_dict = torch.load(self.verified_file(), map_location="cpu", weights_only=True)
         model.load_state_dict(state_dict)  # strict: every tensor must find its place
 
+    def verified_file(self) -> Path:
+        """The installed weight file, checked (what ``course fetch`` reports for these weights)."""
+        return check_weights_file(self.variant.name)
 
-def build_imagenet_classifier(name: str, pretrained: bool = True) -> nn.Module:
-    """A table model with its original 1000-class ImageNet head, to see what the pretrained net recognises.
-
-    Works for every table entry (EfficientNet-Lite needs the ``[offline]`` extra, the
-    torchvision models their checkpoints). Pair the outputs with ``imagenet_categories()``.
-
-    Args:
-        name: e.g. ``"efficientnet_lite0"``.
-        pretrained: load the ImageNet weights (``False``: the same net with random weights).
-
-    Returns:
-        The model in eval mode. Input ``(N, 3, H, W)`` normalized with ``normalization_for(name)``;
-        output: logits ``(N, 1000)``.
-
-    Example:
-        >>> model = build_imagenet_classifier("efficientnet_lite0")
-        >>> model(torch.zeros(1, 3, 224, 224)).shape
-        torch.Size([1, 1000])
-    """
-    arch = get_architecture(name)
-    model = arch.builder(weights=None)
-    model.architecture_name = arch.name
-    if pretrained:
-        load_pretrained_weights(model, arch)
-    return model.eval()
 
 
 def imagenet_categories() -> list[str]:

