@@ -16,6 +16,9 @@ COMMANDS = {
     "release": ("course_kit.release", "write the student notebooks/ from solutions/"),
     "references": ("course_kit.references", "re-execute solutions in the smoke profile as nbval references"),
     "grade": ("course_kit.grading.cli", "grade student submissions into a gradebook"),
+    "export": ("course_kit.grading.exports", "write a gradebook as a Canvas, Moodle or plain CSV import file"),
+    "autograder": ("course_kit.grading.autograder", "build a Gradescope autograder zip from the hidden checks"),
+    "feedback": ("course_kit.grading.handback", "write one HTML (or Markdown) feedback file per student"),
     "fetch": ("course_kit.fetch", "download CIFAR-10 and ImageNet weights ahead of an offline session"),
     "bench": ("course_kit.bench", "side-by-side speed benchmark of the seed-style and the kit's data paths"),
 }

@@ -93,13 +93,14 @@ def test_student_code_could_not_reach_the_gradebook_or_the_checks(graded):
     out = graded["out"]
     attack = rows(out)["s11_gradebook_attack"]["metrics"]
     if sandbox.landlock_abi() > 0:
+        # Refused by Landlock, or not even there in the kernel's own filesystem view.
         for attempt in ("gradebook_csv_write", "gradebook_json_write", "hidden_checks_read", "network_connect",
                         "signal_runner", "instructor_kit_read", "solutions_read"):
-            assert attack[attempt] == "blocked: PermissionError", (attempt, attack)
+            assert attack[attempt] in ("blocked: PermissionError", "blocked: FileNotFoundError"), (attempt, attack)
         # Only the student library is importable in a graded kernel: no grading code, no checks API.
         assert attack["student_library_import"] == "succeeded", attack
         for attempt in ("instructor_kit_import", "grading_import"):
-            assert attack[attempt].startswith("blocked: "), (attempt, attack)
+            assert attack[attempt] in ("blocked: PermissionError", "blocked: ModuleNotFoundError"), (attempt, attack)
     else:  # without Landlock only the gradebook's own integrity below is guaranteed
         pytest.skip("Landlock unavailable: file access is not confined here")
     assert "s11_gradebook_attack,ok,100" not in (out / "grades.csv").read_text()

@@ -274,6 +274,10 @@ def main(args: argparse.Namespace) -> int:
                 restrict_network=box.restrict_network)
             say(f"student kernels: sandbox {confinement}; memory {_size(limits.memory_bytes)}, "
                 f"{limits.threads} thread(s) each" + (f", user {args.run_as}" if args.run_as else ""))
+            if os.geteuid() == 0 and not args.run_as and not args.container:
+                say("WARNING: grading as root without --run-as: student kernels run as root, confined only by "
+                    "the sandbox (Landlock, their own filesystem view). Use --run-as USER (an unprivileged "
+                    "account) or --container IMAGE on a shared machine; see docs/grading.md")
             if box.mode == "auto" and sandbox.landlock_abi() <= 0:
                 say("warning: Landlock is unavailable, so student code can read and write whatever this user can "
                     "(the gradebook and hidden checks included); see docs/grading.md for running in containers")

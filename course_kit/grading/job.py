@@ -231,6 +231,28 @@ def build_runner_job(job: GradingJob, notebook: dict, private: Path, key: bytes)
     }
 
 
+# What the per-submission runner keeps of the grader's environment: what Python, locale and the
+# kit need, never the rest (credentials, tokens, an instructor's own variables).
+_RUNNER_VARIABLES = {"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX",
+                     "CUDA_VISIBLE_DEVICES", "DOCKER_HOST"}
+_RUNNER_PREFIXES = ("LC_", "COURSE_")
+
+
+def runner_environment(environ) -> dict:
+    """The runner's environment: the grader's, scrubbed to an allowlist.
+
+    The kernel's own environment is built from nothing (``runner.kernel_environment``);
+    this keeps secrets of the instructor's shell out of the runner too, so that neither
+    process holds them for a kernel to find.
+
+    Example:
+        >>> sorted(runner_environment({"PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "x", "LC_ALL": "C"}))
+        ['LC_ALL', 'PATH']
+    """
+    return {key: value for key, value in environ.items()
+            if key in _RUNNER_VARIABLES or key.startswith(_RUNNER_PREFIXES)}
+
+
 def container_name(job: GradingJob) -> str:
     """The Docker container name of one submission's run (what ``docker kill`` needs).
 
@@ -300,7 +322,8 @@ def run_runner(job: GradingJob, notebook: dict, cancelled: Callable[[], bool]) -
     try:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(runner_command(job, private), stdin=subprocess.PIPE, stdout=log,
-                                    stderr=log, cwd=private, start_new_session=True)
+                                    stderr=log, cwd=private, start_new_session=True,
+                                    env=runner_environment(os.environ))
         container = container_name(job) if job.sandbox.container else None
         try:
             proc.stdin.write(json.dumps(runner_job).encode())

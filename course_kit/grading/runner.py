@@ -347,6 +347,7 @@ def sandbox_policy(job: dict, private: Path, work: Path) -> dict:
         "run_as": job.get("run_as"),
         "read_only": read_only,
         "read_write": [str(work)] + sandbox.device_write_paths(),
+        "view_root": str(private / "root"),
     }
 
 

@@ -7,11 +7,15 @@ The grader starts every student kernel through this file used as a launcher::
 The launcher reads the policy, then, in this order and before ``exec``-ing the kernel:
 
 1. asks Linux to SIGKILL it when the grading runner dies (``PR_SET_PDEATHSIG``);
-2. sets hard resource limits: private writable memory (``RLIMIT_DATA``), largest file it
+2. gives the kernel a filesystem view of its own (:func:`own_filesystem_view`): a mount
+   namespace whose root holds only the paths it may read and its work folder, so no UNIX
+   socket elsewhere on the machine (Docker, ssh agent, D-Bus) exists for it, and a private,
+   size-limited ``/dev/shm`` that disappears with the kernel (needs root or user namespaces);
+3. sets hard resource limits: private writable memory (``RLIMIT_DATA``), largest file it
    may write (``RLIMIT_FSIZE``), no core dumps. Hard limits cannot be raised again by a
    non-root process;
-3. optionally switches to an unprivileged user (``run_as``, only when started as root);
-4. sets ``no_new_privs`` and applies a **Landlock** ruleset (Linux 5.13+, unprivileged):
+4. optionally switches to an unprivileged user (``run_as``, only when started as root);
+5. sets ``no_new_privs`` and applies a **Landlock** ruleset (Linux 5.13+, unprivileged):
    read-only access to the Python installation, system libraries, the student library
    (``course_utils``) and explicitly allowed data; read-write access to the submission's working
    directory only. Everything else (the course repository with ``solutions/`` and the
@@ -19,7 +23,8 @@ The launcher reads the policy, then, in this order and before ``exec``-ing the k
    directory) cannot be opened at all. With Landlock ABI 4+ TCP is restricted too: the
    kernel may bind only its own five ZeroMQ ports and may not connect anywhere (no
    Dask scheduler, no network). With ABI 6+ it can neither signal processes outside the
-   sandbox nor reach abstract UNIX sockets outside it.
+   sandbox nor reach abstract UNIX sockets outside it. Of ``/proc`` it may read its own
+   folder and system-wide facts only, never another process's environment.
 
 Landlock restrictions are inherited by every process the kernel starts and cannot be
 lifted. The file is deliberately stdlib-only and is run by path (see ``runner.make_kernel_manager``
@@ -268,9 +273,21 @@ def readable_except(roots: list[str], hidden: list[str]) -> list[str]:
     return out
 
 
+# System-wide /proc files that libraries read (CPU and memory facts); nothing per process.
+_PROC_ENTRIES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "filesystems", "sys")
+
+
 def system_read_paths() -> list[str]:
-    """System libraries, a small part of /etc, /proc and /sys (read-only)."""
-    paths = ["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/proc", "/sys"]
+    """System libraries, a small part of /etc and of /proc, and /sys (read-only).
+
+    Of /proc only the kernel's own folder (``/proc/self``, resolved when the rules are made,
+    which is the kernel's process: the launcher ``exec``s it) and system-wide facts: never
+    another process's ``environ``, ``cmdline`` or memory, so the grader's environment (and a
+    secret in it) stays out of reach even when grading as root.
+    """
+    paths = ["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/sys", "/proc/self",
+             "/proc/thread-self"]
+    paths += [f"/proc/{name}" for name in _PROC_ENTRIES]
     paths += [f"/etc/{name}" for name in _ETC_ENTRIES]
     return paths
 
@@ -278,6 +295,91 @@ def system_read_paths() -> list[str]:
 def device_write_paths() -> list[str]:
     """Character devices every program expects, and /dev/shm (DataLoader workers share tensors there)."""
     return [*_DEVICES, "/dev/shm"]
+
+
+# --------------------------------------------------------------------------- the kernel's own filesystem view
+_CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 2, 4, 1 << 12, 1 << 14, 1 << 18
+_MNT_DETACH = 2
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+
+
+def _mount(libc, source, target, fstype, flags, options=None) -> None:
+    encode = lambda text: text.encode() if isinstance(text, str) else text  # noqa: E731
+    if libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(options)) != 0:
+        raise SandboxUnavailable(f"mount {target}: {os.strerror(ctypes.get_errno())}")
+
+
+def _enter_mount_namespace(libc) -> None:
+    """A mount namespace of our own (root; else a user namespace keeping our uid), not propagating back."""
+    uid, gid = os.geteuid(), os.getegid()
+    flags = _CLONE_NEWNS if uid == 0 else _CLONE_NEWUSER | _CLONE_NEWNS
+    if libc.unshare(ctypes.c_int(flags)) != 0:
+        raise SandboxUnavailable(f"unshare: {os.strerror(ctypes.get_errno())} (needs root or user namespaces)")
+    if flags & _CLONE_NEWUSER:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as handle:
+                handle.write(text)
+    _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
+
+
+def own_filesystem_view(view_root: str, paths: list[str], shm_bytes: int) -> None:
+    """Make ``paths`` (at their own places) the only files this process and its children can see.
+
+    Why: Landlock decides which files may be *opened*, but (before Landlock ABI 8) not which
+    UNIX sockets may be *connected to* by path, so a kernel could reach a Docker socket, an
+    ssh agent or D-Bus anywhere on the machine. In a mount namespace of its own, the kernel
+    gets a new root (a tmpfs at ``view_root``) holding bind mounts of exactly the paths its
+    policy allows (the Python installation, system libraries, the student library, its work
+    folder...) plus ``/proc`` and a few devices: a socket anywhere else does not exist for it.
+    Its ``/dev/shm`` is a fresh, size-limited tmpfs, private to the submission and gone with
+    its last process. Landlock still applies on top of this view.
+
+    Needs root (as in containers and CI) or unprivileged user namespaces; raises
+    :class:`SandboxUnavailable` when they are missing (nothing has changed then).
+    """
+    import platform
+
+    pivot = _SYS_PIVOT_ROOT.get(platform.machine())
+    if pivot is None:
+        raise SandboxUnavailable(f"no pivot_root number known for {platform.machine()}")
+    libc = _libc()
+    _enter_mount_namespace(libc)
+    os.makedirs(view_root, exist_ok=True)
+    _mount(libc, "tmpfs", view_root, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")
+    # Outer folders first; a path inside one already bound comes along with it.
+    # A path that is a symbolic link (/lib -> usr/lib on merged-/usr systems) is recreated as
+    # that link, and what it points to is bound.
+    for path in sorted(p for p in paths if os.path.islink(p)):
+        target = view_root + path
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.lexists(target):
+            os.symlink(os.readlink(path), target)
+    bound: list[str] = ["/proc", "/dev/shm"]  # mounted below: all of /proc (Landlock limits it), a new /dev/shm
+    for path in sorted({os.path.realpath(p) for p in paths if os.path.lexists(p)}, key=len):
+        if any(path == b or path.startswith(b.rstrip(os.sep) + os.sep) for b in bound):
+            continue
+        target = view_root + path
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "a").close()
+        _mount(libc, path, target, None, _MS_BIND | _MS_REC)
+        bound.append(path)
+    for name in ("proc", "dev/shm"):
+        os.makedirs(f"{view_root}/{name}", exist_ok=True)
+    _mount(libc, "/proc", f"{view_root}/proc", None, _MS_BIND | _MS_REC)
+    _mount(libc, "tmpfs", f"{view_root}/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV,
+           f"size={int(shm_bytes)},mode=1777")
+    os.makedirs(f"{view_root}/.old-root", exist_ok=True)
+    cwd = os.getcwd()
+    if libc.syscall(ctypes.c_long(pivot), view_root.encode(), f"{view_root}/.old-root".encode()) != 0:
+        raise SandboxUnavailable(f"pivot_root: {os.strerror(ctypes.get_errno())}")
+    if libc.umount2(b"/.old-root", ctypes.c_int(_MNT_DETACH)) != 0:
+        raise SandboxUnavailable(f"umount old root: {os.strerror(ctypes.get_errno())}")
+    os.rmdir("/.old-root")
+    os.chdir(cwd)
 
 
 def set_limits(memory_bytes: int | None, file_size_bytes: int | None) -> None:
@@ -326,6 +428,16 @@ def main(argv: list[str]) -> int:
         libc.prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
         if os.getppid() != policy.get("parent_pid", os.getppid()):
             return 1  # the runner died before we armed the death signal: do not start at all
+    if policy.get("view_root") and sys.platform.startswith("linux") and policy.get("landlock", "auto") != "off":
+        shm_bytes = min(int(policy.get("memory_bytes") or 1024**3), 1024**3)
+        try:
+            own_filesystem_view(policy["view_root"], policy.get("read_only", []) + policy.get("read_write", []),
+                                shm_bytes)
+        except SandboxUnavailable as error:
+            print(f"course grade sandbox: no filesystem view of its own ({error}); UNIX sockets and /dev/shm "
+                  "are shared with the machine", file=sys.stderr)
+            if policy.get("landlock") == "required":
+                return 3
     set_limits(policy.get("memory_bytes"), policy.get("file_size_bytes"))
     ports = connection_ports(connection_file) if connection_file else []
     if policy.get("run_as"):

@@ -66,7 +66,7 @@ result = scaled_mean(data, scale)
 '''
 
 ATTACK_RESULTS = '''
-import importlib, json, os, socket
+import importlib, importlib.util, json, os, socket
 attempts = {{}}
 def attempt(name, action):
     try:
@@ -81,7 +81,8 @@ attempt("hidden_checks_read", lambda: open({hidden!r}, encoding="utf-8").read())
 attempt("signal_runner", lambda: os.kill(os.getppid(), 0))
 attempt("network_connect", lambda: socket.create_connection(("127.0.0.1", 9), timeout=2).close())
 # The kernel gets the student library and nothing else of the kit.
-attempt("student_library_import", lambda: importlib.import_module("course_utils"))
+# Found and readable (importing it would load torch, too slow for this toy's time limits).
+attempt("student_library_import", lambda: open(importlib.util.find_spec("course_utils").origin).read(10))
 attempt("instructor_kit_import", lambda: importlib.import_module("course_kit"))
 attempt("grading_import", lambda: importlib.import_module("course_kit.grading.checks"))
 attempt("instructor_kit_read", lambda: open({kit_init!r}, encoding="utf-8").read())
