@@ -142,7 +142,8 @@ def test_force_regrades_only_the_named_student(graded):
     assert forced.returncode == 0, forced.stdout + forced.stderr
     after = rows(out)
     assert after["s01_correct"]["graded_at"] >= before["s01_correct"]["graded_at"]
-    assert after["s01_correct"]["runtime_s"] != before["s01_correct"]["runtime_s"]
+    # Graded again (its progress line), not skipped; equal runtimes can happen by chance, so they prove nothing.
+    assert "[1/1] s01_correct" in forced.stdout and "skip s01_correct" not in forced.stdout
     assert {k: v for k, v in after.items() if k != "s01_correct"} == {k: v for k, v in before.items()
                                                                         if k != "s01_correct"}
 

@@ -117,7 +117,8 @@ def test_ambiguous_matches_are_reported_never_guessed():
     assert by_name["Bo Li"]["status"] == "ambiguous" and by_name["Bo Li"]["points"] == 0
     assert by_name["Cleo Ng"]["status"] == "ambiguous" and "1001_1003_pair" in by_name["Cleo Ng"]["detail"]
     # José has one candidate that fits only when accents are ignored: used, and said so.
-    assert (by_name["José Martínez"]["points"], by_name["José Martínez"]["matched_by"]) == (3, "name without accents")
+    jose = by_name["José Martínez"]
+    assert (jose["points"], jose["matched_by"]) == (3, "name without accents")
     reasons = {item["file_name"]: item["reason"] for item in result.ambiguous}
     assert set(reasons) == {"bo li", "1002_resubmitted", "1001_1003_pair"}
     assert reasons["1001_1003_pair"] == "matches several people"

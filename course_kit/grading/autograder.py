@@ -142,7 +142,7 @@ def gradescope_results(result: dict, visibility: str = "after_published") -> dic
                       "status": "passed" if item["passed"] else "failed", "visibility": visibility,
                       "output": f"{outcome}\n\n{context}", "output_format": "text",
                       "tags": [item["exercise"]] if item.get("exercise") else []})
-    return {"score": row["points"], "execution_time": int(round(row.get("runtime_s") or 0)),
+    return {"score": row["points"], "execution_time": round(row.get("runtime_s") or 0),
             "output": f"{status_line}\n\n{explanation}", "output_format": "text", "visibility": visibility,
             "stdout_visibility": "hidden", "tests": tests,
             "extra_data": {"status": status, "detail": detail, "max_points": row.get("max_points"),
@@ -153,8 +153,11 @@ def validate_results(results) -> list[str]:
     """What is wrong with a ``results.json`` object by Gradescope's specification (empty: nothing).
 
     Example:
-        >>> validate_results({"tests": [{"name": "t", "score": 1, "max_score": "2"}], "visibility": "soon"})
-        ["visibility 'soon' is not one of hidden, after_due_date, after_published, visible", 'tests[0].max_score is not a number']
+        >>> for problem in validate_results({"tests": [{"name": "t", "max_score": "2"}], "visibility": "soon"}):
+        ...     print(problem)
+        visibility 'soon' is not one of hidden, after_due_date, after_published, visible
+        tests[0].max_score is not a number
+        tests[0].score is missing
     """
     def number(value):
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -370,7 +373,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("assignment", metavar="ASSIGNMENT", help="notebook name, e.g. 03_partial_freezing")
     parser.add_argument("--solutions", default="solutions", metavar="DIR",
                         help="instructor notebooks and hidden_checks/ (default: ./solutions)")
-    parser.add_argument("--checks", metavar="FILE", help="hidden checks file (default: SOLUTIONS/hidden_checks/NAME.py)")
+    parser.add_argument("--checks", metavar="FILE",
+                        help="hidden checks file (default: SOLUTIONS/hidden_checks/NAME.py)")
     parser.add_argument("--out", metavar="FILE.zip", help="the zip to write (default: ASSIGNMENT-gradescope.zip)")
     parser.add_argument("--visibility", choices=VISIBILITIES, default="after_published",
                         help="when students see each check's result (default after_published)")

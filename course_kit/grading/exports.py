@@ -56,7 +56,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .roster import (RosterError, apply_roster, add_roster_arguments, load_gradebook, parse_roster, reconcile,
+from .roster import (RosterError, add_roster_arguments, apply_roster, load_gradebook, parse_roster, reconcile,
                      roster_options, spreadsheet_safe, submission_name, write_text)
 
 CANVAS_IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
@@ -205,8 +205,10 @@ def canvas_export(rows: list[dict], canvas_text: str, *, column: str, lms_max: f
         ...           '"Li, Bo",101,S1,bo@uni.edu,A,\\n')
         >>> rows = [{"person": {"sis_id": "s1"}, "status": "ok", "points": 3, "max_points": 6}]
         >>> text, report = canvas_export(rows, canvas, column="Lab")
-        >>> text.splitlines()
-        ['Student,ID,SIS User ID,SIS Login ID,Section,Lab (77)', '    Points Possible,,,,,10.00', '"Li, Bo",101,S1,bo@uni.edu,A,5']
+        >>> print(text, end="")
+        Student,ID,SIS User ID,SIS Login ID,Section,Lab (77)
+            Points Possible,,,,,10.00
+        "Li, Bo",101,S1,bo@uni.edu,A,5
     """
     report = Report()
     records = list(csv.reader(io.StringIO(canvas_text.lstrip("\ufeff"))))
@@ -233,8 +235,8 @@ def canvas_export(rows: list[dict], canvas_text: str, *, column: str, lms_max: f
                                                         if first == "points possible" and lms_max is not None else [""])
         report.notes.append(f"new Canvas column {column!r}: Canvas creates the assignment on upload")
     else:
-        possible = next((_cell(r, target) for r in records[1:top] if r and r[0].strip().casefold() == "points possible"),
-                        "")
+        possible = next((_cell(r, target) for r in records[1:top]
+                         if r and r[0].strip().casefold() == "points possible"), "")
         if "read only" in possible.casefold():
             raise ExportError(f"the Canvas column {header[target]!r} is read-only (a total or computed column)")
         try:

@@ -74,8 +74,8 @@ def render_html(row: dict, name: str | None = None, notebook_link: str | None = 
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Feedback: {e(row.get('assignment', ''))} ({e(who)})</title><style>{STYLE}</style></head><body>",
         f"<h1>Feedback: {e(row.get('assignment', ''))}</h1>", f"<p>{e(who)}</p>",
-        f'<p class="points">{_number(row["points"])} / {_number(row["max_points"])} points '
-        f'<span class="status {e(status)}">{e(status)}</span></p>',
+        (f'<p class="points">{_number(row["points"])} / {_number(row["max_points"])} points '
+         f'<span class="status {e(status)}">{e(status)}</span></p>'),
         f"<p>{e(explanation).replace('`', '')}</p>",
     ]
     checks = row.get("check_results") or []

@@ -61,10 +61,10 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
 
 FIELDS = ("name", "email", "id", "sis_id", "login", "section", "late", "submitted_at")
 IDENTITY_FIELDS = ("name", "email", "id", "sis_id", "login")
@@ -392,7 +392,7 @@ def submission_name(row: dict) -> str:
     """
     name = row.get("file_name") or (Path(str(row["submission"])).name if row.get("submission") else "")
     name = name or str(row.get("student", ""))
-    return name[:-len(".ipynb")] if name.endswith(".ipynb") else name
+    return name.removesuffix(".ipynb")
 
 
 def _strong_matches(texts: list[str], person: Person) -> list[str]:
