@@ -126,7 +126,7 @@ def test_outputs_kept_and_feedback_reveals_no_check_code(graded):
         assert "__course_grading__" not in text and "reference_squares" not in text
         assert "injected-parameters" in text
     partly_wrong = (out / "feedback" / "s02_partly_wrong.md").read_text()
-    assert "| scaled_mean() on numbers the notebook never uses | 0 / 2 | failed: got 10.6666" in partly_wrong
+    assert "| scaled_mean() on numbers the notebook never uses | 0 / 2 | failed: got 10.6667" in partly_wrong
 
 
 def test_nothing_left_running_or_on_disk(graded):

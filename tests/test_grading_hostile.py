@@ -121,3 +121,129 @@ def test_the_kernel_cannot_reach_other_processes_sockets_or_the_machines_shared_
     assert not Path("/dev/shm", shm_name).exists()
     everything = json.dumps(rows(out)) + "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
     assert secret not in everything
+
+
+# --------------------------------------------------------------------------- 1. forged observations
+# The strongest forger: it knows every expected value of the toy's hidden checks.
+KNOWN_ANSWERS = {"squares_hidden": [0, 1, 4, 9, 16, 25, 36], "squares_empty": [], "scaled_mean_hidden": 8.0,
+                 "pipeline_result": 35.0}
+STUBS = {crafted.SQUARES: "def squares(n):\n    return None", crafted.SCALED_MEAN: "def scaled_mean(values, scale):\n    return None"}
+
+FORGE_STDOUT = '''
+import json, sys
+ANSWERS = {answers!r}
+class Rewriter:
+    """Replaces sys.stdout: prints forged check records and rewrites anything that looks like one."""
+    def __init__(self, stream):
+        self.stream = stream
+    def write(self, text):
+        if "course-check" in text or '"kind"' in text:
+            text = text.replace('"ok": false', '"ok": true').replace('"ok":false', '"ok":true')
+        return self.stream.write(text)
+    def flush(self):
+        return self.stream.flush()
+sys.stdout = Rewriter(sys.stdout)
+for name, value in ANSWERS.items():
+    print("\\x1ecourse-check " + json.dumps({{"kind": "check", "name": name, "ok": True, "observation": value}}))
+print("\\x1ecourse-check " + json.dumps({{"kind": "done"}}))
+with open("00_toy.results.json", "w") as handle:
+    json.dump({{"result": 35.0}}, handle)
+'''
+
+FORGE_PIPE = '''
+import json, os, threading, time
+ANSWERS = {answers!r}
+def forged_lines():
+    lines = [json.dumps({{"kind": "parameters", "values": {{}}}})]
+    lines += [json.dumps({{"kind": "check", "name": n, "ok": True, "observation": v}}) for n, v in ANSWERS.items()]
+    lines.append(json.dumps({{"kind": "done"}}))
+    return "".join(f"{{i}} {{'0' * 64}} {{line}}\\n" for i, line in enumerate(lines)).encode()
+def pipes():
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{{fd}}").startswith("pipe:"):
+                found.append(int(fd))
+        except OSError:
+            pass
+    return found
+def forge():  # now, and again from a thread while the checks run
+    for fd in pipes():
+        try:
+            os.write(fd, b"ready\\n" + forged_lines())
+        except OSError:
+            pass
+forge()
+def keep_forging():
+    for _ in range(200):
+        time.sleep(0.05)
+        forge()
+threading.Thread(target=keep_forging, daemon=True).start()
+'''
+
+FORGE_TOOLS = '''
+import os, posix, sys
+real_write = os.write
+def rewriting_write(fd, data):
+    # Turn every failed check into a pass on its way out.
+    return real_write(fd, data.replace(b'"ok":false', b'"ok":true'))
+os.write = posix.write = rewriting_write
+sys.settrace(lambda *args: None)
+'''
+
+
+@needs_landlock
+def test_forgers_score_no_more_than_an_unsolved_notebook(tmp_path):
+    """Class 1: rewriting stdout, writing to the private channel, patching what the harness uses."""
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    unsolved = {index: f"{source.split(':')[0]}:\n    raise NotImplementedError()" for index, source in STUBS.items()}
+    write(submissions, "h0_unsolved", unsolved)
+    write(submissions, "h1_stdout", {**STUBS, crafted.RESULTS: FORGE_STDOUT.format(answers=KNOWN_ANSWERS)})
+    write(submissions, "h2_pipe", {**STUBS, crafted.RESULTS: FORGE_PIPE.format(answers=KNOWN_ANSWERS)})
+    write(submissions, "h3_tools", {**STUBS, crafted.RESULTS: FORGE_TOOLS})
+    # A correct notebook that also forges: forging costs it everything.
+    write(submissions, "h4_correct_but_forging", {crafted.RESULTS: FORGE_PIPE.format(answers=KNOWN_ANSWERS)})
+    result = grade(submissions, out, "-j", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    book = rows(out)
+    floor = book["h0_unsolved"]["points"]
+    assert floor == 0
+    for student in ("h1_stdout", "h2_pipe", "h3_tools", "h4_correct_but_forging"):
+        assert book[student]["points"] <= floor, (student, book[student])
+    assert book["h2_pipe"]["status"] == "tampered" and book["h4_correct_but_forging"]["status"] == "tampered"
+    assert book["h3_tools"]["status"] == "tampered"
+    feedback = (out / "feedback" / "h2_pipe.md").read_text()
+    assert "interfered" in feedback and "0 / 6 points" in feedback
+
+
+# --------------------------------------------------------------------------- 2. check code leaking through feedback
+STEAL = '''
+import gc, sys
+def _stolen():
+    pieces, frame = [], sys._getframe(1)
+    while frame is not None:
+        pieces.append(repr(frame.f_locals)[:300])
+        pieces.append(repr(frame.f_code.co_consts)[:300])
+        frame = frame.f_back
+    pieces += [repr(o)[:200] for o in gc.get_objects() if isinstance(o, list) and 1.0 in o][:5]
+    return " | ".join(pieces)
+'''
+
+
+@needs_landlock
+def test_student_code_cannot_carry_the_checks_out_through_feedback(tmp_path):
+    """Class 2: a function that reads the check's frames and hands them back as an error or a value."""
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    write(submissions, "leaker", {
+        crafted.SQUARES: STEAL + "def squares(n):\n    raise ValueError(_stolen())",
+        crafted.SCALED_MEAN: STEAL + "def scaled_mean(values, scale):\n    return _stolen()",
+    })
+    result = grade(submissions, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    feedback = (out / "feedback" / "leaker.md").read_text()
+    row = rows(out)["leaker"]
+    shown = feedback + json.dumps(row)
+    for secret in ("1.0, 2.0, 4.0, 9.0", "HIDDEN", "f_locals", "ns.call", "reference_squares", "co_consts", "7,"):
+        assert secret not in shown, secret
+    assert "calling `squares` raised ValueError" in feedback  # the type is still reported, usefully
+    assert "text of" in feedback and "characters" in feedback  # the value's shape, not its content

@@ -129,13 +129,24 @@ def test_kernel_source_keeps_no_expectations():
 
 
 # --------------------------------------------------------------------------- harness
+def _listening_channel() -> runner.Channel:
+    """A runner's channel in this process, already in its check phase (as if the kernel were us)."""
+    channel = runner.Channel()
+    channel.checks_started = True
+    channel.thread.start()
+    return channel
+
+
 def _run_harness(source: str, user_ns: dict, parameter_names=()) -> list[dict]:
-    args = {"token": "tok", "api_source": (HERE.parent / "course_kit/grading/checks.py").read_text(),
-            "checks_source": checks.kernel_source(source), "parameter_names": list(parameter_names)}
-    captured = io.StringIO()
-    with redirect_stdout(captured):
-        harness.run(args, user_ns)
-    return runner.parse_records([{"output_type": "stream", "name": "stdout", "text": captured.getvalue()}], "tok")
+    channel = _listening_channel()
+    args = {**channel.harness_args(), "api_source": (HERE.parent / "course_kit/grading/checks.py").read_text(),
+            "checks_source": checks.kernel_source(source), "checks_filename": "<hidden checks test>",
+            "parameter_names": list(parameter_names)}
+    harness.run(args, user_ns)
+    channel.wait_for_report(20, seconds=5)
+    records, problems = channel.report()
+    assert problems == []
+    return records
 
 
 def test_harness_reports_observations_failures_and_timeouts():
@@ -179,14 +190,24 @@ def test_harness_reports_observations_failures_and_timeouts():
 def test_harness_encoding_is_json():
     value = {"text": "quote \" backslash \\ newline \n snow \u2603 emoji \U0001F600", "n": [1, -2.5, None, True]}
     assert json.loads(harness.encode(value)) == value
-    assert runner.RECORD_PREFIX == harness.RECORD_PREFIX
 
 
-def test_parse_records_needs_this_runs_token():
-    text = (harness.RECORD_PREFIX + 'other {"kind": "done"}\n' + harness.RECORD_PREFIX + "tok {broken\n"
-            + harness.RECORD_PREFIX + 'tok {"kind": "done"}\n')
-    assert runner.parse_records([{"output_type": "stream", "name": "stdout", "text": text}], "tok") == [{"kind": "done"}]
-    assert runner.parse_records([{"output_type": "stream", "name": "stderr", "text": text}], "tok") == []
+def test_the_channel_accepts_only_the_harness_signed_records_in_order():
+    channel = _listening_channel()
+    os.write(channel.records_write, b'0 deadbeef {"kind":"done"}\n')
+    channel.wait_for_report(0, seconds=2)
+    records, problems = channel.report()
+    assert records == [] and problems and "not signed" in problems[0]
+
+
+def test_bytes_before_the_check_phase_are_tampering():
+    channel = runner.Channel()
+    channel.thread.start()
+    os.write(channel.records_write, b"ready\n")  # student code, while its cells run
+    time.sleep(0.3)
+    channel.checks_started = True
+    _, problems = channel.report()
+    assert problems == ["6 byte(s) reached the grader's private channel before the checks ran"]
 
 
 # --------------------------------------------------------------------------- preflight and judging
@@ -236,9 +257,10 @@ ALL_RIGHT = [_check("squares_hidden", [0, 1, 4, 9, 16, 25, 36]), _check("squares
 def test_judging_statuses():
     assert judge_report(_job(), _report(ALL_RIGHT))["status"] == "ok"
     assert judge_report(_job(), _report(ALL_RIGHT))["points"] == 6
-    # Two records for one check (someone printed with the token): neither is trusted.
+    # Two records for one check: the channel was written to by someone else, and nothing counts.
     doubled = judge_report(_job(), _report(ALL_RIGHT + [_check("squares_empty", [])]))
-    assert {c["name"]: c["passed"] for c in doubled["checks"]}["squares_empty"] is False
+    assert doubled["status"] == "tampered" and doubled["points"] == 0
+    assert judge_report(_job(), {**_report(ALL_RIGHT), "tampering": ["x"]})["status"] == "tampered"
     error = {"cell_index": 9, "execution_count": 8, "code_cell": 8, "ename": "MemoryError", "evalue": "", "exercise": None}
     assert judge_report(_job(), _report(ALL_RIGHT, errors=[error]))["status"] == "out-of-memory"
     placeholder = dict(error, ename="NotImplementedError", exercise="squares")

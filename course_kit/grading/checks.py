@@ -46,7 +46,10 @@ Rules of the API:
   in-kernel assertions, weaker because the student's process decides them.
 * raise :class:`CheckFailed` (or ``assert cond, "message"``) for a failure with a message
   for the student. Feedback shows titles and these messages, never check code or
-  tracebacks; matchers show the student's value but not the expected one unless
+  tracebacks. An exception raised by student code is reported by its type only (its
+  message could carry the check's inputs out), and a student's value is shown only when
+  it is a short number, list of numbers or name (else by its type and size); matchers show
+  the student's value but not the expected one unless
   ``reveal=True``.
 * ``ns["name"]`` (a clear failure when the notebook never defined ``name``),
   ``ns.get("name", default)``, ``"name" in ns`` and ``ns.call("name", *args)`` (the
@@ -161,16 +164,18 @@ class Namespace:
         return self._mapping.get(name, default)
 
     def call(self, name, *args, **kwargs):
-        """Call the student's function ``name``; its exception becomes a readable failure."""
+        """Call the student's function ``name``; its exception becomes a failure naming its type.
+
+        Only the exception's type is reported, never its message: the student's code runs
+        here with the check's inputs in reach, and a message could carry them out.
+        """
         function = self[name]
         if not callable(function):
             raise CheckFailed(f"`{name}` should be a function, but it is a {_type_name(function)}")
         try:
             return function(*args, **kwargs)
-        except CheckFailed:
-            raise
-        except Exception as error:  # the student's bug, reported to the student
-            raise CheckFailed(f"calling `{name}` raised {_type_name(error)}: {_exception_text(error)}") from None
+        except Exception as error:  # the student's bug (a CheckFailed of theirs included)
+            raise CheckFailed(f"calling `{name}` raised {exception_summary(error)}") from None
 
 
 # --------------------------------------------------------------------------- plain data
@@ -181,12 +186,16 @@ def _type_name(value):
         return "object"
 
 
-def _exception_text(error, limit=300):
-    try:
-        text = BaseException.__str__(error)  # never the student's own __str__
-    except Exception:
-        text = ""
-    return text if len(text) <= limit else text[:limit] + "..."
+def exception_summary(error):
+    """What feedback may say about an exception student code raised: its type's name, nothing else.
+
+    Example:
+        >>> exception_summary(ValueError("the hidden input was [3, 1, 4]"))
+        'ValueError'
+    """
+    name = _type_name(error)
+    cleaned = "".join(c for c in name if c.isalnum() or c == "_")[:60]
+    return cleaned or "an exception"
 
 
 def _sort_key(value):
@@ -269,8 +278,35 @@ def _convert(value, depth, budget):
     raise CheckFailed(f"got a {_type_name(value)} where plain data (a number, text, list or dict) was expected")
 
 
-def _describe(value, limit=120):
-    """Short text for a plain value, for messages."""
+def _describe(value, limit=60):
+    """What feedback may show of a student's value: short numbers and names in full, the rest by shape.
+
+    The value came from the student's code, which could have filled it with the check's
+    inputs or code: text longer than a short name, and containers that are not short
+    lists of numbers, are described by their type and size only.
+
+    Example:
+        >>> _describe(10.666666666), _describe([1, 2]), _describe("layer4"), _describe("x" * 500)
+        ('10.6667', '[1, 2]', "'layer4'", 'text of 500 characters')
+    """
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, (int, float)):
+        return f"{value:.6g}"
+    if isinstance(value, str):
+        safe = len(value) <= 24 and all(c.isalnum() or c in "_-. " for c in value)
+        return repr(value) if safe else f"text of {len(value)} characters"
+    if isinstance(value, list):
+        if len(value) <= 8 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            text = "[" + ", ".join(f"{v:.6g}" for v in value) + "]"
+            if len(text) <= limit:
+                return text
+        return f"a list of {len(value)} items"
+    return f"a dict of {len(value)} keys"
+
+
+def _expected_text(value, limit=120):
+    """An expected value, for ``reveal=True`` messages (the instructor's own data)."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -335,7 +371,7 @@ class _Equal(Matcher):
             return False, f"got {_kind(observed)} ({_describe(observed, 60)}), expected {_kind(self.expected)}"
         if isinstance(observed, list) and len(observed) != len(self.expected):
             return False, f"got {len(observed)} items, expected {len(self.expected)}"
-        return self._failure(observed, _describe(self.expected))
+        return self._failure(observed, _expected_text(self.expected))
 
 
 def equal(expected, *, reveal=False):
@@ -387,7 +423,7 @@ class _OneOf(Matcher):
     def judge(self, observed):
         if any(_same(observed, option, 0, 0) for option in self.options):
             return True, "correct"
-        return self._failure(observed, "one of " + ", ".join(_describe(o, 40) for o in self.options))
+        return self._failure(observed, "one of " + ", ".join(_expected_text(o, 40) for o in self.options))
 
 
 def one_of(*options, reveal=False):

@@ -54,6 +54,10 @@ STATUS_TEXT = {
                           "settings. Restore the first code cell (`profile = ...`) from the released notebook.",
     "parameters-ignored": "Your notebook overwrote a setting the grader chooses ({detail}). Keep the `parameters` "
                           "cell as released and do not assign these variables again later.",
+    "tampered": "Your notebook interfered with how the grader collects the hidden checks' results ({detail}), "
+                "so none of them could be trusted and the submission gets no points. Do not replace Python's own "
+                "modules or functions, write to file descriptors you did not open, or start background threads "
+                "that keep running after your cells finish.",
     "grader-error": "Grading failed for a reason unrelated to your work. Your instructor will grade it again.",
 }
 FIXED_FIRST = ["student", "status", "points", "max_points", "detail", "error_cell"]

@@ -27,6 +27,8 @@ Statuses (first that applies):
                        though papermill itself lets ``sys.exit(0)`` pass); later cells still
                        ran, and the detail names the first failing cell;
 ``parameters-ignored`` everything ran, but an injected parameter did not keep its value;
+``tampered``           the notebook interfered with the hidden checks' private channel (wrote to it,
+                       replaced it or the functions it uses, stopped its report): 0 points;
 ``ok``                 everything ran and the checks were judged.
 
 Cells after a failing cell still run (like nbgrader; ``--stop-on-error`` restores
@@ -211,6 +213,7 @@ def build_runner_job(job: GradingJob, notebook: dict, private: Path, key: bytes)
         "files": {name: base64.b64encode(data).decode() for name, data in job.files.items()},
         "parameters": job.parameters,
         "kernel_checks_source": checks_api.kernel_source(job.checks_source),
+        "check_names": [c.name for c in declared_checks(job.checks_source)],
         "api_source": api_source,
         "harness_source": harness_source,
         "timeout": limits.timeout,
@@ -406,6 +409,7 @@ def judge_report(job: GradingJob, report: dict) -> dict:
         return _verdict("grader-error", detail.strip().splitlines()[-1][:300] if detail else "", declared, {},
                         max_points, extra={"grader_detail": detail})
     records = report.get("records") or []
+    tampering = list(report.get("tampering") or [])
     by_name: dict[str, dict | None] = {}
     parameters_record, load_error, done = None, None, False
     for record in records:
@@ -414,12 +418,23 @@ def judge_report(job: GradingJob, report: dict) -> dict:
             parameters_record = record
         elif kind == "load-error":
             load_error = str(record.get("message"))
+        elif kind == "tampered":
+            tampering += [str(problem) for problem in record.get("problems") or []]
         elif kind == "done":
             done = True
         elif kind == "check":
             name = str(record.get("name"))
-            # Two records for one check means something printed with our token: trust neither.
-            by_name[name] = record if name not in by_name else {"ok": False, "message": "conflicting results were reported"}
+            if name in by_name:
+                tampering.append(f"two results were reported for check {name}")
+            by_name[name] = record
+    if tampering:
+        # Whatever the checks said, nothing reported through a channel the notebook touched counts.
+        return _verdict("tampered", "; ".join(dict.fromkeys(tampering))[:300], declared, {}, max_points)
+    if report.get("check_phase") == "ran" and not done and load_error is None:
+        # The harness ran in a live kernel but its signed report did not arrive: something the
+        # notebook did to the interpreter (the pipes, os, the hashing functions) stopped it.
+        return _verdict("tampered", "the hidden checks' report did not arrive: the notebook interfered with the "
+                        "grader's channel", declared, {}, max_points)
     exercises = report.get("exercises") or {}
     # Checks are judged on what the kernel holds, wherever the student defined it; whether
     # the exercise cells themselves ran decides the status (``incomplete``), not the points.
@@ -470,9 +485,10 @@ def judge_report(job: GradingJob, report: dict) -> dict:
                         "ran", declared, results, max_points)
     if phase.startswith("timeout"):
         return _verdict("timeout", phase.split(": ", 1)[-1], declared, results, max_points)
-    if phase != "ran" or not done:
+    if phase != "ran":
         return _verdict("grader-error", f"the hidden checks did not complete ({phase or 'no report'})",
                         declared, results, max_points)
+
     unran = sorted({c.exercise for c in declared if c.exercise is not None and not exercises.get(c.exercise)})
     if unran:
         return _verdict("incomplete", "exercise(s) missing or not run: " + ", ".join(unran), declared, results,

@@ -46,7 +46,6 @@ from queue import Empty
 
 from ..repository import KIT_DIR, student_library_dir
 from . import procs, sandbox
-from .harness import RECORD_PREFIX
 
 RESULT_FILE = "result.json"
 EXECUTED_FILE = "executed.ipynb"
@@ -62,6 +61,134 @@ class Terminated(BaseException):
 
 def _on_terminate(signum, frame):
     raise Terminated(f"signal {signum}")
+
+
+# --------------------------------------------------------------------------- the private channel
+class Channel:
+    """The runner's ends of the two pipes the hidden checks report through (see harness.py).
+
+    Both pipes exist before the kernel starts; the kernel inherits the records pipe's write
+    end and the key pipe's read end, the runner keeps the others. A thread reads the records
+    pipe all the time, so that anything written to it before the check phase is noticed,
+    and answers the harness's one ``ready`` with the second half of the signing key.
+    """
+
+    MAX_BYTES = 8 * 1024**2
+
+    def __init__(self):
+        self.records_read, self.records_write = os.pipe()
+        self.key_read, self.key_write = os.pipe()
+        self.records_inode = os.fstat(self.records_write).st_ino
+        self.key_inode = os.fstat(self.key_read).st_ino
+        # The signing key's two halves: one travels in the check cell, one through the key pipe.
+        self.cell_half, self.pipe_half = os.urandom(32), os.urandom(32)
+        self.data = bytearray()
+        self.early_bytes = 0
+        self.ready_lines = 0
+        self.overflow = False
+        self.checks_started = False
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._drain, name="records-pipe", daemon=True)
+
+    @property
+    def key(self) -> bytes:
+        """The signing key: HMAC-SHA256 of the pipe's half under the cell's half (the harness does the same)."""
+        return hmac.new(self.cell_half, self.pipe_half, hashlib.sha256).digest()
+
+    def kernel_fds(self) -> tuple[int, int]:
+        """The descriptors the kernel inherits."""
+        return self.records_write, self.key_read
+
+    def kernel_started(self) -> None:
+        """Close the runner's copies of the kernel's ends and start listening."""
+        os.close(self.records_write)
+        os.close(self.key_read)
+        self.thread.start()
+
+    def harness_args(self) -> dict:
+        return {"records_fd": self.records_write, "key_fd": self.key_read, "records_inode": self.records_inode,
+                "key_inode": self.key_inode, "key_half": self.cell_half.hex()}
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.records_read, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self.lock:
+                if not self.checks_started:
+                    self.early_bytes += len(chunk)
+                    continue
+                if len(self.data) + len(chunk) > self.MAX_BYTES:
+                    self.overflow = True
+                    continue
+                before = self.data.count(b"ready\n")
+                self.data += chunk
+                if before == 0 and self.data.count(b"ready\n") >= 1:
+                    self._send_key_half()
+                self.ready_lines = self.data.count(b"ready\n")
+
+    def _send_key_half(self) -> None:
+        try:
+            os.write(self.key_write, self.pipe_half.hex().encode() + b"\n")
+        finally:
+            os.close(self.key_write)
+
+    def wait_for_report(self, expected_records: int, seconds: float) -> None:
+        """Wait until the signed report (or evidence that none will come) has arrived."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self.lock:
+                lines = self.data.count(b"\n")
+                if self.overflow or lines >= expected_records + 1 or b'"kind":"tampered"' in self.data:
+                    return
+            time.sleep(0.05)
+
+    def report(self) -> tuple[list[dict], list[str]]:
+        """``(records, problems)``: the verified records, and every sign of tampering found."""
+        with self.lock:
+            data, early, overflow = bytes(self.data), self.early_bytes, self.overflow
+        problems = []
+        if early:
+            problems.append(f"{early} byte(s) reached the grader's private channel before the checks ran")
+        if overflow:
+            problems.append("the private channel received more data than a report can hold")
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        if lines.count(b"ready") > 1:
+            problems.append("the signing key was requested more than once")
+        records = []
+        for line in (line for line in lines if line != b"ready"):
+            record = self._verify(line, len(records))
+            if record is None:
+                problems.append("a record on the private channel was not signed by the harness, or out of order")
+                break
+            records.append(record)
+        return records, problems
+
+    def _verify(self, line: bytes, sequence: int) -> dict | None:
+        try:
+            number, mac, body = line.decode("utf-8").split(" ", 2)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        expected = hmac.new(self.key, f"{sequence} {body}".encode("utf-8"), hashlib.sha256).hexdigest()
+        if number != str(sequence) or not hmac.compare_digest(mac, expected):
+            return None
+        try:
+            record = json.loads(body)
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) else None
+
+    def close(self) -> None:
+        for fd in (self.records_read, self.key_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 # --------------------------------------------------------------------------- session state
@@ -80,12 +207,17 @@ class Session:
         self.errors_dropped = 0
         self.check_phase = "not run"
         self.kernel_exit = None
-        self.token = os.urandom(16).hex()
-        self.check_outputs: list = []
+        self.channel = Channel()
+        # The hidden checks' file name in tracebacks: messages raised in frames of this
+        # (unguessable) file are the check author's, everything else is the student's.
+        self.checks_filename = f"<hidden checks {os.urandom(8).hex()}>"
+        self.records: list[dict] = []
+        self.tampering: list[str] = []
         self.job_kernel_kwargs: dict = {}
 
     def kernel_started(self) -> None:
         self.notebook_deadline = time.monotonic() + float(self.job["timeout"])
+        self.channel.kernel_started()
 
     def timeout_for(self, cell) -> float:
         """nbclient's per-cell timeout: the cell limit, cut to what is left of the overall budget."""
@@ -102,9 +234,10 @@ class Session:
 
     def check_cell_source(self) -> str:
         args = {
-            "token": self.token,
+            **self.channel.harness_args(),
             "api_source": self.job["api_source"],
             "checks_source": self.job["kernel_checks_source"],
+            "checks_filename": self.checks_filename,
             "parameter_names": sorted(self.job["parameters"]),
         }
         # repr() of plain strings/lists is a Python literal: the compiler parses it, no
@@ -187,7 +320,7 @@ def _engine_classes():
             self.nb_man.cell_exception(cell, cell_index=cell_index)
             if len(self.session.errors) < 50:
                 self.session.errors.append(self._where(cell_index, ename=str(content.get("ename", "")),
-                                                       evalue=str(content.get("evalue", ""))[:1000]))
+                                                       evalue=str(content.get("evalue", ""))[:300]))
             else:
                 self.session.errors_dropped += 1
 
@@ -222,6 +355,8 @@ def _engine_classes():
                     return
             session.phase = "checks"
             session.check_deadline = time.monotonic() + float(session.job["check_timeout"])
+            with session.channel.lock:
+                session.channel.checks_started = True
             cell = nbformat.v4.new_code_cell(source=session.check_cell_source())
             # nbclient stores the executed cell back into self.nb; give it a one-cell notebook
             # so the check code never enters the notebook papermill saves.
@@ -240,7 +375,9 @@ def _engine_classes():
                 session.check_phase = f"kernel-broken: {type(error).__name__}: {str(error)[:300]}"
             finally:
                 self.nb = student_nb
-            session.check_outputs = list(cell.outputs)
+            # Parameters + each check + done; the harness wrote them before the cell finished.
+            session.channel.wait_for_report(len(session.job["check_names"]) + 2, seconds=5)
+            session.records, session.tampering = session.channel.report()
 
         def _interrupt_and_wait(self, seconds: float) -> bool:
             run_sync(self.km.interrupt_kernel)()
@@ -421,29 +558,6 @@ def read_metrics(work: Path, name: str) -> tuple[dict | None, str | None]:
     return metrics, None
 
 
-def parse_records(outputs: list, token: str) -> list[dict]:
-    """The harness's records among the check cell's stdout, recognised by this run's token.
-
-    Example:
-        >>> out = [{"output_type": "stream", "name": "stdout",
-        ...         "text": RECORD_PREFIX + "t0k {\\"kind\\": \\"done\\"}\\nforged\\n"}]
-        >>> parse_records(out, "t0k")
-        [{'kind': 'done'}]
-    """
-    text = "".join(o.get("text", "") for o in outputs
-                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
-    marker = RECORD_PREFIX + token + " "
-    records = []
-    for line in text.split("\n"):
-        if line.startswith(marker) and len(line) <= MAX_RECORD_CHARS:
-            try:
-                record = json.loads(line[len(marker):])
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
-
 
 def exercise_cells(nb) -> dict[str, bool]:
     """``{exercise id: did its cell run}`` for every cell carrying ``metadata.course.exercise``."""
@@ -489,7 +603,8 @@ def grade(job: dict, private: Path) -> dict:
     papermill_engines.register("course-grading", _engine_classes())
     km = make_kernel_manager(job, private, work)
     log = open(private / KERNEL_LOG, "wb")
-    session.job_kernel_kwargs = {"cwd": str(work), "env": kernel_environment(job, work), "stdout": log, "stderr": log}
+    session.job_kernel_kwargs = {"cwd": str(work), "env": kernel_environment(job, work), "stdout": log, "stderr": log,
+                                 "pass_fds": session.channel.kernel_fds()}
     executed_path = private / EXECUTED_FILE
     try:
         papermill.execute_notebook(
@@ -501,6 +616,7 @@ def grade(job: dict, private: Path) -> dict:
         pass  # the stop reason was recorded by the client; papermill only re-raises it
     finally:
         log.close()
+        session.channel.close()
 
     executed = nbformat.read(executed_path, as_version=4) if executed_path.exists() else nb
     metrics, metrics_problem = read_metrics(work, job["results_name"])
@@ -509,7 +625,8 @@ def grade(job: dict, private: Path) -> dict:
         "errors": session.errors,
         "errors_dropped": session.errors_dropped,
         "check_phase": session.check_phase,
-        "records": parse_records(session.check_outputs, session.token),
+        "records": session.records,
+        "tampering": session.tampering,
         "exercises": exercise_cells(executed),
         "metrics": metrics,
         "metrics_problem": metrics_problem,
