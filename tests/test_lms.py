@@ -170,7 +170,7 @@ CANVAS = """Student,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (4200),00_toy (42
 "Martínez, José",1,S1001,jose@uni.edu,A,4,,80
 "Martínez, Josè",2,S1002,josep@uni.edu,A,5,,100
 "López, Ana",3,S1003,ana.lopez@uni.edu,B,3,,60
-"Missing, Person",4,S1004,missing@uni.edu,B,2,,40
+"Missing, Person",4,S1004,missing@uni.edu,B,2,8,40
 "Student, Test",5,,test@canvas,A,,7,
 """
 
@@ -206,10 +206,12 @@ def test_exports_read_back_as_their_formats(tmp_path, capsys):
     assert upload[1] == ["    Points Possible", "", "", "", "", "10.00"]
     assert upload[2][-1] == "Manual Posting"
     grades = {r[0]: r[-1] for r in upload[3:]}
-    # Scaled to Canvas's 10 points; matched by SIS Login ID (e-mail, any case); the test student keeps its 7.
+    # Scaled to Canvas's 10 points; matched by SIS Login ID (e-mail, any case). Grades given in Canvas
+    # stay: the test student's 7 (not on the roster), and the 8 of a person who handed in on paper.
     assert grades == {"Martínez, José": "10", "Martínez, Josè": "6.67", "López, Ana": "8.33",
-                      "Missing, Person": "0", "Student, Test": "7"}
+                      "Missing, Person": "8", "Student, Test": "7"}
     report = capsys.readouterr().out
+    assert "'Missing, Person' has no submission here but a grade in Canvas (8); kept" in report
     assert "points scaled to Canvas's 10 points possible" in report
     assert "'Lee, Kim' (ok) is not in the Canvas export" in report
     # The instructor's file is never the output.

@@ -276,16 +276,22 @@ def run(root: Path, say=print) -> int:
     say(f"kit: {Path(__file__).resolve().parent.parent}; python {sys.executable}")
     limits = dict(config["limits"])
     limits["threads"] = limits.get("threads") or os.cpu_count() or 1
-    submission = collect_submission(root / "submission", assignment, _student(root))
     marker = f"gradescope-{uuid.uuid4().hex[:12]}"
-    job = GradingJob(student=submission.student, assignment=assignment, source=str(submission.source),
-                     notebook_bytes=submission.notebook_bytes, files=submission.files, problem=submission.problem,
-                     checks_source=checks_source, parameters=config["parameters"], limits=Limits(**limits),
-                     sandbox=SandboxOptions(mode="auto", restrict_network=True,
-                                            run_as=_run_as(config.get("run_as"), say)),
-                     marker=marker)
     try:
+        submission = collect_submission(root / "submission", assignment, _student(root))
+        job = GradingJob(student=submission.student, assignment=assignment, source=str(submission.source),
+                         notebook_bytes=submission.notebook_bytes, files=submission.files,
+                         problem=submission.problem, checks_source=checks_source, parameters=config["parameters"],
+                         limits=Limits(**limits), marker=marker,
+                         sandbox=SandboxOptions(mode="auto", restrict_network=True,
+                                                run_as=_run_as(config.get("run_as"), say)))
         result = grade_job(job)
+    except Exception:  # noqa: BLE001 - reading the submission failed: the grader's problem, not a 0
+        import traceback
+
+        say("grader-error: the submission could not be graded, no results.json is written\n"
+            + traceback.format_exc())
+        return 1
     finally:
         _sweep(marker)
     row = result["row"]

@@ -16,7 +16,8 @@ roster: submissions are matched to its people by ID, SIS ids, login or name
   SIS User ID, SIS Login ID (or e-mail) or ID it carries. Only the identity columns
   (Student ... Section) and that one column are written unless ``--all-columns``: an
   upload then cannot overwrite grades someone changed in Canvas since the download. A
-  Canvas student without a grade here keeps the value the export had. ``--column`` names
+  Canvas student without a grade here keeps the value the export had, and so does a
+  ``missing`` person who already has a grade in Canvas (work handed in another way). ``--column`` names
   an existing column (``"00_toy (1234)"`` or just ``00_toy``); another name makes Canvas
   create a new assignment. Points scale to the column's Points Possible unless
   ``--max-points`` says otherwise.
@@ -250,14 +251,18 @@ def canvas_export(rows: list[dict], canvas_text: str, *, column: str, lms_max: f
             report.notes.append(f"warning: --max-points {format_number(lms_max)} differs from the Canvas column's "
                                 f"{format_number(canvas_max)} points possible")
 
-    people = [(row, _person_keys(row.get("person") or {})) for row in rows if row.get("person")]
+    people = [row for row in rows if row.get("person")]
+    by_key: dict[tuple[str, str], set[int]] = {}
+    for n, row in enumerate(people):
+        for col, values in _person_keys(row["person"]).items():
+            for value in values:
+                by_key.setdefault((col, value), set()).add(n)
     claimed: dict[int, list[int]] = {}
     matches: dict[int, list[int]] = {}
     for index in range(top, len(records)):
         record = records[index]
-        found = [n for n, (_, keys) in enumerate(people)
-                 if any(_cell(record, at[col]).casefold() in values for col, values in keys.items()
-                        if _cell(record, at[col]))]
+        found = sorted({n for col in ("ID", "SIS User ID", "SIS Login ID") if _cell(record, at[col])
+                        for n in by_key.get((col, _cell(record, at[col]).casefold()), ())})
         matches[index] = found
         for n in found:
             claimed.setdefault(n, []).append(index)
@@ -275,8 +280,13 @@ def canvas_export(rows: list[dict], canvas_text: str, *, column: str, lms_max: f
             report.problems.append(f"Canvas student {name!r} shares identifiers with another Canvas row; left "
                                    f"unchanged")
             continue
-        row = people[found[0]][0]
+        row = people[found[0]]
         grade = _grade_text(row, lms_max, decimals, missing)
+        if row.get("status") == "missing" and record[target].strip():
+            # Someone graded this in Canvas (work handed in another way): never replace it with a 0.
+            report.notes.append(f"Canvas student {name!r} has no submission here but a grade in Canvas "
+                                f"({record[target].strip()}); kept")
+            continue
         if grade is None:
             report.problems.append(f"Canvas student {name!r}: status {row.get('status')}, no grade written "
                                    f"({row.get('detail') or 'see the gradebook'})")
@@ -285,11 +295,14 @@ def canvas_export(rows: list[dict], canvas_text: str, *, column: str, lms_max: f
         report.written += 1
         report.missing += row.get("status") == "missing"
         report.late += bool(row.get("late"))
-    for n, (row, _) in enumerate(people):
+    for n, row in enumerate(people):
         if n not in claimed:
             person = row["person"]
-            report.problems.append(f"{person.get('name') or person.get('key')!r} ({row.get('status')}) is not in "
-                                   f"the Canvas export; no grade written")
+            text = f"{person.get('name') or person.get('key')!r} ({row.get('status')}) is not in the Canvas export"
+            if row.get("status") == "missing":
+                report.notes.append(text)  # no grade is lost
+            else:
+                report.problems.append(text + "; no grade written")
     ungraded = sum(1 for index in range(top, len(records)) if not matches[index])
     if ungraded:
         report.notes.append(f"{ungraded} Canvas student(s) have no row here and keep their current value")
@@ -351,7 +364,7 @@ def moodle_export(rows: list[dict], *, identifier: str = "email", lms_max: float
             continue
         if grade == "":
             continue
-        writer.writerow([spreadsheet_safe(value), grade])
+        writer.writerow([value, grade])
         report.written += 1
         report.missing += row.get("status") == "missing"
         report.late += bool(row.get("late"))

@@ -236,6 +236,8 @@ def parse_roster(text: str, columns: dict[str, str] | None = None, source: str =
                              late=_parse_late(values.get("late", ""), source, line),
                              submitted_at=_parse_time(values.get("submitted_at", ""), f"{source} line {line}"),
                              fields=cells))
+    if not people:
+        raise RosterError(f"roster {source} has a header ({', '.join(header)}) but nobody in it")
     _check_unique(people, source)
     shown = {f: (col if isinstance(col, str) else " + ".join(col)) for f, col in chosen.items()}
     return Roster(people, shown, source)
@@ -354,6 +356,8 @@ def _name_forms(name: str) -> set[tuple[str, ...]]:
 
 def _contains_words(words: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     size = len(needle)
+    if needle[0] not in words:  # the usual case, decided without slicing
+        return False
     return any(words[i:i + size] == needle for i in range(len(words) - size + 1))
 
 
@@ -369,8 +373,12 @@ def contains_identifier(text: str, value: str) -> bool:
         >>> contains_identifier("Ana.Lopez@Uni.EDU", "ana.lopez@uni.edu")
         True
     """
-    haystack, needle = _fold(text), _fold(value.strip())
-    if not needle:
+    return _occurs(_fold(text), _fold(value.strip()))
+
+
+def _occurs(haystack: str, needle: str) -> bool:
+    """:func:`contains_identifier` on texts already folded."""
+    if not needle or needle not in haystack:
         return False
     glue = "@.+-" if "@" in needle else ""
     start = haystack.find(needle)
@@ -395,21 +403,30 @@ def submission_name(row: dict) -> str:
     return name.removesuffix(".ipynb")
 
 
-def _strong_matches(texts: list[str], person: Person) -> list[str]:
-    how = [key for key in STRONG_KEYS if getattr(person, key)
-           and any(contains_identifier(text, getattr(person, key)) for text in texts)]
-    words = [name_tokens(text) for text in texts]
-    if person.name and any(_contains_words(w, form) for w in words for form in _name_forms(person.name)):
+class _Prepared:
+    """Folded texts and word tuples, computed once (a class of hundreds compares every pair)."""
+
+    def __init__(self, texts: list[str]):
+        self.folded = [_fold(text) for text in texts]
+        self.words = [name_tokens(text) for text in texts]
+        self.plain = [tuple(_strip_accents(w) for w in words) for words in self.words]
+
+
+def _person_forms(person: Person) -> tuple[list[tuple[str, str]], set, set]:
+    identifiers = [(key, _fold(getattr(person, key).strip())) for key in STRONG_KEYS if getattr(person, key).strip()]
+    forms = _name_forms(person.name) if person.name else set()
+    return identifiers, forms, {tuple(_strip_accents(w) for w in form) for form in forms}
+
+
+def _strong_matches(text: _Prepared, identifiers, forms) -> list[str]:
+    how = [key for key, value in identifiers if any(_occurs(folded, value) for folded in text.folded)]
+    if any(_contains_words(words, form) for words in text.words for form in forms):
         how.append("name")
     return how
 
 
-def _weak_match(texts: list[str], person: Person) -> bool:
-    if not person.name:
-        return False
-    words = [tuple(_strip_accents(t) for t in name_tokens(text)) for text in texts]
-    forms = {tuple(_strip_accents(t) for t in form) for form in _name_forms(person.name)}
-    return any(_contains_words(w, form) for w in words for form in forms)
+def _weak_match(text: _Prepared, plain_forms) -> bool:
+    return any(_contains_words(words, form) for words in text.plain for form in plain_forms)
 
 
 def _is_late(person: Person | None, name: str, deadline: datetime | None) -> tuple[bool | None, str]:
@@ -475,16 +492,33 @@ def reconcile(rows: Iterable[dict], roster: Roster | list[Person], *, max_points
     weak: dict[int, Person] = {}
     ambiguous: dict[int, dict] = {}
     unmatched: list[int] = []
+    prepared = [(person, *_person_forms(person)) for person in people]
+    # A match means the file name has every word of a person's name (or the first word of an
+    # identifier): index people by their rarest such word, so each file meets a few people, not all.
+    frequency: dict[str, int] = {}
+    for _, _, forms, plain in prepared:
+        for word in {w for form in forms | plain for w in form}:
+            frequency[word] = frequency.get(word, 0) + 1
+    anchors: dict[str, set[int]] = {}
+    plain_anchors: dict[str, set[int]] = {}
+    for number, (_, identifiers, forms, plain) in enumerate(prepared):
+        words = [name_tokens(value)[:1] for _, value in identifiers] + [form for form in forms]
+        for word in [min(form, key=lambda w: frequency.get(w, 0)) for form in words if form]:
+            anchors.setdefault(word, set()).add(number)
+        for form in plain:
+            plain_anchors.setdefault(min(form, key=frequency.__getitem__), set()).add(number)
     for index, row in enumerate(rows):
         name = submission_name(row)
-        texts = [name] + ([str(row["student"])] if row.get("student") and row["student"] != name else [])
-        hits = [(person, how) for person in people if (how := _strong_matches(texts, person))]
+        text = _Prepared([name] + ([str(row["student"])] if row.get("student") and row["student"] != name else []))
+        near = sorted({n for words in text.words for word in words for n in anchors.get(word, ())})
+        hits = [(prepared[n][0], how) for n in near if (how := _strong_matches(text, *prepared[n][1:3]))]
         if len(hits) == 1:
             strong[index] = (hits[0][0], "+".join(hits[0][1]))
         elif len(hits) > 1:
             ambiguous[index] = _ambiguity(row, [p for p, _ in hits], "matches several people")
         else:
-            loose = [person for person in people if _weak_match(texts, person)]
+            near = sorted({n for words in text.plain for word in words for n in plain_anchors.get(word, ())})
+            loose = [prepared[n][0] for n in near if _weak_match(text, prepared[n][3])]
             if len(loose) == 1:
                 weak[index] = loose[0]
             elif loose:
