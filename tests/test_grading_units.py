@@ -298,10 +298,45 @@ def test_discover_files_folders_and_problems(tmp_path):
     assert sorted(found) == ["ana", "bo", "cy", "dee"]
     assert found["bo"].files.keys() == {"scratch.ipynb", "helper.py"}
     assert "several notebooks" in found["cy"].problem and "no .ipynb" in found["dee"].problem
-    (tmp_path / "ana").mkdir()
-    with pytest.raises(ValueError, match="both belong"):
-        discover(tmp_path, "00_toy")
     assert student_id("x y/z.ipynb") == "x_y_z"
+
+
+def test_student_ids_are_unicode_aware_unique_and_nobody_vanishes(tmp_path):
+    notebook = _notebook(nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}))
+    for name in ("José.ipynb", "Josè.ipynb", "Ana María.ipynb", "Ana_María.ipynb", ".bob.ipynb", "..ipynb"):
+        (tmp_path / name).write_bytes(notebook)
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "José-checkpoint.ipynb").write_bytes(notebook)
+    warnings = []
+    found = {s.student: s for s in discover(tmp_path, "00_toy", warn=warnings.append)}
+    # Two people whose names differ only in an accent are two students; a clash of ids is
+    # resolved by a stable suffix, and everyone keeps their own file name.
+    assert {s.file_name for s in found.values()} == {"José.ipynb", "Josè.ipynb", "Ana María.ipynb",
+                                                      "Ana_María.ipynb", ".bob.ipynb", "..ipynb"}
+    assert {"José", "Josè", "Ana_María", "bob"} <= set(found)
+    renamed = found.keys() - {"José", "Josè", "Ana_María", "bob"}
+    assert len(renamed) == 2 and any(key.startswith("Ana_María~") for key in renamed)
+    assert sorted(discover(tmp_path, "00_toy")[i].student for i in range(6)) == sorted(found)  # stable
+    assert any("both make the student id" in w for w in warnings) and any(".bob.ipynb" in w for w in warnings)
+
+
+def test_sizes_are_checked_before_anything_is_read(tmp_path, monkeypatch):
+    from course_kit.grading import submissions
+
+    student = tmp_path / "big"
+    student.mkdir()
+    (student / "00_toy.ipynb").write_bytes(_notebook(nbformat.v4.new_code_cell("x = 1")))
+    with open(student / "data.bin", "wb") as handle:  # sparse: huge on paper, nothing on disk
+        handle.truncate(3 * 1024**3)
+    (tmp_path / "huge.ipynb").write_bytes(b"")
+    os.truncate(tmp_path / "huge.ipynb", 2 * 1024**3)
+    reads = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real(self))
+    found = {s.student: s for s in submissions.discover(tmp_path, "00_toy")}
+    assert "more than the 100 MB allowed" in found["big"].problem and found["big"].notebook_bytes is None
+    assert "more than the 50 MB allowed" in found["huge"].problem
+    assert reads == []  # neither the 3 GiB file nor the 2 GiB notebook was read
 
 
 def _result(student, status="ok", points=1, sha="a"):

@@ -303,6 +303,28 @@ def run_autograder(source: Path, base: Path, notebook: nbformat.NotebookNode) ->
 
 
 @pytest.mark.slow
+def test_course_grade_with_a_roster_gives_missing_people_rows_and_reports_strays(tmp_path):
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    submissions.mkdir()
+    solution = nbformat.read(str(TOY / "00_toy.ipynb"), as_version=4)
+    for name in ("José García.ipynb", "Josè García.ipynb", "nobody-we-know.ipynb"):
+        nbformat.write(solution, submissions / name)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,email,id\nJosé García,jose@uni.example,1\nJosè García,JOSE2@uni.example,2\n"
+                      "Ana Silva,ana@uni.example,3\n", encoding="utf-8")
+    command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", "00_toy",
+               "--out", str(out), "--solutions", str(TOY), "--no-solution-check", "--roster", str(roster),
+               "--timeout", "60", "--cell-timeout", "10"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    view = json.loads((out / "roster-grades.json").read_text(encoding="utf-8"))
+    statuses = {row["person"]["name"]: row["status"] for row in view["rows"]}
+    assert statuses == {"José García": "ok", "Josè García": "ok", "Ana Silva": "missing"}
+    assert "nobody-we-know" in (out / "unmatched.csv").read_text(encoding="utf-8")
+    assert "nobody-we-know" in done.stdout  # reported, never dropped
+
+
+@pytest.mark.slow
 def test_gradescope_autograder_grades_like_course_grade(tmp_path):
     from course_kit.release import student_version
 

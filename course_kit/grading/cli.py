@@ -29,6 +29,7 @@ from ..parameters import check_overrides, parse_value, profile_names
 from . import procs, sandbox
 from .executors import DaskExecutor, LocalExecutor
 from .gradebook import Gradebook, GradebookError
+from .roster import RosterError, add_roster_arguments, apply_roster, read_roster, roster_options
 from .job import GradingJob, Limits, SandboxOptions, declared_checks
 from .submissions import Submission, discover
 
@@ -99,6 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run each submission in its own Docker container from IMAGE (see docs/grading.md)")
     parser.add_argument("--no-solution-check", action="store_true",
                         help="do not grade solutions/NAME.ipynb first")
+    add_roster_arguments(parser)
 
 
 class _Printer:
@@ -121,7 +123,7 @@ def _job(submission: Submission, args, checks_source: str, parameters: dict, lim
     return GradingJob(student=submission.student, assignment=args.assignment, source=str(submission.source),
                       notebook_bytes=submission.notebook_bytes, files=submission.files, problem=submission.problem,
                       checks_source=checks_source, parameters=parameters, limits=limits, sandbox=box, marker=marker,
-                      stop_on_error=args.stop_on_error)
+                      stop_on_error=args.stop_on_error, file_name=submission.file_name)
 
 
 def _setup(args):
@@ -170,14 +172,17 @@ def _setup(args):
                          container=args.container)
     if args.container:
         _check_container(args.container)
-    submissions = discover(args.submissions, args.assignment)
+    if args.roster:  # a broken roster stops here, before hours of grading
+        read_roster(args.roster, roster_options(args)["columns"])
+    warnings: list[str] = []
+    submissions = discover(args.submissions, args.assignment, warn=warnings.append)
     if args.only:
         wanted = set(args.only)
         submissions = [s for s in submissions if s.student in wanted]
         missing = wanted - {s.student for s in submissions}
         if missing:
             raise ValueError(f"--only: no submission for {', '.join(sorted(missing))}")
-    return checks_source, declared, parameters, limits, box, submissions
+    return checks_source, declared, parameters, limits, box, submissions, warnings
 
 
 def _check_run_as(user: str, uid: int, gid: int) -> None:
@@ -256,9 +261,9 @@ def _solution_check(args, executor, say, checks_source, parameters, limits, box,
 def main(args: argparse.Namespace) -> int:
     """Run ``course grade``; returns the exit status."""
     try:
-        checks_source, declared, parameters, limits, box, submissions = _setup(args)
+        checks_source, declared, parameters, limits, box, submissions, warnings = _setup(args)
         book = Gradebook(Path(args.out), args.assignment, declared)
-    except (ValueError, GradebookError) as problem:
+    except (ValueError, GradebookError, RosterError) as problem:
         print(f"course grade: {problem}", file=sys.stderr)
         return 2
     say = _Printer(Path(args.out) / "grading.log")
@@ -267,6 +272,8 @@ def main(args: argparse.Namespace) -> int:
     previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM behaves like Ctrl-C
     started = time.monotonic()
     try:
+        for warning in warnings:
+            say(f"warning: {warning}")
         say(f"course grade {args.assignment}: {len(submissions)} submission(s), parameters {parameters}, "
             f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}"))
         if args.executor == "local":
@@ -302,6 +309,8 @@ def main(args: argparse.Namespace) -> int:
                 + (f"  {row['detail'][:100]}" if row["detail"] else ""))
 
         executor.run(todo, record)
+        if args.roster:
+            apply_roster(args.out, args.roster, say, **roster_options(args))
         counts = book.counts()
         say(f"done in {time.monotonic() - started:.0f} s: "
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))

@@ -61,7 +61,8 @@ STATUS_TEXT = {
     "grader-error": "Grading failed for a reason unrelated to your work. Your instructor will grade it again.",
 }
 FIXED_FIRST = ["student", "status", "points", "max_points", "detail", "error_cell"]
-FIXED_LAST = ["metrics_problem", "sandbox", "parameters", "submission", "sha256", "graded_at", "assignment"]
+FIXED_LAST = ["metrics_problem", "sandbox", "parameters", "file_name", "submission", "sha256", "graded_at",
+              "assignment"]
 
 
 class GradebookError(RuntimeError):

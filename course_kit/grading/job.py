@@ -63,11 +63,11 @@ from typing import Callable
 
 from . import checks as checks_api
 from . import procs
+from .submissions import MAX_NOTEBOOK_BYTES
 
 HERE = Path(__file__).resolve().parent
 # The runner is a module of this package, started as its own process (it never imports torch).
 RUNNER_MODULE = "course_kit.grading.runner"
-MAX_NOTEBOOK_BYTES = 50 * 1024**2
 MEMORY_ERRORS = {"MemoryError", "_ArrayMemoryError", "OutOfMemoryError"}
 # Tags that change how nbclient/papermill execute a cell: a student must not be able to
 # skip a cell or make its errors pass by tagging it.
@@ -119,6 +119,7 @@ class GradingJob:
     sandbox: SandboxOptions
     marker: str
     stop_on_error: bool = False
+    file_name: str = ""  # the submission's own file or folder name, as the student named it
 
     @property
     def sha256(self) -> str:
@@ -567,6 +568,7 @@ def error_result(job: GradingJob, problem: str) -> dict:
            "error_cell": None, "points": 0, "max_points": sum(c.points for c in declared),
            "checks": {c.name: 0 for c in declared}, "runtime_s": 0.0, "metrics": None,
            "metrics_problem": None, "parameters": job.parameters, "sandbox": "", "submission": job.source,
+           "file_name": job.file_name or Path(job.source).name,
            "sha256": job.sha256, "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return {"row": row, "checks": [], "executed_notebook": None, "kernel_log": problem}
 
@@ -604,6 +606,7 @@ def _grade(job: GradingJob, cancelled: Callable[[], bool]) -> dict:
         "parameters": job.parameters,
         "sandbox": report.get("sandbox", ""),
         "submission": job.source,
+        "file_name": job.file_name or Path(job.source).name,
         "sha256": job.sha256,
         "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
