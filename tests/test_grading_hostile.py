@@ -247,3 +247,47 @@ def test_student_code_cannot_carry_the_checks_out_through_feedback(tmp_path):
         assert secret not in shown, secret
     assert "calling `squares` raised ValueError" in feedback  # the type is still reported, usefully
     assert "text of" in feedback and "characters" in feedback  # the value's shape, not its content
+
+
+# --------------------------------------------------------------------------- 3. parameters evaded
+EVADE_LOAD_PARAMETERS = '''
+import os
+from course_utils.notebook.parameters import load_parameters
+try:  # where the knobs are used, the grader's values are enforced ...
+    load_parameters("01_alexnet_data_fraction", {"profile": "smoke"})
+    print("refused: no")
+except ValueError as error:
+    print("refused:", "the grader set it to" in str(error))
+os.environ.pop("COURSE_INJECTED_PARAMETERS", None)  # ... so take the check away and try again
+P = load_parameters("01_alexnet_data_fraction", {"profile": "smoke"})
+data = squares(n_points)
+result = scaled_mean(data, scale)
+'''
+
+
+@needs_landlock
+def test_parameters_are_the_ones_the_notebook_ran_with(tmp_path):
+    """Class 3: injection after everything ran, code before it, or knobs changed where they are used."""
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    moved = crafted.solution()
+    moved.cells[1].metadata["tags"] = []
+    moved.cells.append(nbformat.v4.new_code_cell("", metadata={"tags": ["parameters"]}))  # papermill injects last
+    submissions.mkdir()
+    nbformat.write(moved, submissions / "moved_tag.ipynb")
+    early = crafted.solution()
+    early.cells[1].source += "\nexec(open('00_toy.ipynb').read()[:0])  # runs before the injection"
+    nbformat.write(early, submissions / "code_in_parameters.ipynb")
+    write(submissions, "evades_load_parameters", {crafted.PIPELINE: EVADE_LOAD_PARAMETERS})
+    write(submissions, "honest", {})
+    result = grade(submissions, out, "-p", "scale", "3.0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    book = rows(out)
+    assert book["honest"]["status"] == "ok" and book["honest"]["points"] == 6
+    for student, where in (("moved_tag", "not on the first code cell"), ("code_in_parameters", "runs code")):
+        assert (book[student]["status"], book[student]["points"]) == ("parameters-missing", 0), book[student]
+        assert where in book[student]["detail"]
+    evader = book["evades_load_parameters"]
+    assert (evader["status"], evader["points"]) == ("parameters-ignored", 0), evader
+    assert "profile 'smoke', not the injected 'grading'" in evader["detail"]
+    executed = nbformat.read(out / "executed" / "evades_load_parameters.ipynb", as_version=4)
+    assert "refused: True" in json.dumps([cell.get("outputs") for cell in executed.cells])

@@ -222,6 +222,22 @@ def test_preflight_refuses_broken_notebooks():
     assert preflight_notebook(_notebook(nbformat.v4.new_code_cell("x = 1"))).status == "parameters-missing"
 
 
+def test_preflight_wants_the_parameters_cell_first_and_plain():
+    """papermill injects after the tagged cell: a later tag or code in that cell would run before the grader's values."""
+    def tagged(source):
+        return nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})
+
+    first, work = nbformat.v4.new_code_cell("profile = 'auto'\nscale = None"), nbformat.v4.new_code_cell("y = 2")
+    moved = preflight_notebook(_notebook(first, work, tagged("")))
+    assert moved.status == "parameters-missing" and "code cell 3, not on the first" in moved.problem
+    twice = preflight_notebook(_notebook(tagged("profile = 'auto'"), work, tagged("")))
+    assert "more than one cell" in twice.problem
+    for code in ("import os\nprofile = 'auto'", "profile = open('x').read()", "profile, scale = 'a', 1", "%env A=1"):
+        assert preflight_notebook(_notebook(tagged(code), work)).status == "parameters-missing", code
+    plain = '"""Knobs."""\nprofile = "auto"  # comment\nseeds: list = [0, -1]\nlr = 1e-3\nname = None'
+    assert preflight_notebook(_notebook(nbformat.v4.new_markdown_cell("# T"), tagged(plain), work)).status is None
+
+
 def test_preflight_neutralizes_execution_tags_and_outputs():
     parameters = nbformat.v4.new_code_cell("profile = 'auto'", metadata={"tags": ["parameters"]})
     sneaky = nbformat.v4.new_code_cell("raise ValueError", metadata={"tags": ["raises-exception", "skip-execution", "x"]})
@@ -269,7 +285,9 @@ def test_judging_statuses():
     assert judge_report(_job(), _report(ALL_RIGHT, exercises={"squares": True}))["status"] == "incomplete"
     mismatch = _report(ALL_RIGHT)
     mismatch["records"][0] = {"kind": "parameters", "values": {"profile": {"value": "full"}}}
-    assert judge_report(_job(), mismatch)["status"] == "parameters-ignored"
+    ignored = judge_report(_job(), mismatch)
+    assert ignored["status"] == "parameters-ignored" and ignored["points"] == 0
+    assert [c["passed"] for c in ignored["checks"]] == [True] * 4  # shown, never counted
     died = judge_report(_job(), _report((), stop={"reason": "kernel-died", "execution_count": 4}, kernel_exit=-9,
                                         check_phase="skipped: kernel-died"))
     assert died["status"] == "kernel-died" and "signal 9" in died["detail"] and died["points"] == 0
@@ -505,3 +523,27 @@ def test_a_runner_that_dies_costs_one_grader_error_row(monkeypatch, tmp_path):
     result = job_module.grade_job(job)
     assert result["row"]["status"] == "grader-error" and result["row"]["detail"] == "OSError: disk full"
     assert "Traceback" in result["kernel_log"]
+
+
+def test_judging_checks_what_load_parameters_resolved():
+    """Values must be the injected ones where cu.load_parameters used them, not only at the end."""
+    final = {"profile": {"value": "grading"}, "scale": {"value": 2.0}}
+
+    def with_resolved(resolved):
+        report = _report(ALL_RIGHT)
+        report["records"][0].update(values=final, resolved=resolved)
+        return report
+
+    def call(profile, scale):
+        return {"requested_profile": profile, "values": {"profile": profile, "scale": scale}}
+
+    job = _job({"profile": "grading", "scale": 2.0})
+    job.uses_load_parameters = True
+    assert judge_report(job, with_resolved([call("grading", 2.0)]))["status"] == "ok"
+    verdict = judge_report(job, with_resolved([call("grading", 1.0)]))  # set back before the end: still seen
+    assert verdict["status"] == "parameters-ignored" and "`scale` = 1.0, not the injected 2.0" in verdict["detail"]
+    assert "profile 'smoke'" in judge_report(job, with_resolved([call("smoke", 2.0)]))["detail"]
+    assert "never ran" in judge_report(job, with_resolved([]))["detail"]
+    assert judge_report(job, with_resolved([{"unreadable": True}]))["status"] == "parameters-ignored"
+    job.uses_load_parameters = False  # the toy itself takes its knobs without it
+    assert judge_report(job, with_resolved([]))["status"] == "ok"

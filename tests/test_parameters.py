@@ -86,3 +86,19 @@ def test_both_commands_type_values_alike():
     assert outside.parse_value("[0, 1]") == [0, 1] and outside.parse_value("0.5") == 0.5
     assert outside.parse_value("true") is True and outside.parse_value("False") is False
     assert outside.parse_value("null") is None and outside.parse_value("resnet18") == "resnet18"
+
+
+def test_under_grading_load_parameters_refuses_values_other_than_the_injected_ones(monkeypatch):
+    """What course grade injected is checked where the knobs are used, and each use is recorded."""
+    monkeypatch.setattr(parameters, "RESOLVED", [])
+    monkeypatch.setenv("COURSE_INJECTED_PARAMETERS", '{"profile": "grading", "num_epochs": 2}')
+    P = parameters.load_parameters("01_alexnet_data_fraction", {"profile": "grading", "num_epochs": 2})
+    assert P.num_epochs == 2
+    with pytest.raises(ValueError, match=r"`num_epochs` is 1 here, but the grader set it to 2"):
+        parameters.load_parameters("01_alexnet_data_fraction", {"profile": "grading", "num_epochs": 1})
+    with pytest.raises(ValueError, match=r"`profile` is 'smoke' here"):
+        parameters.load_parameters("01_alexnet_data_fraction", {"profile": "smoke", "num_epochs": 2})
+    # Only the call that used the injected values was recorded (what the grader reads back).
+    assert [(r["requested_profile"], r["values"]["num_epochs"]) for r in parameters.RESOLVED] == [("grading", 2)]
+    monkeypatch.delenv("COURSE_INJECTED_PARAMETERS")
+    parameters.load_parameters("01_alexnet_data_fraction", {"profile": "smoke", "num_epochs": 1})  # outside grading

@@ -17,6 +17,8 @@ Example::
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
 import pwd
 import signal
@@ -123,7 +125,18 @@ def _job(submission: Submission, args, checks_source: str, parameters: dict, lim
     return GradingJob(student=submission.student, assignment=args.assignment, source=str(submission.source),
                       notebook_bytes=submission.notebook_bytes, files=submission.files, problem=submission.problem,
                       checks_source=checks_source, parameters=parameters, limits=limits, sandbox=box, marker=marker,
-                      stop_on_error=args.stop_on_error, file_name=submission.file_name)
+                      stop_on_error=args.stop_on_error, file_name=submission.file_name,
+                      uses_load_parameters=_uses_load_parameters(Path(args.solutions) / f"{args.assignment}.ipynb"))
+
+
+@functools.lru_cache(maxsize=None)
+def _uses_load_parameters(solution: Path) -> bool:
+    """Whether the solution takes its knobs from cu.load_parameters (then every graded run must call it)."""
+    try:
+        cells = json.loads(solution.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        return False
+    return any(c.get("cell_type") == "code" and "load_parameters(" in "".join(c.get("source", "")) for c in cells)
 
 
 def _setup(args):

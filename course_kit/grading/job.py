@@ -26,7 +26,9 @@ Statuses (first that applies):
 ``error``              a cell raised (``sys.exit()`` included: SystemExit is an error here,
                        though papermill itself lets ``sys.exit(0)`` pass); later cells still
                        ran, and the detail names the first failing cell;
-``parameters-ignored`` everything ran, but an injected parameter did not keep its value;
+``parameters-ignored`` everything ran, but not with the injected parameters (one did not keep
+                       its value, or ``cu.load_parameters`` saw another value or never ran):
+                       0 points, the checks' results shown;
 ``tampered``           the notebook interfered with the hidden checks' private channel (wrote to it,
                        replaced it or the functions it uses, stopped its report): 0 points;
 ``ok``                 everything ran and the checks were judged.
@@ -120,6 +122,7 @@ class GradingJob:
     marker: str
     stop_on_error: bool = False
     file_name: str = ""  # the submission's own file or folder name, as the student named it
+    uses_load_parameters: bool = False  # the solution calls cu.load_parameters: a run that never did is not graded as ok
 
     @property
     def sha256(self) -> str:
@@ -183,12 +186,60 @@ def preflight_notebook(data: bytes) -> Preflight:
             cell["execution_count"] = None
     if not any(c.get("cell_type") == "code" for c in nb.cells):
         return Preflight(problem="the notebook has no code cells", status="invalid-notebook")
-    if not any(c.get("cell_type") == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
-               for c in nb.cells):
-        return Preflight(problem="no cell is tagged `parameters` (the first code cell, with `profile = ...`): "
-                                 "restore it from the released notebook", status="parameters-missing")
+    problem = parameters_cell_problem(nb.cells)
+    if problem:
+        return Preflight(problem=problem + ": restore it from the released notebook", status="parameters-missing")
     nb.metadata.pop("papermill", None)
     return Preflight(notebook=json.loads(nbformat.writes(nb)))
+
+
+def parameters_cell_problem(cells: list) -> str | None:
+    """Why the cells' ``parameters`` cell cannot be trusted to run first with the grader's values, or None.
+
+    papermill injects the grader's values right after the cell tagged ``parameters``, so
+    that cell must be the first code cell (a tag on a later cell lets everything above it
+    run with the notebook's own settings) and must only assign plain values (code in it
+    would run before the injection).
+
+    Example:
+        >>> import nbformat
+        >>> first = nbformat.v4.new_code_cell("profile = 'auto'\\nn = None  # a knob")
+        >>> late = nbformat.v4.new_code_cell("", metadata={"tags": ["parameters"]})
+        >>> parameters_cell_problem([first, late])
+        'the `parameters` tag is on code cell 2, not on the first code cell'
+        >>> first.metadata["tags"] = ["parameters"]
+        >>> parameters_cell_problem([first]) is None
+        True
+    """
+    import ast
+
+    code = [c for c in cells if c.get("cell_type") == "code"]
+    tagged = [i for i, c in enumerate(code, 1) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not tagged:
+        return "no cell is tagged `parameters` (the first code cell, with `profile = ...`)"
+    if tagged != [1]:
+        where = ", ".join(str(i) for i in tagged)
+        return f"the `parameters` tag is on code cell {where}, not on the first code cell" if 1 not in tagged \
+            else f"more than one cell is tagged `parameters` (code cells {where})"
+    try:
+        statements = ast.parse(code[0].get("source", "")).body
+    except SyntaxError:
+        return "the `parameters` cell is not valid Python"
+    for statement in statements:
+        targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
+        value = getattr(statement, "value", None)
+        plain = isinstance(statement, (ast.Assign, ast.AnnAssign)) and value is not None \
+            and all(isinstance(t, ast.Name) for t in targets)
+        if plain:
+            try:
+                ast.literal_eval(value)
+            except ValueError:
+                plain = False
+        docstring = isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+        if not (plain or docstring):
+            return (f"the `parameters` cell runs code (line {statement.lineno}); it may only assign plain values "
+                    "such as `num_epochs = 3`")
+    return None
 
 
 @functools.lru_cache(maxsize=8)
@@ -372,7 +423,7 @@ def _read_report(private: Path, key: bytes, log_path: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- judging
-def _parameter_problems(expected: dict, record: dict | None) -> list[str]:
+def _parameter_problems(expected: dict, record: dict | None, uses_load_parameters: bool = False) -> list[str]:
     if record is None:
         return ["the injected parameters could not be read back from the kernel"]
     problems = []
@@ -385,7 +436,22 @@ def _parameter_problems(expected: dict, record: dict | None) -> list[str]:
             problems.append(f"`{name}` was replaced by an object that is not plain data")
         elif not checks_api._same(checks_api.plain(injected), seen.get("value"), 0, 0):
             problems.append(f"`{name}` was injected as {injected!r} but ended as {seen.get('value')!r}")
-    return problems
+    # Where the knobs are used: every cu.load_parameters call must have seen the injected values.
+    resolved = record.get("resolved") or []
+    if uses_load_parameters and not resolved:
+        problems.append("cu.load_parameters never ran, so the notebook did not use the grading parameters")
+    for call in resolved:
+        used = call.get("values") if isinstance(call, dict) else None
+        if not isinstance(used, dict):
+            problems.append("what cu.load_parameters resolved could not be read back")
+            continue
+        for name, injected in expected.items():
+            if name in used and name != "profile" and not checks_api._same(checks_api.plain(injected), used[name], 0, 0):
+                problems.append(f"cu.load_parameters ran with `{name}` = {used[name]!r}, not the injected {injected!r}")
+        if "profile" in expected and call.get("requested_profile") != expected["profile"]:
+            problems.append(f"cu.load_parameters ran with profile {call.get('requested_profile')!r}, "
+                            f"not the injected {expected['profile']!r}")
+    return list(dict.fromkeys(problems))
 
 
 def judge_report(job: GradingJob, report: dict) -> dict:
@@ -494,9 +560,10 @@ def judge_report(job: GradingJob, report: dict) -> dict:
     if unran:
         return _verdict("incomplete", "exercise(s) missing or not run: " + ", ".join(unran), declared, results,
                         max_points)
-    problems = _parameter_problems(job.parameters, parameters_record)
+    problems = _parameter_problems(job.parameters, parameters_record, job.uses_load_parameters)
     if problems:
-        return _verdict("parameters-ignored", "; ".join(problems), declared, results, max_points)
+        # The checks ran on a run made with other settings than the grader's: shown, never counted.
+        return _verdict("parameters-ignored", "; ".join(problems)[:300], declared, results, max_points, award=False)
     return _verdict("ok", "", declared, results, max_points)
 
 
@@ -505,12 +572,12 @@ def _cell_number(where: dict):
     return where.get("execution_count") or where.get("code_cell")
 
 
-def _verdict(status, detail, declared, results, max_points, cell=None, extra=None) -> dict:
+def _verdict(status, detail, declared, results, max_points, cell=None, extra=None, award=True) -> dict:
     checks = []
     for item in declared:
         passed, message = results.get(item.name, (False, "not run"))
         checks.append({"name": item.name, "title": item.title, "exercise": item.exercise,
-                       "max_points": item.points, "points": item.points if passed else 0,
+                       "max_points": item.points, "points": item.points if passed and award else 0,
                        "passed": bool(passed), "message": message})
     verdict = {"status": status, "detail": detail, "error_cell": cell, "checks": checks,
                "points": sum(c["points"] for c in checks), "max_points": max_points}

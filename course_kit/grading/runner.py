@@ -458,6 +458,8 @@ def kernel_environment(job: dict, work: Path) -> dict:
         "NUMEXPR_NUM_THREADS": threads,
         "CUDA_VISIBLE_DEVICES": "",
         procs.MARKER_VARIABLE: job["marker"],
+        # cu.load_parameters compares what the notebook passes it with these, where the knobs are used.
+        "COURSE_INJECTED_PARAMETERS": json.dumps(job.get("parameters") or {}),
     }
     if job.get("pythonpath"):
         env["PYTHONPATH"] = job["pythonpath"]

@@ -184,7 +184,11 @@ def load_parameters(notebook: str, namespace: Mapping | None = None, **knobs) ->
 
     Raises:
         ValueError: unknown profile, or a keyword knob the notebook does not have (a typo);
-            the message lists the valid names.
+            the message lists the valid names. Also, under ``course grade`` (which sets
+            ``COURSE_INJECTED_PARAMETERS``), a knob whose value is not the one the grader
+            injected: the notebook changed it after its parameters cell ran.
+
+    Each call is recorded in :data:`RESOLVED` (what the grader reads back after the run).
 
     Example (what a notebook's second cell does, with its parameters cell's names)::
 
@@ -197,12 +201,29 @@ def load_parameters(notebook: str, namespace: Mapping | None = None, **knobs) ->
     _check_names(notebook, {k: v for k, v in knobs.items() if k != "profile"}, known)
     given = {name: namespace.get(name) for name in ["profile", *known]} if namespace is not None else {}
     given.update(knobs)
+    _check_injected(notebook, given)
     requested = given.pop("profile", None) or "auto"
     profile = resolve_profile(requested)
     values, session = read_profile(notebook, profile)
     overridden = [k for k, v in given.items() if v is not None and v != values[k]]
     values.update({k: v for k, v in given.items() if v is not None})
+    RESOLVED.append({"notebook": notebook, "requested_profile": requested, "values": {"profile": profile, **values}})
     return Parameters(notebook, profile, requested, values, overridden, session)
+
+
+# Every load_parameters call of this process: {"notebook", "requested_profile", "values"}.
+RESOLVED: list[dict] = []
+
+
+def _check_injected(notebook: str, given: Mapping) -> None:
+    """Under ``course grade``: the values used must be the ones the grader injected (papermill -p)."""
+    import json
+
+    injected = json.loads(os.environ.get("COURSE_INJECTED_PARAMETERS") or "{}")
+    for name, value in injected.items():
+        if name in given and given[name] != value:
+            raise ValueError(f"{notebook}: `{name}` is {given[name]!r} here, but the grader set it to {value!r}. "
+                             "Leave the parameters cell's values as they are and do not assign them later.")
 
 
 def scratch_dir(name: str) -> Path:
