@@ -19,4 +19,4 @@ Modules:
 * :mod:`course_kit.grading`: ``course grade`` (sandbox, harness, gradebook, executors).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

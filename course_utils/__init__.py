@@ -64,4 +64,4 @@ __all__ = [
     # notebooks
     "load_parameters", "start_session", "plots", "results", "widgets", "selfcheck",
 ]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

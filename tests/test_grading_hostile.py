@@ -291,3 +291,47 @@ def test_parameters_are_the_ones_the_notebook_ran_with(tmp_path):
     assert "profile 'smoke', not the injected 'grading'" in evader["detail"]
     executed = nbformat.read(out / "executed" / "evades_load_parameters.ipynb", as_version=4)
     assert "refused: True" in json.dumps([cell.get("outputs") for cell in executed.cells])
+
+
+# --------------------------------------------------------------------------- 5. reruns mixing old and new grading
+def test_a_rerun_regrades_rows_graded_with_other_checks_parameters_or_kit(tmp_path):
+    """Class 5: one gradebook never holds rows graded under two sets of checks, parameters or kits."""
+    import shutil
+
+    solutions, submissions, out = tmp_path / "solutions", tmp_path / "submissions", tmp_path / "out"
+    shutil.copytree(crafted.SOLUTION.parent, solutions)
+    write(submissions, "ana", {})
+    write(submissions, "bo", {crafted.SQUARES: "def squares(n):\n    return [i * i for i in range(n)][:3]"})
+
+    def grade_here(*extra):
+        command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment",
+                   crafted.ASSIGNMENT, "--out", str(out), "--solutions", str(solutions), "--no-solution-check",
+                   *LIMITS, *extra]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout, rows(out)
+
+    _, first = grade_here()
+    assert first["bo"]["points"] == 3 and first["ana"]["graded_with"]["parameters"] == {"profile": "grading"}
+    printed, _ = grade_here()
+    assert "skip ana: already graded" in printed and "skip bo: already graded" in printed
+    # The instructor fixes a check: squares(0) is now worth 2 points.
+    checks = solutions / "hidden_checks" / f"{crafted.ASSIGNMENT}.py"
+    checks.write_text(checks.read_text().replace('"squares(0) is an empty list", points=1',
+                                                 '"squares(0) is an empty list", points=2'))
+    printed, after_checks = grade_here()
+    assert "regrade bo: the hidden checks changed since it was graded" in printed
+    assert {row["max_points"] for row in after_checks.values()} == {7}  # nobody left under the old checks
+    assert after_checks["ana"]["graded_with"]["checks_sha256"] != first["ana"]["graded_with"]["checks_sha256"]
+    printed, after_parameters = grade_here("-p", "scale", "3.0")
+    assert "regrade ana: it was graded with parameters {'profile': 'grading'}" in printed
+    assert {json.dumps(row["parameters"]) for row in after_parameters.values()} == {'{"profile": "grading", "scale": 3.0}'}
+    csv_header = (out / "grades.csv").read_text().splitlines()[0].split(",")
+    assert {"checks_sha256", "kit_version", "parameters"} <= set(csv_header)
+    # A row written by another kit version (here: edited to say so) is regraded too.
+    book = json.loads((out / "grades.json").read_text())
+    book["rows"][0]["graded_with"]["kit_version"] = "0.2.0"
+    (out / "grades.json").write_text(json.dumps(book))
+    printed, _ = grade_here("-p", "scale", "3.0")
+    assert f"regrade {book['rows'][0]['student']}: it was graded by kit 0.2.0, this is" in printed
+    assert "skip" in printed  # the other row stays

@@ -130,3 +130,13 @@ def test_examples_run_as_doctests():
     options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert "--doctest-modules" in options["addopts"]
     assert {"course_utils", "course_kit"} <= set(options["testpaths"])
+
+
+def test_both_packages_and_the_distribution_carry_one_version():
+    """Gradebook rows record the kit's version; the distribution takes it from course_kit (pyproject)."""
+    from importlib.metadata import version
+
+    import course_kit
+    import course_utils
+
+    assert course_utils.__version__ == course_kit.__version__ == version("course-utils")

@@ -306,9 +306,11 @@ def main(args: argparse.Namespace) -> int:
         todo = []
         for submission in submissions:
             job = _job(submission, args, checks_source, parameters, limits, box, marker)
-            grade, reason = book.should_grade(submission.student, job.sha256, args.force)
+            grade, reason = book.should_grade(submission.student, job.sha256, args.force, job.graded_with)
             if grade:
                 todo.append(job)
+                if submission.student in book.rows:
+                    say(f"regrade {submission.student}: {reason}")
             else:
                 say(f"skip {submission.student}: {reason} (use --force to regrade)")
         finished = [0]

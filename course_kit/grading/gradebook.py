@@ -12,13 +12,15 @@ Layout of ``--out DIR``::
 Both gradebook files are replaced atomically (write a temporary file, then rename) after
 each submission finishes, so an interrupted run leaves complete files holding every row
 finished so far, and a rerun continues from them: a student whose row exists is skipped
-unless ``--force``, their submission changed (SHA-256), or the row is a ``grader-error``.
+unless ``--force``, their submission changed (SHA-256), what it was graded with changed
+(hidden checks, parameters, kit version: the row's ``graded_with``), or the row is a
+``grader-error``.
 
 CSV columns: ``student, status, points, max_points, detail, error_cell``, one
 ``check:<name>`` column per hidden check (points earned), ``runtime_s``, one
 ``metric:<key>`` column per number or text the notebook recorded in
 ``<NAME>.results.json`` (nested keys joined with dots), then ``metrics_problem, sandbox,
-parameters, submission, sha256, graded_at, assignment``.
+parameters, file_name, submission, sha256, checks_sha256, kit_version, graded_at, assignment``.
 
 Example:
     >>> flatten({"acc": {"fine_tune": 0.9}, "epochs": 2, "curve": [1, 2]})
@@ -61,8 +63,8 @@ STATUS_TEXT = {
     "grader-error": "Grading failed for a reason unrelated to your work. Your instructor will grade it again.",
 }
 FIXED_FIRST = ["student", "status", "points", "max_points", "detail", "error_cell"]
-FIXED_LAST = ["metrics_problem", "sandbox", "parameters", "file_name", "submission", "sha256", "graded_at",
-              "assignment"]
+FIXED_LAST = ["metrics_problem", "sandbox", "parameters", "file_name", "submission", "sha256", "checks_sha256",
+              "kit_version", "graded_at", "assignment"]
 
 
 class GradebookError(RuntimeError):
@@ -179,8 +181,21 @@ class Gradebook:
                                      f"use another --out folder")
             self.rows = {row["student"]: row for row in data.get("rows", [])}
 
-    def should_grade(self, student: str, sha256: str, force: bool) -> tuple[bool, str]:
-        """Whether to (re)grade this student, and why (for the log)."""
+    def should_grade(self, student: str, sha256: str, force: bool, graded_with: dict | None = None
+                     ) -> tuple[bool, str]:
+        """Whether to (re)grade this student, and why (for the log).
+
+        A row is kept only when the submission (SHA-256) and what it was graded with (the
+        hidden checks' SHA-256, the parameters, the kit's version) are what this run uses,
+        so one gradebook never mixes two gradings.
+
+        Example:
+            >>> book = Gradebook.__new__(Gradebook)
+            >>> now = {"checks_sha256": "c2", "parameters": {"profile": "grading"}, "kit_version": "0.3.0"}
+            >>> book.rows = {"ana": {"status": "ok", "sha256": "s", "graded_with": dict(now, checks_sha256="c1")}}
+            >>> book.should_grade("ana", "s", False, now)
+            (True, 'the hidden checks changed since it was graded')
+        """
         previous = self.rows.get(student)
         if previous is None:
             return True, "new"
@@ -190,6 +205,16 @@ class Gradebook:
             return True, "retrying a grader-error"
         if previous.get("sha256") != sha256:
             return True, "the submission changed since it was graded"
+        if graded_with is not None:
+            before = previous.get("graded_with") or {}
+            if before.get("checks_sha256") != graded_with["checks_sha256"]:
+                return True, "the hidden checks changed since it was graded"
+            if before.get("parameters") != graded_with["parameters"]:
+                return True, (f"it was graded with parameters {before.get('parameters')}, this run uses "
+                              f"{graded_with['parameters']}")
+            if before.get("kit_version") != graded_with["kit_version"]:
+                return True, (f"it was graded by kit {before.get('kit_version') or 'before 0.3.0'}, this is "
+                              f"{graded_with['kit_version']}")
         return False, "already graded"
 
     def record(self, result: dict) -> None:
@@ -224,6 +249,8 @@ class Gradebook:
         for row in rows:
             flat = {key: row.get(key) for key in FIXED_FIRST + ["runtime_s"] + FIXED_LAST}
             flat["parameters"] = json.dumps(row.get("parameters", {}), sort_keys=True)
+            flat["checks_sha256"] = (row.get("graded_with") or {}).get("checks_sha256")
+            flat["kit_version"] = (row.get("graded_with") or {}).get("kit_version")
             for name, points in (row.get("checks") or {}).items():
                 flat[f"check:{name}"] = points
             for key, value in flatten(row.get("metrics")).items():

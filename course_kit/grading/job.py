@@ -125,6 +125,23 @@ class GradingJob:
     uses_load_parameters: bool = False  # the solution calls cu.load_parameters: a run that never did is not graded as ok
 
     @property
+    def graded_with(self) -> dict:
+        """What this grading depends on besides the submission: the checks, the parameters, the kit.
+
+        A rerun regrades a row whose ``graded_with`` differs (``Gradebook.should_grade``).
+
+        Example:
+            >>> job = GradingJob("ana", "a", "", b"", {}, None, "x = 1", {"profile": "grading"}, Limits(),
+            ...                  SandboxOptions(), "m")
+            >>> sorted(job.graded_with), job.graded_with["checks_sha256"][:12]
+            (['checks_sha256', 'kit_version', 'parameters'], '8ff436def145')
+        """
+        from .. import __version__
+
+        return {"checks_sha256": hashlib.sha256(self.checks_source.encode("utf-8")).hexdigest(),
+                "parameters": dict(self.parameters), "kit_version": __version__}
+
+    @property
     def sha256(self) -> str:
         digest = hashlib.sha256(self.notebook_bytes or b"")
         for name in sorted(self.files):
@@ -636,7 +653,8 @@ def error_result(job: GradingJob, problem: str) -> dict:
            "checks": {c.name: 0 for c in declared}, "runtime_s": 0.0, "metrics": None,
            "metrics_problem": None, "parameters": job.parameters, "sandbox": "", "submission": job.source,
            "file_name": job.file_name or Path(job.source).name,
-           "sha256": job.sha256, "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+           "sha256": job.sha256, "graded_with": job.graded_with,
+           "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return {"row": row, "checks": [], "executed_notebook": None, "kernel_log": problem}
 
 
@@ -675,6 +693,7 @@ def _grade(job: GradingJob, cancelled: Callable[[], bool]) -> dict:
         "submission": job.source,
         "file_name": job.file_name or Path(job.source).name,
         "sha256": job.sha256,
+        "graded_with": job.graded_with,
         "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return {"row": row, "checks": verdict["checks"], "executed_notebook": executed,

@@ -70,7 +70,7 @@ def student_id(name: str) -> str:
         >>> student_id("s1234567.ipynb"), student_id("jane.doe@uni"), student_id(".bob.ipynb")
         ('s1234567', 'jane.doe@uni', 'bob')
         >>> student_id("..ipynb")
-        'submission-77b3ef'
+        'submission-886061'
     """
     name = unicodedata.normalize("NFC", name)
     stem = name[:-len(".ipynb")] if name.endswith(".ipynb") else name
