@@ -335,3 +335,59 @@ def test_a_rerun_regrades_rows_graded_with_other_checks_parameters_or_kit(tmp_pa
     printed, _ = grade_here("-p", "scale", "3.0")
     assert f"regrade {book['rows'][0]['student']}: it was graded by kit 0.2.0, this is" in printed
     assert "skip" in printed  # the other row stays
+
+
+# --------------------------------------------------------------------------- 9. temp folders after a crash
+SLEEPER = '''
+import time
+with open("ballast.bin", "wb") as handle:
+    handle.write(b"0" * 20 * 1024 * 1024)
+time.sleep(300)
+'''
+
+
+def test_the_next_run_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
+    """Class 9: after kill -9 of course grade, its folders (and orphaned processes) go at the next start."""
+    import signal
+    import time
+
+    from course_kit.grading import procs
+
+    scratch = tmp_path / "tmp"  # this test's own temp root: other runs on the machine are not looked at
+    scratch.mkdir()
+    env = {"TMPDIR": str(scratch)}
+    # Not the kit's to remove: a folder without an owner record, and one whose owner is alive (this test).
+    (scratch / "course-grade-no-owner").mkdir()
+    alive = scratch / "course-grade-live-owner"
+    alive.mkdir()
+    (alive / procs.OWNER_FILE).write_text(json.dumps({"kit": "course_kit", "pid": os.getpid(),
+                                                      "started": procs._start_time(os.getpid()), "marker": "x"}))
+    write(tmp_path / "first", "sleeper", {crafted.PIPELINE: SLEEPER})
+    command = [sys.executable, "-m", "course_kit.cli", "grade", str(tmp_path / "first"), "--assignment",
+               crafted.ASSIGNMENT, "--out", str(tmp_path / "out1"), "--solutions", str(crafted.SOLUTION.parent),
+               "--no-solution-check", *LIMITS]
+    grader = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline, left = time.monotonic() + 120, None
+    while time.monotonic() < deadline and left is None:
+        left = next((path for path in scratch.glob("course-grade-*/**/ballast.bin")
+                     if path.stat().st_size == 20 * 1024 * 1024), None)
+        time.sleep(0.5)
+    assert left is not None, "the sleeper never started"
+    stale = next(p for p in scratch.glob("course-grade-*") if p in left.parents)
+    marker = json.loads((stale / procs.OWNER_FILE).read_text())["marker"]
+    os.kill(grader.pid, signal.SIGKILL)  # only course grade itself
+    grader.wait()
+    deadline = time.monotonic() + 30  # its runner notices the lost parent and ends its kernel ...
+    while procs.processes_with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stale.exists() and left.exists()  # ... but nobody is left to remove the folder: what the issue saw
+
+    write(tmp_path / "second", "honest", {})
+    result = grade(tmp_path / "second", tmp_path / "out2", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "removed 1 private folder(s) of earlier runs that did not finish" in result.stdout
+    assert str(stale) in result.stdout and not stale.exists()
+    assert procs.processes_with_marker(marker) == []
+    assert (scratch / "course-grade-no-owner").is_dir() and alive.is_dir()
+    assert rows(tmp_path / "out2")["honest"]["status"] == "ok"

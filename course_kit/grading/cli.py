@@ -287,6 +287,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         for warning in warnings:
             say(f"warning: {warning}")
+        stale = procs.remove_stale_folders()
+        if stale:
+            say(f"removed {len(stale)} private folder(s) of earlier runs that did not finish "
+                f"({sum(size for _, size in stale) / 1024**2:.1f} MB): " + ", ".join(str(p) for p, _ in stale))
         say(f"course grade {args.assignment}: {len(submissions)} submission(s), parameters {parameters}, "
             f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}"))
         if args.executor == "local":

@@ -55,7 +55,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -385,17 +384,25 @@ def _stop_runner(proc: subprocess.Popen, marker: str, container: str | None = No
         pass
 
 
+@functools.lru_cache(maxsize=1)
+def _remove_stale_folders_once() -> list:
+    return procs.remove_stale_folders()
+
+
 def run_runner(job: GradingJob, notebook: dict, cancelled: Callable[[], bool]) -> tuple[dict, str | None]:
     """Start ``runner.py`` for this job and wait; return ``(report, executed notebook text)``."""
-    private = Path(tempfile.mkdtemp(prefix="course-grade-"))
+    _remove_stale_folders_once()  # a Dask worker's first job cleans up after its own crashed runs
+    private = procs.private_folder(job.marker)
     key = secrets.token_bytes(32)
     runner_job = build_runner_job(job, notebook, private, key)
     log_path = private / "runner.log"
     try:
         with open(log_path, "wb") as log:
+            # The runner carries the run's marker too: if this process dies, the next run finds it.
             proc = subprocess.Popen(runner_command(job, private), stdin=subprocess.PIPE, stdout=log,
                                     stderr=log, cwd=private, start_new_session=True,
-                                    env=runner_environment(os.environ))
+                                    env={**runner_environment(os.environ),
+                                         procs.MARKER_VARIABLE: runner_job["marker"]})
         container = container_name(job) if job.sandbox.container else None
         try:
             proc.stdin.write(json.dumps(runner_job).encode())

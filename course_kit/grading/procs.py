@@ -22,9 +22,13 @@ Example:
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import shutil
 import signal
+import stat
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -187,3 +191,109 @@ def kill_process_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# --------------------------------------------------------------------------- private folders
+# A grading run's private folders are ``<temp>/course-grade-*`` holding this file; a folder
+# whose owner process is gone (``kill -9`` of course grade, a lost machine) is removed by the
+# next run. Nothing without this file, owned by another user, or of a live owner is touched.
+OWNER_FILE = ".course-grade-owner.json"
+FOLDER_PREFIX = "course-grade-"
+
+
+def _start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, /proc), so a reused pid is not taken for its owner."""
+    try:
+        line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return line[line.rfind(")") + 2:].split()[19]  # field 22 of proc(5); the split starts at field 3
+
+
+def private_folder(marker: str) -> Path:
+    """A new private folder for one submission's run, with an owner file naming this process and ``marker``.
+
+    Example:
+        >>> folder = private_folder("grade-doc")
+        >>> json.loads((folder / OWNER_FILE).read_text())["pid"] == os.getpid()
+        True
+        >>> remove_stale_folders(folder.parent) == []  # its owner is alive: kept
+        True
+        >>> import shutil; shutil.rmtree(folder)
+    """
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+    owner = {"kit": "course_kit", "pid": os.getpid(), "started": _start_time(os.getpid()), "marker": marker}
+    (folder / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
+    return folder
+
+
+def _stale_owner(folder: Path) -> dict | None:
+    """The owner record of a kit folder whose owner process is gone, else None."""
+    try:
+        info, owner_info = folder.lstat(), (folder / OWNER_FILE).lstat()
+        if not (stat.S_ISDIR(info.st_mode) and stat.S_ISREG(owner_info.st_mode)) or info.st_uid != os.getuid():
+            return None  # a link, someone else's folder, or not one of ours
+        owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(owner, dict) or owner.get("kit") != "course_kit" or not isinstance(owner.get("pid"), int):
+        return None
+    pid = owner["pid"]
+    alive = _alive(pid) if IS_LINUX else _exists(pid)
+    if alive and (not IS_LINUX or owner.get("started") in (None, _start_time(pid))):
+        return None
+    return owner
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_folders(root: Path | None = None) -> list[tuple[Path, int]]:
+    """Delete private folders of earlier runs whose owner died; return ``(folder, bytes)`` removed.
+
+    Processes still carrying a dead run's marker (an orphaned runner or kernel) are killed
+    first, so nothing writes into a folder while it goes.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> stale = root / "course-grade-old"; stale.mkdir()
+        >>> _ = (stale / OWNER_FILE).write_text('{"kit": "course_kit", "pid": 999999999, "marker": "x"}')
+        >>> _ = (stale / "big.bin").write_bytes(b"0" * 1000)
+        >>> (root / "course-grade-someone-elses").mkdir()  # no owner file: never touched
+        >>> [(path.name, size > 1000) for path, size in remove_stale_folders(root)]  # its files and owner record
+        [('course-grade-old', True)]
+        >>> sorted(p.name for p in root.iterdir())
+        ['course-grade-someone-elses']
+    """
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    try:
+        candidates = sorted(root.glob(FOLDER_PREFIX + "*"))
+    except OSError:
+        return []
+    for folder in candidates:
+        owner = _stale_owner(folder)
+        if owner is None:
+            continue
+        if owner.get("marker"):
+            for pid in processes_with_marker(str(owner["marker"])):
+                _signal(pid, signal.SIGKILL)
+        size = 0
+        for directory, _, names in os.walk(folder):
+            for name in names:
+                try:
+                    size += (Path(directory) / name).lstat().st_size
+                except OSError:
+                    pass
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            removed.append((folder, size))
+    return removed
