@@ -104,12 +104,29 @@ def test_synthetic_cifar10_read_by_torchvisions_own_class(isolated_assets):
     assert len(test) == 30 and cu.class_counts(test) == {c: 3 for c in range(10)}
 
 
-def test_corrupt_standin_fails_torchvisions_integrity_check(isolated_assets):
+def test_corrupt_standin_fails_torchvisions_integrity_check_with_the_kits_message(isolated_assets):
     folder = cu.data.standins.write_synthetic_cifar10(isolated_assets / "data", per_class_train=2, per_class_test=1)
     path = folder / "data_batch_3"
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(RuntimeError, match="not found or corrupted"), pytest.warns(UserWarning):
+    with pytest.raises(cu.assets.AssetUnavailableError) as info, pytest.warns(UserWarning):
         cu.data.cifar10(train=True)
+    assert "data_batch_3 damaged" in str(info.value) and str(folder) in str(info.value)
+    assert "delete that folder" in str(info.value) and "download=True" not in str(info.value)
+
+
+def test_truncated_cifar_batch_offline_names_the_file_and_course_fetch(isolated_assets):
+    """Every file is there, one is cut short: the kit's message, not torchvision's "use download=True"."""
+    from torchvision.datasets import CIFAR10
+
+    folder = isolated_assets / "data" / CIFAR10.base_folder
+    folder.mkdir(parents=True)
+    for name, _ in CIFAR10.train_list + CIFAR10.test_list + [(CIFAR10.meta["filename"], None)]:
+        (folder / name).write_bytes(b"\x80\x04 truncated")
+    with cu.assets.offline_mode(), pytest.raises(FileNotFoundError) as info:
+        cu.data.cifar10(train=True)
+    message = str(info.value)
+    assert "data_batch_3 damaged" in message and str(folder) in message and "course fetch cifar10" in message
+    assert "offline mode is on" in message and "download=True" not in message
 
 
 def test_missing_cifar_offline_names_folder_and_fix(isolated_assets):

@@ -63,15 +63,23 @@ def cifar10(
         download: allow downloading; default: yes unless offline mode is on.
 
     Raises:
-        FileNotFoundError: the data is missing and may not be downloaded; the message
-            names the expected folder and the ``course fetch cifar10`` command.
+        FileNotFoundError: the data is missing or damaged (a truncated batch file) and may
+            not be downloaded; the message names the folder, the damaged files and the
+            ``course fetch cifar10`` command (``AssetUnavailableError``, as for weights).
     """
     root = assets.data_dir(root)
     augment = train if augment is None else augment
     transform = image_transforms(image_size, mean, std, augment=augment)
     folder = root / CIFAR10.base_folder
     if (folder / STANDIN_MANIFEST).exists():
-        return StandInCIFAR10(str(root), train=train, transform=transform, download=False)
+        try:
+            return StandInCIFAR10(str(root), train=train, transform=transform, download=False)
+        except RuntimeError:  # torchvision: not found or corrupted; say which file, and the fix
+            expected = json.loads((folder / STANDIN_MANIFEST).read_text())["md5"]
+            problems = ", ".join(_file_problems(folder, expected)) or "its files fail their checksums"
+            raise assets.AssetUnavailableError(
+                f"The synthetic CIFAR-10 stand-in is damaged: {problems}.\n  at: {folder}\n"
+                "  fix: delete that folder; the next smoke or offline run writes a new one.") from None
     download = (not assets.is_offline()) if download is None else download
     if download and assets.is_offline():
         raise ValueError("download=True contradicts offline mode (COURSE_OFFLINE=1); fetch the data first.")
@@ -84,7 +92,14 @@ def cifar10(
         # The kit's fetch, not torchvision's download: it has a timeout (no hang on a dead
         # network), checks the MD5s and never leaves a partial archive behind.
         fetch_cifar10(root)
-    return CIFAR10(str(root), train=train, transform=transform, download=False)
+    try:
+        return CIFAR10(str(root), train=train, transform=transform, download=False)
+    except RuntimeError:  # torchvision: not found or corrupted (its hint, download=True, is wrong offline)
+        problems = ", ".join(folder_problems(folder, torchvision_cifar10())) or "its files fail their checksums"
+        raise assets.missing_asset_error(
+            "CIFAR-10", folder, "cifar10",
+            problems + (" (offline mode is on)" if assets.is_offline() else " (truncated or edited?)"),
+        ) from None
 
 
 def _cifar_complete(folder: Path) -> bool:
@@ -147,8 +162,12 @@ def torchvision_cifar10() -> ArchiveDataset:
 
 def folder_problems(folder: Path, dataset: ArchiveDataset) -> list[str]:
     """Files of ``dataset`` that are missing from ``folder`` or fail their MD5 (empty: all good)."""
+    return _file_problems(folder, dataset.files)
+
+
+def _file_problems(folder: Path, files: dict[str, str]) -> list[str]:
     problems = []
-    for name, md5 in dataset.files.items():
+    for name, md5 in files.items():
         path = folder / name
         if not path.is_file():
             problems.append(f"{name} missing")
