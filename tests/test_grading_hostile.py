@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -76,6 +77,7 @@ def shm():
         handle.write(b"x" * 1024 * 1024)
     return os.listdir("/dev/shm")
 attempt("shm_write", shm)
+print("attempts:", json.dumps(attempts))
 with open("00_toy.results.json", "w") as handle:
     json.dump({{"n_points": n_points, "scale": scale, "result": result, **attempts}}, handle)
 '''
@@ -111,7 +113,7 @@ def test_the_kernel_cannot_reach_other_processes_sockets_or_the_machines_shared_
         listener.close()
     assert result.returncode == 0, result.stdout + result.stderr
     row = rows(out)["prober"]
-    attempts = row["metrics"]
+    attempts = crafted.printed_attempts(out / "executed" / "prober.ipynb")
     assert row["status"] == "ok", row
     for name in ("runner_environ", "grader_environ", "init_environ", "unix_socket"):
         assert attempts[name] in ("blocked: PermissionError", "blocked: FileNotFoundError"), (name, attempts)
@@ -238,20 +240,30 @@ def test_student_code_cannot_carry_the_checks_out_through_feedback(tmp_path):
         crafted.SQUARES: STEAL + "def squares(n):\n    raise ValueError(_stolen())",
         crafted.SCALED_MEAN: STEAL + "def scaled_mean(values, scale):\n    return _stolen()",
     })
+    # A quieter leaker: short lists of numbers (what feedback used to echo), made from what it read.
+    write(submissions, "number_leaker", {
+        crafted.SQUARES: "import sys\ndef squares(n):\n    return [n, *sys._getframe(1).f_code.co_code[:6]]",
+        crafted.SCALED_MEAN: "def scaled_mean(values, scale):\n    return float(len(values) * 1000 + values[0])",
+    })
     result = grade(submissions, out)
     assert result.returncode == 0, result.stdout + result.stderr
+    for student in ("leaker", "number_leaker"):
+        feedback = (out / "feedback" / f"{student}.md").read_text()
+        shown = feedback + json.dumps(rows(out)[student])
+        for secret in ("1.0, 2.0, 4.0, 9.0", "HIDDEN", "f_locals", "ns.call", "reference_squares", "co_consts", "7,",
+                       "[7", "4001", "items, expected"):
+            assert secret not in shown, (student, secret)
     feedback = (out / "feedback" / "leaker.md").read_text()
-    row = rows(out)["leaker"]
-    shown = feedback + json.dumps(row)
-    for secret in ("1.0, 2.0, 4.0, 9.0", "HIDDEN", "f_locals", "ns.call", "reference_squares", "co_consts", "7,"):
-        assert secret not in shown, secret
     assert "calling `squares` raised ValueError" in feedback  # the type is still reported, usefully
-    assert "text of" in feedback and "characters" in feedback  # the value's shape, not its content
+    assert "got text, expected a number" in feedback  # the kind of value, not its content or size
+    numbers = (out / "feedback" / "number_leaker.md").read_text()
+    assert "got a list, not the expected value" in numbers and "got a number, not the expected value" in numbers
 
 
 # --------------------------------------------------------------------------- 3. parameters evaded
 EVADE_LOAD_PARAMETERS = '''
 import os
+import re
 from course_utils.notebook.parameters import load_parameters
 try:  # where the knobs are used, the grader's values are enforced ...
     load_parameters("01_alexnet_data_fraction", {"profile": "smoke"})
@@ -391,3 +403,150 @@ def test_the_next_run_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
     assert procs.processes_with_marker(marker) == []
     assert (scratch / "course-grade-no-owner").is_dir() and alive.is_dir()
     assert rows(tmp_path / "out2")["honest"]["status"] == "ok"
+
+
+# --------------------------------------------------------------------------- 12. gradebook shape
+FLOOD = '''
+import json
+print("x" * (30 * 1024 * 1024))  # one 30 MB message: above the cell and notebook caps
+for line in range(5000):
+    print("line", line, "." * 1000)  # many small ones: the cell cap cuts them
+with open("00_toy.results.json", "w") as handle:
+    json.dump({"n_points": n_points, "scale": scale, "result": result, **{f"k{i}": i for i in range(20000)}}, handle)
+'''
+
+
+@needs_landlock
+def test_one_student_cannot_reshape_the_gradebook_or_flood_the_executed_notebook(tmp_path):
+    """Class 12: 20,000 results keys and a 30 MB print: declared columns only, capped outputs, a note each."""
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    write(submissions, "flood", {crafted.RESULTS: FLOOD})
+    write(submissions, "calm", {})
+    result = grade(submissions, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    header = (out / "grades.csv").read_text().splitlines()[0].split(",")
+    assert [c for c in header if c.startswith("metric:")] == ["metric:n_points", "metric:scale", "metric:result"]
+    book = rows(out)
+    assert book["flood"]["status"] == "ok" and book["flood"]["points"] == 6
+    assert book["flood"]["metrics"] == book["calm"]["metrics"] == {"n_points": 8, "scale": 2.0, "result": 35.0}
+    assert book["flood"]["metrics_problem"].startswith("ignored 20000 undeclared metric key(s): k0, k1")
+    assert book["calm"]["metrics_problem"] is None
+    executed = out / "executed" / "flood.ipynb"
+    assert executed.stat().st_size < 3 * 1024**2
+    assert "[course grade: output cut here: this cell's output passed 2 MB; the rest was not kept]" \
+        in executed.read_text()
+
+
+# --------------------------------------------------------------------------- 13. student-caused failures
+SILENCERS = {
+    "stdout_none": "import sys\nsys.stdout = None\nsys.stderr = None",
+    "stdout_devnull": "import os, sys\nsys.stdout = open(os.devnull, 'w')\nos.dup2(sys.stdout.fileno(), 1)\n"
+                      "os.dup2(sys.stdout.fileno(), 2)",
+    "fds_closed": "import os\nfor fd in (0, 1, 2):\n    os.close(fd)",
+    "cwd_gone": "import os, shutil\nos.chdir('/')\nshutil.rmtree(os.environ['HOME'], ignore_errors=True)",
+    "results_nested": "with open('00_toy.results.json', 'w') as handle:\n"
+                      "    handle.write('{\"a\": ' + '[' * 100000 + ']' * 100000 + '}')",
+    "results_fifo": "import os\nos.remove('00_toy.results.json')\nos.mkfifo('00_toy.results.json')",
+    "disk_full": "with open('filler.bin', 'wb') as handle:\n    handle.write(b'0' * (1024 ** 3 + 1))",
+}
+
+
+@needs_landlock
+def test_what_student_code_does_gives_a_student_status_never_grader_error(tmp_path):
+    """Class 13: silenced or closed output, a removed work folder, hostile results files, a full disk."""
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    for name, code in SILENCERS.items():
+        write(submissions, name, {crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source + "\n" + code})
+    result = grade(submissions, out, "-j", "2", "--max-file-size", "1G")
+    assert result.returncode == 0, result.stdout + result.stderr  # 1 would mean a grader-error row
+    book = rows(out)
+    assert sorted(book) == sorted(SILENCERS)
+    for name, row in book.items():
+        assert row["status"] not in ("grader-error",), (name, row)
+        feedback = (out / "feedback" / f"{name}.md").read_text()
+        assert "unrelated to your work" not in feedback, name
+    # Output silenced after the work was done: the work counts.
+    for name in ("stdout_devnull", "fds_closed", "cwd_gone", "results_nested", "results_fifo"):
+        assert (book[name]["status"], book[name]["points"]) == ("ok", 6), book[name]
+    # IPython cannot start another cell once sys.stdout is None: the student broke the kernel, and is told so.
+    assert (book["stdout_none"]["status"], book["stdout_none"]["points"]) == ("kernel-broken", 0)
+    assert "sys.stdout" in (out / "feedback" / "stdout_none.md").read_text()
+    assert "nested" in book["results_nested"]["metrics_problem"]
+    assert "not a regular file" in book["results_fifo"]["metrics_problem"]
+    assert book["disk_full"]["status"] == "error" and "File too large" in book["disk_full"]["detail"]
+
+
+# --------------------------------------------------------------------------- 14. data errors
+READ_CIFAR = '''
+from course_utils.data.cifar import cifar10
+train_set = cifar10(train=True)
+'''
+
+
+@needs_landlock
+def test_damaged_data_gives_the_kits_message_naming_the_file_and_the_fetch(tmp_path):
+    """Class 14: a truncated CIFAR-10 batch offline is named, with `course fetch cifar10`, not torchvision's hint."""
+    from torchvision.datasets import CIFAR10
+
+    data = tmp_path / "data"
+    folder = data / CIFAR10.base_folder
+    folder.mkdir(parents=True)
+    for name, _ in CIFAR10.train_list + CIFAR10.test_list + [(CIFAR10.meta["filename"], None)]:
+        (folder / name).write_bytes(b"\x80\x04 truncated")
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    write(submissions, "reads_cifar", {crafted.PIPELINE: READ_CIFAR + crafted.solution().cells[crafted.PIPELINE].source})
+    result = grade(submissions, out, "--data-dir", str(data))
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = rows(out)["reads_cifar"]
+    assert row["status"] == "error" and "AssetUnavailableError: CIFAR-10 is not available: data_batch_1 damaged" \
+        in row["detail"], row
+    shown = (out / "executed" / "reads_cifar.ipynb").read_text()
+    assert "course fetch cifar10" in shown and str(folder) in shown and "You can use download=True" not in shown
+
+
+# --------------------------------------------------------------------------- 15. tests that assume they are alone
+@needs_landlock
+def test_a_run_sees_and_sweeps_only_its_own_processes_and_folders(tmp_path):
+    """Class 15: another course grade on the machine keeps its kernel and folder while this one runs and ends."""
+    import signal
+    import time
+
+    from course_kit.grading import procs
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {"TMPDIR": str(scratch)}  # shared by both runs, as /tmp is on a real server
+    write(tmp_path / "other", "sleeper", {crafted.PIPELINE: SLEEPER})
+    other_out = tmp_path / "other_out"
+    command = [sys.executable, "-m", "course_kit.cli", "grade", str(tmp_path / "other"), "--assignment",
+               crafted.ASSIGNMENT, "--out", str(other_out), "--solutions", str(crafted.SOLUTION.parent),
+               "--no-solution-check", *LIMITS]
+    other = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline, other_marker = time.monotonic() + 120, None
+        while time.monotonic() < deadline and not (other_marker and procs.processes_with_marker(other_marker)
+                                                   and list(scratch.glob("course-grade-*/**/ballast.bin"))):
+            log = other_out / "grading.log"
+            found = re.search(r"; run (grade-[0-9a-f]{12})$", log.read_text() if log.exists() else "", re.M)
+            other_marker = found.group(1) if found else None
+            time.sleep(0.5)
+        assert other_marker and procs.processes_with_marker(other_marker), "the other run never started"
+        other_folders = set(scratch.glob("course-grade-*"))
+
+        write(tmp_path / "mine", "honest", {})
+        mine = grade(tmp_path / "mine", tmp_path / "mine_out", env=env)
+        assert mine.returncode == 0, mine.stdout + mine.stderr
+        my_marker = re.search(r"; run (grade-[0-9a-f]{12})$", mine.stdout, re.M).group(1)
+        assert my_marker != other_marker
+        assert procs.processes_with_marker(my_marker) == []  # mine are gone ...
+        assert procs.processes_with_marker(other_marker)  # ... the other run's kernel was left alone
+        assert set(scratch.glob("course-grade-*")) == other_folders  # and so were its folders
+        assert "removed" not in mine.stdout
+    finally:
+        other.send_signal(signal.SIGINT)
+        try:
+            other.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            other.kill()
+    assert other.returncode == 130

@@ -369,7 +369,7 @@ def _result(student, status="ok", points=1, sha="a"):
 
 def test_gradebook_rows_resume_and_columns(tmp_path):
     declared = checks.load_checks(TOY_CHECKS)
-    book = Gradebook(tmp_path, "00_toy", declared)
+    book = Gradebook(tmp_path, "00_toy", declared, metric_keys=["acc.top1", "note"])
     book.record(_result("b"))
     book.record(_result("a", status="grader-error", points=0))
     header, *lines = (tmp_path / "grades.csv").read_text().splitlines()
@@ -384,6 +384,22 @@ def test_gradebook_rows_resume_and_columns(tmp_path):
     assert again.should_grade("a", "a", force=False) == (True, "retrying a grader-error")
     with pytest.raises(GradebookError, match="holds grades for"):
         Gradebook(tmp_path, "03_partial_freezing", declared)
+
+
+def test_only_declared_metrics_become_columns_and_the_rest_is_noted(tmp_path):
+    """Class 12: a results record with 20,000 keys does not give every student 20,000 columns."""
+    book = Gradebook(tmp_path, "00_toy", checks.load_checks(TOY_CHECKS), metric_keys=["acc.top1"])
+    flood = _result("flood")
+    flood["row"]["metrics"] = {"acc": {"top1": 0.5}, **{f"k{i}": i for i in range(20_000)}}
+    book.record(flood)
+    book.record(_result("calm"))
+    header = (tmp_path / "grades.csv").read_text().splitlines()[0].split(",")
+    assert [c for c in header if c.startswith("metric:")] == ["metric:acc.top1"]
+    rows = {row["student"]: row for row in json.loads((tmp_path / "grades.json").read_text())["rows"]}
+    assert rows["flood"]["metrics"] == {"acc.top1": 0.5}
+    assert rows["flood"]["metrics_problem"].startswith("ignored 20000 undeclared metric key(s): k0, k1")
+    assert rows["calm"]["metrics_problem"] == "ignored 1 undeclared metric key(s): note"
+    assert (tmp_path / "grades.json").stat().st_size < 20_000
 
 
 def test_feedback_shows_titles_and_messages_only():
@@ -404,6 +420,8 @@ def test_read_metrics_never_follows_links_or_blocks(tmp_path):
     assert "not a JSON object" in runner.read_metrics(tmp_path, "list.json")[1]
     assert "could not be opened" in runner.read_metrics(tmp_path, "link.json")[1]
     assert "not a regular file" in runner.read_metrics(tmp_path, "fifo.json")[1]
+    (tmp_path / "deep.json").write_text('{"a": ' + "[" * 5000 + "]" * 5000 + "}")
+    assert "nested" in runner.read_metrics(tmp_path, "deep.json")[1]  # a student problem, not a grader crash
 
 
 def test_kernel_environment_is_built_from_scratch(monkeypatch, tmp_path):

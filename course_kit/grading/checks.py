@@ -34,7 +34,7 @@ classes' own methods), so an object with a rigged ``__eq__``, ``__float__`` or
 
 Rules of the API:
 
-* ``@check(title, points=1, exercise=None, expect=None, timeout=30)``: ``title`` is shown
+* ``@check(title, points=1, exercise=None, expect=None, timeout=30, echo=False)``: ``title`` is shown
   to the student in the feedback (default: the docstring's first line, else the function
   name); the gradebook column is ``check:<function name>``. ``exercise`` names the
   exercise cell (metadata ``course.exercise``) the check grades: when that cell never ran,
@@ -47,15 +47,21 @@ Rules of the API:
 * raise :class:`CheckFailed` (or ``assert cond, "message"``) for a failure with a message
   for the student. Feedback shows titles and these messages, never check code or
   tracebacks. An exception raised by student code is reported by its type only (its
-  message could carry the check's inputs out), and a student's value is shown only when
-  it is a short number, list of numbers or name (else by its type and size); matchers show
-  the student's value but not the expected one unless
-  ``reveal=True``.
+  message could carry the check's inputs out), and a failing value only by its kind ("got
+  a list, not the expected value"): student code that ran while the check was in the
+  kernel could have filled it with the check's inputs or code. ``@check(echo=True)``
+  shows the value itself (short numbers and names; the rest by type and size), for
+  values the notebook computed in its own cells; ``reveal=True`` also shows the expected
+  value.
 * ``ns["name"]`` (a clear failure when the notebook never defined ``name``),
   ``ns.get("name", default)``, ``"name" in ns`` and ``ns.call("name", *args)`` (the
   student's exception becomes the failure message).
 * helpers only the grader needs (reference implementations for expectations) go into
   functions decorated with ``@grader_only``; they are not sent to the kernel.
+* ``METRICS = ["gap_10%", ...]`` (optional, module level) names the keys of the notebook's
+  results record (nested keys joined with dots) that become the gradebook's
+  ``metric:<key>`` columns; without it the keys the solution check's record has are used
+  (:func:`metric_names`). Any other key a student writes is ignored and noted in the row.
 
 This module is stdlib-only on purpose: the grader sends its source into the kernel as a
 fresh module, so student code cannot replace it in ``sys.modules`` beforehand.
@@ -89,7 +95,7 @@ class ExpectationError(RuntimeError):
 class Check:
     """The declaration a :func:`check` decorator attaches to its function."""
 
-    def __init__(self, function, title, points, exercise, expect, timeout):
+    def __init__(self, function, title, points, exercise, expect, timeout, echo=False):
         self.function = function
         self.name = function.__name__
         doc = (function.__doc__ or "").strip().splitlines()
@@ -98,13 +104,19 @@ class Check:
         self.exercise = exercise
         self.expect = expect
         self.timeout = timeout
+        self.echo = echo
 
     def __repr__(self):
         return f"Check({self.name!r}, points={self.points}, exercise={self.exercise!r})"
 
 
-def check(title=None, *, points=1, exercise=None, expect=None, timeout=DEFAULT_CHECK_TIMEOUT):
+def check(title=None, *, points=1, exercise=None, expect=None, timeout=DEFAULT_CHECK_TIMEOUT, echo=False):
     """Declare a hidden check worth ``points``; see the module docstring for the rules.
+
+    ``echo=True`` lets a failure message show the student's value. Leave it off when the
+    check calls student code (``ns.call``, a student's class or model): that code ran
+    while the check was in the kernel and could have put the check's inputs or code into
+    the value. Turn it on for values the notebook computed in its own cells (``ns["acc"]``).
 
     Example:
         >>> @check("two plus two", points=1, expect=equal(4))
@@ -121,7 +133,7 @@ def check(title=None, *, points=1, exercise=None, expect=None, timeout=DEFAULT_C
         raise ValueError(f"check exercise must be the exercise id (a string), got {exercise!r}")
 
     def decorate(function):
-        setattr(function, CHECK_ATTRIBUTE, Check(function, title, points, exercise, expect, float(timeout)))
+        setattr(function, CHECK_ATTRIBUTE, Check(function, title, points, exercise, expect, float(timeout), echo))
         return function
 
     return decorate
@@ -346,32 +358,41 @@ def _same(a, b, rel, abs_):
 
 # --------------------------------------------------------------------------- matchers
 class Matcher:
-    """Base of expectations: ``judge(observation) -> (passed, message for the student)``."""
+    """Base of expectations: ``judge(observation, echo=True) -> (passed, message for the student)``.
+
+    With ``echo=False`` (a check's default) a failure names only the kind of value the
+    student's code gave (a number, a list...), never the value or its size.
+    """
 
     reveal = False
 
-    def judge(self, observed):
+    def judge(self, observed, echo=True):
         raise NotImplementedError
 
-    def _failure(self, observed, expected_text):
-        message = f"got {_describe(observed)}"
+    def _failure(self, observed, expected_text, echo):
+        message = f"got {_describe(observed)}" if echo else f"got {_kind(observed)}, not the expected value"
         if self.reveal:
             message += f", expected {expected_text}"
         return False, message
+
+    @staticmethod
+    def _wrong_kind(observed, expected_kind, echo):
+        shown = f" ({_describe(observed, 60)})" if echo else ""
+        return False, f"got {_kind(observed)}{shown}, expected {expected_kind}"
 
 
 class _Equal(Matcher):
     def __init__(self, expected, rel, abs_, reveal):
         self.expected, self.rel, self.abs, self.reveal = plain(expected), rel, abs_, reveal
 
-    def judge(self, observed):
+    def judge(self, observed, echo=True):
         if _same(observed, self.expected, self.rel, self.abs):
             return True, "correct"
         if _kind(observed) != _kind(self.expected):
-            return False, f"got {_kind(observed)} ({_describe(observed, 60)}), expected {_kind(self.expected)}"
-        if isinstance(observed, list) and len(observed) != len(self.expected):
+            return self._wrong_kind(observed, _kind(self.expected), echo)
+        if isinstance(observed, list) and len(observed) != len(self.expected) and (echo or self.reveal):
             return False, f"got {len(observed)} items, expected {len(self.expected)}"
-        return self._failure(observed, _expected_text(self.expected))
+        return self._failure(observed, _expected_text(self.expected), echo)
 
 
 def equal(expected, *, reveal=False):
@@ -398,12 +419,12 @@ class _Between(Matcher):
     def __init__(self, low, high, reveal):
         self.low, self.high, self.reveal = low, high, reveal
 
-    def judge(self, observed):
+    def judge(self, observed, echo=True):
         if isinstance(observed, bool) or not isinstance(observed, (int, float)):
-            return False, f"got {_kind(observed)} ({_describe(observed, 60)}), expected a number"
+            return self._wrong_kind(observed, "a number", echo)
         if self.low <= observed <= self.high:
             return True, "correct"
-        return self._failure(observed, f"a value between {self.low} and {self.high}")
+        return self._failure(observed, f"a value between {self.low} and {self.high}", echo)
 
 
 def between(low, high, *, reveal=False):
@@ -420,10 +441,10 @@ class _OneOf(Matcher):
     def __init__(self, options, reveal):
         self.options, self.reveal = [plain(o) for o in options], reveal
 
-    def judge(self, observed):
+    def judge(self, observed, echo=True):
         if any(_same(observed, option, 0, 0) for option in self.options):
             return True, "correct"
-        return self._failure(observed, "one of " + ", ".join(_expected_text(o, 40) for o in self.options))
+        return self._failure(observed, "one of " + ", ".join(_expected_text(o, 40) for o in self.options), echo)
 
 
 def one_of(*options, reveal=False):
@@ -440,12 +461,13 @@ class _Satisfies(Matcher):
     def __init__(self, predicate, description):
         self.predicate, self.description = predicate, description
 
-    def judge(self, observed):
+    def judge(self, observed, echo=True):
         try:
             passed = bool(self.predicate(observed))
         except Exception:  # a predicate crashing on odd data is a failed expectation
             passed = False
-        return (True, "correct") if passed else (False, f"got {_describe(observed)}, which is not {self.description}")
+        shown = _describe(observed) if echo else _kind(observed)
+        return (True, "correct") if passed else (False, f"got {shown}, which is not {self.description}")
 
 
 def satisfies(predicate, description):
@@ -485,7 +507,7 @@ def judge(declared, record, parameters):
         except Exception as error:
             raise ExpectationError(f"check {declared.name}: its expect= function failed with "
                                    f"{type(error).__name__}: {error}") from error
-    return expectation.judge(record.get("observation"))
+    return expectation.judge(record.get("observation"), echo=bool(getattr(declared, "echo", False)))
 
 
 # --------------------------------------------------------------------------- loading
@@ -515,6 +537,25 @@ def load_checks(source, filename="<hidden checks>"):
     if duplicates:
         raise ValueError(f"{filename}: check names must be unique, repeated: {', '.join(duplicates)}")
     return found
+
+
+def metric_names(source, filename="<hidden checks>"):
+    """The ``METRICS`` a hidden-checks module declares (its gradebook metric columns), or None.
+
+    Example:
+        >>> metric_names("from course_kit.grading.checks import check\\nMETRICS = ['acc.top1']\\n"
+        ...              "@check\\ndef runs(ns):\\n    pass\\n")
+        ['acc.top1']
+    """
+    module = types.ModuleType("course_hidden_checks")
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)
+    names = module.__dict__.get("METRICS")
+    if names is None:
+        return None
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"{filename}: METRICS must be a list of key names (text), e.g. ['gap_10%']")
+    return list(dict.fromkeys(names))
 
 
 def _decorator_name(node):

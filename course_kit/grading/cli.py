@@ -30,7 +30,8 @@ from pathlib import Path
 from ..parameters import check_overrides, parse_value, profile_names
 from . import procs, sandbox
 from .executors import DaskExecutor, LocalExecutor
-from .gradebook import Gradebook, GradebookError
+from .checks import metric_names
+from .gradebook import Gradebook, GradebookError, flatten
 from .roster import RosterError, add_roster_arguments, apply_roster, read_roster, roster_options
 from .job import GradingJob, Limits, SandboxOptions, declared_checks
 from .submissions import Submission, discover
@@ -238,21 +239,22 @@ def _check_container(image: str) -> None:
                              f"(see docs/grading.md for building the image)")
 
 
-def _solution_check(args, executor, say, checks_source, parameters, limits, box, marker) -> bool:
-    """Grade the instructor's notebook first; False (after explaining) when it does not earn full points."""
+def _solution_check(args, executor, say, checks_source, parameters, limits, box, marker) -> tuple[bool, dict | None]:
+    """Grade the instructor's notebook first: ``(passed, its metrics)``; False (after explaining)
+    when it does not earn full points."""
     solution = Path(args.solutions) / f"{args.assignment}.ipynb"
     if args.no_solution_check:
-        return True
+        return True, None
     if not solution.is_file():
         say(f"note: no {solution} to check the hidden checks against; grading without that check")
-        return True
+        return True, None
     say(f"checking the hidden checks against {solution} ...")
     results = []
     job = _job(Submission("_solution", solution, solution.read_bytes()), args, checks_source, parameters,
                limits, box, marker)
     executor.run([job], results.append)
     if not results:
-        return False
+        return False, None
     row = results[0]["row"]
     out = Path(args.out) / "solution-check"
     out.mkdir(parents=True, exist_ok=True)
@@ -261,14 +263,14 @@ def _solution_check(args, executor, say, checks_source, parameters, limits, box,
     (out / "kernel.log").write_text(results[0].get("kernel_log") or "", encoding="utf-8")
     if row["status"] == "ok" and row["points"] == row["max_points"]:
         say(f"solution: ok, {row['points']}/{row['max_points']} points ({row['runtime_s']:.1f} s)")
-        return True
+        return True, row.get("metrics")
     say(f"the solution notebook gets status {row['status']!r} with {row['points']}/{row['max_points']} points "
         f"({row['detail'] or 'no detail'}); fix the hidden checks, the grading profile or the solution before "
         f"grading students (executed notebook and kernel log in {out}; --no-solution-check skips this)")
     for item in results[0]["checks"]:
         if not item["passed"]:
             say(f"  check {item['name']}: {item['message']}")
-    return False
+    return False, None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -292,7 +294,10 @@ def main(args: argparse.Namespace) -> int:
             say(f"removed {len(stale)} private folder(s) of earlier runs that did not finish "
                 f"({sum(size for _, size in stale) / 1024**2:.1f} MB): " + ", ".join(str(p) for p, _ in stale))
         say(f"course grade {args.assignment}: {len(submissions)} submission(s), parameters {parameters}, "
-            f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}"))
+            f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}")
+            # The marker every process of this run carries (COURSE_GRADE_RUN): what to look for, and what
+            # the final sweep kills; other runs on the machine have their own.
+            + f"; run {marker}")
         if args.executor == "local":
             confinement = "off (--sandbox none)" if box.mode == "off" else sandbox.describe(
                 restrict_network=box.restrict_network)
@@ -305,8 +310,11 @@ def main(args: argparse.Namespace) -> int:
             if box.mode == "auto" and sandbox.landlock_abi() <= 0:
                 say("warning: Landlock is unavailable, so student code can read and write whatever this user can "
                     "(the gradebook and hidden checks included); see docs/grading.md for running in containers")
-        if not _solution_check(args, executor, say, checks_source, parameters, limits, box, marker):
+        passed, solution_metrics = _solution_check(args, executor, say, checks_source, parameters, limits, box,
+                                                   marker)
+        if not passed:
             return 2
+        book.metric_keys = _metric_columns(checks_source, solution_metrics, say)
         todo = []
         for submission in submissions:
             job = _job(submission, args, checks_source, parameters, limits, box, marker)
@@ -345,6 +353,18 @@ def main(args: argparse.Namespace) -> int:
         # it could clean up) goes now.
         _sweep(marker)
         say.close()
+
+
+def _metric_columns(checks_source: str, solution_metrics: dict | None, say) -> list[str]:
+    """The gradebook's metric columns: the hidden checks' METRICS, else the solution's record keys."""
+    declared = metric_names(checks_source)
+    if declared is not None:
+        return declared
+    if solution_metrics:
+        return list(flatten(solution_metrics))
+    say("note: no metric columns (the hidden checks declare no METRICS and the solution check did not run); "
+        "results records are not copied into the gradebook")
+    return []
 
 
 def _size(value: int | None) -> str:

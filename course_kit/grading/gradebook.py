@@ -45,8 +45,9 @@ STATUS_TEXT = {
     "kernel-died": "The Python process running your notebook ended unexpectedly ({detail}), for example because "
                    "code called os._exit()/exit(), killed its own process, or crashed in native code. "
                    "Checks that could not run earned no points.",
-    "kernel-broken": "Your notebook's code changed how the Python process talks to Jupyter ({detail}), so the "
-                     "run could not go on. Do not replace modules such as json or the kernel's internals.",
+    "kernel-broken": "Your notebook's code changed how the Python process talks to Jupyter or runs cells "
+                     "({detail}), so the run could not go on. Do not replace modules such as json, the kernel's "
+                     "internals, or sys.stdout and sys.stderr.",
     "out-of-memory": "Your notebook needed more memory than the grading limit ({detail}). Use the parameters' "
                      "sizes instead of larger data or models.",
     "incomplete": "Some exercises are not finished or did not run ({detail}).",
@@ -83,6 +84,29 @@ def flatten(metrics: dict | None, prefix: str = "") -> dict:
         else:
             flat[name] = json.dumps(value)
     return flat
+
+
+def declared_metrics(metrics: dict | None, keys: list[str]) -> tuple[dict | None, str | None]:
+    """``(kept, note)``: the declared keys of a results record (flattened), and what was ignored.
+
+    A student's results record decides nothing about the gradebook's shape: keys the
+    assignment does not declare are dropped, and the row says how many and which.
+
+    Example:
+        >>> declared_metrics({"acc": {"top1": 0.9}, "junk_1": 1, "junk_2": 2}, ["acc.top1", "loss"])
+        ({'acc.top1': 0.9}, 'ignored 2 undeclared metric key(s): junk_1, junk_2')
+        >>> declared_metrics(None, ["loss"])
+        (None, None)
+    """
+    if metrics is None:
+        return None, None
+    flat = flatten(metrics)
+    kept = {key: flat[key] for key in keys if key in flat}
+    ignored = [key for key in flat if key not in kept]
+    if not ignored:
+        return kept, None
+    shown = ", ".join(ignored[:5]) + (f", ... ({len(ignored) - 5} more)" if len(ignored) > 5 else "")
+    return kept, f"ignored {len(ignored)} undeclared metric key(s): {shown[:300]}"
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -162,10 +186,11 @@ class Gradebook:
         book.record(result)           # from grade_job
     """
 
-    def __init__(self, out_dir: Path, assignment: str, declared: list):
+    def __init__(self, out_dir: Path, assignment: str, declared: list, metric_keys: list[str] | None = None):
         self.out = Path(out_dir)
         self.assignment = assignment
         self.declared = declared
+        self.metric_keys = list(metric_keys or [])  # the metric columns; other keys are dropped and noted
         for sub in ("executed", "feedback", "logs"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         self.rows: dict[str, dict] = {}
@@ -221,6 +246,9 @@ class Gradebook:
         """Keep one finished submission: its files first, then the gradebook files."""
         row = dict(result["row"])
         student = row["student"]
+        row["metrics"], ignored = declared_metrics(row.get("metrics"), self.metric_keys)
+        if ignored:
+            row["metrics_problem"] = "; ".join(filter(None, [row.get("metrics_problem"), ignored]))
         row["check_results"] = result.get("checks", [])
         if result.get("executed_notebook"):
             (self.out / "executed" / f"{student}.ipynb").write_text(result["executed_notebook"], encoding="utf-8")
@@ -241,8 +269,7 @@ class Gradebook:
 
     def csv_text(self, rows: list[dict]) -> str:
         check_columns = [f"check:{c.name}" for c in self.declared]
-        metric_keys = sorted({key for row in rows for key in flatten(row.get("metrics"))})
-        columns = FIXED_FIRST + check_columns + ["runtime_s"] + [f"metric:{k}" for k in metric_keys] + FIXED_LAST
+        columns = FIXED_FIRST + check_columns + ["runtime_s"] + [f"metric:{k}" for k in self.metric_keys] + FIXED_LAST
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()

@@ -25,6 +25,9 @@ inherits the write end of a **records pipe** and the read end of a **key pipe**.
 3. only then asks for the key (``ready``), reads it from the key pipe, and writes every
    record as ``<sequence> <HMAC-SHA256> <json>``.
 
+Before step 1 it writes ``started``: a check phase that times out without it means the
+kernel could not run a cell any more (the notebook broke it), not that a check was slow.
+
 The runner treats as tampering: any byte on the records pipe before the check phase, a
 record with a wrong signature or out of sequence, a duplicate, and a key that someone else
 read first (the pipe hands it out once). Forging a pass therefore needs the key, which does
@@ -251,6 +254,10 @@ def run(args, user_ns):
     channel = _Channel(args)
     if channel.write is None or channel.read is None:
         return  # nothing trustworthy to report with: the runner sees no record and says so
+    try:
+        channel.send("started\n")  # the kernel could still run a cell (a later timeout is the checks')
+    except OSError:
+        pass  # a closed or replaced pipe: already one of channel.problems
     api = types.ModuleType(API_MODULE)
     exec(compile(args["api_source"], "<" + API_MODULE + ">", "exec"), api.__dict__)
     filename = args["checks_filename"]

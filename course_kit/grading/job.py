@@ -571,6 +571,8 @@ def judge_report(job: GradingJob, report: dict) -> dict:
         return _verdict("error", text, declared, results, max_points, cell)
     if phase.startswith("kernel-died"):
         return _verdict("kernel-died", "the kernel died while the hidden checks ran", declared, results, max_points)
+    if phase.startswith("kernel-broken: the kernel could not start"):
+        return _verdict("kernel-broken", phase.split(": ", 1)[1], declared, results, max_points)
     if phase.startswith("kernel-broken"):
         return _verdict("kernel-broken", "the kernel stopped speaking the Jupyter protocol while the hidden checks "
                         "ran", declared, results, max_points)

@@ -51,7 +51,12 @@ RESULT_FILE = "result.json"
 EXECUTED_FILE = "executed.ipynb"
 KERNEL_LOG = "kernel.log"
 MAX_METRICS_BYTES = 1_000_000
+MAX_METRICS_DEPTH = 20
 MAX_RECORD_CHARS = 2_000_000
+# What the executed notebook keeps of a student's outputs (a 100 MB print stays out of the
+# gradebook folder); plots and the course's tables are far below these.
+MAX_CELL_OUTPUT_BYTES = 2 * 1024**2
+MAX_NOTEBOOK_OUTPUT_BYTES = 20 * 1024**2
 
 
 
@@ -85,6 +90,7 @@ class Channel:
         self.data = bytearray()
         self.early_bytes = 0
         self.ready_lines = 0
+        self.started = False  # the harness's first line arrived: the kernel still ran cells
         self.overflow = False
         self.checks_started = False
         self.lock = threading.Lock()
@@ -129,6 +135,7 @@ class Channel:
                 if before == 0 and self.data.count(b"ready\n") >= 1:
                     self._send_key_half()
                 self.ready_lines = self.data.count(b"ready\n")
+                self.started = self.started or self.data.startswith(b"started\n")
 
     def _send_key_half(self) -> None:
         try:
@@ -142,7 +149,8 @@ class Channel:
         while time.monotonic() < deadline:
             with self.lock:
                 lines = self.data.count(b"\n")
-                if self.overflow or lines >= expected_records + 1 or b'"kind":"tampered"' in self.data:
+                # The records, plus the harness's "started" and "ready" lines.
+                if self.overflow or lines >= expected_records + 2 or b'"kind":"tampered"' in self.data:
                     return
             time.sleep(0.05)
 
@@ -160,8 +168,10 @@ class Channel:
             lines.pop()
         if lines.count(b"ready") > 1:
             problems.append("the signing key was requested more than once")
+        if lines.count(b"started") > 1 or (b"started" in lines and lines[0] != b"started"):
+            problems.append("the check phase's start was announced twice or late")
         records = []
-        for line in (line for line in lines if line != b"ready"):
+        for line in (line for line in lines if line not in (b"ready", b"started")):
             record = self._verify(line, len(records))
             if record is None:
                 problems.append("a record on the private channel was not signed by the harness, or out of order")
@@ -267,6 +277,27 @@ def _engine_classes():
             self.on_cell_error = self._record_error
             self.shutdown_kernel = "immediate"
             self.skip_cells_with_tag = "course-grading-never-skip"  # students cannot opt out of execution
+            self._output_bytes: dict[int, int] = {}  # per cell index; the notebook's total is their sum
+            self._cut_cells: set[int] = set()
+
+        def output(self, outs, msg, display_id, cell_index):
+            """nbclient's output handler, keeping at most MAX_CELL_OUTPUT_BYTES per cell and
+            MAX_NOTEBOOK_OUTPUT_BYTES per notebook; one note marks where a cell's output was cut."""
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            used = self._output_bytes.get(cell_index, 0)
+            total = sum(self._output_bytes.values())
+            if self.session.phase == "cells" and msg.get("msg_type") != "error" and (
+                    used + size > MAX_CELL_OUTPUT_BYTES or total + size > MAX_NOTEBOOK_OUTPUT_BYTES):
+                if cell_index not in self._cut_cells:
+                    self._cut_cells.add(cell_index)
+                    which = (f"this cell's output passed {MAX_CELL_OUTPUT_BYTES // 1024**2} MB"
+                             if used + size > MAX_CELL_OUTPUT_BYTES else
+                             f"the notebook's outputs passed {MAX_NOTEBOOK_OUTPUT_BYTES // 1024**2} MB")
+                    outs.append(nbformat.v4.new_output("stream", name="stderr", text=(
+                        f"[course grade: output cut here: {which}; the rest was not kept]\n")))
+                return None
+            self._output_bytes[cell_index] = used + size
+            return super().output(outs, msg, display_id, cell_index)
 
         def execute(self, **kwargs):
             self.reset_execution_trackers()
@@ -366,7 +397,14 @@ def _engine_classes():
                 session.check_phase = "ran"
             except CellTimeoutError:
                 self._cancel_leftover_tasks()
-                session.check_phase = f"timeout: the hidden checks ran past {session.job['check_timeout']:g} s"
+                if not session.channel.started:
+                    # Not one line of the harness ran: the kernel could no longer run a cell at all
+                    # (IPython cannot start a cell once sys.stdout is None, for one). The student's doing.
+                    session.check_phase = ("kernel-broken: the kernel could not start the hidden checks: the "
+                                           "notebook left it unable to run a cell (sys.stdout or sys.stderr "
+                                           "replaced, or a thread that never lets go)")
+                else:
+                    session.check_phase = f"timeout: the hidden checks ran past {session.job['check_timeout']:g} s"
             except DeadKernelError:
                 self._cancel_leftover_tasks()
                 session.check_phase = "kernel-died: the kernel died while the hidden checks ran"
@@ -555,9 +593,24 @@ def read_metrics(work: Path, name: str) -> tuple[dict | None, str | None]:
         metrics = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         return None, f"{name} is not valid JSON ({error})"
+    except RecursionError:
+        return None, f"{name} is nested too deeply to read"
     if not isinstance(metrics, dict):
         return None, f"{name} holds a {type(metrics).__name__}, not a JSON object"
+    if _depth(metrics) > MAX_METRICS_DEPTH:
+        return None, f"{name} is nested more than {MAX_METRICS_DEPTH} levels deep"
     return metrics, None
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest in ``value`` (iteratively: a hostile record must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 

@@ -120,7 +120,7 @@ def _summary_keys(params):
                   for kind in ("pretrained_acc", "scratch_acc", "gap"))
 
 
-@check("the recorded key numbers cover every fraction of the grading run", points=1,
+@check("the recorded key numbers cover every fraction of the grading run", points=1, echo=True,
        expect=lambda params: equal(_summary_keys(params)))
 def summary_keys(ns):
     return sorted(ns["key_numbers"])

@@ -106,7 +106,7 @@ def _summary_keys(params):
     return sorted(keys)
 
 
-@check("the recorded key numbers cover every model of the grading run", points=1,
+@check("the recorded key numbers cover every model of the grading run", points=1, echo=True,
        expect=lambda params: equal(_summary_keys(params)))
 def summary_keys(ns):
     return sorted(ns["key_numbers"])

@@ -92,7 +92,7 @@ def _key_counts(params):
     return {"A_acc_": len(strategies), "B_val_acc_": len(models) * len(layers)}
 
 
-@check("the recorded key numbers cover every strategy and every sweep setting", points=1,
+@check("the recorded key numbers cover every strategy and every sweep setting", points=1, echo=True,
        expect=lambda params: equal(_key_counts(params)))
 def summary_counts(ns):
     keys = list(ns["key_numbers"])

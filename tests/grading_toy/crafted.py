@@ -11,6 +11,7 @@ injected cell comes second, so the pipeline cell runs as ``In [8]``.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -87,9 +88,24 @@ attempt("instructor_kit_import", lambda: importlib.import_module("course_kit"))
 attempt("grading_import", lambda: importlib.import_module("course_kit.grading.checks"))
 attempt("instructor_kit_read", lambda: open({kit_init!r}, encoding="utf-8").read())
 attempt("solutions_read", lambda: open({solution!r}, encoding="utf-8").read())
+print("attempts:", json.dumps(attempts))  # the gradebook keeps only declared metrics; the notebook keeps this
 with open("00_toy.results.json", "w") as handle:
     json.dump({{"n_points": n_points, "scale": scale, "result": result, **attempts}}, handle)
 '''
+
+
+def printed_attempts(executed: Path) -> dict:
+    """What an attack cell printed as ``attempts: {...}`` in the executed notebook.
+
+    The gradebook keeps only the metrics the assignment declares, so the crafted attacks
+    report what they tried through their own output, which the executed notebook keeps.
+    """
+    for cell in nbformat.read(executed, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            for line in output.get("text", "").splitlines():
+                if line.startswith("attempts: "):
+                    return json.loads(line[len("attempts: "):])
+    raise AssertionError(f"no attempts line in {executed}")
 
 
 def solution() -> nbformat.NotebookNode:
