@@ -12,7 +12,11 @@ Modules, one job each:
 * :mod:`~course_kit.grading.harness` runs the checks inside the kernel;
 * :mod:`~course_kit.grading.gradebook` writes grades.csv/json and feedback;
 * :mod:`~course_kit.grading.executors` local pool or Dask;
-* :mod:`~course_kit.grading.cli` is ``course grade``.
+* :mod:`~course_kit.grading.cli` is ``course grade``;
+* :mod:`~course_kit.grading.roster` maps gradebook rows to the people of a course roster;
+* :mod:`~course_kit.grading.exports` is ``course export`` (Canvas, Moodle, plain CSV);
+* :mod:`~course_kit.grading.autograder` is ``course autograder`` (a Gradescope autograder zip);
+* :mod:`~course_kit.grading.handback` is ``course feedback`` (one page per student).
 
 What is and is not protected is written down in ``docs/grading.md``.
 
