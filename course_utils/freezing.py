@@ -23,7 +23,7 @@ import contextlib
 from torch import nn
 
 from .models.architectures import LayerGroups, architecture_of
-from .models.multitask import MultiTaskModel
+from .models.multitask import is_multitask
 
 STRATEGIES = ("none", "early", "middle", "last_only")
 
@@ -125,7 +125,7 @@ def layer_groups(model: nn.Module) -> LayerGroups:
         >>> [name for name, _ in layer_groups(build_model("resnet18", 10, pretrained=False))]
         ['stem', 'layer1', 'layer2', 'layer3', 'layer4', 'fc']
     """
-    if isinstance(model, MultiTaskModel):
+    if is_multitask(model):
         backbone_groups = [(n, mods) for n, mods in layer_groups(model.backbone) if _owns_parameters(mods)]
         return backbone_groups + [("heads", [model.heads])]
     return architecture_of(model).groups(model)
@@ -178,7 +178,7 @@ def apply_strategy(model: nn.Module, name: str, freeze_bn_stats: bool = True) ->
     """Freeze layer groups by the named strategy of the COMP5541 notebook's part C.
 
     Args:
-        model: a model from ``build_model`` / ``build_multitask_model``.
+        model: a model from ``build_model``, or a multi-task model (see ``models.multitask``).
         name: ``none`` (train everything), ``early`` (freeze the early blocks; for ResNet
             layer1+layer2, stem stays trainable as in the reference run), ``middle`` (for
             ResNet layer2+layer3), ``last_only`` (train the head only).
@@ -197,7 +197,7 @@ def apply_strategy(model: nn.Module, name: str, freeze_bn_stats: bool = True) ->
         head = head_group_names(model)
         frozen = [n for n in group_names(model) if n not in head]
     else:
-        target = model.backbone if isinstance(model, MultiTaskModel) else model
+        target = model.backbone if is_multitask(model) else model
         frozen = list(architecture_of(target).strategies[name])
     freeze_groups(model, frozen, freeze_bn_stats=freeze_bn_stats)
 

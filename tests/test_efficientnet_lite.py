@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 import course_utils as cu
+from multitask_helper import multitask_model
 from course_utils.models import efficientnet_lite as lite
 from course_utils.models.architectures import architecture_of, get_architecture
 from course_utils.train.features import split_frozen_prefix
@@ -122,6 +123,25 @@ def test_pretrained_weights_are_the_package_file_and_random_ones_differ():
     assert not torch.equal(scratch.state_dict()["_conv_stem.weight"], file_state["_conv_stem.weight"])
 
 
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_torchvision_registry_loads_the_same_weights_and_preprocessing(name):
+    # Notebook 01's students load every backbone with torchvision's own API, Lite included.
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    assert weights is weights.__class__.IMAGENET1K_V1
+    preset = weights.transforms()
+    assert (tuple(preset.mean), tuple(preset.std)) == cu.normalization_for(name)
+    assert preset.crop_size == [get_architecture(name).input_size]
+    loaded = torchvision.models.get_model(name, weights=weights)
+    reference = cu.models.imagenet_model(name)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), reference.state_dict().values()))
+    random = torchvision.models.get_model(name, weights=None)
+    assert not torch.equal(random._fc.weight, reference._fc.weight)
+    with pytest.raises(TypeError):
+        torchvision.models.get_model(name, weights=torchvision.models.ResNet18_Weights.DEFAULT)
+
+
 def test_architecture_of_recognises_lite_models():
     model = cu.build_model("efficientnet_lite2", num_classes=5, pretrained=False)
     assert architecture_of(model).name == "efficientnet_lite2"
@@ -136,7 +156,7 @@ def test_heads_and_multitask_model_work_on_lite():
     pooled = cu.build_model("efficientnet_lite0", num_classes=4, pretrained=False, head="pooling")
     assert isinstance(pooled._fc, cu.models.PoolingHead)
     assert pooled.eval()(torch.rand(2, 3, 64, 64)).shape == (2, 4)
-    multitask = cu.models.build_multitask_model("efficientnet_lite0", {"fruit": 6, "freshness": 2}, pretrained=False)
+    multitask = multitask_model("efficientnet_lite0", {"fruit": 6, "freshness": 2}, pretrained=False)
     assert multitask.feature_dim == 1280
     outputs = multitask.eval()(torch.rand(2, 3, 64, 64))
     assert outputs["fruit"].shape == (2, 6) and outputs["freshness"].shape == (2, 2)

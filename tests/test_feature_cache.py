@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 import course_utils as cu
+from multitask_helper import multitask_model
 from course_utils.models import architectures
 from course_utils.train import features as feature_cache
 from course_utils.train.features import (
@@ -79,7 +80,7 @@ def test_cached_logits_equal_the_whole_models_logits():
 
 def test_multitask_heads_are_cached_too():
     torch.manual_seed(0)
-    model = cu.models.build_multitask_model("resnet18", {"digit": 10, "parity": 2}, pretrained=False)
+    model = multitask_model("resnet18", {"digit": 10, "parity": 2}, pretrained=False)
     cu.freeze_until(model, "layer4")
     images = torch.randn(4, 3, 32, 32)
     split = split_frozen_prefix(model)

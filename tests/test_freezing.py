@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import course_utils as cu
+from multitask_helper import multitask_model
 
 
 def n_params(*modules: nn.Module) -> int:
@@ -88,7 +89,7 @@ def test_freeze_until_matches_seed_002(resnets):
 
 
 def test_multitask_model_groups_and_freezing():
-    model = cu.models.build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
+    model = multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
     assert cu.freezing.group_names(model) == ["stem", "layer1", "layer2", "layer3", "layer4", "heads"]
     cu.freeze_until(model, "layer2")
     expected = n_params(model.backbone.layer3, model.backbone.layer4) + 512 * 6 + 6 + 512 * 2 + 2

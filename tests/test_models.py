@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import course_utils as cu
+from multitask_helper import multitask_model
 from course_utils.models import weights as weight_files
 
 
@@ -92,7 +93,7 @@ def test_real_checkpoint_hash_is_checked_once_then_stamped(isolated_assets):
 
 
 def test_multitask_model_shared_backbone_two_heads():
-    model = cu.models.build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
+    model = multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
     assert isinstance(model.backbone.fc, nn.Identity)
     out = model(torch.randn(3, 3, 64, 64))
     assert list(out) == ["fruit", "freshness"]

@@ -126,3 +126,58 @@ def test_solved_student_version_passes_every_self_check_and_widget_reproduces_ru
         assert "all checks passed" in text and "✗" not in text, text
     assert "widget run reproduces the headless row" in "".join(
         o.get("text", "") for o in executed.cells[-1].outputs if o.get("output_type") == "stream")
+
+
+# A subtle mistake per notebook, each one that its self-check would catch; put in *after* the
+# self-check has passed, it must still change what the run records: the exercise's function is
+# what the experiment runs, not a library copy of it.
+WRONG_ANSWERS = {
+    "01_alexnet_data_fraction": ("train_one_epoch", '''
+def train_one_epoch(model, loader, loss_fn, optimizer, device):
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+        logits = model(images)
+        loss = loss_fn(logits, labels)
+        loss.backward()  # no zero_grad(): every step adds up all earlier gradients
+        optimizer.step()
+        total_loss += loss.item() * len(labels)
+        correct += (logits.argmax(dim=1) == labels).sum().item()
+        seen += len(labels)
+    return total_loss / seen, correct / seen
+'''),
+    "04_multitask_fruit": ("multitask_loss", '''
+def multitask_loss(outputs, fruit_labels, freshness_labels, fruit_weight, freshness_weight):
+    # Summed over the batch instead of averaged: the step grows with the batch size.
+    return (fruit_weight * F.cross_entropy(outputs["fruit"], fruit_labels, reduction="sum")
+            + freshness_weight * F.cross_entropy(outputs["freshness"], freshness_labels, reduction="sum"))
+'''),
+}
+
+
+def _recorded(notebook, name: str, folder) -> dict:
+    folder.mkdir()
+    pm.execute_notebook(str(notebook), str(folder / "out.ipynb"), parameters={"profile": "smoke"}, cwd=str(folder),
+                        kernel_name="python3", progress_bar=False, execution_timeout=900)
+    return json.loads((folder / f"{name}.results.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(WRONG_ANSWERS))
+def test_a_wrong_answer_after_its_self_check_changes_the_recorded_numbers(name, tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_RESULTS_DIR", raising=False)
+    exercise, wrong = WRONG_ANSWERS[name]
+    solution = nbformat.read(SOLUTIONS / f"{name}.ipynb", as_version=4)
+    right = _recorded(SOLUTIONS / f"{name}.ipynb", name, tmp_path / "right")
+    cells = solution.cells
+    exercise_at = next(i for i, c in enumerate(cells) if c.metadata.get("course", {}).get("exercise") == exercise)
+    assert "self-check" in cells[exercise_at + 1].metadata.get("tags", [])
+    cells.insert(exercise_at + 2, nbformat.v4.new_code_cell(wrong))
+    nbformat.write(solution, tmp_path / "wrong.ipynb")
+    mistaken = _recorded(tmp_path / "wrong.ipynb", name, tmp_path / "wrong")
+    measured = [(k, row[k], other.get(k)) for row, other in zip(right["rows"], mistaken["rows"]) for k in row
+                if ("acc" in k or "loss" in k) and isinstance(row[k], float)]
+    assert measured and len(right["rows"]) == len(mistaken["rows"])
+    changed = [k for k, a, b in measured if a != b]
+    assert changed, f"{exercise} done wrong left every recorded accuracy and loss as it was: {measured}"

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import course_utils as cu
+from multitask_helper import multitask_model
 from course_utils.train import checkpoint as checkpoints
 from course_utils.train import loop
 
@@ -185,7 +186,7 @@ def weighted(outputs, digit, parity):
 
 def test_multitask_weighted_loss_and_per_head_metrics():
     train, val = multitask_data()
-    model = cu.models.build_multitask_model("resnet18", {"digit": 10, "parity": 2}, pretrained=False)
+    model = multitask_model("resnet18", {"digit": 10, "parity": 2}, pretrained=False)
     history = cu.fit(model, train, val, num_epochs=2, loss_fn=weighted, verbose=False,
                      optimizer=lambda m: torch.optim.AdamW(cu.trainable_parameters(m), lr=0.05, weight_decay=1e-4))
     record = history.last()

@@ -41,22 +41,23 @@ def get_targets(dataset) -> np.ndarray:
     )
 
 
-def _stratified_pick(targets: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``round(fraction * N)`` items with each class represented in proportion.
+def stratified_sample(targets: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``size`` items in which every class keeps its share (scikit-learn's stratified split).
 
-    Per-class quotas use the largest-remainder rule, so the total is exact and no class
-    is more than one item away from its exact proportional share.
+    Example:
+        >>> stratified_sample(np.array([0] * 6 + [1] * 4), 5, seed=0).size
+        5
     """
-    classes, counts = np.unique(targets, return_counts=True)
-    total = int(round(fraction * len(targets)))
-    exact = counts * total / len(targets)
-    quotas = np.floor(exact).astype(int)
-    short = total - quotas.sum()
-    # Ties broken by class order, so the result depends only on the data and the seed.
-    for i in np.argsort(-(exact - quotas), kind="stable")[:short]:
-        quotas[i] += 1
-    picked = [rng.permutation(np.flatnonzero(targets == c))[:q] for c, q in zip(classes, quotas)]
-    return np.sort(np.concatenate(picked)) if picked else np.array([], dtype=np.int64)
+    from sklearn.model_selection import train_test_split
+
+    if size >= len(targets):
+        return np.arange(len(targets))
+    try:
+        picked, _ = train_test_split(np.arange(len(targets)), train_size=size, stratify=targets, random_state=seed)
+    except ValueError as err:  # a class with one item, or fewer items asked for than there are classes
+        raise ValueError(f"Cannot draw a stratified sample of {size} from {len(targets)} items: {err} "
+                         "Use a larger fraction, or stratified=False.") from err
+    return np.sort(picked)
 
 
 def subset_fraction(dataset, fraction: float, seed: int = 0, stratified: bool = True) -> Subset:
@@ -66,7 +67,7 @@ def subset_fraction(dataset, fraction: float, seed: int = 0, stratified: bool = 
         dataset: any dataset whose labels ``get_targets`` can read.
         fraction: share of the items to keep, in (0, 1].
         seed: the same seed always gives the same subset.
-        stratified: keep every class's share (largest-remainder quotas); otherwise a plain
+        stratified: keep every class's share (scikit-learn's stratified split); otherwise a plain
             random sample like the reference notebook's ``randperm``.
 
     Returns:
@@ -81,14 +82,13 @@ def subset_fraction(dataset, fraction: float, seed: int = 0, stratified: bool = 
     """
     if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], e.g. 0.1 for 10 %; got {fraction!r}.")
-    rng = np.random.default_rng(seed)
-    if stratified:
-        indices = _stratified_pick(get_targets(dataset), fraction, rng)
-    else:
-        n = int(round(fraction * len(dataset)))
-        indices = np.sort(rng.permutation(len(dataset))[:n])
-    if len(indices) == 0:
+    n = int(round(fraction * len(dataset)))
+    if n == 0:
         raise ValueError(f"fraction={fraction} of {len(dataset)} items is an empty subset; use a larger fraction.")
+    if stratified:
+        indices = stratified_sample(get_targets(dataset), n, seed)
+    else:
+        indices = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n])
     return Subset(dataset, indices.tolist())
 
 

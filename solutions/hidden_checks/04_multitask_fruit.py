@@ -15,10 +15,10 @@ FRESH_LABELS = [1, 1]
 WEIGHTS = (0.5, 3.0)
 
 
-@check("FruitNet.forward returns both heads' logits from one pass through the shared backbone", points=2,
+@check("FruitNet keeps its heads in a ModuleDict and returns both heads' logits from one backbone pass", points=2,
        exercise="multitask_forward",
-       expect=equal({"keys": ["freshness", "fruit"], "shapes": {"fruit": [3, 6], "freshness": [3, 2]},
-                     "backbone_calls": 1}))
+       expect=equal({"keys": ["freshness", "fruit"], "shapes": {"fruit": [3, 5], "freshness": [3, 2]},
+                     "backbone_calls": 1, "head_parameters": 16 * 5 + 5 + 16 * 2 + 2}))
 def forward_shares_backbone(ns):
     import torch
     from torch import nn
@@ -26,11 +26,13 @@ def forward_shares_backbone(ns):
     backbone = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16))
     calls = []
     backbone.register_forward_hook(lambda module, args, output: calls.append(1))
-    model = ns["FruitNet"](backbone, 16, {"fruit": 6, "freshness": 2})
+    model = ns["FruitNet"](backbone, 16, 5, 2)
     with torch.no_grad():
         outputs = model(torch.zeros(3, 3, 8, 8))
+    in_backbone = {id(p) for p in backbone.parameters()}
     return {"keys": sorted(outputs), "shapes": {task: list(outputs[task].shape) for task in outputs},
-            "backbone_calls": len(calls)}
+            "backbone_calls": len(calls),
+            "head_parameters": sum(p.numel() for p in model.parameters() if id(p) not in in_backbone)}
 
 
 @grader_only
