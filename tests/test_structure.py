@@ -95,7 +95,7 @@ def test_the_torch_block_works():
 
 @pytest.mark.parametrize("command", [[], ["run"], ["release"], ["references"], ["grade"], ["fetch"], ["bench"],
                                      ["export"], ["autograder"], ["feedback"],
-                                     ["submit"]])
+                                     ["submit"], ["pair"]])
 def test_course_help_answers_without_torch(command):
     code = ("from course_kit.cli import main\n"
             f"try:\n    main({command + ['--help']!r})\nexcept SystemExit as end:\n    assert end.code in (0, None)\n"
