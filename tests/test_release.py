@@ -148,3 +148,12 @@ def test_readme_badge_table_comes_from_the_same_setting_and_check_finds_it_stale
 def test_a_repository_setting_that_is_not_a_github_path_is_refused():
     with pytest.raises(ValueError, match="github.com/OWNER/NAME"):
         colab.colab_url("01_x", "https://gitlab.com/a/b")
+
+
+def test_binder_installs_cpu_torch_and_the_kit_with_the_offline_extra():
+    from course_kit.repository import PROJECT_ROOT
+
+    requirements = (PROJECT_ROOT / "binder" / "requirements.txt").read_text()
+    post_build = PROJECT_ROOT / "binder" / "postBuild"
+    assert "download.pytorch.org/whl/cpu" in requirements and "torch" in requirements
+    assert '".[offline]"' in post_build.read_text() and post_build.stat().st_mode & 0o111
