@@ -20,6 +20,8 @@ COMMANDS = {
     "autograder": ("course_kit.grading.autograder", "build a Gradescope autograder zip from the hidden checks"),
     "feedback": ("course_kit.grading.handback", "write one HTML (or Markdown) feedback file per student"),
     "fetch": ("course_kit.fetch", "download CIFAR-10 and ImageNet weights ahead of an offline session"),
+    "submit": ("course_kit.submit", "re-run a notebook in a fresh kernel (grading profile) and write the hand-in folder/zip"),
+    "pair": ("course_kit.pairing", "write the reviewable py:percent files of solutions/ (jupytext); --check finds stale ones"),
     "bench": ("course_kit.bench", "side-by-side speed benchmark of the seed-style and the kit's data paths"),
 }
 

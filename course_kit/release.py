@@ -10,8 +10,11 @@ Solution code sits between nbgrader-style markers inside exercise cells::
 In the student version the lines between the markers become ``# YOUR CODE HERE`` and
 ``raise NotImplementedError()`` at the same indentation (in Markdown cells: ``YOUR ANSWER
 HERE``). Outputs and execution counts are cleared, cells tagged ``solution-only`` are
-dropped, and ``solutions/hidden_checks/`` is never copied. The output is deterministic, so
-``course release --check`` (and the test suite) can tell when ``notebooks/`` is stale.
+dropped, and ``solutions/hidden_checks/`` is never copied. Every student notebook also gets
+the "Open in Colab" / Binder badges in its first Markdown cell and the install cell as its
+second code cell (both from :mod:`course_kit.colab`), and README.md's badge table is
+rewritten from the same setting. The output is deterministic, so ``course release --check``
+(and the test suite) can tell when ``notebooks/`` or the README table is stale.
 
 Example:
     $ course release            # writes notebooks/ from solutions/
@@ -25,7 +28,10 @@ from pathlib import Path
 
 import nbformat
 
-from .repository import NOTEBOOKS, SOLUTIONS
+from . import colab
+from .repository import NOTEBOOKS, PROJECT_ROOT, SOLUTIONS
+
+README = PROJECT_ROOT / "README.md"
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _MARKER = re.compile(r"^(\s*)(### BEGIN SOLUTION|### END SOLUTION)\s*$")
@@ -77,6 +83,7 @@ def student_version(solution: nbformat.NotebookNode, name: str = "notebook") -> 
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
         cells.append(cell)
+    _add_colab_cells(cells, name)
     notebook.cells = cells
     for key in ("papermill", "widgets"):
         notebook.metadata.pop(key, None)
@@ -87,13 +94,32 @@ def student_version(solution: nbformat.NotebookNode, name: str = "notebook") -> 
     return notebook
 
 
+def _add_colab_cells(cells: list, name: str) -> None:
+    """Badges into the first Markdown cell; the install cell right after the ``parameters`` cell."""
+    markdown = next((c for c in cells if c.cell_type == "markdown"), None)
+    if markdown is not None:
+        markdown.source = colab.with_badges(markdown.source, name)
+    code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
+    if not code or "parameters" not in cells[code[0]].get("metadata", {}).get("tags", []):
+        raise ReleaseError(f"{name}: the first code cell must be the one tagged 'parameters' "
+                           "(papermill and course grade inject their values right after it).")
+    if len(code) > 1 and colab.INSTALL_CELL_TAG in cells[code[1]].get("metadata", {}).get("tags", []):
+        cells[code[1]] = colab.install_cell()  # a solution carrying it gets the current text
+    else:
+        cells.insert(code[0] + 1, colab.install_cell())
+    cells[code[0] + 1].id = f"install-{name[:2]}"
+
+
 def _render(notebook) -> str:
     return nbformat.writes(notebook) + "\n"
 
 
 def release(solutions: Path = SOLUTIONS, out: Path = NOTEBOOKS,
-            check_only: bool = False) -> list[Path]:
-    """Write (or with ``check_only`` just compare) every student notebook.
+            check_only: bool = False, readme: Path | None = README) -> list[Path]:
+    """Write (or with ``check_only`` just compare) every student notebook and README's badge table.
+
+    Args:
+        readme: the README whose badge table is rewritten (``None``: leave it alone).
 
     Returns:
         The files written, or with ``check_only`` the files that are missing or out of date.
@@ -115,6 +141,13 @@ def release(solutions: Path = SOLUTIONS, out: Path = NOTEBOOKS,
             out.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
     stray = [p for p in sorted(out.glob("*.ipynb")) if p.name not in expected_names]
+    if readme is not None and Path(readme).exists():
+        text = Path(readme).read_text()
+        updated = colab.with_readme_table(text, [p.stem for p in sources])
+        if updated != text:
+            changed.append(Path(readme))
+            if not check_only:
+                Path(readme).write_text(updated)
     return changed + stray if check_only else changed
 
 
@@ -125,7 +158,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    files = release(args.solutions, args.out, check_only=args.check)
+    readme = README if args.out.resolve() == NOTEBOOKS.resolve() else None  # a trial release leaves it alone
+    files = release(args.solutions, args.out, check_only=args.check, readme=readme)
     if args.check:
         for path in files:
             print(f"out of date: {path} (run `course release`)")

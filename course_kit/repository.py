@@ -36,3 +36,19 @@ def student_library_dir() -> Path:
         raise RuntimeError(f"The student library {STUDENT_LIBRARY!r} is not installed in this Python; "
                            "install the kit (`pip install -e .` in its checkout).")
     return Path(list(spec.submodule_search_locations)[0]).resolve()
+
+# The kit's public repository and the tag students install from: the one setting behind the
+# "Open in Colab" / Binder badges, the install cell of every student notebook and README's
+# badge table (`course release` writes all three from it; `course release --check` finds them
+# stale after a change). No public address was known when this was written: set the real one
+# here before handing notebooks out.
+PUBLIC_REPOSITORY = "github.com/transfer-course/transfer-learning-kit"
+
+
+def _release_tag() -> str:
+    from . import __version__
+
+    return f"v{__version__}"
+
+
+RELEASE_TAG = _release_tag()  # a git tag made at release time: `git tag v0.3.0 && git push --tags`

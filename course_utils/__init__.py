@@ -9,7 +9,8 @@ subpackage (``cu.models``, ``cu.data``, ``cu.train``, ``cu.freezing``, ``cu.note
 * data: ``subset_fraction``, ``subset_per_class``, ``make_loader``, ``class_counts``, ``get_targets``
 * training: ``train_one_epoch``, ``evaluate``, ``fit``, ``fine_tune``, ``extract_features``,
   ``History``, ``EarlyStopping``, ``Checkpoint``, ``seed_everything``, ``default_device``
-* notebooks: ``load_parameters``, ``start_session``, and the modules ``plots``, ``results``,
+* notebooks: ``load_parameters``, ``start_session``, ``submit`` (hand in what the grader will
+  see: a fresh-kernel run in the grading profile), and the modules ``plots``, ``results``,
   ``widgets`` and ``selfcheck``
 
 The library knows nothing about the kit's repository: it works the same from a checkout, a
@@ -37,7 +38,7 @@ from .freezing import (
     unfreeze_all,
 )
 from .models import available_models, build_model, count_parameters, normalization_for
-from .notebook import load_parameters, plots, results, start_session, widgets
+from .notebook import load_parameters, plots, results, start_session, submit, widgets
 from .train import (
     Checkpoint,
     EarlyStopping,
@@ -62,6 +63,6 @@ __all__ = [
     "train_one_epoch", "evaluate", "fit", "fine_tune", "extract_features", "History", "EarlyStopping",
     "Checkpoint", "seed_everything", "default_device",
     # notebooks
-    "load_parameters", "start_session", "plots", "results", "widgets", "selfcheck",
+    "load_parameters", "start_session", "submit", "plots", "results", "widgets", "selfcheck",
 ]
 __version__ = "0.3.0"

@@ -79,3 +79,81 @@ def test_notebook_structure(name):
         if profile != "auto":
             values, _ = parameters.read_profile(name, profile)
             assert list(values) == list(knobs), f"{profile} profile of {name}"
+
+
+# --- one click to a running notebook: badges, install cell, README table (course_kit.colab) ---
+
+from course_kit import colab  # noqa: E402
+from course_kit.repository import NOTEBOOKS as STUDENT_NOTEBOOKS, PUBLIC_REPOSITORY, RELEASE_TAG  # noqa: E402
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_student_notebooks_open_in_colab_and_install_the_kit_second(name):
+    notebook = nbformat.read(STUDENT_NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    first_markdown = next(c for c in notebook.cells if c.cell_type == "markdown")
+    assert colab.colab_url(name) in first_markdown.source and colab.binder_url(name) in first_markdown.source
+    assert first_markdown.source.startswith("# "), "the title stays first"
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata["tags"], "the parameters cell stays first"
+    assert code[1].metadata["tags"] == [colab.INSTALL_CELL_TAG] and code[1].source == colab.install_cell_source()
+    # One setting: the badges and the install cell name the same repository and tag.
+    assert f"{PUBLIC_REPOSITORY}@{RELEASE_TAG}" in code[1].source
+    assert f"/blob/{RELEASE_TAG}/" in first_markdown.source
+
+
+def test_install_cell_is_plain_python_that_does_nothing_where_the_kit_is_installed(capsys):
+    import ast
+    import subprocess
+    import sys
+
+    ast.parse(colab.install_cell_source())  # tools that parse cells (the grader, jupytext) can read it
+    namespace: dict = {}
+    calls = []
+    real = subprocess.check_call
+    subprocess.check_call = lambda *a, **k: calls.append(a)  # must not be reached here
+    try:
+        exec(colab.install_cell_source(), namespace)  # noqa: S102 - our own cell
+    finally:
+        subprocess.check_call = real
+    assert calls == [] and capsys.readouterr().out == ""
+    assert "google.colab" not in sys.modules
+
+
+def test_a_solution_carrying_the_install_cell_gets_the_current_text_once(tmp_path):
+    solution = nbformat.read(SOLUTIONS / f"{NOTEBOOKS[0]}.ipynb", as_version=4)
+    plain = release.student_version(solution, NOTEBOOKS[0])
+    carrying = nbformat.from_dict(solution)
+    stale = colab.install_cell()
+    stale.source = "# an older install cell"
+    carrying.cells.insert(2, stale)
+    carrying.cells[0].source = colab.with_badges(carrying.cells[0].source, NOTEBOOKS[0], "github.com/old/place", "v0")
+    assert nbformat.writes(release.student_version(carrying, NOTEBOOKS[0])) == nbformat.writes(plain)
+
+
+def test_readme_badge_table_comes_from_the_same_setting_and_check_finds_it_stale(tmp_path):
+    readme = (release.README).read_text()
+    for name in NOTEBOOKS:
+        assert colab.colab_url(name) in readme
+    copy = tmp_path / "README.md"
+    copy.write_text(readme.replace(colab.colab_url(NOTEBOOKS[1]), "https://example.org/old"))
+    assert release.release(check_only=True, readme=copy) == [copy]
+    release.release(out=tmp_path / "nb", readme=copy)
+    assert copy.read_text() == readme
+    no_markers = tmp_path / "plain.md"
+    no_markers.write_text("# no table here\n")
+    with pytest.raises(ValueError, match="colab-badges:begin"):
+        release.release(out=tmp_path / "nb", readme=no_markers)
+
+
+def test_a_repository_setting_that_is_not_a_github_path_is_refused():
+    with pytest.raises(ValueError, match="github.com/OWNER/NAME"):
+        colab.colab_url("01_x", "https://gitlab.com/a/b")
+
+
+def test_binder_installs_cpu_torch_and_the_kit_with_the_offline_extra():
+    from course_kit.repository import PROJECT_ROOT
+
+    requirements = (PROJECT_ROOT / "binder" / "requirements.txt").read_text()
+    post_build = PROJECT_ROOT / "binder" / "postBuild"
+    assert "download.pytorch.org/whl/cpu" in requirements and "torch" in requirements
+    assert '".[offline]"' in post_build.read_text() and post_build.stat().st_mode & 0o111

@@ -31,6 +31,18 @@ def test_asking_for_a_cuda_speedup_on_the_cpu_is_explained(option):
         Speedups(torch.device("cpu"), **{option: True})
 
 
+@pytest.mark.parametrize("capability,bf16", [((7, 5), False), ((8, 0), True)])
+def test_bf16_only_where_the_gpu_computes_it(monkeypatch, capability, bf16):
+    # A T4 (7.5) only emulates bfloat16, slower than float32, though torch.cuda.is_bf16_supported() says yes.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    speed = Speedups.for_device("cuda")
+    assert speed.mixed_precision is bf16 and speed.channels_last
+    if not bf16:
+        with pytest.raises(ValueError, match="Ampere or newer"):
+            Speedups.for_device("cuda", mixed_precision=True)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fit_on_cuda_uses_bf16_channels_last_and_the_device_loader():
     device = torch.device("cuda")

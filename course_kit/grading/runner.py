@@ -557,6 +557,8 @@ def write_submission(job: dict, work: Path) -> Path:
     import base64
 
     for relative, encoded in (job.get("files") or {}).items():
+        if relative == job.get("results_name"):
+            continue  # a submitted results record (cu.submit adds the student's) must not stand in for this run's
         target = (work / relative).resolve()
         if not str(target).startswith(str(work.resolve()) + os.sep):
             continue  # the job builder rejects these; never write outside the working dir

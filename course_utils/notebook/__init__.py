@@ -1,4 +1,5 @@
-"""What a notebook needs around the lesson: parameters and profiles, its session, plots, widgets, results."""
+"""What a notebook needs around the lesson: parameters and profiles, its session, plots, widgets, results, submit."""
 from . import plots, results, widgets
 from .parameters import load_parameters
 from .session import start_session
+from .handin import submit

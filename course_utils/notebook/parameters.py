@@ -36,7 +36,7 @@ import yaml
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 SESSION_DEFAULTS = {"offline": False, "synthetic_data": False, "standin_weights": False,
-                    "synthetic_per_class": [20, 10]}
+                    "synthetic_per_class": [20, 10], "estimate": True}
 
 
 @lru_cache(maxsize=None)
@@ -49,20 +49,48 @@ def profile_names() -> list[str]:
 
     Example:
         >>> profile_names()
-        ['smoke', 'offline', 'laptop', 'full', 'grading', 'auto']
+        ['smoke', 'offline', 'laptop', 'colab', 'full', 'grading', 'auto']
     """
     return [*_profiles(), "auto"]
 
 
-def resolve_profile(profile: str) -> str:
-    """``auto`` -> ``full`` when CUDA is available, else ``laptop``; other names are checked."""
+def resolve_profile(profile: str, notebook: str | None = None, device: str | None = None) -> str:
+    """The profile to run: ``profile`` itself (checked), or what ``auto`` picks here; see :func:`explain_profile`.
+
+    Example:
+        >>> resolve_profile("smoke")
+        'smoke'
+    """
+    return explain_profile(profile, notebook, device)[0]
+
+
+def explain_profile(profile: str, notebook: str | None = None, device: str | None = None) -> tuple[str, str]:
+    """``(profile, why)``: ``auto`` decided by :func:`course_utils.notebook.choice.choose_profile`.
+
+    Args:
+        profile: a profile name or ``auto``.
+        notebook: on a CPU, ``auto`` picks ``laptop`` only when that notebook's ``laptop``
+            data and weights are already downloaded, else ``offline`` (without a notebook:
+            ``laptop``).
+        device: the notebook's ``device`` knob (``"cpu"`` makes ``auto`` treat a GPU machine as a CPU one).
+
+    Raises:
+        ValueError: an unknown profile name (the message lists the valid ones).
+
+    Example:
+        >>> explain_profile("offline")
+        ('offline', 'asked for (profile = "offline")')
+    """
     if profile not in profile_names():
         raise ValueError(f"Unknown profile {profile!r}. Choose one of: {', '.join(profile_names())}.")
-    if profile == "auto":
-        import torch
+    if profile != "auto":
+        return profile, f'asked for (profile = "{profile}")'
+    from .choice import choose_profile, laptop_assets_missing, probe_device
 
-        return "full" if torch.cuda.is_available() else "laptop"
-    return profile
+    info = probe_device(device)
+    missing = laptop_assets_missing(read_profile(notebook, "laptop")[0]) if notebook and not info.cuda else []
+    chosen, why = choose_profile(info, missing)
+    return chosen, f"auto: {why}"
 
 
 def _chain(profile: str) -> list[str]:
@@ -118,13 +146,15 @@ class Parameters:
     Attributes:
         notebook, profile: the notebook's name and the profile used (``auto`` resolved).
         requested_profile: the profile asked for (``auto``, or the same as ``profile``).
+        why: why this profile runs (what ``auto`` found, or that it was asked for).
         overridden: the knobs that did not come from the profile.
         session: the profile's session settings (offline, stand-ins), not knobs.
     """
 
     def __init__(self, notebook: str, profile: str, requested_profile: str, values: dict, overridden: list[str],
-                 session: dict | None = None):
+                 session: dict | None = None, why: str = ""):
         self.notebook, self.profile, self.requested_profile = notebook, profile, requested_profile
+        self.why = why or f'asked for (profile = "{profile}")'
         self._values, self.overridden = dict(values), list(overridden)
         self.session = dict(session or SESSION_DEFAULTS)
 
@@ -146,7 +176,7 @@ class Parameters:
         _check_names(self.notebook, changes, self._values)
         values = {**self._values, **changes}
         return Parameters(self.notebook, self.profile, self.requested_profile, values,
-                          sorted(set(self.overridden) | set(changes)), self.session)
+                          sorted(set(self.overridden) | set(changes)), self.session, self.why)
 
     def __repr__(self) -> str:
         width = max(len(k) for k in self._values) if self._values else 0
@@ -203,12 +233,12 @@ def load_parameters(notebook: str, namespace: Mapping | None = None, **knobs) ->
     given.update(knobs)
     _check_injected(notebook, given)
     requested = given.pop("profile", None) or "auto"
-    profile = resolve_profile(requested)
+    profile, why = explain_profile(requested, notebook, given.get("device"))
     values, session = read_profile(notebook, profile)
     overridden = [k for k, v in given.items() if v is not None and v != values[k]]
     values.update({k: v for k, v in given.items() if v is not None})
     RESOLVED.append({"notebook": notebook, "requested_profile": requested, "values": {"profile": profile, **values}})
-    return Parameters(notebook, profile, requested, values, overridden, session)
+    return Parameters(notebook, profile, requested, values, overridden, session, why)
 
 
 # Every load_parameters call of this process: {"notebook", "requested_profile", "values"}.

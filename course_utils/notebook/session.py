@@ -7,7 +7,10 @@ knobs into ready datasets so that a notebook's first cells stay about the experi
 * ``standin_weights`` random weights under torchvision's real checkpoint names, in a
   *temporary* torch cache (never the user's own ``~/.cache/torch``);
 * ``synthetic_data``  the CIFAR-10 / fruit stand-ins in their real on-disk formats,
-  written to a temporary data folder.
+  written to a temporary data folder;
+* ``estimate``        before anything trains, print the profile, why it was chosen and the
+  run's estimated time, from training steps timed on this device (``notebook.estimate``;
+  off in ``smoke`` and ``grading``, where seconds matter).
 
 Example:
     >>> from course_utils.notebook.parameters import load_parameters
@@ -48,6 +51,7 @@ class Session:
         data_root: where datasets are read from.
         synthetic: the data are synthetic stand-ins (results must say so).
         standin_weights: "pretrained" weights are random stand-ins (smoke runs).
+        estimate: the run's estimated time (``None`` when the profile skips it).
     """
 
     params: Parameters
@@ -55,6 +59,7 @@ class Session:
     data_root: Path
     synthetic: bool
     standin_weights: bool
+    estimate: object = None
 
     @property
     def data_label(self) -> str:
@@ -94,7 +99,7 @@ class Session:
         return FruitFreshnessDataset(root / "train"), FruitFreshnessDataset(root / "test")
 
 
-def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Session:
+def start_session(P: Parameters, backbones=(), seed: int | None = None, estimate: bool | None = None) -> Session:
     """Prepare this process for a run with parameters ``P``.
 
     Args:
@@ -105,6 +110,8 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Sessi
             checked now (fetched when allowed, stand-ins written in smoke runs), so that
             torchvision's own loading later finds them in its cache.
         seed: seed every random generator once (runs reseed per configuration anyway).
+        estimate: print the profile, why, and the estimated run time before training
+            (``None``: as the profile's ``estimate`` session setting says).
 
     Example:
         >>> from course_utils.notebook.parameters import load_parameters
@@ -142,7 +149,13 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None) -> Sessi
     if seed is not None:
         seed_everything(seed)
     device = default_device(values.get("device"))
-    return Session(params=P, device=device, data_root=Path(data_root), synthetic=synthetic, standin_weights=standin)
+    session = Session(params=P, device=device, data_root=Path(data_root), synthetic=synthetic, standin_weights=standin)
+    if settings.get("estimate", True) if estimate is None else estimate:
+        from .estimate import estimate_runtime
+
+        session.estimate = estimate_runtime(P, device)
+        print(f"profile {P.profile} ({P.why}), {session.estimate.describe()}")
+    return session
 
 
 def _check_weights(backbones: list[str]) -> None:

@@ -73,7 +73,7 @@ class Speedups:
         if device.type != "cuda":  # all off; asking for one of them is an error (see __post_init__)
             return cls(device, bool(mixed_precision), bool(channels_last), bool(compile_model))
         cuda = True
-        bf16 = torch.cuda.is_bf16_supported()
+        bf16 = native_bf16(device)
         if mixed_precision and not bf16:
             raise ValueError("mixed_precision=True needs a GPU with bfloat16 support (Ampere or newer); "
                              "use mixed_precision=None to train in float32 here.")
@@ -115,6 +115,22 @@ class Speedups:
         if self.channels_last and first.ndim == 4 and first.is_floating_point():
             moved[0] = first.contiguous(memory_format=torch.channels_last)
         return moved
+
+
+def native_bf16(device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware (CUDA compute capability 8.0, Ampere, or newer).
+
+    ``torch.cuda.is_bf16_supported()`` also says yes for older GPUs such as Colab's T4
+    (compute capability 7.5), where bfloat16 is only emulated and slower than float32.
+
+    Example:
+        >>> native_bf16("cpu")
+        False
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 @contextlib.contextmanager

@@ -1,0 +1,597 @@
+# %% [markdown]
+# # 02 — Which pretrained backbone? ResNet vs VGG, and how deep
+#
+# Once we have decided to fine-tune an ImageNet network, we still have to pick *which* one.
+# Bigger networks have more parameters, cost more time per epoch and per prediction — **do they
+# also give more accuracy on a small new task?** This notebook answers two versions of the question.
+#
+# **Part 1 — ResNet18 vs VGG16.** Two classic ImageNet networks fine-tuned under exactly the same
+# budget. ResNet18 has about 11.7 million parameters and skip connections; VGG16 has about
+# 138 million (most of them in its three fully connected layers) and none.
+#
+# | Part 1 (the COMP5541 notebook's part B) | ResNet18 | VGG16 |
+# |---|---|---|
+# | data | 50 % of CIFAR-10 (25,000 images), 224 px | same |
+# | training | SGD lr 1e-3, momentum 0.9, batch 64, 10 epochs, all layers | same |
+# | test accuracy | 94.30 % | 92.59 % |
+# | seconds per epoch (its GPU) | 33 s | 506 s |
+#
+# **Part 2 — ResNet18, 34 and 50 with little data.** 100 training and 100 validation images per
+# class (disjoint), batch 256, 20 epochs, learning rate 1e-3, and only the last two parameter-owning
+# layer groups trainable (`layer4` + `fc`, "TRAINABLE_LAYERS = 2", the setting the trainable-layers write-up settled on).
+# Its one-seed run reached these validation accuracies:
+#
+# | Part 2 (the trainable-layers write-up) | ResNet18 | ResNet34 | ResNet50 |
+# |---|---|---|---|
+# | highest validation accuracy of the 20 epochs | 81.9 % | 81.6 % | 79.8 % |
+# | validation accuracy at the last epoch | 81.7 % | 79.4 % | 74.8 % |
+#
+# The highest of 20 noisy validation numbers is an optimistic estimate, and the last one is an
+# arbitrary one. Here we pick the epoch with the best validation accuracy, report **the test
+# accuracy of that epoch** (images that played no part in the choice), and repeat every run over
+# several seeds. The write-up does not name its optimizer; its logs (about 50 % training accuracy
+# after the first four updates) look like Adam at 1e-3, which is what `depth_optimizer` uses by
+# default.
+#
+# Your run's numbers are computed below and differ with the profile. **Profiles:** `smoke`
+# checks the plumbing in seconds on synthetic stand-ins with random "pretrained" weights;
+# `offline` has no ResNet or VGG weights available, so **both parts compare EfficientNet-Lite0
+# (3.4 M parameters) with the larger EfficientNet-Lite2 (4.8 M)** on scikit-learn's handwritten
+# digits — the same questions about size, speed and accuracy, asked of other networks;
+# `laptop` downloads CIFAR-10 and runs small versions of both parts; `full` uses the reference
+# settings on a GPU.
+
+# %% tags=["parameters"]
+# Parameters: `profile` picks a parameter set; every knob left at None comes from the profile.
+profile = "auto"
+dataset = None            # "cifar10" or "digits"
+compare_models = None     # Part 1 backbones, e.g. ["resnet18", "vgg16"]
+fraction = None           # Part 1 share of the training set, e.g. 0.5
+num_epochs = None         # Part 1 epochs
+batch_size = None         # Part 1 batch size
+lr = None                 # Part 1 learning rate (SGD)
+momentum = None           # Part 1 SGD momentum
+depth_models = None       # Part 2 backbones, e.g. ["resnet18", "resnet34", "resnet50"]
+train_per_class = None    # Part 2 training images per class
+val_per_class = None      # Part 2 validation images per class (disjoint from training)
+trainable_layers = None   # Part 2 trainable parameter-owning layer groups, counted from the output
+depth_num_epochs = None   # Part 2 epochs
+depth_batch_size = None   # Part 2 batch size
+depth_optimizer = None    # Part 2 optimizer, "adam" or "sgd"
+depth_lr = None           # Part 2 learning rate
+seeds = None              # one run per seed and configuration, e.g. [0, 1, 2]
+image_size = None         # side length fed to the networks, e.g. 224
+test_fraction = None      # share of the test set to evaluate on (1.0 for all of it)
+num_workers = None        # data-loading worker processes
+device = None             # None means CUDA if available, else CPU
+
+# %%
+import statistics
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+from torch import nn
+
+import course_utils as cu
+
+check = cu.selfcheck.architectures  # this notebook's self-checks
+
+NOTEBOOK = "02_resnet_vs_vgg"
+P = cu.load_parameters(NOTEBOOK, globals())  # the parameters cell's knobs, None ones from the profile
+all_models = list(dict.fromkeys(P.compare_models + P.depth_models))  # both parts, in order, no repeats
+session = cu.start_session(P, backbones=all_models)
+print(P)
+print("device:", session.device, "| data:", session.data_label)
+
+# %% [markdown]
+# ## 1. The data
+#
+# Every backbone gets its inputs normalized the way its own pretrained weights expect, so the
+# loaders are built per backbone (ResNet and VGG use the ImageNet mean and std; EfficientNet-Lite
+# uses its TensorFlow preprocessing). All runs are evaluated on the same test images.
+
+# %%
+train_set, test_set = session.classification_data()
+class_names = list(train_set.classes)
+num_classes = len(class_names)
+# A fixed, stratified share of the test set (seed 0 for every run, so all models see the same images).
+test_subset = cu.subset_fraction(test_set, P.test_fraction, seed=0)
+print(f"training images: {len(train_set)}, test images used: {len(test_subset)} of {len(test_set)}, "
+      f"classes: {num_classes}")
+for name in all_models:
+    mean, std = cu.normalization_for(name)
+    print(f"normalization for {name}: mean={tuple(round(m, 3) for m in mean)}, std={tuple(round(s, 3) for s in std)}")
+
+# %% [markdown]
+# Training images as the first backbone receives them (resized, augmented), un-normalized with
+# that backbone's own mean and std before display so the colours are the real ones.
+
+# %%
+sample_mean, sample_std = cu.normalization_for(P.compare_models[0])
+sample_loader = cu.make_loader(train_set, batch_size=16, shuffle=True, augment=True,
+                               image_size=P.image_size, mean=sample_mean, std=sample_std)
+torch.manual_seed(0)
+images, labels = next(iter(sample_loader))
+fig = cu.plots.show_images(images, labels, class_names, sample_mean, sample_std,
+                        title=f"Training samples as {P.compare_models[0]} sees them — {session.data_label}")
+figure_paths = [cu.plots.save_figure(fig, "02_samples")]
+
+
+# %% [markdown]
+# ## 2. Size: counting parameters
+#
+# ### Exercise 1 — total and trainable parameters
+#
+# Write `parameter_counts(model)` that returns a pair of Python ints `(total, trainable)`:
+# the number of values in all of the model's parameters, and in those that will be trained
+# (`requires_grad=True`). Count each parameter once, even if a layer is used twice, and leave
+# buffers such as BatchNorm's running statistics out — they are not learned by gradient descent.
+#
+# Hint: `model.parameters()` lists every parameter once; `tensor.numel()` is its number of values.
+
+# %% course={"exercise": "parameter_counts"} tags=["exercise"]
+def parameter_counts(model):
+    ### BEGIN SOLUTION
+    parameters = list(model.parameters())
+    total = sum(p.numel() for p in parameters)
+    trainable = sum(p.numel() for p in parameters if p.requires_grad)
+    return total, trainable
+    ### END SOLUTION
+
+
+# %% tags=["self-check"]
+check.parameter_counts(parameter_counts)
+
+# %% [markdown]
+# The backbones of both parts with a head for our classes. Part 1 trains every layer; Part 2
+# trains only the last `trainable_layers` parameter-owning groups. Counting needs no pretrained
+# weights: the architecture alone fixes the numbers.
+
+# %%
+size_rows = []
+for name in all_models:
+    model = cu.build_model(name, num_classes, pretrained=False)
+    total, _ = parameter_counts(model)
+    trainable_groups = cu.set_trainable_layers(model, P.trainable_layers)
+    _, trainable_part2 = parameter_counts(model)
+    size_rows.append({"backbone": name, "head": cu.models.get_architecture(name).head,
+                      "parameters (all trainable in Part 1)": f"{total:,}",
+                      "Part 2 trains": " + ".join(trainable_groups),
+                      "trainable in Part 2": f"{trainable_part2:,}",
+                      "share in Part 2": f"{100 * trainable_part2 / total:.1f} %"})
+    del model
+cu.results.table(size_rows)
+
+
+# %% [markdown]
+# ## 3. Speed: measuring inference throughput
+#
+# Seconds per training epoch depend on the data pipeline, the batch size and what is frozen.
+# We also want a number that only depends on the network: how many images per second it can
+# classify.
+#
+# ### Exercise 2 — images per second, measured properly
+#
+# Write `images_per_second(model, images, repeats)`. It must
+#
+# * run the model in **eval mode** (dropout off, BatchNorm on its running statistics) and without
+#   recording gradients (`torch.no_grad()`);
+# * do one **warm-up** call first and not time it (the first call pays one-off costs: memory
+#   allocation, choosing GPU kernels);
+# * time `repeats` further calls with `time.perf_counter()`; on a GPU, calls return before the
+#   work is done, so call `torch.cuda.synchronize()` before reading the clock — only when
+#   `images.device.type == "cuda"`;
+# * return `len(images)` divided by the **median** time of one call (one slow call — another
+#   program, a clock hiccup — must not decide the result);
+# * leave every module of the model in the mode it had before (a fine-tuned model may keep some
+#   layers in eval mode on purpose).
+
+# %% course={"exercise": "images_per_second"} tags=["exercise"]
+def images_per_second(model, images, repeats):
+    ### BEGIN SOLUTION
+    previous_modes = {module: module.training for module in model.modules()}
+    on_gpu = images.device.type == "cuda"
+    model.eval()
+    timings = []
+    try:
+        with torch.no_grad():
+            model(images)  # warm-up, not timed
+            for _ in range(repeats):
+                if on_gpu:
+                    torch.cuda.synchronize(images.device)
+                started = time.perf_counter()
+                model(images)
+                if on_gpu:
+                    torch.cuda.synchronize(images.device)
+                timings.append(time.perf_counter() - started)
+    finally:
+        for module, training in previous_modes.items():
+            module.training = training
+    return len(images) / statistics.median(timings)
+    ### END SOLUTION
+
+
+# %% tags=["self-check"]
+check.images_per_second(images_per_second)
+
+# %% [markdown]
+# ## 4. Part 1 — the same budget for every backbone
+#
+# One run = one backbone, one seed: a stratified `fraction` of the training set (the same images
+# for every backbone with the same seed), the pretrained network with a new head, every layer
+# trained with SGD, then the test set. After training we measure inference throughput on a batch
+# of test images. The history is recorded once per epoch.
+
+# %%
+THROUGHPUT_BATCH = 32   # images per timed call
+THROUGHPUT_REPEATS = 5  # timed calls; their median counts
+loss_fn = nn.CrossEntropyLoss()
+
+
+def loaders_for(backbone, train_subset, batch_size, val_subset=None):
+    """Training (augmented), optional validation and test loaders normalized for `backbone`."""
+    mean, std = cu.normalization_for(backbone)
+    common = dict(image_size=P.image_size, mean=mean, std=std, num_workers=P.num_workers)
+    train_loader = cu.make_loader(train_subset, batch_size=batch_size, shuffle=True, augment=True, **common)
+    val_loader = cu.make_loader(val_subset, batch_size=256, **common) if val_subset is not None else None
+    test_loader = cu.make_loader(test_subset, batch_size=256, **common)
+    return train_loader, val_loader, test_loader
+
+
+def measure_throughput(model, test_loader):
+    """Inference images per second on the first test images (same batch for every model)."""
+    batches = []
+    for images, *_ in test_loader:
+        batches.append(images)
+        if sum(len(b) for b in batches) >= THROUGHPUT_BATCH:
+            break
+    probe_images = torch.cat(batches)[:THROUGHPUT_BATCH]
+    return images_per_second(model, probe_images.to(session.device), THROUGHPUT_REPEATS)
+
+
+def run_comparison(backbone, seed, verbose=True):
+    """Part 1: fine-tune all layers of `backbone` on a `fraction` of the training set; evaluate on the test set."""
+    cu.seed_everything(seed)
+    train_subset = cu.subset_fraction(train_set, P.fraction, seed=seed)
+    train_loader, _, test_loader = loaders_for(backbone, train_subset, P.batch_size)
+    model = cu.build_model(backbone, num_classes, pretrained=True)
+    total, trainable = parameter_counts(model)
+    history = cu.fit(model, train_loader, num_epochs=P.num_epochs, loss_fn=loss_fn,
+                     optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=P.lr, momentum=P.momentum),
+                     device=session.device, verbose=verbose, description=f"{backbone} seed {seed}")
+    test = cu.evaluate(model, test_loader, loss_fn)
+    row = {"model": backbone, "seed": seed, "train_images": len(train_subset), "parameters": total,
+           "trainable": trainable, "test_acc": test["acc"], "test_loss": test["loss"],
+           # The median epoch: the first one can carry one-off start-up costs.
+           "seconds_per_epoch": float(np.median(history["seconds"])),
+           "images_per_second": measure_throughput(model, test_loader)}
+    return row, history
+
+
+# %% tags=["nbval-ignore-output"]
+compare_rows, compare_histories = [], {}
+for backbone in P.compare_models:
+    for seed in P.seeds:
+        row, history = run_comparison(backbone, seed)
+        compare_rows.append(row)
+        compare_histories.setdefault(backbone, []).append(history)
+
+# %% [markdown]
+# ### Part 1 results
+#
+# Mean ± standard deviation over seeds (a single seed shows only the mean). Seconds per epoch
+# and images per second depend on the machine: compare them between models of the same run.
+
+# %% tags=["nbval-ignore-output"]
+metrics = ["test_acc", "test_loss", "seconds_per_epoch", "images_per_second", "parameters"]
+compare_summary = cu.results.aggregate(compare_rows, by=["model"], metrics=metrics)
+cu.results.table([{"backbone": r["model"], "parameters": f"{r['parameters_mean']:,.0f}", "runs": r["n"],
+            "test accuracy (%)": cu.results.mean_std(r, "test_acc"), "test loss": cu.results.mean_std(r, "test_loss", 1, 4),
+            "seconds per epoch": cu.results.mean_std(r, "seconds_per_epoch", 1, 1),
+            "inference images/s": cu.results.mean_std(r, "images_per_second", 1, 0)} for r in compare_summary])
+
+# %% tags=["nbval-ignore-output"]
+fig = cu.plots.plot_histories(compare_histories, metrics=("train_loss", "train_acc"),
+                           title=f"Part 1 training curves (mean ± std over seeds) — {session.data_label}")
+figure_paths.append(cu.plots.save_figure(fig, "02_part1_training_curves"))
+
+# %% [markdown]
+# ## 5. Part 2 — deeper backbones with little data
+#
+# Training and validation images are drawn per class from the training set, the validation
+# images **excluding** the training ones, so the two sets are disjoint. The test set stays the
+# held-out judge.
+
+# %%
+example_train = cu.subset_per_class(train_set, P.train_per_class, seed=P.seeds[0])
+example_val = cu.subset_per_class(train_set, P.val_per_class, seed=P.seeds[0], exclude=example_train)
+print(f"seed {P.seeds[0]}: {len(example_train)} training images ({P.train_per_class} per class), "
+      f"{len(example_val)} validation images ({P.val_per_class} per class)")
+print("training images per class:  ", cu.class_counts(example_train))
+print("validation images per class:", cu.class_counts(example_val))
+print("images in both sets:", len(set(example_train.indices) & set(example_val.indices)))
+
+# %% [markdown]
+# Freezing with `cu.set_trainable_layers` counts only layer groups that own parameters, from
+# the output backwards. With `trainable_layers` = 2, the frozen groups also keep their BatchNorm
+# running statistics:
+
+# %%
+example_model = cu.build_model(P.depth_models[0], num_classes, pretrained=False)
+print("trainable groups:", cu.set_trainable_layers(example_model, P.trainable_layers))
+print(cu.freezing.format_trainable_summary(example_model))
+del example_model
+
+
+# %% [markdown]
+# ### Exercise 3 — the best epoch, not the last
+#
+# With a validation set we can pick the epoch to keep. Write `best_epoch_summary(history)` for a
+# `cu.History` (its `records` are dicts with `"epoch"` (counted from 1), `"val_acc"`, ...). Return a
+# dict with
+#
+# * `best_epoch`, `best_val_acc`: the epoch with the highest validation accuracy and that accuracy
+#   (if two epochs tie, the earlier one — `cu.fit` keeps the first epoch that reached the best value);
+# * `last_epoch`, `last_val_acc`: the final epoch and its validation accuracy, for comparison.
+
+# %% course={"exercise": "best_epoch_summary"} tags=["exercise"]
+def best_epoch_summary(history):
+    ### BEGIN SOLUTION
+    best = history.records[0]
+    for record in history.records[1:]:
+        if record["val_acc"] > best["val_acc"]:  # strictly better: a tie keeps the earlier epoch
+            best = record
+    last = history.records[-1]
+    return {"best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
+            "last_epoch": last["epoch"], "last_val_acc": last["val_acc"]}
+    ### END SOLUTION
+
+
+# %% tags=["self-check"]
+check.best_epoch_summary(best_epoch_summary)
+
+
+# %% [markdown]
+# One Part 2 run: draw the disjoint subsets, build the pretrained backbone, freeze all but the
+# last `trainable_layers` groups, train with validation after every epoch. With
+# `cu.EarlyStopping(patience=None)`, `cu.fit` never stops early but restores the weights of the best
+# validation epoch at the end, so the test accuracy measured afterwards is the test accuracy *of that epoch*.
+
+# %%
+def run_depth(backbone, seed, verbose=True):
+    """Part 2: train the last `trainable_layers` groups on `train_per_class` images per class."""
+    cu.seed_everything(seed)
+    train_subset = cu.subset_per_class(train_set, P.train_per_class, seed=seed)
+    val_subset = cu.subset_per_class(train_set, P.val_per_class, seed=seed, exclude=train_subset)
+    train_loader, val_loader, test_loader = loaders_for(backbone, train_subset, P.depth_batch_size, val_subset)
+    model = cu.build_model(backbone, num_classes, pretrained=True)
+    cu.set_trainable_layers(model, P.trainable_layers)
+    total, trainable = parameter_counts(model)
+    history = cu.fit(model, train_loader, val_loader, num_epochs=P.depth_num_epochs, loss_fn=loss_fn,
+                     optimizer=lambda m: cu.train.make_optimizer(P.depth_optimizer, cu.trainable_parameters(m),
+                                                                 lr=P.depth_lr, momentum=P.momentum),
+                     early_stopping=cu.EarlyStopping(patience=None),  # never stops; restores the best epoch
+                     device=session.device, verbose=verbose, description=f"{backbone} seed {seed}")
+    best = best_epoch_summary(history)
+    if best["best_epoch"] != history.best_epoch:
+        raise RuntimeError(f"best_epoch_summary picked epoch {best['best_epoch']}, but fit restored epoch "
+                           f"{history.best_epoch}: the test accuracy below would belong to another epoch.")
+    test = cu.evaluate(model, test_loader, loss_fn)
+    row = {"model": backbone, "seed": seed, "parameters": total, "trainable": trainable, **best,
+           "test_acc": test["acc"], "test_loss": test["loss"],
+           "seconds_per_epoch": float(np.median(history["seconds"])),  # training + validation
+           "images_per_second": measure_throughput(model, test_loader)}
+    return row, history
+
+
+# %% tags=["nbval-ignore-output"]
+depth_rows, depth_histories = [], {}
+for backbone in P.depth_models:
+    for seed in P.seeds:
+        row, history = run_depth(backbone, seed)
+        depth_rows.append(row)
+        depth_histories.setdefault(backbone, []).append(history)
+
+# %% [markdown]
+# ### Part 2 results
+#
+# "best val" is the highest validation accuracy of a run (optimistic: it was chosen on those very
+# images), "last val" what the final epoch reached, "test at best epoch" the honest estimate.
+
+# %% tags=["nbval-ignore-output"]
+depth_summary = cu.results.aggregate(depth_rows, by=["model"],
+                              metrics=metrics + ["best_epoch", "best_val_acc", "last_val_acc", "trainable"])
+cu.results.table([{"backbone": r["model"], "parameters": f"{r['parameters_mean']:,.0f}",
+            "trainable": f"{r['trainable_mean']:,.0f}", "runs": r["n"],
+            "best epoch": cu.results.mean_std(r, "best_epoch", 1, 1),
+            "best val (%)": cu.results.mean_std(r, "best_val_acc"), "last val (%)": cu.results.mean_std(r, "last_val_acc"),
+            "test at best epoch (%)": cu.results.mean_std(r, "test_acc"),
+            "seconds per epoch": cu.results.mean_std(r, "seconds_per_epoch", 1, 1),
+            "inference images/s": cu.results.mean_std(r, "images_per_second", 1, 0)} for r in depth_summary])
+
+# %% tags=["nbval-ignore-output"]
+fig = cu.plots.plot_histories(depth_histories, metrics=("train_acc", "val_acc"),
+                           title=f"Part 2 training curves (mean ± std over seeds) — {session.data_label}")
+figure_paths.append(cu.plots.save_figure(fig, "02_part2_training_curves"))
+
+# %% [markdown]
+# ## 6. Accuracy against size and against time
+#
+# Each point is one backbone: mean over seeds with ±1 standard deviation as error bars (on both
+# axes for the timings). Parameter counts that span a factor of 10 or more get a log scale.
+
+# %% tags=["nbval-ignore-output"]
+from matplotlib.ticker import FuncFormatter
+
+
+def plot_tradeoff(ax, summary, x, title, xlabel, x_scale=1.0, logx=False):
+    """Test accuracy (%) against `x`, one labelled point per backbone, error bars from the seeds."""
+    for r in summary:
+        xs, x_err = r[f"{x}_mean"] * x_scale, r[f"{x}_std"] * x_scale
+        ys, y_err = 100 * r["test_acc_mean"], 100 * r["test_acc_std"]
+        ax.errorbar([xs], [ys], xerr=[x_err], yerr=[y_err], marker="o", capsize=4, label=r["model"])
+        ax.annotate(r["model"], (xs, ys), textcoords="offset points", xytext=(6, 6), fontsize=9)
+    if logx:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.margins(x=0.25, y=0.25)
+
+
+def spans_decade(summary, x):
+    """A log scale only helps when the values differ by 10× or more (VGG16 vs ResNet18 does)."""
+    values = [r[f"{x}_mean"] for r in summary]
+    return max(values) >= 10 * min(values)
+
+
+fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+for row_axes, summary, part in ((axes[0], compare_summary, "Part 1 (all layers)"),
+                                (axes[1], depth_summary, f"Part 2 ({P.trainable_layers} trainable groups, best epoch)")):
+    plot_tradeoff(row_axes[0], summary, "parameters", f"{part}: accuracy vs size",
+                  "parameters (millions)", x_scale=1e-6, logx=spans_decade(summary, "parameters"))
+    plot_tradeoff(row_axes[1], summary, "seconds_per_epoch", f"{part}: accuracy vs time",
+                  "seconds per epoch")
+fig.suptitle(f"Accuracy against parameters and time per epoch — {session.data_label}")
+fig.tight_layout()
+figure_paths.append(cu.plots.save_figure(fig, "02_accuracy_vs_size_and_time"))
+
+# %% [markdown]
+# ## 7. What this run shows
+#
+# The statements below are computed from this run's numbers (they change when the numbers do).
+
+# %% tags=["nbval-ignore-output"]
+REFERENCE_PART1 = {"resnet18": (94.30, 33.0), "vgg16": (92.59, 506.0)}  # the COMP5541 notebook: test %, seconds per epoch
+REFERENCE_PART2 = {"resnet18": 81.9, "resnet34": 81.6, "resnet50": 79.8}  # the trainable-layers write-up: best validation %
+real_run = not (session.synthetic or session.standin_weights) and P.dataset == "cifar10"
+
+
+def spread_note(summary, label):
+    """Seed-to-seed spread, or a reminder that one seed cannot show it."""
+    if all(r["n"] == 1 for r in summary):
+        return f"{label}: one seed per backbone, so differences cannot be told from noise; add `seeds` to see the spread."
+    widest = max(summary, key=lambda r: r["test_acc_std"])
+    return (f"{label}: the seed-to-seed spread of test accuracy reaches ±{100 * widest['test_acc_std']:.2f} points "
+            f"({widest['model']}); differences much smaller than that are not meaningful.")
+
+
+def part1_notes(summary):
+    notes = []
+    by_size = sorted(summary, key=lambda r: r["parameters_mean"])
+    small, big = by_size[0], by_size[-1]
+    if small is big:
+        return [f"Part 1 ran a single backbone ({small['model']}): "
+                f"{100 * small['test_acc_mean']:.2f} % test accuracy, nothing to compare."]
+    acc_gap = 100 * (big["test_acc_mean"] - small["test_acc_mean"])
+    winner, loser = (big, small) if acc_gap > 0 else (small, big)
+    notes.append(f"Part 1: {winner['model']} reached {100 * winner['test_acc_mean']:.2f} % test accuracy and "
+                 f"{loser['model']} {100 * loser['test_acc_mean']:.2f} %: the "
+                 f"{'larger' if winner is big else 'smaller'} backbone was ahead by {abs(acc_gap):.2f} points.")
+    if all(r["n"] > 1 for r in (small, big)):
+        noise = 2 * max(small["test_acc_std"], big["test_acc_std"]) * 100
+        notes.append(f"That gap is {'larger' if abs(acc_gap) > noise else 'not larger'} than twice the larger "
+                     f"seed-to-seed standard deviation ({noise:.2f} points)"
+                     + ("." if abs(acc_gap) > noise else ", so this run does not separate the two backbones."))
+    notes.append(f"{big['model']} has {big['parameters_mean'] / small['parameters_mean']:.1f}× the parameters of "
+                 f"{small['model']}, took {big['seconds_per_epoch_mean'] / small['seconds_per_epoch_mean']:.1f}× as "
+                 f"long per training epoch ({big['seconds_per_epoch_mean']:.1f} s vs "
+                 f"{small['seconds_per_epoch_mean']:.1f} s) and ran inference at "
+                 f"{big['images_per_second_mean'] / small['images_per_second_mean']:.2f}× its speed "
+                 f"({big['images_per_second_mean']:.0f} vs {small['images_per_second_mean']:.0f} images per second).")
+    models = {r["model"] for r in summary}
+    if models == set(REFERENCE_PART1) and real_run:
+        (r_acc, r_sec), (v_acc, v_sec) = REFERENCE_PART1["resnet18"], REFERENCE_PART1["vgg16"]
+        notes.append(f"The reference run (one seed, another GPU) had ResNet18 ahead by {r_acc - v_acc:.2f} points "
+                     f"and VGG16 {v_sec / r_sec:.1f}× slower per epoch.")
+    elif models != set(REFERENCE_PART1):
+        notes.append(f"This run compared {' and '.join(r['model'] for r in summary)}, not ResNet18 and VGG16: "
+                     "the reference numbers in the introduction are about other networks.")
+    return notes
+
+
+def part2_notes(summary):
+    notes = []
+    by_size = sorted(summary, key=lambda r: r["parameters_mean"])
+    accs = [100 * r["test_acc_mean"] for r in by_size]
+    listing = ", ".join(f"{r['model']} {a:.2f} %" for r, a in zip(by_size, accs))
+    if len(by_size) > 1:
+        steps = np.diff(accs)
+        trend = ("rose with every step in size" if (steps > 0).all() else
+                 "fell with every step in size" if (steps < 0).all() else "did not change steadily with size")
+        noise = 2 * 100 * max(r["test_acc_std"] for r in by_size)
+        caveat = ""
+        if all(r["n"] > 1 for r in by_size) and max(accs) - min(accs) <= noise:
+            caveat = (f" — but all of these lie within twice the largest seed-to-seed standard deviation "
+                      f"({noise:.2f} points), so this run does not rank them")
+        notes.append(f"Part 2: test accuracy at the best validation epoch ({listing}) {trend}{caveat}.")
+    else:
+        notes.append(f"Part 2: test accuracy at the best validation epoch: {listing}.")
+    drops = {r["model"]: 100 * (r["best_val_acc_mean"] - r["last_val_acc_mean"]) for r in summary}
+    worst = max(drops, key=drops.get)
+    if drops[worst] > 0:
+        notes.append(f"Keeping the last epoch instead of the best would have lowered the validation accuracy by "
+                     f"{np.mean(list(drops.values())):.2f} points on average over the backbones"
+                     + (f", most for {worst} ({drops[worst]:.2f} points)." if len(set(drops.values())) > 1 else "."))
+    else:
+        notes.append("The best validation epoch was the last epoch in every run: training had not peaked yet.")
+    optimism = np.mean([100 * (r["best_val_acc_mean"] - r["test_acc_mean"]) for r in summary])
+    notes.append(f"The best validation accuracy {'exceeded' if optimism > 0 else 'fell short of'} the test "
+                 f"accuracy of the same epoch by {abs(optimism):.2f} points on average"
+                 + (" — picking the maximum of noisy validation numbers flatters them." if optimism > 0 else "."))
+    if {r["model"] for r in summary} == set(REFERENCE_PART2) and real_run:
+        notes.append("The trainable-layers write-up (one seed, its best validation accuracy): "
+                     + ", ".join(f"{m} {a:.1f} %" for m, a in REFERENCE_PART2.items()) + ".")
+    return notes
+
+
+notes = part1_notes(compare_summary) + [spread_note(compare_summary, "Part 1")]
+notes += part2_notes(depth_summary) + [spread_note(depth_summary, "Part 2")]
+if session.synthetic or session.standin_weights:
+    notes.append("⚠️ This run used synthetic stand-ins (data and/or weights): the numbers test the code, "
+                 "not transfer learning.")
+display(Markdown("\n".join(f"* {n}" for n in notes)))
+
+# %% tags=["nbval-ignore-output"]
+key_numbers = {}
+for r in compare_summary:
+    key_numbers[f"part1_{r['model']}_test_acc"] = round(100 * r["test_acc_mean"], 2)
+    key_numbers[f"part1_{r['model']}_seconds_per_epoch"] = round(r["seconds_per_epoch_mean"], 2)
+    key_numbers[f"part1_{r['model']}_images_per_second"] = round(r["images_per_second_mean"], 1)
+for r in depth_summary:
+    key_numbers[f"part2_{r['model']}_test_acc_at_best_epoch"] = round(100 * r["test_acc_mean"], 2)
+    key_numbers[f"part2_{r['model']}_best_val_acc"] = round(100 * r["best_val_acc_mean"], 2)
+    key_numbers[f"part2_{r['model']}_last_val_acc"] = round(100 * r["last_val_acc_mean"], 2)
+rows = [{"part": 1, **r} for r in compare_rows] + [{"part": 2, **r} for r in depth_rows]
+record_path = cu.results.save_results(NOTEBOOK, key_numbers, rows=rows, parameters=P.as_dict(), notes=notes,
+                               figures=figure_paths)
+print(f"results written to {record_path}")
+cu.results.table([{"key number": k, "value": v} for k, v in key_numbers.items()])
+
+
+# %% [markdown]
+# ## 8. Try it yourself
+#
+# Pick a backbone and a seed and press **Run**: the panel calls the same `run_comparison` as
+# Part 1 (same data share, epochs and optimizer), so a backbone and seed that the headless run
+# also used give its accuracy again (timings vary with the machine).
+
+# %%
+def show_run(backbone, seed):
+    row, history = run_comparison(backbone, seed, verbose=False)
+    display(cu.plots.plot_histories({backbone: [history]}, metrics=("train_loss", "train_acc")))
+    print(f"{backbone}, seed {seed}: test accuracy {100 * row['test_acc']:.2f} %, "
+          f"{row['seconds_per_epoch']:.1f} s per epoch, {row['images_per_second']:.0f} images/s at inference")
+    return row
+
+
+panel = cu.widgets.ExperimentPanel(
+    {"backbone": cu.widgets.choice("backbone", all_models, P.compare_models[0]),
+     "seed": cu.widgets.choice("seed", P.seeds)},
+    on_run=show_run, title=f"Part 1 run on {session.data_label}")
+panel

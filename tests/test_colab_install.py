@@ -1,0 +1,102 @@
+"""The Colab path, simulated here: a fresh Python without the kit, ``google.colab`` faked, the install cell installs it.
+
+A new virtual environment sees the third-party packages of this one (torch, torchvision, ...,
+through a ``.pth`` file pointing at a folder of links that leaves out every file of the kit)
+but not the kit. A driver script puts a fake ``google.colab`` module into ``sys.modules`` (what
+Colab's kernel has), then runs the student notebook's first code cells as Colab would: the
+parameters cell, the install cell (``COURSE_INSTALL_SOURCE`` points pip at this checkout,
+``COURSE_COLAB_ROOT`` at a temporary folder) and the cell that imports the kit and starts the
+session (in the smoke profile, as papermill would inject it).
+
+Set ``COURSE_TEST_FULL_INSTALL=1`` to let pip install every dependency from scratch instead
+(torch included; 192 s on the 2-core development machine).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_kit import colab
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+DRIVER = r'''
+import json, os, sys, types, importlib.util
+import nbformat
+
+google = types.ModuleType("google")
+google.colab = types.ModuleType("google.colab")
+sys.modules.update({"google": google, "google.colab": google.colab})
+found_before = importlib.util.find_spec("course_utils") is not None
+
+notebook = nbformat.read(sys.argv[1], as_version=4)
+code = [c for c in notebook.cells if c.cell_type == "code"]
+namespace = {"__name__": "__main__"}
+exec(code[0].source, namespace)          # the parameters cell
+namespace["profile"] = "smoke"           # papermill's injected cell: seconds, no downloads
+exec(code[1].source, namespace)          # the install cell
+torch_home = os.environ["TORCH_HOME"]    # (the smoke profile then points it at its stand-in weights)
+exec(code[2].source, namespace)          # imports the kit, loads the parameters, starts the session
+import course_utils
+from course_utils import assets
+print("RESULT " + json.dumps({"found_before": found_before, "kit": course_utils.__file__,
+                              "data_dir": str(assets.data_dir()), "torch_home": torch_home,
+                              "profile": namespace["P"].profile}))
+'''
+
+
+def _site_without_the_kit(target: Path) -> Path:
+    """A folder of links to this environment's site-packages, minus the kit's own files."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    target.mkdir()
+    for entry in site.iterdir():
+        name = entry.name.lower()
+        if name.startswith(("course_utils", "course_kit", "__editable__", "_course")) or name.endswith(".pth"):
+            continue
+        (target / entry.name).symlink_to(entry)
+    return target
+
+
+def test_the_install_cell_installs_the_kit_on_colab_and_keeps_data_under_the_colab_root(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    full = os.environ.get("COURSE_TEST_FULL_INSTALL") == "1"
+    if not full:
+        fresh_site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                         capture_output=True, text=True, check=True).stdout.strip())
+        (fresh_site / "third_party.pth").write_text(str(_site_without_the_kit(tmp_path / "third-party")) + "\n")
+    probe = subprocess.run([str(python), "-c", "import course_utils"], capture_output=True, text=True, cwd=tmp_path)
+    assert probe.returncode != 0, "the fresh environment must not see the kit"
+
+    root = tmp_path / "colab-root"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSE_", "PYTHON", "VIRTUAL_ENV"))}
+    env.pop("TORCH_HOME", None)
+    env.update(COURSE_INSTALL_SOURCE=f"{ROOT}[offline]", COURSE_COLAB_ROOT=str(root),
+               COURSE_SCRATCH_DIR=str(tmp_path / "scratch"), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    notebook = ROOT / "notebooks" / "01_alexnet_data_fraction.ipynb"
+    assert nbformat.read(notebook, as_version=4).cells[2].source == colab.install_cell_source()
+    started = time.monotonic()
+    result = subprocess.run([str(python), str(driver), str(notebook)], capture_output=True, text=True, cwd=tmp_path,
+                            env=env, timeout=900)
+    seconds = time.monotonic() - started
+    print(f"\ninstall cell + first cells in a fresh environment: {seconds:.0f} s ({'full' if full else 'kit only'})")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"installing the course library: {ROOT}[offline]" in result.stdout
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    found = json.loads(line[len("RESULT "):])
+    assert found["found_before"] is False
+    assert Path(found["kit"]).is_relative_to(venv), f"the kit was imported from {found['kit']}, not the install"
+    assert found["data_dir"] == str(root / "data") and found["torch_home"] == str(root / "torch")
+    assert found["profile"] == "smoke"
