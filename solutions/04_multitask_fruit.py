@@ -56,6 +56,7 @@ synthetic_fruit_per_class = None  # synthetic images per class folder, [train, t
 synthetic_fruit_size = None       # side of the synthetic images in pixels
 
 # %%
+import copy
 import time
 
 import numpy as np
@@ -182,11 +183,14 @@ figure_paths = [cu.plots.save_figure(fig, "04_samples")]  # every saved figure g
 #
 # ### Exercise 1 — one backbone pass, two heads
 #
-# `cu.models.MultiTaskModel` holds `self.backbone` (the ImageNet network whose classifier is now
-# `nn.Identity`, so it returns features of shape `(N, feature_dim)`) and `self.heads`, an
-# `nn.ModuleDict` with one `nn.Linear` per task: `self.heads["fruit"]` and
-# `self.heads["freshness"]`. Write `FruitNet.forward(x)` so that it returns
-# `{"fruit": fruit_logits, "freshness": freshness_logits}`:
+# Write the model as a class. `FruitNet(backbone, feature_dim, num_fruits, num_freshness)` keeps
+#
+# * `self.backbone`: the ImageNet network whose classifier is now `nn.Identity`, so it returns
+#   features of shape `(N, feature_dim)`;
+# * `self.heads`: an `nn.ModuleDict` with two `nn.Linear(feature_dim, ...)` heads, `"fruit"` first
+#   and `"freshness"` second (a plain dict would hide the heads from `.parameters()` and `.to()`);
+#
+# and `forward(x)` returns `{"fruit": fruit_logits, "freshness": freshness_logits}`:
 #
 # * run the backbone **once** per batch and give the *same* features to both heads (two backbone
 #   passes would double the cost that the multi-task design exists to save);
@@ -195,8 +199,16 @@ figure_paths = [cu.plots.save_figure(fig, "04_samples")]  # every saved figure g
 # * return raw logits (the loss applies the softmax).
 
 # %% course={"exercise": "multitask_forward"} tags=["exercise"]
-class FruitNet(cu.models.MultiTaskModel):
+class FruitNet(nn.Module):
     """A shared backbone with a fruit head and a freshness head."""
+
+    def __init__(self, backbone, feature_dim, num_fruits, num_freshness):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.backbone = backbone
+        self.heads = nn.ModuleDict({"fruit": nn.Linear(feature_dim, num_fruits),
+                                    "freshness": nn.Linear(feature_dim, num_freshness)})
+        ### END SOLUTION
 
     def forward(self, x):
         ### BEGIN SOLUTION
@@ -211,8 +223,10 @@ check.fruitnet_forward(FruitNet)
 # %% [markdown]
 # Now the backbone: the ImageNet network with its 1000-class layer swapped for `nn.Identity`,
 # which passes the pooled features through unchanged (512 numbers per image for ResNet18).
-# Because `FruitNet` is a `cu.models.MultiTaskModel`, `cu.layer_groups` knows its structure (the
-# backbone's groups, then `heads`), so `cu.freeze_until` works on it as on any other model.
+# `cu.layer_groups` recognises a model with a `backbone` from its table and a `heads` ModuleDict
+# (the backbone's groups, then `heads`), so `cu.freeze_until` works on your `FruitNet` as on any
+# other model. The single-task models of the comparison come from `cu.build_model`, the
+# library's version of notebook 01's `load_imagenet_model` + `replace_head`.
 
 # %%
 head_path = cu.models.get_architecture(P.backbone).head
@@ -224,7 +238,7 @@ def build_fruitnet(pretrained: bool = True) -> FruitNet:
     feature_dim = backbone.get_submodule(head_path).in_features
     parent_path, _, name = head_path.rpartition(".")
     setattr(backbone.get_submodule(parent_path), name, nn.Identity())  # drop the 1000-class layer, keep its input
-    return FruitNet(backbone, feature_dim, {"fruit": len(fruit_classes), "freshness": len(freshness_classes)})
+    return FruitNet(backbone, feature_dim, len(fruit_classes), len(freshness_classes))
 
 
 def build_single_task(task: str, pretrained: bool = True) -> nn.Module:
@@ -236,7 +250,7 @@ def build_single_task(task: str, pretrained: bool = True) -> nn.Module:
 cu.seed_everything(P.seeds[0])
 model = build_fruitnet()
 print(f"{P.backbone}: {head_path!r} is now {model.backbone.get_submodule(head_path)}, "
-      f"features per image: {model.feature_dim}")
+      f"features per image: {model.heads['fruit'].in_features}")
 for task, head in model.heads.items():
     print(f"head {task!r}: {head}")
 with torch.no_grad():
@@ -264,9 +278,10 @@ print(cu.freezing.format_trainable_summary(model))
 # Each head has its own cross-entropy; one backward pass needs one number. Write
 # `multitask_loss(outputs, fruit_labels, freshness_labels, fruit_weight, freshness_weight)`
 # returning `fruit_weight × CE(fruit) + freshness_weight × CE(freshness)` as a scalar tensor,
-# each cross-entropy averaged over the batch. The gradients of both terms then flow back into
-# the shared backbone and add up there. The reference weights the harder task (six fruit
-# classes) twice as much as the easier one (two freshness classes).
+# each cross-entropy averaged over the batch. One `backward()` on that number gives each shared
+# backbone weight the sum of what the two tasks ask of it. The multi-task fruit article puts
+# twice as much weight on the six-way fruit question as on the two-way freshness one, reasoning
+# that it is the harder of the two.
 
 # %% course={"exercise": "multitask_loss"} tags=["exercise"]
 def multitask_loss(outputs, fruit_labels, freshness_labels, fruit_weight, freshness_weight):
@@ -285,10 +300,13 @@ check.multitask_loss(multitask_loss)
 # ### Exercise 3 — an optimizer for the trainable parameters only
 #
 # Write `trainable_optimizer(model, lr, weight_decay)` returning `torch.optim.AdamW` over the
-# parameters that still have `requires_grad=True`. Frozen parameters do not belong there: they
-# never receive a gradient, and the optimizer would still keep two state tensors (AdamW's moment
-# estimates) for each of them. AdamW rather than Adam because it applies weight decay directly
-# to the weights instead of mixing it into the gradient.
+# parameters that still have `requires_grad=True`. A frozen parameter gets no gradient, and
+# torch's AdamW skips a parameter whose `.grad` is `None`: no moment estimates, no weight decay,
+# no change (the cell after the check shows it). Leaving frozen parameters out still matters: a
+# parameter that holds a gradient from *before* it was frozen would be updated by an optimizer
+# that has it, and the optimizer's list then says exactly what is trained. AdamW rather than
+# Adam because it applies weight decay directly to the weights instead of mixing it into the
+# gradient.
 
 # %% course={"exercise": "trainable_optimizer"} tags=["exercise"]
 def trainable_optimizer(model, lr, weight_decay):
@@ -306,6 +324,21 @@ optimizer = trainable_optimizer(model, P.lr, P.weight_decay)
 in_optimizer = sum(p.numel() for group in optimizer.param_groups for p in group["params"])
 print(f"the optimizer updates {in_optimizer:,} of {cu.count_parameters(model):,} parameter values "
       f"(trainable: {cu.count_parameters(model, trainable_only=True):,})")
+
+# What if the frozen parameters were in the optimizer too? Try it on a copy of the model.
+demo = copy.deepcopy(model).eval()
+frozen = [p for p in demo.parameters() if not p.requires_grad]
+everything = torch.optim.AdamW(demo.parameters(), lr=P.lr, weight_decay=P.weight_decay)
+outputs = demo(images[:2].to(next(demo.parameters()).device))
+(outputs["fruit"].sum() + outputs["freshness"].sum()).backward()
+everything.step()
+print("AdamW state kept for frozen tensors:", sum(p in everything.state for p in frozen), "of", len(frozen))
+stale = frozen[-1]
+stale.grad = torch.ones_like(stale)  # a gradient left over from training before the freeze
+before = stale.detach().clone()
+everything.step()
+print("a frozen tensor holding a stale .grad changed in the step:", not torch.equal(stale, before))
+del demo, everything
 
 # %% [markdown]
 # ## 3. One training step, by hand
@@ -387,11 +420,13 @@ def run_one(task: str, seed: int, fruit_weight: float = None, freshness_weight: 
            "stopped_early": history.stopped_early, "best_val_acc": history.best("val_acc")["val_acc"],
            "parameters": cu.count_parameters(model),
            "trainable_parameters": cu.count_parameters(model, trainable_only=True)}
+    last = history.last()  # each head's own training cross-entropy, in the last epoch
     if task == "both":
         row.update(fruit_weight=fruit_weight, freshness_weight=freshness_weight,
-                   fruit_acc=test["acc_fruit"], freshness_acc=test["acc_freshness"])
+                   fruit_acc=test["acc_fruit"], freshness_acc=test["acc_freshness"],
+                   fruit_train_loss=last["train_loss_fruit"], freshness_train_loss=last["train_loss_freshness"])
     else:
-        row[f"{task}_acc"] = test["acc"]
+        row.update({f"{task}_acc": test["acc"], f"{task}_train_loss": last["train_loss"]})
     return row, history, model
 
 
