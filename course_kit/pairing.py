@@ -48,7 +48,14 @@ def render(notebook: Path) -> str:
     jupytext = _jupytext()
     nb = jupytext.read(str(notebook))
     nb.metadata = {"jupytext": {"notebook_metadata_filter": NOTEBOOK_METADATA_FILTER}}
-    return jupytext.writes(nb, fmt=FORMAT)
+    text = jupytext.writes(nb, fmt=FORMAT)
+    # A cell that the text form cannot give back unchanged (trailing blank lines, say) would make
+    # the pair look stale forever: name it instead of writing a twin that differs.
+    for i, (cell, back) in enumerate(zip(nb.cells, jupytext.reads(text, fmt=FORMAT).cells)):
+        if (cell.cell_type, cell.source) != (back.cell_type, back.source):
+            raise ValueError(f"{notebook}: cell {i} does not survive the py:percent form unchanged "
+                             "(trailing blank lines or a line that looks like a cell marker); edit the cell.")
+    return text
 
 
 def pair(solutions: Path = SOLUTIONS, check_only: bool = False) -> list[Path]:

@@ -7,8 +7,8 @@ subpackage (``cu.models``, ``cu.data``, ``cu.train``, ``cu.freezing``, ``cu.note
 * freezing: ``layer_groups``, ``apply_strategy``, ``set_trainable_layers``, ``freeze_until``,
   ``unfreeze_all``, ``trainable_parameters``, ``trainable_summary``, ``STRATEGIES``
 * data: ``subset_fraction``, ``subset_per_class``, ``make_loader``, ``class_counts``, ``get_targets``
-* training: ``train_one_epoch``, ``evaluate``, ``fit``, ``fine_tune``, ``extract_features``,
-  ``History``, ``EarlyStopping``, ``Checkpoint``, ``seed_everything``, ``default_device``
+* training: ``train_one_epoch``, ``evaluate``, ``fit``, ``extract_features``,
+  ``History``, ``Checkpoint``, ``seed_everything``, ``default_device``
 * notebooks: ``load_parameters``, ``start_session``, ``submit`` (hand in what the grader will
   see: a fresh-kernel run in the grading profile), and the modules ``plots``, ``results``,
   ``widgets`` and ``selfcheck``
@@ -41,11 +41,9 @@ from .models import available_models, build_model, count_parameters, normalizati
 from .notebook import load_parameters, plots, results, start_session, submit, widgets
 from .train import (
     Checkpoint,
-    EarlyStopping,
     History,
     evaluate,
     extract_features,
-    fine_tune,
     fit,
     seed_everything,
     train_one_epoch,
@@ -60,7 +58,7 @@ __all__ = [
     # data
     "subset_fraction", "subset_per_class", "make_loader", "class_counts", "get_targets",
     # training
-    "train_one_epoch", "evaluate", "fit", "fine_tune", "extract_features", "History", "EarlyStopping",
+    "train_one_epoch", "evaluate", "fit", "extract_features", "History",
     "Checkpoint", "seed_everything", "default_device",
     # notebooks
     "load_parameters", "start_session", "submit", "plots", "results", "widgets", "selfcheck",

@@ -18,7 +18,6 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 
 from torch import nn
 
@@ -145,7 +144,7 @@ def _group_parameters(modules: list[nn.Module]):
         yield from module.parameters()
 
 
-def set_group_trainable(modules: list[nn.Module], trainable: bool, freeze_bn_stats: bool = True) -> None:
+def _set_group_trainable(modules: list[nn.Module], trainable: bool, freeze_bn_stats: bool = True) -> None:
     """Turn one group's parameters on or off, and pin its BatchNorm statistics while frozen."""
     for p in _group_parameters(modules):
         p.requires_grad = trainable
@@ -153,7 +152,7 @@ def set_group_trainable(modules: list[nn.Module], trainable: bool, freeze_bn_sta
         freeze_batchnorm_stats(module, frozen=(not trainable) and freeze_bn_stats)
 
 
-def freeze_groups(model: nn.Module, names, freeze_bn_stats: bool = True) -> None:
+def _freeze_exactly(model: nn.Module, names, freeze_bn_stats: bool = True) -> None:
     """Freeze exactly the named groups and make every other group trainable.
 
     Raises:
@@ -165,7 +164,7 @@ def freeze_groups(model: nn.Module, names, freeze_bn_stats: bool = True) -> None
     if unknown:
         raise ValueError(f"Unknown layer group(s) {unknown}. This model's groups are: {', '.join(valid)}.")
     for name, modules in groups:
-        set_group_trainable(modules, trainable=name not in names, freeze_bn_stats=freeze_bn_stats)
+        _set_group_trainable(modules, trainable=name not in names, freeze_bn_stats=freeze_bn_stats)
 
 
 def head_group_names(model: nn.Module) -> list[str]:
@@ -191,15 +190,24 @@ def apply_strategy(model: nn.Module, name: str, freeze_bn_stats: bool = True) ->
         >>> [row["group"] for row in trainable_summary(model) if row["trainable"] == 0]
         ['layer1', 'layer2']
     """
+    _freeze_exactly(model, strategy_groups(model, name), freeze_bn_stats=freeze_bn_stats)
+
+
+def strategy_groups(model: nn.Module, name: str) -> list[str]:
+    """The layer groups that strategy ``name`` freezes on ``model`` (from the architecture table).
+
+    Example:
+        >>> from course_utils.models import build_model
+        >>> strategy_groups(build_model("resnet18", num_classes=10, pretrained=False), "middle")
+        ['layer2', 'layer3']
+    """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}. Choose one of: {', '.join(STRATEGIES)}.")
     if name == "last_only":
         head = head_group_names(model)
-        frozen = [n for n in group_names(model) if n not in head]
-    else:
-        target = model.backbone if is_multitask(model) else model
-        frozen = list(architecture_of(target).strategies[name])
-    freeze_groups(model, frozen, freeze_bn_stats=freeze_bn_stats)
+        return [n for n in group_names(model) if n not in head]
+    target = model.backbone if is_multitask(model) else model
+    return list(architecture_of(target).strategies[name])
 
 
 def set_trainable_layers(model: nn.Module, n: int, freeze_bn_stats: bool = True) -> list[str]:
@@ -226,7 +234,7 @@ def set_trainable_layers(model: nn.Module, n: int, freeze_bn_stats: bool = True)
             f"layer groups with parameters ({', '.join(owning)}); choose 1..{len(owning)}."
         )
     trainable = owning[-n:]
-    freeze_groups(model, [g for g in group_names(model) if g not in trainable], freeze_bn_stats=freeze_bn_stats)
+    _freeze_exactly(model, [g for g in group_names(model) if g not in trainable], freeze_bn_stats=freeze_bn_stats)
     return trainable
 
 
@@ -248,7 +256,7 @@ def freeze_until(model: nn.Module, group: str, freeze_bn_stats: bool = True) -> 
     if group not in names:
         raise ValueError(f"Unknown layer group {group!r}. This model's groups are: {', '.join(names)}.")
     frozen = names[: names.index(group) + 1]
-    freeze_groups(model, frozen, freeze_bn_stats=freeze_bn_stats)
+    _freeze_exactly(model, frozen, freeze_bn_stats=freeze_bn_stats)
     return frozen
 
 
@@ -266,37 +274,6 @@ def unfreeze_all(model: nn.Module) -> None:
     for p in model.parameters():
         p.requires_grad = True
     freeze_batchnorm_stats(model, frozen=False)
-
-
-@contextlib.contextmanager
-def head_only(model: nn.Module):
-    """Inside the block only the head trains; afterwards the model is frozen exactly as before.
-
-    Everything but the head group is frozen, BatchNorm statistics included; on leaving the
-    block (also by an exception) every parameter's ``requires_grad`` and every BatchNorm's
-    frozen statistics are as the caller left them. ``fine_tune`` warms up a new head this way.
-
-    Example:
-        >>> from course_utils.models import build_model
-        >>> model = build_model("resnet18", num_classes=10, pretrained=False)
-        >>> with head_only(model):
-        ...     [name for name, _ in layer_groups(model) if next(iter(_[0].parameters())).requires_grad]
-        ['fc']
-        >>> all(p.requires_grad for p in model.parameters())
-        True
-    """
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    frozen_stats = [m for m in model.modules() if is_batchnorm(m) and batchnorm_stats_frozen(m)]
-    head = head_group_names(model)
-    freeze_groups(model, [name for name in group_names(model) if name not in head])
-    try:
-        yield model
-    finally:
-        freeze_batchnorm_stats(model, frozen=False)
-        for p, flag in flags:
-            p.requires_grad = flag
-        for m in frozen_stats:
-            freeze_batchnorm_stats(m)
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -367,27 +344,6 @@ def _split_groups(model: nn.Module):
 
 def _trainable_of(groups) -> list[nn.Parameter]:
     return [p for _, mods in groups for p in _group_parameters(mods) if p.requires_grad]
-
-
-def backbone_head_param_groups(model: nn.Module, backbone_lr: float = 1e-4, head_lr: float = 1e-3) -> list[dict]:
-    """Two optimizer groups (the transfer-learning chapter): the pretrained backbone at a small lr, the new head at a larger one.
-
-    Only trainable parameters are included; an empty group is left out.
-
-    Example:
-        >>> import torch
-        >>> from course_utils.models import build_model
-        >>> model = build_model("resnet18", num_classes=10, pretrained=False)
-        >>> optimizer = torch.optim.Adam(backbone_head_param_groups(model, 1e-4, 1e-3))
-        >>> [(group["name"], group["lr"]) for group in optimizer.param_groups]
-        [('backbone', 0.0001), ('head', 0.001)]
-    """
-    backbone, heads = _split_groups(model)
-    groups = [
-        {"params": _trainable_of(backbone), "lr": backbone_lr, "name": "backbone"},
-        {"params": _trainable_of(heads), "lr": head_lr, "name": "head"},
-    ]
-    return [g for g in groups if g["params"]]
 
 
 def depth_tiered_param_groups(

@@ -370,7 +370,6 @@ fig = cu.plots.plot_histories({f"{f:.0%} {init}": runs for (f, init), runs in hi
                               metrics=("train_loss", "train_acc"), title="Training curves (mean ± std over seeds)")
 figure_paths.append(cu.plots.save_figure(fig, "01_training_curves"))
 
-
 # %% [markdown]
 # ## 6. Where the errors are
 #
@@ -379,20 +378,9 @@ figure_paths.append(cu.plots.save_figure(fig, "01_training_curves"))
 # images the pretrained one got wrong.
 
 # %% tags=["nbval-ignore-output"]
-def predictions(model):
-    """True and predicted labels over the test set, and up to 16 misclassified images."""
-    model.eval()
-    labels, predicted, wrong_images = [], [], []
-    with torch.no_grad():
-        for images, batch_labels in test_loader:
-            guess, batch_labels = model(images.to(session.device)).argmax(dim=1).cpu(), batch_labels.cpu()
-            labels.append(batch_labels)
-            predicted.append(guess)
-            wrong_images.append(images.cpu()[guess != batch_labels][:16])
-    return torch.cat(labels), torch.cat(predicted), torch.cat(wrong_images)[:16]
-
-
-seen = {init: predictions(model) for init, model in kept.items()}
+# cu.train.predict is the library's version of your evaluation pass, keeping the predictions
+# (and the first 16 misclassified images) instead of averaging them.
+seen = {init: cu.train.predict(model, test_loader, wrong_images=16) for init, model in kept.items()}
 fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 for ax, (init, (labels, predicted, _)) in zip(axes, seen.items()):
     cu.plots.confusion_matrix(labels, predicted, class_names, ax=ax, title=f"{init}, {P.fractions[0]:.0%} of the data")
@@ -400,13 +388,7 @@ fig.tight_layout()
 figure_paths.append(cu.plots.save_figure(fig, "01_confusion_matrices"))
 
 # %% tags=["nbval-ignore-output"]
-per_class = []
-for c, name in enumerate(class_names):
-    row = {"class": name}
-    for init, (labels, predicted, _) in seen.items():
-        row[f"{init} (%)"] = round(100 * (predicted[labels == c] == c).float().mean().item(), 1)
-    per_class.append(row)
-cu.results.table(per_class)
+display(cu.results.per_class_accuracy(seen, class_names))
 
 # %% tags=["nbval-ignore-output"]
 labels, predicted, wrong_images = seen["pretrained"]

@@ -68,6 +68,7 @@ warmup_epochs = None          # parts C, D: epochs that train only the head befo
 finetune_optimizer = None     # parts C, D optimizer
 backbone_lr = None            # parts C, D: learning rate of the pretrained layers
 head_lr = None                # parts C, D: learning rate of the new head
+last_half_lr = None           # part C: backbone learning rate when only its last half is unfrozen
 tier_lrs = None               # part D: early, middle, late learning rates
 tier_heads = None             # part D heads: "linear" and/or "pooling"
 image_size = None
@@ -117,23 +118,23 @@ images, labels = next(iter(sample_loader))
 fig = cu.plots.show_images(images, labels, class_names, mean, std, title=f"Training samples — {session.data_label}")
 sample_figure_path = cu.plots.save_figure(fig, "03_samples")
 
+
 # %% [markdown]
-# ## 2. Layer groups and what each strategy freezes
+# ## 2. Layer groups, and freezing them yourself
 #
 # The kit describes every backbone as **layer groups** in input-to-output order (for ResNet:
-# `stem` = conv1 + bn1, `layer1` … `layer4`, `fc`). Freezing a group means three things:
-# its parameters get `requires_grad = False`, they stay out of the optimizer, and its
-# BatchNorm layers keep their running statistics (column `bn stats`).
-#
-# The four strategies of part A, on the backbone of this run (these counts depend only on the
-# architecture, so they are the same in every run of this profile):
+# `stem` = conv1 + bn1, `layer1` … `layer4`, `fc`); `cu.layer_groups(model)` lists them as
+# `(name, [modules])` pairs. The groups of this run's backbone and their sizes (they depend only
+# on the architecture, so they are the same in every run of this profile):
 
 # %%
-for strategy in P.strategies:
-    model = cu.build_model(P.backbone, num_classes, pretrained=False)
-    cu.apply_strategy(model, strategy)
-    print(f"--- strategy {strategy!r}")
-    print(cu.freezing.format_trainable_summary(model))
+def group_sizes(model: nn.Module) -> list[tuple[str, int]]:
+    """(group name, number of parameters) for every layer group, input to output."""
+    return [(name, sum(p.numel() for m in modules for p in m.parameters())) for name, modules in cu.layer_groups(model)]
+
+
+cu.results.table([{"group": name, "parameters": f"{count:,}"}
+                  for name, count in group_sizes(cu.build_model(P.backbone, num_classes, pretrained=False))])
 
 
 # %% [markdown]
@@ -165,27 +166,72 @@ check.trainable_groups(trainable_groups)
 
 
 # %% [markdown]
-# `freeze(model, freezing)` is the one place where this notebook freezes a model: a strategy
-# name goes to `cu.apply_strategy`, a number *n* uses your `trainable_groups` to keep only
-# the last *n* parameter-owning groups trainable.
+# ### Exercise 2 — freezing layer groups
+#
+# Freezing a group is two things. Its parameters get `requires_grad = False`, so no gradient
+# is computed for them and the optimizer leaves them alone. And its **BatchNorm layers keep
+# their running statistics**: those are not parameters, and `requires_grad` does not stop them.
+# In training mode every forward pass moves `running_mean` and `running_var` towards the
+# current batch, so a "frozen" group would still change what it computes at test time.
+# `cu.freezing.freeze_batchnorm_stats(module, frozen=True)` pins every BatchNorm layer inside
+# `module` in evaluation mode (it becomes a `FrozenStatsBatchNorm2d`, which stays in eval mode
+# through `model.train()`); `frozen=False` releases it again.
+#
+# Write `set_groups_trainable(model, names, trainable)`: for every group of
+# `cu.layer_groups(model)` whose name is in `names`, set `requires_grad = trainable` on all its
+# parameters and pin (`trainable=False`) or release (`trainable=True`) the BatchNorm statistics
+# of its modules. Leave every other group as it is. A name that is not a group of the model
+# is a mistake: raise a `ValueError` that lists the model's groups.
+
+# %% course={"exercise": "set_groups_trainable"} tags=["exercise"]
+def set_groups_trainable(model, names, trainable):
+    ### BEGIN SOLUTION
+    groups = dict(cu.layer_groups(model))
+    unknown = [name for name in names if name not in groups]
+    if unknown:
+        raise ValueError(f"no layer group(s) {unknown}; this model's groups are: {', '.join(groups)}")
+    for name in names:
+        for module in groups[name]:
+            for p in module.parameters():
+                p.requires_grad = trainable
+            cu.freezing.freeze_batchnorm_stats(module, frozen=not trainable)
+    ### END SOLUTION
+
+
+# %% tags=["self-check"]
+check.set_groups_trainable(set_groups_trainable)
+
+
+# %% [markdown]
+# `freeze(model, freezing)` is the one place where this notebook freezes a model, with your two
+# functions: a strategy name freezes the groups the architecture table lists for it
+# (`cu.freezing.strategy_groups`), a number *n* keeps only the last *n* parameter-owning groups
+# trainable (your `trainable_groups`). What each strategy of part A freezes:
 
 # %%
-def group_sizes(model: nn.Module) -> list[tuple[str, int]]:
-    """(group name, number of parameters) for every layer group, input to output."""
-    return [(row["group"], row["total"]) for row in cu.trainable_summary(model)]
-
-
 def freeze(model: nn.Module, freezing) -> str:
     """Freeze by strategy name (str) or by number of trainable layers (int); return a label."""
+    names = cu.freezing.group_names(model)
+    set_groups_trainable(model, names, True)  # start from a model that trains everything
     if isinstance(freezing, str):
-        cu.apply_strategy(model, freezing)
+        set_groups_trainable(model, cu.freezing.strategy_groups(model, freezing), False)
         return freezing
     trainable = trainable_groups(group_sizes(model), freezing)
-    cu.freezing.freeze_groups(model, [name for name in cu.freezing.group_names(model) if name not in trainable])
+    set_groups_trainable(model, [name for name in names if name not in trainable], False)
     return f"{freezing} trainable ({' + '.join(trainable)})"
 
 
-# The kit's own cu.set_trainable_layers counts the same way; both must agree.
+for strategy in P.strategies:
+    model = cu.build_model(P.backbone, num_classes, pretrained=False)
+    freeze(model, strategy)
+    print(f"--- strategy {strategy!r}")
+    print(cu.freezing.format_trainable_summary(model))
+
+# %% [markdown]
+# Notebook 02 trained "the last two groups" with the library's `cu.set_trainable_layers`; it
+# counts the same way as your functions, and the two must agree:
+
+# %%
 for name in P.sweep_models:
     model = cu.build_model(name, num_classes, pretrained=False)
     for n in P.trainable_layers_list:
@@ -198,17 +244,20 @@ for name in P.sweep_models:
 
 
 # %% [markdown]
-# ### Exercise 2 — only trainable parameters go to the optimizer
+# ### Exercise 3 — only trainable parameters go to the optimizer
 #
-# `requires_grad = False` stops gradients, but an optimizer that holds a frozen parameter
-# still visits it at every step, and with weight decay or momentum state it can still
-# change it. Write `trainable_param_groups(model, lr)`: the optimizer's parameter groups as
-# a list with **one** dict, `{"params": [...], "lr": lr}`, holding every parameter of
-# `model` with `requires_grad` exactly once and no frozen one.
+# What happens to a frozen parameter that is in the optimizer anyway? While its `.grad` is
+# `None` (it never had a gradient), torch's SGD and Adam skip it: no momentum buffer, no weight
+# decay, no change (the cell after the check shows it). It still matters which parameters you
+# hand over: a parameter frozen *after* some training still holds its last `.grad`, and an
+# optimizer that has it keeps updating it with that stale gradient; and an optimizer's parameter
+# list is the plainest statement of what a run trains. Write `trainable_param_groups(model, lr)`:
+# the optimizer's parameter groups as a list with **one** dict, `{"params": [...], "lr": lr}`,
+# holding every parameter of `model` with `requires_grad` exactly once and no frozen one.
 #
 # `cu.fit` takes a function `model -> optimizer` rather than a ready optimizer: it calls it when
-# training starts, and `cu.fine_tune` calls it again when the head warm-up ends and the backbone
-# is unfrozen, so the groups always match the model's current freezing.
+# training starts, so the groups always match the model's freezing at that moment (section 5
+# trains in two phases and gets a new optimizer for each).
 
 # %% course={"exercise": "trainable_param_groups"} tags=["exercise"]
 def trainable_param_groups(model, lr):
@@ -219,6 +268,20 @@ def trainable_param_groups(model, lr):
 
 # %% tags=["self-check"]
 check.trainable_param_groups(trainable_param_groups)
+
+# %%
+model = cu.build_model(P.backbone, num_classes, pretrained=False)
+freeze(model, "last_only")
+frozen = [p for p in model.parameters() if not p.requires_grad]
+everything = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)  # frozen ones too
+model(torch.randn(2, 3, P.image_size, P.image_size)).sum().backward()
+before = [p.detach().clone() for p in frozen]
+everything.step()
+print("frozen tensors changed by the step:", sum(not torch.equal(p, b) for p, b in zip(frozen, before)),
+      "| momentum buffers kept for them:", sum(p in everything.state for p in frozen))
+frozen[0].grad = torch.ones_like(frozen[0])  # a gradient left over from before the freeze
+everything.step()
+print("a frozen tensor holding a stale .grad changed:", not torch.equal(frozen[0], before[0]))
 
 # %% [markdown]
 # What the optimizer of each strategy receives:
@@ -240,6 +303,10 @@ for strategy in P.strategies:
 # (`fraction` of it, drawn with the seed), the same augmentation, SGD over the trainable
 # parameters only, then accuracy on the whole test set. `run_one` also accepts a number of
 # trainable layers instead of a strategy name; the panel at the end uses that.
+#
+# One difference from the reference run to keep in mind when comparing: your `freeze` pins the
+# BatchNorm statistics of frozen groups, while the COMP5541 notebook only set `requires_grad`,
+# so its frozen groups' statistics kept moving with CIFAR-10's batches.
 
 # %%
 test_loader = cu.make_loader(test_set, batch_size=256, image_size=P.image_size, mean=mean, std=std)
@@ -315,8 +382,11 @@ figure_paths.append(cu.plots.save_figure(fig, "03_strategy_curves"))
 # split. Each backbone of `sweep_models` trains its last *n* parameter-owning groups.
 #
 # Each run keeps the epoch with the best validation accuracy (as the reference's reported
-# numbers do). The same validation images both pick that epoch and report it, which makes
-# the number a little optimistic; the table also shows the last epoch's accuracy.
+# numbers do) and restores its weights (`early_stopping="best"`: the library's version of the
+# rule you wrote in notebook 02, which never stops a run early and only remembers the best epoch). Validation images that chose an epoch, and then
+# chose the best *n*, cannot also judge it without flattering it: the table reports the
+# best-epoch validation accuracy next to the **test accuracy of that same epoch**, measured on
+# the test set that played no part in either choice.
 #
 # The reference does not name its optimizer; its logs reach about 50 % training accuracy
 # after a single epoch of four updates with four groups trainable, which a plain SGD step of
@@ -345,6 +415,7 @@ print(f"seed {P.seeds[0]}: {len(train_subset)} training and {len(val_subset)} va
       f"per class {cu.class_counts(train_subset)[0]} + {cu.class_counts(val_subset)[0]}")
 
 
+# %%
 def run_sweep_one(model_name: str, n: int, seed: int, verbose: bool = True) -> tuple[dict, cu.History]:
     """Train the last `n` parameter-owning groups of `model_name`; report the best validation epoch."""
     cu.seed_everything(seed)
@@ -354,17 +425,22 @@ def run_sweep_one(model_name: str, n: int, seed: int, verbose: bool = True) -> t
     train_loader = cu.make_loader(train_subset, batch_size=P.sweep_batch_size, shuffle=True, augment=False,
                                   image_size=P.image_size, mean=sweep_mean, std=sweep_std)
     val_loader = cu.make_loader(val_subset, batch_size=256, image_size=P.image_size, mean=sweep_mean, std=sweep_std)
+    sweep_test_loader = cu.make_loader(test_set, batch_size=256, image_size=P.image_size, mean=sweep_mean,
+                                       std=sweep_std)
     model = cu.build_model(model_name, num_classes, pretrained=True)
     label = freeze(model, n)
     trainable = cu.count_parameters(model, trainable_only=True)
     history = cu.fit(model, train_loader, val_loader, num_epochs=P.sweep_num_epochs, loss_fn=loss_fn,
                      optimizer=lambda m: cu.train.make_optimizer(P.sweep_optimizer, trainable_param_groups(m, P.sweep_lr),
                                                                  lr=P.sweep_lr),
+                     early_stopping="best",  # restores the best validation epoch
                      cache_features=True, device=session.device, verbose=verbose,
                      description=f"{model_name} n={n} seed {seed}")
     best = history.best("val_acc")
+    test = cu.evaluate(model, sweep_test_loader, loss_fn)  # the weights of that best epoch
     row = {"model": model_name, "trainable_layers": n, "groups": label, "seed": seed, "trainable_params": trainable,
-           "best_val_acc": best["val_acc"], "best_epoch": best["epoch"], "last_val_acc": history.last()["val_acc"]}
+           "best_val_acc": best["val_acc"], "best_epoch": best["epoch"], "last_val_acc": history.last()["val_acc"],
+           "test_acc": test["acc"]}
     return row, history
 
 
@@ -378,11 +454,12 @@ for model_name in P.sweep_models:
 
 # %% tags=["nbval-ignore-output"]
 sweep_summary = cu.results.aggregate(sweep_rows, by=["model", "trainable_layers", "trainable_params"],
-                              metrics=["best_val_acc", "last_val_acc", "best_epoch"])
+                              metrics=["best_val_acc", "last_val_acc", "best_epoch", "test_acc"])
 cu.results.table([{"model": r["model"], "trainable layers": r["trainable_layers"],
             "trainable parameters": f"{r['trainable_params']:,}", "runs": r["n"],
             "best-epoch val accuracy (%)": cu.results.mean_std(r, "best_val_acc"),
             "last-epoch val accuracy (%)": cu.results.mean_std(r, "last_val_acc"),
+            "test accuracy at the best epoch (%)": cu.results.mean_std(r, "test_acc"),
             "best epoch": cu.results.mean_std(r, "best_epoch", 1, 1)} for r in sweep_summary])
 
 # %% tags=["nbval-ignore-output"]
@@ -413,22 +490,19 @@ figure_paths.append(cu.plots.save_figure(fig, "03_trainable_layers_sweep"))
 # **Feature extraction** freezes the whole backbone and trains only the head. **Fine-tuning**
 # here follows a common recipe: train the new head alone for `warmup_epochs` epochs (its
 # random weights would otherwise send large, meaningless gradients into the backbone), then
-# unfreeze everything and train with a small learning rate for the pretrained layers
-# (`backbone_lr`) and a larger one for the head (`head_lr`).
+# unfreeze the backbone and train with a small learning rate for the pretrained layers
+# (`backbone_lr`) and a larger one for the head (`head_lr`). The ResNet50 fine-tuning answer's
+# second variant unfreezes only the **last half** of the backbone and trains it with Adam at
+# 1e-5 (`last_half_lr`); it runs here too (its head keeps `head_lr`, as in the other
+# fine-tuning runs, so that only what is unfrozen and how fast it learns change).
 #
-# **BatchNorm's running statistics are not parameters.** `requires_grad = False` does not
-# stop them: whenever a BatchNorm layer is in training mode, every batch moves its
-# `running_mean` and `running_var` towards this batch's statistics, and evaluation then uses
-# the moved values. The kit pins the BatchNorm layers of frozen groups in eval mode by
-# default: such a layer becomes a `FrozenStatsBatchNorm2d`, which stays in eval mode through
-# `model.train()` (`print(model)` shows it). `freeze_bn_stats=False` (or
-# `cu.freezing.freeze_batchnorm_stats(model, frozen=False)`) lets them move. Each way of training
-# below runs with the statistics frozen and updating. (During the head warm-up of `cu.fine_tune`
-# the frozen backbone's statistics stay fixed either way, so in fine-tuning they can only move
-# once the backbone is unfrozen.)
+# **BatchNorm's running statistics** move whenever a BatchNorm layer is in training mode
+# (Exercise 2). Each way of training below runs with the statistics pinned and updating;
+# during a head warm-up the frozen backbone's statistics stay fixed either way, so in
+# fine-tuning they can only move once the backbone is unfrozen.
 
 # %% [markdown]
-# ### Exercise 3 — how far did the running statistics move?
+# ### Exercise 4 — how far did the running statistics move?
 #
 # Write `batchnorm_drift(before_state, after_state)`. Both arguments are state dicts of the
 # same model (`model.state_dict()`: names → tensors), taken before and after training. Return
@@ -451,7 +525,7 @@ check.batchnorm_drift(batchnorm_drift)
 
 
 # %% [markdown]
-# ### Exercise 4 — a small learning rate for the backbone, a larger one for the head
+# ### Exercise 5 — a small learning rate for the backbone, a larger one for the head
 #
 # Write `backbone_head_groups(model, backbone_lr, head_lr)`: two optimizer groups,
 # `{"params": [...], "lr": backbone_lr}` for the pretrained backbone and
@@ -480,6 +554,44 @@ def backbone_head_groups(model, backbone_lr, head_lr):
 # %% tags=["self-check"]
 check.backbone_head_groups(backbone_head_groups)
 
+
+# %% [markdown]
+# ### Exercise 6 — warm up the head, then fine-tune
+#
+# Write `warm_up_then_fine_tune(model, train_loader, loss_fn, make_optimizer, warmup_epochs,
+# num_epochs, unfreeze, pin_batchnorm=False, **fit_options)` with your functions and two calls
+# of `cu.fit`:
+#
+# 1. **Warm-up.** Freeze every group except the head (the last parameter-owning group:
+#    `trainable_groups(group_sizes(model), 1)`), and train `warmup_epochs` epochs.
+# 2. **Fine-tuning.** Make the groups named in `unfreeze` trainable; if `pin_batchnorm`, pin
+#    every BatchNorm layer's statistics again (`cu.freezing.freeze_batchnorm_stats(model)`);
+#    train the remaining `num_epochs - warmup_epochs` epochs.
+#
+# Give both calls `optimizer=make_optimizer` (a function `model -> optimizer`: each phase gets
+# a new optimizer over what trains *then*), `loss_fn` and `**fit_options`. Return both phases'
+# history as one, `warmup.then(rest)` (its epochs are numbered on).
+
+# %% course={"exercise": "warm_up_then_fine_tune"} tags=["exercise"]
+def warm_up_then_fine_tune(model, train_loader, loss_fn, make_optimizer, warmup_epochs, num_epochs, unfreeze,
+                           pin_batchnorm=False, **fit_options):
+    ### BEGIN SOLUTION
+    head = trainable_groups(group_sizes(model), 1)
+    set_groups_trainable(model, [g for g in cu.freezing.group_names(model) if g not in head], False)
+    warmup = cu.fit(model, train_loader, num_epochs=warmup_epochs, loss_fn=loss_fn, optimizer=make_optimizer,
+                    **fit_options)
+    set_groups_trainable(model, unfreeze, True)
+    if pin_batchnorm:
+        cu.freezing.freeze_batchnorm_stats(model)
+    rest = cu.fit(model, train_loader, num_epochs=num_epochs - warmup_epochs, loss_fn=loss_fn,
+                  optimizer=make_optimizer, **fit_options)
+    return warmup.then(rest)
+    ### END SOLUTION
+
+
+# %% tags=["self-check"]
+check.warm_up_then_fine_tune(warm_up_then_fine_tune)
+
 # %% [markdown]
 # The ways of training compared in parts C and D. Each starts from the same pretrained
 # weights and the same data as part A; only what trains, and how fast, differs.
@@ -490,6 +602,7 @@ TRANSFER_CONFIGS = {
     "feature extraction, BN updating": {"finetune": False, "bn_frozen": False, "lrs": "two groups", "head": "linear"},
     "fine-tune, BN updating": {"finetune": True, "bn_frozen": False, "lrs": "two groups", "head": "linear"},
     "fine-tune, BN frozen": {"finetune": True, "bn_frozen": True, "lrs": "two groups", "head": "linear"},
+    "fine-tune last half, Adam 1e-5": {"finetune": True, "bn_frozen": False, "lrs": "last half", "head": "linear"},
 }
 # Part D: the learning rate grows with depth (BatchNorm updating, as in "fine-tune, BN updating").
 for head in P.tier_heads:
@@ -498,30 +611,34 @@ for head in P.tier_heads:
 
 
 def optimizer_groups(config: dict):
-    """A function model -> optimizer groups: backbone/head (Exercise 4) or depth tiers (part D)."""
+    """A function model -> optimizer groups: backbone/head (Exercise 5) or depth tiers (part D)."""
     if config["lrs"] == "tiered":
         return lambda m: cu.freezing.depth_tiered_param_groups(m, tuple(P.tier_lrs), head_lr=P.head_lr)
-    return lambda m: backbone_head_groups(m, P.backbone_lr, P.head_lr)
+    backbone_lr = P.last_half_lr if config["lrs"] == "last half" else P.backbone_lr
+    return lambda m: backbone_head_groups(m, backbone_lr, P.head_lr)
+
+
+# %%
+def unfrozen_groups(model: nn.Module, config: dict) -> list[str]:
+    """The backbone groups phase 2 trains: all of them, or the last half (the ResNet50 answer's variant)."""
+    backbone = [name for name, count in group_sizes(model) if count > 0][:-1]
+    return backbone[len(backbone) // 2:] if config["lrs"] == "last half" else backbone
 
 
 def build_transfer_model(config: dict) -> nn.Module:
-    """Pretrained P.backbone, frozen and with BatchNorm statistics pinned as `config` says."""
+    """Pretrained P.backbone; feature extraction is frozen here, fine-tuning freezes in its phases."""
     model = cu.build_model(P.backbone, num_classes, pretrained=True, head=config["head"])
-    if config["finetune"]:
-        cu.unfreeze_all(model)
-        if config["bn_frozen"]:
-            cu.freezing.freeze_batchnorm_stats(model)  # pins every BatchNorm, also in groups that train
-    else:
-        cu.apply_strategy(model, "last_only", freeze_bn_stats=config["bn_frozen"])
+    if not config["finetune"]:
+        freeze(model, "last_only")
+        if not config["bn_frozen"]:
+            cu.freezing.freeze_batchnorm_stats(model, frozen=False)  # let every BatchNorm's statistics move
     return model
 
 
 for name, config in TRANSFER_CONFIGS.items():
     model = build_transfer_model(config)
-    groups = optimizer_groups(config)(model)
-    described = ", ".join(f"{g['name']} {sum(p.numel() for p in g['params']):,} at lr {g['lr']:g}" for g in groups)
-    print(f"{name}:\n    optimizer groups: {described}")
-    print(f"    BatchNorm statistics: {sorted({r['bn_stats'] for r in cu.trainable_summary(model)} - {'-'})}")
+    phase2 = unfrozen_groups(model, config) if config["finetune"] else []
+    print(f"{name}: phase 2 unfreezes {', '.join(phase2) or 'nothing'}")
 
 
 # %%
@@ -541,6 +658,7 @@ print(f"{P.backbone} has {len(bn_layers)} BatchNorm layers; first {bn_layers[0][
       f"last {bn_layers[-1][0]!r} in {bn_layers[-1][1]!r}")
 
 
+# %%
 def run_transfer(name: str, seed: int, verbose: bool = True) -> tuple[dict, dict, cu.History]:
     """Train one configuration of TRANSFER_CONFIGS; return its row, its BatchNorm drift and history."""
     config = TRANSFER_CONFIGS[name]
@@ -552,13 +670,14 @@ def run_transfer(name: str, seed: int, verbose: bool = True) -> tuple[dict, dict
     trainable = cu.count_parameters(model, trainable_only=True)
     before = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     groups = optimizer_groups(config)
-    options = dict(num_epochs=P.num_epochs, loss_fn=loss_fn, device=session.device, verbose=verbose,
-                   optimizer=lambda m: cu.train.make_optimizer(P.finetune_optimizer, groups(m), lr=P.head_lr),
-                   description=f"{name} seed {seed}")
-    if config["finetune"]:  # phase 1: the head alone; phase 2: everything, at two learning rates
-        history = cu.fine_tune(model, train_loader, warmup_epochs=P.warmup_epochs, **options)
+    make_optimizer = lambda m: cu.train.make_optimizer(P.finetune_optimizer, groups(m), lr=P.head_lr)  # noqa: E731
+    options = dict(device=session.device, verbose=verbose, description=f"{name} seed {seed}")
+    if config["finetune"]:  # your Exercise 6: the head alone, then the unfrozen groups too
+        history = warm_up_then_fine_tune(model, train_loader, loss_fn, make_optimizer, P.warmup_epochs, P.num_epochs,
+                                         unfrozen_groups(model, config), pin_batchnorm=config["bn_frozen"], **options)
     else:
-        history = cu.fit(model, train_loader, **options)
+        history = cu.fit(model, train_loader, num_epochs=P.num_epochs, loss_fn=loss_fn, optimizer=make_optimizer,
+                         **options)
     after = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     drift = batchnorm_drift(before, after)
     test = cu.evaluate(model, test_loader, loss_fn)
@@ -684,9 +803,11 @@ def spread_note(summary: list[dict], metric: str, label_key: str) -> str | None:
     return None
 
 
-REFERENCE_A = {"none": 94.60, "early": 93.58, "middle": 93.50, "last_only": 79.87}  # the COMP5541 notebook, test accuracy (%)
+REFERENCE_A = {"none": 94.60, "early": 93.58, "middle": 93.50, "last_only": 79.87}  # the COMP5541 notebook, test acc (%)
+REFERENCE_B_BEST = {"resnet18": 2, "resnet34": 2, "resnet50": 2}  # the trainable-layers write-up's best n
 
 
+# %% tags=["nbval-ignore-output"]
 def analysis_strategies(summary: list[dict]) -> list[str]:
     acc = {r["freezing"]: r["test_acc_mean"] for r in summary}
     params = {r["freezing"]: r["trainable_params"] for r in summary}
@@ -698,7 +819,8 @@ def analysis_strategies(summary: list[dict]) -> list[str]:
         notes.append("Relative to training everything (none, " + pct(acc["none"]) + "): " + ", ".join(
             f"{s} {100 * (acc[s] - acc['none']):+.1f} points with {compact(params[s])} trainable" for s in others)
             + ". The reference run: " + ", ".join(
-                f"{s} {REFERENCE_A[s] - REFERENCE_A['none']:+.1f}" for s in others if s in REFERENCE_A) + " points.")
+                f"{s} {REFERENCE_A[s] - REFERENCE_A['none']:+.1f}" for s in others if s in REFERENCE_A)
+            + " points (its frozen groups' BatchNorm statistics kept moving; here they are pinned).")
     if "last_only" in acc and len(acc) > 1:
         rest = [s for s in acc if s != "last_only"]
         ahead = [s for s in rest if acc[s] > acc["last_only"]]
@@ -706,18 +828,26 @@ def analysis_strategies(summary: list[dict]) -> list[str]:
                      + (f" ({', '.join(ahead)})." if ahead else "."))
     times = {r["freezing"]: r["seconds_per_epoch_mean"] for r in summary}
     fastest, slowest = min(times, key=times.get), max(times, key=times.get)
-    notes.append(f"An epoch took {times[fastest]:.1f} s with {fastest} and {times[slowest]:.1f} s with {slowest}: "
-                 "frozen groups need no backward pass through their weights.")
+    notes.append(f"An epoch took {times[fastest]:.1f} s with {fastest} and {times[slowest]:.1f} s with {slowest} "
+                 f"({times[slowest] / times[fastest]:.1f}× as long).")
     return notes
 
 
+# %% tags=["nbval-ignore-output"]
 def analysis_sweep(summary: list[dict]) -> list[str]:
     notes = []
     for model_name in P.sweep_models:
         rows = {r["trainable_layers"]: r for r in summary if r["model"] == model_name}
         best_n = max(rows, key=lambda n: rows[n]["best_val_acc_mean"])
         accs = ", ".join(f"{n}: {pct(rows[n]['best_val_acc_mean'])}" for n in sorted(rows))
-        notes.append(f"Part B, {model_name}: best with **{best_n}** trainable layer(s) ({accs}).")
+        reference = REFERENCE_B_BEST.get(model_name)
+        agrees = "" if reference is None else (" — as in the reference run" if best_n == reference else
+                                               f" — the reference run found {reference} best")
+        notes.append(f"Part B, {model_name}: best on validation with **{best_n}** trainable layer(s) ({accs}); "
+                     f"its test accuracy at the chosen epoch: {pct(rows[best_n]['test_acc_mean'])}{agrees}.")
+    optimism = [r["best_val_acc_mean"] - r["test_acc_mean"] for r in summary]
+    notes.append(f"The best-epoch validation accuracy was {100 * np.mean(optimism):+.1f} points above the test "
+                 f"accuracy of the same epoch on average: the price of choosing on the images that report.")
     gaps = [r["best_val_acc_mean"] - r["last_val_acc_mean"] for r in summary]
     if max(gaps) > 0:
         notes.append(f"Reporting the best epoch instead of the last changed validation accuracy by "
@@ -725,10 +855,10 @@ def analysis_sweep(summary: list[dict]) -> list[str]:
     else:
         notes.append("The best validation epoch was the last one in every sweep run: accuracy was still rising, "
                      "so more epochs (`sweep_num_epochs`) could change the ranking.")
-    notes.append("In the reference run, 2 trainable layers were best for all three ResNets.")
     return notes
 
 
+# %% tags=["nbval-ignore-output"]
 def analysis_transfer(summary: list[dict], drifts: dict) -> list[str]:
     acc = {r["config"]: r["test_acc_mean"] for r in summary}
     drift = {r["config"]: r["mean_bn_drift_mean"] for r in summary}
@@ -737,8 +867,24 @@ def analysis_transfer(summary: list[dict], drifts: dict) -> list[str]:
     diff = 100 * (acc[finetune] - acc[extract])
     notes.append(f"Part C: fine-tuning with head warm-up and two learning rates reached {pct(acc[finetune])}, "
                  f"feature extraction {pct(acc[extract])} ({diff:+.1f} points for fine-tuning).")
+    half = "fine-tune last half, Adam 1e-5"
+    if half in acc:
+        notes.append(f"Unfreezing only the last half of the backbone at {P.last_half_lr:g} reached {pct(acc[half])} "
+                     f"({100 * (acc[half] - acc[finetune]):+.1f} points against unfreezing all of it).")
     best = max(acc, key=acc.get)
     notes.append(f"The best way of training in parts C and D was **{best}** ({pct(acc[best])}).")
+    for name in acc:
+        if "depth-tiered" in name:
+            notes.append(f"Part D: {name} reached {pct(acc[name])}, {100 * (acc[name] - acc[finetune]):+.1f} points "
+                         f"against two learning rates (backbone {P.backbone_lr:g}, head {P.head_lr:g}).")
+    return notes
+
+
+# %% tags=["nbval-ignore-output"]
+def analysis_batchnorm(summary: list[dict], drifts: dict) -> list[str]:
+    acc = {r["config"]: r["test_acc_mean"] for r in summary}
+    drift = {r["config"]: r["mean_bn_drift_mean"] for r in summary}
+    notes = []
     frozen_max = max(max(d.values()) for name in TRANSFER_CONFIGS if TRANSFER_CONFIGS[name]["bn_frozen"]
                      for d in drifts[name])
     notes.append(f"With BatchNorm statistics frozen, the largest change of any running mean was {frozen_max:.3g} "
@@ -754,14 +900,13 @@ def analysis_transfer(summary: list[dict], drifts: dict) -> list[str]:
     where = "deeper" if per_layer[half:].mean() > per_layer[:half].mean() else "earlier"
     notes.append(f"While fine-tuning, the {where} half of the BatchNorm layers drifted more "
                  f"({per_layer[:half].mean():.3g} in the first half, {per_layer[half:].mean():.3g} in the second).")
-    for name in acc:
-        if "depth-tiered" in name:
-            notes.append(f"Part D: {name} reached {pct(acc[name])}, {100 * (acc[name] - acc[finetune]):+.1f} points "
-                         f"against two learning rates (backbone {P.backbone_lr:g}, head {P.head_lr:g}).")
     return notes
 
 
-notes = analysis_strategies(strategy_summary) + analysis_sweep(sweep_summary) + analysis_transfer(transfer_summary, drifts)
+# %% tags=["nbval-ignore-output"]
+notes = (analysis_strategies(strategy_summary) + analysis_sweep(sweep_summary)
+         + analysis_transfer(transfer_summary, drifts)
+         + analysis_batchnorm(transfer_summary, drifts))
 for r in sweep_summary:
     r["label"] = f"{r['model']} with {r['trainable_layers']} trainable"
 for summary, metric, label_key in ((strategy_summary, "test_acc", "freezing"), (sweep_summary, "best_val_acc", "label"),
@@ -786,6 +931,7 @@ for r in strategy_summary:
     key_numbers[f"A_acc_{key(r['freezing'])}"] = round(100 * r["test_acc_mean"], 2)
 for r in sweep_summary:
     key_numbers[f"B_val_acc_{r['model']}_n{r['trainable_layers']}"] = round(100 * r["best_val_acc_mean"], 2)
+    key_numbers[f"B_test_acc_{r['model']}_n{r['trainable_layers']}"] = round(100 * r["test_acc_mean"], 2)
 for r in transfer_summary:
     part = "D" if TRANSFER_CONFIGS[r["config"]]["lrs"] == "tiered" else "C"
     key_numbers[f"{part}_acc_{key(r['config'])}"] = round(100 * r["test_acc_mean"], 2)
@@ -829,6 +975,7 @@ def show_run(strategy, trainable_layers, seed):
     return row
 
 
+# %%
 owning_groups = [g for g, count in group_sizes(cu.build_model(P.backbone, num_classes, pretrained=False)) if count > 0]
 layer_choices = [("— (use the strategy)", 0)] + [(str(n), n) for n in range(1, len(owning_groups) + 1)]
 panel = cu.widgets.ExperimentPanel(

@@ -390,16 +390,41 @@ test_loaders = {task: cu.make_loader(task_view(test_images, task), batch_size=25
 MODEL_NAMES = {"both": "multi-task", "fruit": "fruit only", "freshness": "freshness only"}
 
 
-def run_one(task: str, seed: int, fruit_weight: float = None, freshness_weight: float = None,
-            verbose: bool = True):
-    """Train one model kind with one seed; returns (result row, History, trained model)."""
-    cu.seed_everything(seed)
+# %%
+def train_val_loaders(task: str, seed: int):
+    """Training (augmented) and validation loaders of one seed's split, with the labels of `task`."""
     train_idx, val_idx = split_train_val(train_images, seed)
     data = task_view(train_images, task)
     train_loader = cu.make_loader(Subset(data, train_idx), batch_size=P.batch_size, shuffle=True, augment=True,
                                   image_size=P.image_size, mean=mean, std=std, device=session.device)
     val_loader = cu.make_loader(Subset(data, val_idx), batch_size=256, image_size=P.image_size, mean=mean, std=std,
                                 device=session.device)
+    return train_loader, val_loader
+
+
+# %%
+def result_row(task, seed, history, model, test, fruit_weight, freshness_weight) -> dict:
+    """One result row: what ran, how long, the test accuracy of each head and its last training loss."""
+    row = {"model": MODEL_NAMES[task], "seed": seed, "epochs_run": len(history), "best_epoch": history.best_epoch,
+           "stopped_early": history.stopped_early, "best_val_acc": history.best("val_acc")["val_acc"],
+           "parameters": cu.count_parameters(model),
+           "trainable_parameters": cu.count_parameters(model, trainable_only=True)}
+    last = history.last()  # each head's own training cross-entropy, in the last epoch
+    if task == "both":
+        row.update(fruit_weight=fruit_weight, freshness_weight=freshness_weight,
+                   fruit_acc=test["acc_fruit"], freshness_acc=test["acc_freshness"],
+                   fruit_train_loss=last["train_loss_fruit"], freshness_train_loss=last["train_loss_freshness"])
+    else:
+        row.update({f"{task}_acc": test["acc"], f"{task}_train_loss": last["train_loss"]})
+    return row
+
+
+# %%
+def run_one(task: str, seed: int, fruit_weight: float = None, freshness_weight: float = None,
+            verbose: bool = True):
+    """Train one model kind with one seed; returns (result row, History, trained model)."""
+    cu.seed_everything(seed)
+    train_loader, val_loader = train_val_loaders(task, seed)
     if task == "both":
         model = build_fruitnet()
 
@@ -413,21 +438,10 @@ def run_one(task: str, seed: int, fruit_weight: float = None, freshness_weight: 
                      optimizer=lambda m: trainable_optimizer(m, P.lr, P.weight_decay),  # your Exercise 3
                      scheduler=lambda opt, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(
                          opt, T_max=epochs, eta_min=P.min_lr),
-                     early_stopping=cu.EarlyStopping(patience=P.patience, monitor="val_acc"),
+                     early_stopping=P.patience,  # notebook 02's rule, watching val_acc
                      device=session.device, verbose=verbose, description=f"{MODEL_NAMES[task]} seed {seed}")
     test = cu.evaluate(model, test_loaders[task], loss_fn)
-    row = {"model": MODEL_NAMES[task], "seed": seed, "epochs_run": len(history), "best_epoch": history.best_epoch,
-           "stopped_early": history.stopped_early, "best_val_acc": history.best("val_acc")["val_acc"],
-           "parameters": cu.count_parameters(model),
-           "trainable_parameters": cu.count_parameters(model, trainable_only=True)}
-    last = history.last()  # each head's own training cross-entropy, in the last epoch
-    if task == "both":
-        row.update(fruit_weight=fruit_weight, freshness_weight=freshness_weight,
-                   fruit_acc=test["acc_fruit"], freshness_acc=test["acc_freshness"],
-                   fruit_train_loss=last["train_loss_fruit"], freshness_train_loss=last["train_loss_freshness"])
-    else:
-        row.update({f"{task}_acc": test["acc"], f"{task}_train_loss": last["train_loss"]})
-    return row, history, model
+    return result_row(task, seed, history, model, test, fruit_weight, freshness_weight), history, model
 
 
 # %% tags=["nbval-ignore-output"]
@@ -602,7 +616,7 @@ figure_paths.append(cu.plots.save_figure(fig, "04_parameters_time"))
 # The statements below are computed from this run's numbers (they change when the numbers do).
 
 # %% tags=["nbval-ignore-output"]
-def analysis(rows: list[dict], comparison: list[dict], timings: dict) -> list[str]:
+def analysis_comparison(rows: list[dict], comparison: list[dict], timings: dict) -> list[str]:
     notes = []
     for task in ("fruit", "freshness"):
         multi, single = summarise(rows, "multi-task", f"{task}_acc"), summarise(rows, f"{task} only", f"{task}_acc")
@@ -621,6 +635,12 @@ def analysis(rows: list[dict], comparison: list[dict], timings: dict) -> list[st
         multi_t, pair_t = timings["multi-task"][key], timings["two single-task models"][key]
         notes.append(f"Predicting both labels, {label}: {1000 * multi_t:.3f} ms per image with the multi-task model, "
                      f"{1000 * pair_t:.3f} ms with the two single-task models ({pair_t / multi_t:.2f}× the time).")
+    return notes
+
+
+# %% tags=["nbval-ignore-output"]
+def analysis_run(rows: list[dict]) -> list[str]:
+    notes = []
     stopped = [r for r in rows if r["epochs_run"] < P.num_epochs]
     notes.append(f"Early stopping ended {len(stopped)} of {len(rows)} runs before the {P.num_epochs}-epoch limit; "
                  f"the restored best epochs range from {min(r['best_epoch'] for r in rows)} to "
@@ -645,7 +665,8 @@ def analysis(rows: list[dict], comparison: list[dict], timings: dict) -> list[st
     return notes
 
 
-notes = analysis(rows, comparison, timings)
+# %% tags=["nbval-ignore-output"]
+notes = analysis_comparison(rows, comparison, timings) + analysis_run(rows)
 display(Markdown("\n".join(f"* {n}" for n in notes)))
 
 # %% tags=["nbval-ignore-output"]

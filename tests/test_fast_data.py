@@ -189,7 +189,7 @@ def _digits_run(tmp_path, stop_after=None, resume=False):
                          device="cpu")
     history = cu.fit(model, train, val, num_epochs=2, loss_fn=torch.nn.CrossEntropyLoss(),
                      optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=0.05, momentum=0.9),
-                     early_stopping=cu.EarlyStopping(patience=None),
+                     early_stopping="best",
                      checkpoint=cu.Checkpoint(tmp_path / "run.pt", resume=resume, stop_after_epoch=stop_after),
                      verbose=False)
     return model, [{k: v for k, v in r.items() if k != "seconds"} for r in history.records]

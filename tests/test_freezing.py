@@ -109,7 +109,7 @@ def test_bad_names_and_counts_raise_with_choices(resnets):
     with pytest.raises(ValueError, match="stem, layer1"):
         cu.freeze_until(model, "layer5")
     with pytest.raises(ValueError, match="Unknown layer group"):
-        cu.freezing.freeze_groups(model, ["conv1"])
+        cu.freeze_until(model, "conv1")
 
 
 def _train_steps(model, steps=3, size=32, num_classes=10):
@@ -202,16 +202,6 @@ def test_summary_rows_match_counts(resnets):
     assert rows["fc"]["bn_stats"] == "-"
     text = cu.freezing.format_trainable_summary(model)
     assert f"{cu.count_parameters(model, trainable_only=True):,}" in text.splitlines()[-1]
-
-
-def test_backbone_head_param_groups_only_trainable(resnets):
-    model = resnets["resnet18"]
-    cu.freeze_until(model, "layer3")
-    groups = cu.freezing.backbone_head_param_groups(model, backbone_lr=1e-4, head_lr=1e-3)
-    assert [(g["name"], g["lr"]) for g in groups] == [("backbone", 1e-4), ("head", 1e-3)]
-    assert sum(p.numel() for p in groups[0]["params"]) == n_params(model.layer4)
-    assert sum(p.numel() for p in groups[1]["params"]) == n_params(model.fc)
-    assert all(p.requires_grad for g in groups for p in g["params"])
 
 
 def test_depth_tiered_groups_cover_backbone_in_order(resnets):

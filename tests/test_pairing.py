@@ -51,3 +51,10 @@ def test_the_checker_sees_a_changed_tag():
     text = jupytext.reads(pairing.pair_path(NOTEBOOKS[0]).read_text().replace('tags=["parameters"]', "", 1),
                           fmt="py:percent")
     assert _cells(text) != _cells(notebook)
+
+
+def test_a_cell_the_text_form_would_change_is_named_not_paired(tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\n\n")])
+    nbformat.write(notebook, tmp_path / "01_x.ipynb")
+    with pytest.raises(ValueError, match="cell 0 does not survive"):
+        pairing.render(tmp_path / "01_x.ipynb")

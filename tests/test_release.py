@@ -157,3 +157,12 @@ def test_binder_installs_cpu_torch_and_the_kit_with_the_offline_extra():
     post_build = PROJECT_ROOT / "binder" / "postBuild"
     assert "download.pytorch.org/whl/cpu" in requirements and "torch" in requirements
     assert '".[offline]"' in post_build.read_text() and post_build.stat().st_mode & 0o111
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SOLUTIONS.glob("*.ipynb")))
+def test_every_code_cell_reads_in_a_minute(name):
+    # Long helpers that are not the lesson belong in the library or in several short cells.
+    cells = nbformat.read(SOLUTIONS / f"{name}.ipynb", as_version=4).cells
+    long = {i: len(c.source.splitlines()) for i, c in enumerate(cells)
+            if c.cell_type == "code" and len(c.source.splitlines()) > 30}
+    assert not long, f"{name}: cells over 30 lines (index: lines): {long}"

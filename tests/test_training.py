@@ -112,36 +112,21 @@ def test_cosine_schedule_per_epoch():
     assert history["lr"] == pytest.approx(expected)
 
 
-def test_warmup_trains_head_only_then_restores_callers_freezing(tmp_path):
-    train, val = digits_loaders()
-    model = small_resnet()
-    cu.freeze_until(model, "layer1")
-    before = state(model)
-    options = dict(warmup_epochs=2, num_epochs=3, loss_fn=CE, optimizer=sgd(0.05), verbose=False)
-    history = cu.fine_tune(model, train, val, checkpoint=cu.Checkpoint(tmp_path / "run.pt", stop_after_epoch=2),
-                           **options)
-    assert history["phase"] == ["warmup", "warmup"]
-    after = model.state_dict()
-    assert torch.equal(after["layer4.1.conv2.weight"], before["layer4.1.conv2.weight"])  # backbone frozen in warm-up
-    assert torch.equal(after["layer4.1.bn2.running_var"], before["layer4.1.bn2.running_var"])
-    assert not torch.equal(after["fc.weight"], before["fc.weight"])
-    history = cu.fine_tune(model, train, val, checkpoint=cu.Checkpoint(tmp_path / "run.pt", resume=True), **options)
-    assert history["phase"] == ["warmup", "warmup", "finetune"] and history["epoch"] == [1, 2, 3]
-    assert not torch.equal(model.state_dict()["layer4.1.conv2.weight"], before["layer4.1.conv2.weight"])
-    # The caller's own freezing (stem + layer1) holds again after the run.
-    assert not any(p.requires_grad for p in model.layer1.parameters())
-    assert all(p.requires_grad for p in model.layer2.parameters())
-    assert torch.equal(model.layer1[0].bn1.running_mean, before["layer1.0.bn1.running_mean"])
+def _backbone_and_head(model, backbone_lr, head_lr):
+    """Two optimizer groups, as notebook 03's students write them (Exercise 5)."""
+    head = {id(p) for p in model.fc.parameters()}
+    return [{"params": [p for p in model.parameters() if id(p) not in head], "lr": backbone_lr},
+            {"params": list(model.fc.parameters()), "lr": head_lr}]
 
 
 def test_differential_learning_rates_reach_the_optimizer():
     model = small_resnet()
-    groups = cu.freezing.backbone_head_param_groups(model, backbone_lr=1e-4, head_lr=1e-3)
+    groups = _backbone_and_head(model, backbone_lr=1e-4, head_lr=1e-3)
     optimizer = cu.train.make_optimizer("adam", groups, lr=0.5)
     assert [g["lr"] for g in optimizer.param_groups] == [1e-4, 1e-3]
     train, _ = digits_loaders()
     history = cu.fit(model, train, num_epochs=1, loss_fn=CE, verbose=False, optimizer=lambda m: cu.train.make_optimizer(
-        "adam", cu.freezing.backbone_head_param_groups(m, 1e-4, 1e-3), lr=0.5))
+        "adam", _backbone_and_head(m, 1e-4, 1e-3), lr=0.5))
     assert history["lr"] == [1e-3]
 
 
@@ -149,12 +134,12 @@ def test_early_stopping_restores_best_epoch_weights():
     train, val = digits_loaders()
     torch.manual_seed(1)
     history = cu.fit(small_resnet(), train, val, num_epochs=8, loss_fn=CE, optimizer=sgd(0.2),
-                     early_stopping=cu.EarlyStopping(patience=1), verbose=False)
+                     early_stopping=1, verbose=False)
     assert history.stopped_early and len(history) == history.best_epoch + 1 < 8
     torch.manual_seed(1)
     model = small_resnet()
     history_full = cu.fit(model, train, val, num_epochs=8, loss_fn=CE, optimizer=sgd(0.2),
-                          early_stopping=cu.EarlyStopping(patience=1), verbose=False)
+                          early_stopping=1, verbose=False)
     assert cu.evaluate(model, val, CE)["acc"] == pytest.approx(history_full.best("val_acc")["val_acc"])
     assert history_full.best_epoch == history.best_epoch
 
@@ -163,7 +148,7 @@ def test_early_stopping_without_patience_only_picks_the_best_epoch():
     train, val = digits_loaders()
     model = small_resnet()
     history = cu.fit(model, train, val, num_epochs=3, loss_fn=CE, optimizer=sgd(0.2),
-                     early_stopping=cu.EarlyStopping(patience=None), verbose=False)
+                     early_stopping="best", verbose=False)
     assert len(history) == 3 and not history.stopped_early
     assert history.best_epoch == history.best("val_acc")["epoch"]
     assert cu.evaluate(model, val, CE)["acc"] == pytest.approx(history.best("val_acc")["val_acc"])
@@ -213,9 +198,9 @@ def _run(tmp_path, stop_after=None, resume=False):
     def cosine(optimizer, num_epochs):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=num_epochs)
 
-    history = cu.fine_tune(model, train, val, warmup_epochs=1, num_epochs=4, loss_fn=CE, optimizer=sgd(0.05),
-                           scheduler=cosine, early_stopping=cu.EarlyStopping(patience=10), verbose=False,
-                           checkpoint=cu.Checkpoint(tmp_path / "ckpt.pt", resume=resume, stop_after_epoch=stop_after))
+    history = cu.fit(model, train, val, num_epochs=4, loss_fn=CE, optimizer=sgd(0.05),
+                     scheduler=cosine, early_stopping=10, verbose=False,
+                     checkpoint=cu.Checkpoint(tmp_path / "ckpt.pt", resume=resume, stop_after_epoch=stop_after))
     return model, history
 
 
@@ -267,28 +252,21 @@ def test_resume_with_other_settings_refuses(tmp_path):
 @pytest.mark.parametrize("call,message", [
     (lambda train: cu.fit(small_resnet(), train, num_epochs=0, loss_fn=CE, optimizer=sgd(0.1)),
      "num_epochs must be a positive integer"),
-    (lambda train: cu.fine_tune(small_resnet(), train, warmup_epochs=2, num_epochs=2, loss_fn=CE, optimizer=sgd(0.1)),
-     "warmup_epochs"),
     (lambda train: cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE,
                           optimizer=lambda m: cu.train.make_optimizer("lbfgs", m.parameters(), lr=0.1)),
      "'sgd', 'adam' or 'adamw'"),
     (lambda train: cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE, optimizer=sgd(0.1),
-                          early_stopping=cu.EarlyStopping(patience=2)),
+                          early_stopping=2),
      "needs a val_loader"),
-    (lambda train: cu.EarlyStopping(patience=0), "patience must be a positive number"),
+    (lambda train: cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE, optimizer=sgd(0.1), early_stopping=0),
+     "patience must be a positive number"),
+    (lambda train: cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE, optimizer=sgd(0.1), early_stopping="last"),
+     "must be a patience in epochs"),
 ])
 def test_bad_arguments_raise(call, message):
     train, _ = digits_loaders()
     with pytest.raises(ValueError, match=message):
         call(train)
-
-
-def test_fine_tune_needs_an_optimizer_per_phase():
-    train, _ = digits_loaders()
-    model = small_resnet()
-    with pytest.raises(TypeError, match="function model -> optimizer"):
-        cu.fine_tune(model, train, warmup_epochs=1, num_epochs=2, loss_fn=CE,
-                     optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
 
 
 def test_everything_frozen_is_an_error_not_a_silent_no_op():

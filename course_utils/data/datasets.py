@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from .subsets import stratified_sample
+from .subsets import _stratified_sample
 
 
 # ----------------------------------------------------------------------------- transforms
@@ -103,7 +103,7 @@ def digits_dataset(
     images = torch.nn.functional.interpolate(page[:, None], size=(size, size), mode="bilinear", align_corners=False)
     images = (images.clamp(0, 1) * 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
     targets = torch.tensor(digits.target, dtype=torch.long)
-    test_idx = stratified_sample(targets.numpy(), round(test_fraction * len(targets)), seed)
+    test_idx = _stratified_sample(targets.numpy(), round(test_fraction * len(targets)), seed)
     mask = np.zeros(len(targets), dtype=bool)
     mask[test_idx] = True
     keep = torch.from_numpy(~mask if train else mask)

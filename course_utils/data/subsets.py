@@ -41,11 +41,11 @@ def get_targets(dataset) -> np.ndarray:
     )
 
 
-def stratified_sample(targets: np.ndarray, size: int, seed: int) -> np.ndarray:
+def _stratified_sample(targets: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Sorted indices of ``size`` items in which every class keeps its share (scikit-learn's stratified split).
 
     Example:
-        >>> stratified_sample(np.array([0] * 6 + [1] * 4), 5, seed=0).size
+        >>> _stratified_sample(np.array([0] * 6 + [1] * 4), 5, seed=0).size
         5
     """
     from sklearn.model_selection import train_test_split
@@ -86,7 +86,7 @@ def subset_fraction(dataset, fraction: float, seed: int = 0, stratified: bool = 
     if n == 0:
         raise ValueError(f"fraction={fraction} of {len(dataset)} items is an empty subset; use a larger fraction.")
     if stratified:
-        indices = stratified_sample(get_targets(dataset), n, seed)
+        indices = _stratified_sample(get_targets(dataset), n, seed)
     else:
         indices = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n])
     return Subset(dataset, indices.tolist())

@@ -27,7 +27,7 @@ from pathlib import Path
 CIFAR10_SIZES = (50_000, 10_000)
 DIGITS_SIZES = (1_348, 449)  # scikit-learn's 1,797 digits, a quarter held out per class
 FRUIT_SIZES = (10_901, 2_698)  # Kaggle's "Fruits fresh and rotten for classification"
-TRANSFER_CONFIGS = 4  # notebook 03 parts C and D: feature extraction / fine-tuning x BatchNorm frozen / updating
+TRANSFER_CONFIGS = 5  # notebook 03 part C: feature extraction / fine-tuning x BatchNorm, and the last-half variant
 CPU_TIMING_BATCH = 16  # on a CPU a step's time grows with the batch: time 16 images and scale
 
 
@@ -106,7 +106,7 @@ def planned_work(P) -> list[Work]:
                                  10 * P.val_per_class * P.depth_num_epochs + test))
     elif P.notebook.startswith("03_"):
         part_a = steps(P.fraction * n_train, P.batch_size) * P.num_epochs
-        for _ in range((len(P.strategies) + TRANSFER_CONFIGS) * len(P.seeds)):
+        for _ in range((len(P.strategies) + TRANSFER_CONFIGS + len(P.tier_heads)) * len(P.seeds)):  # + part D
             work.append(Work(P.backbone, P.batch_size, size, part_a, n_test))
         for model in P.sweep_models:
             for _ in range(len(P.trainable_layers_list) * len(P.seeds)):

@@ -62,6 +62,28 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None, headers: S
     return frame
 
 
+def per_class_accuracy(predictions: dict, class_names: Sequence[str]):
+    """A table of test accuracy (%) per class, one column per model.
+
+    Args:
+        predictions: ``{model name: (labels (N,), predicted (N,), ...)}``, e.g. from ``cu.train.predict``.
+        class_names: index -> name.
+
+    Example:
+        >>> import torch
+        >>> per_class_accuracy({"a": (torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1]))}, ["cat", "dog"]).values.tolist()
+        [['cat', 50.0], ['dog', 100.0]]
+    """
+    rows = []
+    for index, name in enumerate(class_names):
+        row = {"class": name}
+        for model, (labels, predicted, *_) in predictions.items():
+            mine = labels == index
+            row[f"{model} (%)"] = round(100 * float((predicted[mine] == index).float().mean()), 1) if mine.any() else None
+        rows.append(row)
+    return table(rows)
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

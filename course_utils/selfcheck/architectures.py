@@ -142,37 +142,34 @@ def images_per_second(images_per_second_fn) -> None:
             feedback.fail(f"with 16 images: return a positive number, got {speed16!r}")
 
 
-def best_epoch_summary(best_epoch_summary_fn) -> None:
-    """Exercise 3: ``best_epoch_summary(history)`` -> best validation epoch vs the last one."""
-    from ..train.loop import History
+def keep_best(KeepBest) -> None:
+    """Exercise 3: ``KeepBest(patience)`` with ``update(record, model) -> stop?`` and ``restore_best(model)``."""
+    from torch import nn
 
-    def history(val_accs, train_accs):
-        return History(records=[{"epoch": i + 1, "phase": "finetune", "train_loss": 1.0 / (i + 1), "train_acc": t,
-                                 "val_loss": 1.0 - v, "val_acc": v, "lr": 1e-3, "seconds": 1.0}
-                                for i, (v, t) in enumerate(zip(val_accs, train_accs))])
-
-    keys = {"best_epoch", "best_val_acc", "last_epoch", "last_val_acc"}
-    cases = [
-        # val accuracy peaks at epoch 3, ties at epoch 5, falls by the end; train accuracy keeps rising.
-        ("a run that peaks in the middle", history([0.40, 0.62, 0.71, 0.66, 0.71, 0.64], [0.5, 0.8, 0.9, 0.95, 0.97, 0.99]),
-         {"best_epoch": 3, "best_val_acc": 0.71, "last_epoch": 6, "last_val_acc": 0.64}),
-        ("a run still improving at the end", history([0.30, 0.50, 0.60], [0.4, 0.6, 0.7]),
-         {"best_epoch": 3, "best_val_acc": 0.60, "last_epoch": 3, "last_val_acc": 0.60}),
-    ]
-    hints = {
-        "best_epoch": "the best epoch has the highest val_acc (not train_acc, not the last one); epochs are "
-                      "numbered from 1 as in the records' 'epoch'; on a tie keep the earlier epoch — that is the "
-                      "one fit restores",
-        "best_val_acc": "the validation accuracy of the best epoch",
-        "last_epoch": "the 'epoch' of the final record",
-        "last_val_acc": "the validation accuracy of the final record",
-    }
-    with exercise("Exercise 3 — the best epoch, not the last") as feedback:
-        for name, hist, expected in cases:
-            with feedback.calling(f"best_epoch_summary(<{name}>)"):
-                got = best_epoch_summary_fn(hist)
-            if not feedback.check(isinstance(got, dict) and keys <= set(got), f"{name}: a dict with the four keys",
-                                  f"{name}: return a dict with keys {sorted(keys)}, got {got!r}"):
-                continue
-            for key in ("best_epoch", "best_val_acc", "last_epoch", "last_val_acc"):
-                feedback.equal(f"{name}: {key}", expected[key], got[key], hint=hints[key])
+    val_accs = [0.40, 0.62, 0.71, 0.66, 0.71, 0.64]  # best at epoch 3, a tie at epoch 5
+    with exercise("Exercise 3 — keep the best epoch") as feedback:
+        for patience, expected_stops in ((None, [False] * 6), (2, [False, False, False, False, True, True])):
+            with feedback.calling(f"KeepBest(patience={patience})"):
+                keeper = KeepBest(patience=patience)
+            feedback.equal(f"patience={patience}: monitor", "val_acc", getattr(keeper, "monitor", None),
+                           hint="set self.monitor = 'val_acc': cu.fit checks that it records that column")
+            model = nn.Linear(2, 2)
+            weights, stops = {}, []
+            for epoch, acc in enumerate(val_accs, start=1):
+                with torch.no_grad():
+                    model.weight.fill_(float(epoch))  # each epoch's weights are different
+                with feedback.calling(f"update({{'epoch': {epoch}, 'val_acc': {acc}}}, model)"):
+                    stops.append(keeper.update({"epoch": epoch, "val_acc": acc, "train_acc": 0.9}, model))
+                weights[epoch] = float(epoch)
+            feedback.equal(f"patience={patience}: what update returned, epoch by epoch", expected_stops,
+                           [bool(s) for s in stops],
+                           hint="return True once `patience` epochs in a row brought no strictly better val_acc; "
+                                "never with patience=None")
+            feedback.equal(f"patience={patience}: best_epoch", 3, getattr(keeper, "best_epoch", None),
+                           hint="the epoch with the highest val_acc; a tie (epoch 5) keeps the earlier one")
+            with feedback.calling("restore_best(model)"):
+                keeper.restore_best(model)
+            got = float(model.weight[0, 0])
+            feedback.check(got == 3.0, f"patience={patience}: restore_best loads epoch 3's weights",
+                           f"patience={patience}: after restore_best the weights are those of epoch {got:g}, expected "
+                           "3 — keep a copy (copy.deepcopy(model.state_dict())), not the live tensors")

@@ -62,7 +62,7 @@ def trainable_groups(trainable_groups_fn) -> None:
 
 def trainable_param_groups(trainable_param_groups_fn) -> None:
     """Exercise 2: ``trainable_param_groups(model, lr)`` -> one optimizer group with trainable parameters only."""
-    with exercise("Exercise 2 — only trainable parameters go to the optimizer") as feedback:
+    with exercise("Exercise 3 — only trainable parameters go to the optimizer") as feedback:
         for strategy in ("middle", "last_only", "none"):
             model = _resnet18(strategy)
             flags = [p.requires_grad for p in model.parameters()]
@@ -121,7 +121,7 @@ def batchnorm_drift(batchnorm_drift_fn) -> None:
     after["head.weight"] += 1.0
     expected = {"bn1": 1.5, "block.0.bn2": 0.0}
     originals = {k: v.clone() for k, v in before.items()}
-    with exercise("Exercise 3 — BatchNorm drift") as feedback:
+    with exercise("Exercise 4 — BatchNorm drift") as feedback:
         with feedback.calling("batchnorm_drift(before, after)"):
             got = batchnorm_drift_fn(before, after)
         if not feedback.check(isinstance(got, dict), "returns a dict",
@@ -168,7 +168,7 @@ def backbone_head_groups(backbone_head_groups_fn) -> None:
     def by_lr(groups) -> dict[float, list]:
         return {g["lr"]: list(g["params"]) for g in groups}
 
-    with exercise("Exercise 4 — backbone and head learning rates") as feedback:
+    with exercise("Exercise 5 — backbone and head learning rates") as feedback:
         torch.manual_seed(0)
         cases = [("resnet18, all trainable", _resnet18("none"), "fc."),
                  ("resnet18, middle frozen", _resnet18("middle"), "fc."),
@@ -215,3 +215,106 @@ def backbone_head_groups(backbone_head_groups_fn) -> None:
                            f"{label}: {len(frozen)} frozen parameter(s) in the groups (e.g. {frozen[:2]})")
             feedback.check(len(all_ids) == len(set(all_ids)), f"{label}: every parameter appears at most once",
                            f"{label}: {len(all_ids) - len(set(all_ids))} parameter(s) appear in two groups")
+
+
+def set_groups_trainable(set_groups_trainable_fn) -> None:
+    """Exercise 2: ``set_groups_trainable(model, names, trainable)`` -> requires_grad and BatchNorm statistics."""
+    from ..freezing import batchnorm_stats_frozen, is_batchnorm
+
+    def flags(model, group):
+        modules = dict(_layer_groups(model))[group]
+        params = [p.requires_grad for m in modules for p in m.parameters()]
+        pinned = [batchnorm_stats_frozen(b) for m in modules for b in m.modules() if is_batchnorm(b)]
+        return params, pinned
+
+    with exercise("Exercise 2 — freezing layer groups") as feedback:
+        model = _resnet18()
+        with feedback.calling("set_groups_trainable(resnet18, ['stem', 'layer2'], False)"):
+            set_groups_trainable_fn(model, ["stem", "layer2"], False)
+        for group in ("stem", "layer2"):
+            params, pinned = flags(model, group)
+            feedback.check(not any(params), f"{group}: every parameter has requires_grad=False",
+                           f"{group}: {sum(params)} of {len(params)} parameters still require gradients")
+            feedback.check(pinned and all(pinned), f"{group}: its BatchNorm statistics are pinned",
+                           f"{group}: {len(pinned) - sum(pinned)} of {len(pinned)} BatchNorm layers can still move "
+                           "their statistics — call cu.freezing.freeze_batchnorm_stats(module) on the group's modules")
+        for group in ("layer1", "layer3", "fc"):
+            params, pinned = flags(model, group)
+            feedback.check(all(params) and not any(pinned), f"{group} (not named): left trainable",
+                           f"{group} was not named but was changed — touch only the groups in `names`")
+        bn = model.layer2[0].bn1
+        before = bn.running_mean.clone()
+        model.train()
+        with torch.no_grad():
+            model(torch.randn(4, 3, 32, 32) * 3 + 1)
+        feedback.check(torch.equal(bn.running_mean, before), "a training-mode forward leaves layer2's statistics alone",
+                       "layer2's running_mean moved in a training-mode forward pass: its BatchNorm is not pinned")
+        with feedback.calling("set_groups_trainable(resnet18, ['layer2'], True)"):
+            set_groups_trainable_fn(model, ["layer2"], True)
+        params, pinned = flags(model, "layer2")
+        feedback.check(all(params) and not any(pinned), "trainable=True makes layer2 train again, statistics released",
+                       "after trainable=True, layer2 must have requires_grad=True everywhere and no pinned BatchNorm "
+                       "(freeze_batchnorm_stats(module, frozen=False))")
+        params, _ = flags(model, "stem")
+        feedback.check(not any(params), "the stem stays frozen", "unfreezing layer2 must not unfreeze the stem")
+        try:
+            set_groups_trainable_fn(model, ["layer9"], False)
+            feedback.fail("a name that is no group ('layer9') must raise a ValueError")
+        except ValueError as err:
+            feedback.check("layer1" in str(err), "an unknown group name raises a ValueError listing the groups",
+                           f"the ValueError should list the model's groups; it says: {err}")
+
+
+def warm_up_then_fine_tune(warm_up_fn) -> None:
+    """Exercise 6: the head alone for ``warmup_epochs``, then the ``unfreeze`` groups too; one joined history."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ..freezing import batchnorm_stats_frozen, is_batchnorm
+
+    with exercise("Exercise 6 — warm up the head, then fine-tune") as feedback:
+        model = _resnet18()
+        generator = torch.Generator().manual_seed(1)
+        data = TensorDataset(torch.randn(16, 3, 32, 32, generator=generator), torch.randint(0, 10, (16,), generator=generator))
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+        seen = []  # at each optimizer made: which groups trained, and which weights had moved so far
+
+        def make_optimizer(m):
+            trains = [name for name, modules in _layer_groups(m) if any(p.requires_grad for x in modules for p in x.parameters())]
+            moved = sorted({k.split(".")[0] for k, v in m.state_dict().items()
+                            if v.dtype.is_floating_point and not torch.equal(v, start[k])})
+            seen.append((trains, moved))
+            return torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.01)
+
+        with feedback.calling("warm_up_then_fine_tune(resnet18, loader, loss_fn, make_optimizer, 2, 3, ['layer4'])"):
+            history = warm_up_fn(model, DataLoader(data, batch_size=8), nn.CrossEntropyLoss(), make_optimizer, 2, 3,
+                                 ["layer4"], verbose=False, device="cpu")
+        if not feedback.equal("optimizers made (one per phase)", 2, len(seen),
+                              hint="give both cu.fit calls optimizer=make_optimizer"):
+            return
+        feedback.equal("groups that train in the warm-up", ["fc"], seen[0][0],
+                       hint="freeze every group but the head before the first cu.fit")
+        feedback.equal("weights moved by the warm-up", ["fc"], seen[1][1],
+                       hint="only the head may change during the warm-up")
+        feedback.equal("groups that train in phase 2", ["layer4", "fc"], seen[1][0],
+                       hint="make the `unfreeze` groups trainable before the second cu.fit")
+        epochs = history["epoch"] if hasattr(history, "records") else None
+        feedback.equal("epochs of the returned history", [1, 2, 3], epochs,
+                       hint="return warmup.then(rest): 2 warm-up epochs and 1 more")
+        model_pinned = [batchnorm_stats_frozen(b) for b in model.layer4.modules() if is_batchnorm(b)]
+        feedback.check(not any(model_pinned), "layer4's statistics are released in phase 2",
+                       "layer4 still has pinned BatchNorm layers after phase 2 — set_groups_trainable(..., True) releases them")
+        model = _resnet18()
+        with feedback.calling("warm_up_then_fine_tune(..., ['layer4'], pin_batchnorm=True)"):
+            warm_up_fn(model, DataLoader(data, batch_size=8), nn.CrossEntropyLoss(),
+                       lambda m: torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.01), 1, 2,
+                       ["layer4"], pin_batchnorm=True, verbose=False, device="cpu")
+        pinned = [batchnorm_stats_frozen(b) for b in model.modules() if is_batchnorm(b)]
+        feedback.check(all(pinned), "pin_batchnorm=True keeps every BatchNorm pinned in phase 2",
+                       f"{len(pinned) - sum(pinned)} BatchNorm layers were free in phase 2 — "
+                       "call cu.freezing.freeze_batchnorm_stats(model) after unfreezing when pin_batchnorm")
+
+
+def _layer_groups(model):
+    from ..freezing import layer_groups
+
+    return layer_groups(model)

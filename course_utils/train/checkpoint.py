@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +41,8 @@ class Checkpoint:
             long run into several jobs; tests use it to interrupt a run).
 
     Example:
-        >>> Checkpoint("runs/resnet18.pt", resume=True).for_phase("warmup").path.name
-        'resnet18-warmup.pt'
+        >>> Checkpoint("runs/resnet18.pt", resume=True, stop_after_epoch=2).interrupts_after(2)
+        True
     """
 
     path: Path
@@ -51,16 +51,6 @@ class Checkpoint:
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
-
-    def for_phase(self, phase: str, epochs_before: int = 0) -> "Checkpoint":
-        """The checkpoint of one phase of a longer run (``fine_tune``'s warm-up and fine-tuning).
-
-        ``epochs_before`` epochs ran in earlier phases: an interruption after epoch ``k`` of the
-        whole run is one after epoch ``k - epochs_before`` of this phase.
-        """
-        stop = None if self.stop_after_epoch is None else self.stop_after_epoch - epochs_before
-        return replace(self, path=self.path.with_name(f"{self.path.stem}-{phase}{self.path.suffix}"),
-                       stop_after_epoch=stop)
 
     def interrupts_after(self, epoch: int) -> bool:
         """True when the run should end after ``epoch`` (1-based) as if interrupted."""

@@ -4,8 +4,8 @@ The shape is that of torchvision's reference scripts. ``train_one_epoch`` and ``
 are plain functions of a model, a loader and the caller's loss function (and optimizer),
 and ``fit`` is a short loop over them that records one row per epoch, never per batch:
 train and validation loss and accuracy, the learning rate and the seconds the epoch took.
-``fine_tune`` is two visible calls of ``fit`` (fastai's ``fine_tune``): the new head alone
-first, then the model as the caller froze it.
+A warm-up of the new head followed by fine-tuning is two calls of ``fit`` that the
+notebook writes itself (notebook 03), joined with ``History.then``.
 
 What ``fit`` takes from the caller:
 
@@ -14,7 +14,8 @@ What ``fit`` takes from the caller:
 * ``optimizer``: an optimizer, or a function ``model -> optimizer`` (called when training
   starts, so it sees the model's freezing at that moment);
 * ``scheduler``: optional ``(optimizer, num_epochs) -> scheduler``, stepped once per epoch;
-* ``early_stopping``: an ``EarlyStopping`` that keeps the best epoch's weights (and may stop).
+* ``early_stopping``: a patience in epochs, ``"best"`` (never stop, keep the best epoch), or an
+  object with the same rule (notebook 02's students write one): the best epoch's weights come back.
 
 Accuracies are fractions in [0, 1]; plots and tables show them as percentages.
 
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._util import default_device
-from ..freezing import head_only, trainable_parameters
+from ..freezing import trainable_parameters
 from .checkpoint import Checkpoint, rng_state, set_rng_state
 from .features import cached_networks
 from .speedups import Speedups
@@ -75,7 +76,7 @@ class History:
 
     ``history.records`` is a list of dicts with ``epoch``, ``train_loss``, ``train_acc``,
     ``val_loss``, ``val_acc``, ``lr`` and ``seconds`` (plus per-head keys such as
-    ``val_acc_fruit`` for multi-task models, and ``phase`` in ``fine_tune``);
+    ``val_acc_fruit`` for multi-task models);
     ``history["val_acc"]`` is one column.
 
     Example:
@@ -125,11 +126,12 @@ class History:
         return cls(records=list(data["records"]), stopped_early=data["stopped_early"], best_epoch=data["best_epoch"])
 
 
-class EarlyStopping:
+class _EarlyStopping:
     """Follow ``monitor`` every epoch: keep the best epoch's weights, and stop after ``patience`` bad epochs.
 
-    ``fit`` loads the best epoch's weights back when training ends (stopped early or not).
-    With ``patience=None`` it never stops: it only picks the best epoch.
+    What ``fit(early_stopping=...)`` builds from a patience or ``"best"``; notebook 02's students
+    write the same rule themselves. ``fit`` loads the best epoch's weights back when training
+    ends (stopped early or not). With ``patience=None`` it never stops: it only picks the best epoch.
 
     Args:
         patience: epochs without improvement before stopping (the multi-task fruit article: 8).
@@ -137,7 +139,7 @@ class EarlyStopping:
             multi-task models) or ``"val_loss"`` (lower is better for losses).
 
     Example:
-        >>> stopper = EarlyStopping(patience=1)
+        >>> stopper = _EarlyStopping(patience=1)
         >>> model = nn.Linear(2, 2)
         >>> [stopper.update({"epoch": e, "val_acc": a}, model) for e, a in [(1, 0.5), (2, 0.7), (3, 0.6)]]
         [False, False, True]
@@ -317,6 +319,47 @@ def evaluate(model: nn.Module, loader, loss_fn: LossFn, *, speedups: Speedups | 
     return meter.result()
 
 
+@torch.no_grad()
+def predict(model: nn.Module, loader, wrong_images: int = 0):
+    """True and predicted classes over ``loader`` in evaluation mode, and the first misclassified images.
+
+    The library's version of the evaluation pass notebook 01 writes, for confusion matrices
+    and grids of mistakes. The model's own mode is restored afterwards.
+
+    Args:
+        model: returns logits ``(N, C)``.
+        loader: yields ``(images (N, 3, H, W), labels (N,))``, in a fixed order (no shuffling).
+        wrong_images: how many misclassified images to keep, in loader order.
+
+    Returns:
+        ``(labels (M,), predicted (M,), wrong (K, 3, H, W))`` on the CPU, ``K <= wrong_images``.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> loader = DataLoader(TensorDataset(torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])), batch_size=4)
+        >>> labels, predicted, wrong = predict(nn.Linear(4, 3), loader, wrong_images=2)
+        >>> labels.shape, predicted.shape, len(wrong) <= 2
+        (torch.Size([6]), torch.Size([6]), True)
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    labels, predicted, wrong = [], [], []
+    kept = 0
+    for images, batch_labels in loader:
+        guess = model(images.to(device)).argmax(dim=1).cpu()
+        batch_labels, images = batch_labels.cpu(), images.cpu()
+        labels.append(batch_labels)
+        predicted.append(guess)
+        if kept < wrong_images:
+            mistakes = images[guess != batch_labels][: wrong_images - kept]
+            wrong.append(mistakes)
+            kept += len(mistakes)
+    model.train(was_training)
+    empty = torch.empty(0, *images.shape[1:]) if labels else torch.empty(0)
+    return torch.cat(labels), torch.cat(predicted), torch.cat(wrong) if wrong else empty
+
+
 # ----------------------------------------------------------------------------- optimizers
 
 
@@ -355,7 +398,7 @@ def _build_optimizer(optimizer, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, loss_fn: LossFn, optimizer,
-        scheduler=None, early_stopping: EarlyStopping | None = None, checkpoint: Checkpoint | None = None,
+        scheduler=None, early_stopping=None, checkpoint: Checkpoint | None = None,
         cache_features: bool = False, device=None, speedups: Speedups | None = None, verbose: bool = True,
         description: str = "") -> History:
     """Train ``model`` for ``num_epochs`` epochs: ``train_one_epoch``, then ``evaluate`` on ``val_loader``.
@@ -368,7 +411,10 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, los
         loss_fn: ``loss_fn(outputs, *labels) -> scalar`` (see ``train_one_epoch``).
         optimizer: an optimizer, or ``model -> optimizer``.
         scheduler: optional ``(optimizer, num_epochs) -> lr scheduler``, stepped after every epoch.
-        early_stopping: an ``EarlyStopping``; the best epoch's weights are loaded at the end.
+        early_stopping: a patience (epochs without a better ``val_acc`` before stopping), ``"best"``
+            (never stop, keep the best ``val_acc`` epoch), or an object with ``monitor`` (a record
+            column), ``update(record, model) -> stop?``, ``restore_best(model)`` and ``best_epoch``.
+            The best epoch's weights are loaded at the end.
         checkpoint: a ``Checkpoint`` written after every epoch (and resumed from).
         cache_features: run the frozen front of the model once and train the rest on its
             outputs (shortcut for ``extract_features``; needs loaders without augmentation).
@@ -388,15 +434,16 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, los
         >>> model = nn.Linear(4, 2)
         >>> history = fit(model, train_loader, val_loader, num_epochs=4, loss_fn=nn.CrossEntropyLoss(),
         ...               optimizer=lambda m: torch.optim.SGD(trainable_parameters(m), lr=0.1),
-        ...               early_stopping=EarlyStopping(patience=2), verbose=False)
+        ...               early_stopping=2, verbose=False)
         >>> len(history) <= 4, history.best_epoch == history.best("val_acc")["epoch"]
         (True, True)
     """
     if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 1:
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}.")
+    early_stopping = _early_stopping(early_stopping)
     if early_stopping is not None and val_loader is None and early_stopping.monitor.startswith("val"):
         raise ValueError(f"Early stopping on {early_stopping.monitor!r} needs a val_loader "
-                         "(or monitor a training metric, e.g. EarlyStopping(monitor='train_loss')).")
+                         "(or an early-stopping object that monitors a training metric such as 'train_loss').")
     device = default_device(device)
     speed = speedups or Speedups.for_device(device)
     model.to(device)
@@ -432,7 +479,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, los
                              "finished": finished, "model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict() if sched is not None else None,
                              "history": history.to_dict(), "rng": rng_state(),
-                             "early_stopping": early_stopping.state_dict() if early_stopping else None})
+                             "early_stopping": _state_of(early_stopping)})
             if not finished and checkpoint.interrupts_after(epoch + 1):
                 break
         if finished:
@@ -443,12 +490,33 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, los
     return history
 
 
-def _settings(optimizer: torch.optim.Optimizer, num_epochs: int, early_stopping: EarlyStopping | None) -> dict:
+def _early_stopping(value):
+    """``fit``'s ``early_stopping`` as an object: ``None``, a patience, ``"best"``, or the caller's own object."""
+    if value is None or hasattr(value, "update"):
+        return value
+    if value == "best":
+        return _EarlyStopping(patience=None)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _EarlyStopping(patience=value)
+    raise ValueError(f"early_stopping must be a patience in epochs (e.g. 8), 'best' or an object with "
+                     f"update(record, model) and restore_best(model); got {value!r}.")
+
+
+def _state_of(early_stopping) -> dict | None:
+    if early_stopping is None:
+        return None
+    if not hasattr(early_stopping, "state_dict"):
+        raise TypeError(f"A checkpointed run needs an early-stopping object with state_dict() and load_state_dict(); "
+                        f"{type(early_stopping).__name__} has none (or pass a patience to fit instead).")
+    return early_stopping.state_dict()
+
+
+def _settings(optimizer: torch.optim.Optimizer, num_epochs: int, early_stopping) -> dict:
     """What a checkpoint must agree on to be continued: the run's length, optimizer and stopping rule."""
     return {"num_epochs": num_epochs, "optimizer": type(optimizer).__name__,
             "lrs": [group["lr"] for group in optimizer.param_groups],
             "monitor": early_stopping.monitor if early_stopping else None,
-            "patience": early_stopping.patience if early_stopping else None}
+            "patience": getattr(early_stopping, "patience", None) if early_stopping else None}
 
 
 def _resume(checkpoint, settings, model, optimizer, scheduler, early_stopping) -> tuple[History, int, bool]:
@@ -471,64 +539,6 @@ def _resume(checkpoint, settings, model, optimizer, scheduler, early_stopping) -
         early_stopping.load_state_dict(state["early_stopping"])
     set_rng_state(state["rng"])
     return History.from_dict(state["history"]), state["epoch"], state["finished"]
-
-
-def fine_tune(model: nn.Module, train_loader, val_loader=None, *, warmup_epochs: int, num_epochs: int,
-              loss_fn: LossFn, optimizer, scheduler=None, early_stopping: EarlyStopping | None = None,
-              checkpoint: Checkpoint | None = None, **fit_options) -> History:
-    """Warm up the new head alone for ``warmup_epochs``, then train the model as the caller froze it.
-
-    The new head starts from random weights; its first large, meaningless gradients would
-    disturb pretrained layers, so phase 1 trains only the head (everything else frozen,
-    BatchNorm statistics included). Phase 2 trains what the caller left trainable, with a
-    new optimizer (``optimizer`` must be a function ``model -> optimizer``, called at the
-    start of each phase) and scheduler. ``early_stopping`` watches phase 2.
-
-    Args:
-        warmup_epochs: epochs of phase 1 (at least 1).
-        num_epochs: all epochs, warm-up included.
-        checkpoint: each phase writes its own file next to it (``<name>-warmup.pt``, ``<name>-finetune.pt``).
-        **fit_options: passed to both ``fit`` calls (``device``, ``verbose``, ``description``...).
-
-    Returns:
-        One ``History`` of both phases, with a ``phase`` column (``warmup`` / ``finetune``).
-
-    Example:
-        >>> from torch.utils.data import DataLoader, TensorDataset
-        >>> from course_utils.models import build_model
-        >>> model = build_model("resnet18", num_classes=2, pretrained=False)
-        >>> data = DataLoader(TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 2, (8,))), batch_size=4)
-        >>> history = fine_tune(model, data, warmup_epochs=1, num_epochs=2, loss_fn=nn.CrossEntropyLoss(),
-        ...                     optimizer=lambda m: torch.optim.Adam(trainable_parameters(m), lr=1e-3),
-        ...                     verbose=False, device="cpu")
-        >>> history["phase"]
-        ['warmup', 'finetune']
-    """
-    if not isinstance(warmup_epochs, int) or not 1 <= warmup_epochs < num_epochs:
-        raise ValueError(f"warmup_epochs must be in [1, num_epochs), got {warmup_epochs!r} of {num_epochs!r}; "
-                         "without a warm-up, call fit.")
-    if isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError("fine_tune needs optimizer as a function model -> optimizer: each phase trains other "
-                        "parameters, so each gets its own optimizer.")
-    description = fit_options.pop("description", "")
-    phase_options = dict(loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler, **fit_options)
-    # Phase 1: only the head learns; on leaving the block the caller's freezing is back.
-    with head_only(model):
-        warmup = fit(model, train_loader, val_loader, num_epochs=warmup_epochs,
-                     checkpoint=checkpoint.for_phase("warmup") if checkpoint else None,
-                     description=f"{description} head warm-up".strip(), **phase_options)
-    if len(warmup) < warmup_epochs or (checkpoint is not None and checkpoint.interrupts_after(warmup_epochs)):
-        return _label(warmup, "warmup")  # interrupted (Checkpoint.stop_after_epoch) in or right after phase 1
-    # Phase 2: the model as the caller froze it, with a fresh optimizer over what trains now.
-    rest = fit(model, train_loader, val_loader, num_epochs=num_epochs - warmup_epochs,
-               early_stopping=early_stopping,
-               checkpoint=checkpoint.for_phase("finetune", warmup_epochs) if checkpoint else None,
-               description=f"{description} fine-tune".strip(), **phase_options)
-    return _label(warmup, "warmup").then(_label(rest, "finetune"))
-
-
-def _label(history: History, phase: str) -> History:
-    return History([{**r, "phase": phase} for r in history.records], history.stopped_early, history.best_epoch)
 
 
 def _format_record(record: dict, label: str) -> str:

@@ -79,19 +79,22 @@ def throughput_value(ns):
     return float(speed)
 
 
-@check("best_epoch_summary reads the records' epoch numbers and keeps the earlier of two equal bests", points=2,
-       exercise="best_epoch_summary",
-       expect=equal({"best_epoch": 5, "best_val_acc": 0.8, "last_epoch": 8, "last_val_acc": 0.7}))
-def best_epoch_resumed_run(ns):
-    from course_utils import History
+@check("KeepBest follows a run resumed at epoch 3: epoch numbers from the records, ties keep the earlier", points=2,
+       exercise="keep_best", expect=equal({"stops": [False, False, False, False, False, True], "best_epoch": 5,
+                                           "restored": 5.0}))
+def keep_best_resumed_run(ns):
+    import torch
+    from torch import nn
 
-    # A run resumed at epoch 3: epoch numbers are not positions in the list.
-    val = [0.5, 0.6, 0.8, 0.75, 0.8, 0.7]
-    history = History(records=[{"epoch": 3 + i, "phase": "finetune", "train_loss": 1.0 / (i + 1),
-                                "train_acc": 0.6 + 0.05 * i, "val_loss": 1.0 - v, "val_acc": v, "lr": 1e-3,
-                                "seconds": 1.0} for i, v in enumerate(val)])
-    summary = ns.call("best_epoch_summary", history)
-    return {key: summary[key] for key in ("best_epoch", "best_val_acc", "last_epoch", "last_val_acc")}
+    keeper = ns["KeepBest"](patience=3)
+    model = nn.Linear(1, 1)
+    stops = []
+    for epoch, acc in zip(range(3, 9), [0.5, 0.6, 0.8, 0.75, 0.8, 0.7]):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        stops.append(bool(keeper.update({"epoch": epoch, "val_acc": acc}, model)))
+    keeper.restore_best(model)
+    return {"stops": stops, "best_epoch": keeper.best_epoch, "restored": float(model.weight.item())}
 
 
 @grader_only

@@ -1,7 +1,7 @@
 """Hidden checks for 03_partial_freezing (instructor-only: never released to students).
 
 Inputs differ from the notebook's self-checks; expected values stay in the grader
-(see course_kit/grading/checks.py). 9 points.
+(see course_kit/grading/checks.py). 13 points.
 """
 from course_kit.grading.checks import check, close, equal, grader_only
 
@@ -81,6 +81,52 @@ def backbone_and_head(ns):
             "each_once": len({id(p) for p in params}) == len(params)}
 
 
+@check("set_groups_trainable freezes only the named groups of a ResNet34 and pins their BatchNorm", points=2,
+       exercise="set_groups_trainable",
+       expect=equal({"layer3_frozen": True, "layer3_pinned": True, "layer4_trains": True, "stem_trains": True,
+                     "released": True}))
+def freeze_resnet34_layer3(ns):
+    import course_utils as cu
+    from course_utils.freezing import batchnorm_stats_frozen, is_batchnorm
+
+    model = cu.build_model("resnet34", num_classes=3, pretrained=False)
+    ns.call("set_groups_trainable", model, ["layer3"], False)
+    bns = [m for m in model.layer3.modules() if is_batchnorm(m)]
+    observed = {"layer3_frozen": not any(p.requires_grad for p in model.layer3.parameters()),
+                "layer3_pinned": all(batchnorm_stats_frozen(m) for m in bns),
+                "layer4_trains": all(p.requires_grad for p in model.layer4.parameters()),
+                "stem_trains": all(p.requires_grad for p in model.conv1.parameters())}
+    ns.call("set_groups_trainable", model, ["layer3"], True)
+    observed["released"] = (all(p.requires_grad for p in model.layer3.parameters())
+                            and not any(batchnorm_stats_frozen(m) for m in bns))
+    return observed
+
+
+@check("warm_up_then_fine_tune trains the head alone first, then the unfrozen groups, in one history", points=2,
+       exercise="warm_up_then_fine_tune",
+       expect=equal({"phases": [["fc"], ["layer3", "layer4", "fc"]], "epochs": [1, 2, 3, 4]}))
+def two_phases_resnet18(ns):
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import course_utils as cu
+
+    torch.manual_seed(3)
+    model = cu.build_model("resnet18", num_classes=4, pretrained=False)
+    data = DataLoader(TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 4, (8,))), batch_size=4)
+    phases = []
+
+    def make_optimizer(m):
+        phases.append([name for name, modules in cu.layer_groups(m)
+                       if any(p.requires_grad for x in modules for p in x.parameters())])
+        return torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.01)
+
+    history = ns.call("warm_up_then_fine_tune", model, data, nn.CrossEntropyLoss(), make_optimizer, 1, 4,
+                      ["layer3", "layer4"], verbose=False, device="cpu")
+    return {"phases": phases, "epochs": list(history["epoch"])}
+
+
 @grader_only
 def _key_counts(params):
     from course_utils.notebook.parameters import read_profile
@@ -89,11 +135,13 @@ def _key_counts(params):
     strategies = params.get("strategies") or profile["strategies"]
     models = params.get("sweep_models") or profile["sweep_models"]
     layers = params.get("trainable_layers_list") or profile["trainable_layers_list"]
-    return {"A_acc_": len(strategies), "B_val_acc_": len(models) * len(layers)}
+    return {"A_acc_": len(strategies), "B_val_acc_": len(models) * len(layers), "B_test_acc_": len(models) * len(layers)}
 
 
-@check("the recorded key numbers cover every strategy and every sweep setting", points=1, echo=True,
+@check("the recorded key numbers cover every strategy and every sweep setting, validation and test", points=1,
+       echo=True,
        expect=lambda params: equal(_key_counts(params)))
 def summary_counts(ns):
     keys = list(ns["key_numbers"])
-    return {prefix: sum(1 for key in keys if str(key).startswith(prefix)) for prefix in ("A_acc_", "B_val_acc_")}
+    return {prefix: sum(1 for key in keys if str(key).startswith(prefix))
+            for prefix in ("A_acc_", "B_val_acc_", "B_test_acc_")}
