@@ -21,7 +21,7 @@
 # The reference run (one seed, GPU) reported test accuracies of 82.99 / 87.18 / 89.68 %
 # pretrained against 12.89 / 37.41 / 51.06 % from scratch. It normalized the images with
 # CIFAR-10's own mean and std; here both initialisations use the normalization the pretrained
-# weights were trained with, which the weights themselves tell us (section 1).
+# weights were trained with, which the weights themselves tell us (section 1). On a GPU that computes bfloat16 natively (Ampere or newer) the kit trains in bfloat16 mixed precision, where the reference trained in float32: `full` numbers may differ from it by that too.
 #
 # **What you should see.** In every profile with real weights, pretrained above scratch at
 # every fraction, with the largest gap at the smallest fraction.

@@ -30,6 +30,13 @@
 # ResNet18) on **synthetic** fruit drawings; `laptop` and `full` use real fruit photos that you
 # put under `data/fruit/train` and `data/fruit/test` (one folder per class, such as
 # `freshapples`, `rottenbanana` or `fresh_apple`, `stale_apple`).
+#
+# **What you should see.** `offline` (synthetic fruit, two seeds, CPU, measured): the
+# multi-task model about as accurate as the fruit-only model (89 vs 91 %, within the seed
+# spread), a few points behind the freshness-only model (86 vs 93 %), with half the
+# parameters and about half the prediction time of the two single-task models together.
+# `full` on real photos: the same halving of parameters and prediction time; the article gives
+# no accuracies to compare with.
 
 # %% tags=["parameters"]
 # Parameters: `profile` picks a parameter set; every knob left at None comes from the profile.
