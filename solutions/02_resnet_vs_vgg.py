@@ -102,6 +102,8 @@ print("device:", session.device, "| data:", session.data_label)
 # Every backbone gets its inputs normalized the way its own pretrained weights expect, so the
 # loaders are built per backbone (ResNet and VGG use the ImageNet mean and std; EfficientNet-Lite
 # uses its TensorFlow preprocessing). All runs are evaluated on the same test images.
+#
+# **From the library, written by you in notebook 01.** `cu.build_model(name, num_classes)` is your `load_imagenet_model` + `replace_head` in one call, and `cu.fit` is your epoch loop over `train_one_epoch` and `evaluate` (with validation, schedules and early stopping added). This notebook uses them so that its cells show what is new here.
 
 # %%
 train_set, test_set = session.classification_data()

@@ -107,6 +107,8 @@ print("device:", session.device, "| data:", session.data_label)
 #
 # The inputs are normalized the way the backbone's ImageNet training normalized them, so
 # the statistics come from the backbone, not from the target data set.
+#
+# **From the library, written by you in notebook 01.** `cu.build_model(name, num_classes)` is your `load_imagenet_model` + `replace_head` in one call, and `cu.fit` is your epoch loop over `train_one_epoch` and `evaluate` (with validation, schedules and early stopping added). This notebook uses them so that its cells show what is new here.
 
 # %%
 train_set, test_set = session.classification_data()
