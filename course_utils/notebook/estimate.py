@@ -165,7 +165,7 @@ def estimate_runtime(P, device) -> Estimate:
         >>> from course_utils.notebook.parameters import load_parameters
         >>> estimate = estimate_runtime(load_parameters("03_partial_freezing", profile="smoke"), "cpu")
         >>> estimate.steps, estimate.describe().startswith("estimated ~")
-        (20, True)
+        (26, True)
     """
     import torch
 
