@@ -124,8 +124,12 @@ def save_results(notebook: str, summary: dict, rows: Sequence[dict] = (), parame
     path = results_path(notebook)
     # Figures are stored relative to the record, so a run folder can be moved or zipped.
     figures = [os.path.relpath(f, path.parent) if Path(f).is_absolute() else str(f) for f in figures]
+    import torch
+
+    # What else decides the numbers: a run compares bit for bit only with the same torch and threads.
+    environment = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     record = {"notebook": notebook, "summary": summary, "rows": list(rows), "parameters": parameters or {},
-              "notes": list(notes), "figures": figures}
+              "notes": list(notes), "figures": figures, "environment": environment}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(_jsonable(record), indent=1))

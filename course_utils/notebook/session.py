@@ -37,7 +37,7 @@ from ..data.standins import write_synthetic_cifar10, write_synthetic_fruit
 from ..models.architectures import get_architecture
 from ..models.weights import ensure_checkpoint, write_standin_checkpoints
 from .._util import default_device
-from ..train.reproducibility import seed_everything
+from ..train.reproducibility import pin_threads, seed_everything
 from .parameters import Parameters, scratch_dir
 
 
@@ -52,6 +52,8 @@ class Session:
         synthetic: the data are synthetic stand-ins (results must say so).
         standin_weights: "pretrained" weights are random stand-ins (smoke runs).
         estimate: the run's estimated time (``None`` when the profile skips it).
+        threads: CPU threads torch computes with, fixed for the run (``pin_threads``): the
+            same count gives the same numbers.
     """
 
     params: Parameters
@@ -60,6 +62,7 @@ class Session:
     synthetic: bool
     standin_weights: bool
     estimate: object = None
+    threads: int = 1
 
     @property
     def data_label(self) -> str:
@@ -149,7 +152,8 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None, estimate
     if seed is not None:
         seed_everything(seed)
     device = default_device(values.get("device"))
-    session = Session(params=P, device=device, data_root=Path(data_root), synthetic=synthetic, standin_weights=standin)
+    session = Session(params=P, device=device, data_root=Path(data_root), synthetic=synthetic, standin_weights=standin,
+                      threads=pin_threads())
     if settings.get("estimate", True) if estimate is None else estimate:
         from .estimate import estimate_runtime
 
