@@ -97,8 +97,9 @@ def test_the_estimate_is_printed_before_training_measured_here_and_cheap(capsys)
     assert out.startswith('profile smoke (asked for (profile = "smoke")), estimated ~')
     assert "s/step x " in out and f"x {session.estimate.steps:,} steps)" in out
     planned = sum(w.train_steps for w in estimate.planned_work(P))
-    # 200 stand-in images: 20, 40, 100 per fraction in batches of 16 = 2 + 3 + 7 steps, pretrained and scratch, 1 epoch
-    assert session.estimate.steps == planned == 2 * (2 + 3 + 7)
+    # 200 stand-in images: 20, 40, 100 per fraction in batches of 16 = 2 + 3 + 7 steps, pretrained and scratch, 1 epoch;
+    # then section 6's scratch run at the smallest fraction with budget_factor (5) x the epochs: 2 x 5 steps
+    assert session.estimate.steps == planned == 2 * (2 + 3 + 7) + 2 * 5
     assert all(t > 0 for t in session.estimate.seconds_per_step.values())
     assert seconds < 10, f"the estimate took {seconds:.1f} s"
 

@@ -93,6 +93,9 @@ def planned_work(P) -> list[Work]:
             for _ in range(2 * len(P.seeds)):  # pretrained and from scratch
                 work.append(Work(P.backbone, P.batch_size, size,
                                  steps(fraction * n_train, P.batch_size) * P.num_epochs, n_test))
+        for _ in P.seeds:  # section 6: scratch again at the smallest fraction, budget_factor x the epochs
+            work.append(Work(P.backbone, P.batch_size, size,
+                             steps(P.fractions[0] * n_train, P.batch_size) * P.num_epochs * P.budget_factor, n_test))
     elif P.notebook.startswith("02_"):
         test = int(n_test * P.test_fraction)
         for model in P.compare_models:
