@@ -245,11 +245,11 @@ THROUGHPUT_REPEATS = 5  # timed calls; their median counts
 loss_fn = nn.CrossEntropyLoss()
 
 
-def loaders_for(backbone, train_subset, batch_size, val_subset=None):
-    """Training (augmented), optional validation and test loaders normalized for `backbone`."""
+def loaders_for(backbone, train_subset, batch_size, val_subset=None, augment=True):
+    """Training (augmented unless told not to), optional validation and test loaders normalized for `backbone`."""
     mean, std = cu.normalization_for(backbone)
     common = dict(image_size=P.image_size, mean=mean, std=std, num_workers=P.num_workers)
-    train_loader = cu.make_loader(train_subset, batch_size=batch_size, shuffle=True, augment=True, **common)
+    train_loader = cu.make_loader(train_subset, batch_size=batch_size, shuffle=True, augment=augment, **common)
     val_loader = cu.make_loader(val_subset, batch_size=256, **common) if val_subset is not None else None
     test_loader = cu.make_loader(test_subset, batch_size=256, **common)
     return train_loader, val_loader, test_loader
@@ -429,7 +429,9 @@ check.keep_best(KeepBest)
 # (no patience: it never stops a run, it only remembers) goes to `cu.fit`, which restores that
 # epoch's weights at the end, so the test accuracy measured afterwards is the test accuracy
 # *of the epoch chosen on validation*. (Freezing is done by the library here;
-# notebook 03 is where you write it.)
+# notebook 03 is where you write it.) The training images are not augmented, as in notebook
+# 03's part B from the same write-up: everything before the trainable groups is then a fixed
+# function, and `cache_features=True` runs it once instead of every epoch.
 
 # %%
 def run_depth(backbone, seed, verbose=True):
@@ -437,7 +439,8 @@ def run_depth(backbone, seed, verbose=True):
     cu.seed_everything(seed)
     train_subset = cu.subset_per_class(train_set, P.train_per_class, seed=seed)
     val_subset = cu.subset_per_class(train_set, P.val_per_class, seed=seed, exclude=train_subset)
-    train_loader, val_loader, test_loader = loaders_for(backbone, train_subset, P.depth_batch_size, val_subset)
+    train_loader, val_loader, test_loader = loaders_for(backbone, train_subset, P.depth_batch_size, val_subset,
+                                                        augment=False)
     model = cu.build_model(backbone, num_classes, pretrained=True)
     cu.set_trainable_layers(model, P.trainable_layers)
     total, trainable = parameter_counts(model)
@@ -445,7 +448,7 @@ def run_depth(backbone, seed, verbose=True):
     history = cu.fit(model, train_loader, val_loader, num_epochs=P.depth_num_epochs, loss_fn=loss_fn,
                      optimizer=lambda m: cu.train.make_optimizer(P.depth_optimizer, cu.trainable_parameters(m),
                                                                  lr=P.depth_lr, momentum=P.momentum),
-                     early_stopping=keep, device=session.device, verbose=verbose,
+                     early_stopping=keep, cache_features=True, device=session.device, verbose=verbose,
                      description=f"{backbone} seed {seed}")
     best = {"best_epoch": keep.best_epoch, "best_val_acc": history.records[keep.best_epoch - 1]["val_acc"],
             "last_epoch": len(history), "last_val_acc": history.last()["val_acc"]}
