@@ -849,6 +849,7 @@ def order_among_trainers(summary: list[dict]) -> list[str]:
             + " points: the strategy with the widest gap fits its training images but carries the least to the test set."]
 
 
+# %% tags=["nbval-ignore-output"]
 def analysis_strategies(summary: list[dict]) -> list[str]:
     acc = {r["freezing"]: r["test_acc_mean"] for r in summary}
     params = {r["freezing"]: r["trainable_params"] for r in summary}
