@@ -80,7 +80,7 @@ def check_all(notebook: str, rows: list[dict]) -> list[Verdict]:
 
 
 def check(finding: dict, rows: list[dict]) -> Verdict:
-    """Check one finding on a run's rows (see the module notes for the two kinds)."""
+    """Check one finding on a run's rows (its kinds are in the module notes)."""
     if finding.get("below_chance"):
         return _below_chance(finding, rows)
     return _comparison(finding, rows)
