@@ -565,3 +565,19 @@ def test_judging_checks_what_load_parameters_resolved():
     assert judge_report(job, with_resolved([{"unreadable": True}]))["status"] == "parameters-ignored"
     job.uses_load_parameters = False  # the toy itself takes its knobs without it
     assert judge_report(job, with_resolved([]))["status"] == "ok"
+
+
+def test_the_process_map_skips_a_process_whose_stat_file_is_read_empty_as_it_exits(monkeypatch):
+    """On a busy machine /proc/<pid>/stat of an exiting process can read as empty: that must not stop a grading run."""
+    from course_kit.grading import procs
+
+    real_read = Path.read_text
+
+    def read(path, *args, **kwargs):
+        if path.name == "stat" and path.parent.name == str(os.getpid()):
+            return ""  # this process, caught exiting
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read)
+    parents = procs._parent_map()
+    assert os.getpid() not in parents and os.getppid() in parents

@@ -78,6 +78,8 @@ def _parent_map() -> dict[int, int]:
             continue
         # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
         fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) < 2:  # read as it exited: an empty (or cut) stat file, seen on a busy machine
+            continue
         parents[int(entry.name)] = int(fields[1])
     return parents
 
