@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
+from .parameters import PROFILES_FILE
 from .repository import student_library_dir
 
-PROFILE_FOLDER = Path("notebook") / "profiles"
+PROFILE_FOLDER = PROFILES_FILE.parent  # one place names where the student library keeps its profiles
 
 
 @dataclass
@@ -185,7 +185,7 @@ def checked_in(profile: str) -> bool:
         >>> checked_in("offline"), checked_in("smoke"), checked_in("grading")
         (True, False, False)
     """
-    profiles = yaml.safe_load((student_library_dir() / PROFILE_FOLDER / "profiles.yaml").read_text())
+    profiles = yaml.safe_load((student_library_dir() / PROFILES_FILE).read_text())
     name, seen = profile, []
     while name is not None and name not in seen:
         seen.append(name)
