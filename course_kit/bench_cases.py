@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from course_utils import apply_strategy, build_model, fit, make_loader, trainable_parameters
 from course_utils.models import IMAGENET_MEAN, IMAGENET_STD
 from course_utils.train import Speedups
+from course_utils.train.speedups import native_bf16
 
 
 SEED_BATCH_SIZE = 64
@@ -287,9 +288,21 @@ def _seed_fit(model, loader, val_loader, epochs: int, device):
         verbose=False, speedups=Speedups(device))
 
 
+def kit_speedups(device, compile_model: bool = False) -> Speedups:
+    """The kit side's speed-ups: the defaults on CUDA; on a CPU that computes bfloat16, bf16 and channels-last.
+
+    The CPU's are opt-in in the library because they slow EfficientNet-Lite down (see
+    ``course_utils.train.speedups``); every case here runs ResNet-18, where they pay.
+    """
+    device = torch.device(device)
+    if device.type == "cpu" and native_bf16(device):
+        return Speedups.for_device(device, mixed_precision=True, channels_last=True)
+    return Speedups.for_device(device, compile_model=compile_model)
+
+
 def _kit_fit(model, loader, val_loader, epochs: int, device, cache: bool = False, compile_model: bool = False):
     fit(model, loader, val_loader, num_epochs=epochs, loss_fn=nn.CrossEntropyLoss(), optimizer=_sgd, device=device,
-        verbose=False, cache_features=cache, speedups=Speedups.for_device(device, compile_model=compile_model))
+        verbose=False, cache_features=cache, speedups=kit_speedups(device, compile_model))
 
 
 def _warm_up(name: str, image_size: int, device) -> None:

@@ -1,4 +1,4 @@
-"""CUDA speed-ups stay off on the CPU (so CPU results are unchanged); on a GPU they run."""
+"""Speed-ups stay off on the CPU unless asked (so CPU results are unchanged); on a GPU they run."""
 from __future__ import annotations
 
 import pytest
@@ -24,11 +24,31 @@ def test_everything_is_off_on_the_cpu():
 
 
 @pytest.mark.parametrize("option", ["mixed_precision", "channels_last", "compile_model"])
-def test_asking_for_a_cuda_speedup_on_the_cpu_is_explained(option):
-    with pytest.raises(ValueError, match="CUDA speed-up"):
+def test_asking_for_a_cuda_speedup_on_the_cpu_is_explained(monkeypatch, option):
+    # A processor without bfloat16 arithmetic: only channels-last can be asked for.
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    if option == "channels_last":
+        assert Speedups.for_device("cpu", channels_last=True).channels_last
+        return
+    with pytest.raises(ValueError, match="cannot be used here"):
         Speedups.for_device("cpu", **{option: True})
-    with pytest.raises(ValueError, match="CUDA speed-up"):  # the settings fit takes, made directly
+    with pytest.raises(ValueError, match="cannot be used here"):  # the settings fit takes, made directly
         Speedups(torch.device("cpu"), **{option: True})
+
+
+def test_bf16_on_a_cpu_that_computes_it(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    speed = Speedups.for_device("cpu", mixed_precision=True, channels_last=True)
+    model, images = torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8)
+    speed.prepare_model(model)
+    moved, = speed.to_device([images])
+    assert model.weight.is_contiguous(memory_format=torch.channels_last)
+    assert moved.is_contiguous(memory_format=torch.channels_last)
+    with speed.autocast():
+        assert model(moved).dtype == torch.bfloat16
+    assert Speedups.for_device("cpu").mixed_precision is False  # never on unless asked
+    with pytest.raises(ValueError, match="CUDA speed-up"):
+        Speedups.for_device("cpu", compile_model=True)
 
 
 @pytest.mark.parametrize("capability,bf16", [((7, 5), False), ((8, 0), True)])
