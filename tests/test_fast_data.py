@@ -166,6 +166,33 @@ def test_batches_kept_by_the_caller_are_never_overwritten():
     assert torch.equal(first, copy)
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_lanes_give_the_batches_one_thread_gives(monkeypatch, channels_last):
+    # On several CPU threads, the chunks of a batch go to parallel lanes; nothing may change but the speed.
+    import course_utils.data.device_loader as device_loader
+
+    images = torch.randint(0, 256, (70, 3, 32, 40), dtype=torch.uint8)  # 5 chunks, the last one short
+    offsets, flips = random_crops_and_flips(len(images))
+    transform = BatchTransform(48, channels_last=channels_last)
+    one_lane = transform._transform(images, offsets, flips, lanes=1).clone()
+    used = []
+    real_lanes = device_loader._lanes
+    monkeypatch.setattr(device_loader, "_lanes", lambda count: used.append(count) or real_lanes(count))
+    monkeypatch.setattr(device_loader, "_session_threads", lambda: 2)
+    assert torch.equal(transform(images, offsets, flips), one_lane)
+    assert used == [2]
+    monkeypatch.undo()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with device_loader._one_cpu_thread(torch.device("cpu")):
+            # torch's steps run on one thread here; the lanes still see the session's two
+            assert (torch.get_num_threads(), device_loader._session_threads()) == (1, 2)
+        assert (torch.get_num_threads(), device_loader._session_threads()) == (2, 2)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_randomness_comes_from_torchs_global_generator():
     digits = cu.data.digits_dataset(train=False)
     loader = cu.make_loader(digits, batch_size=32, shuffle=True, augment=True, image_size=32, device="cpu")
