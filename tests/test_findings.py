@@ -9,6 +9,8 @@ import pytest
 from course_kit import findings
 from course_kit.runner import NotebookRun, write_summary
 
+# The results records of one whole `python3 quickstart.py run` (offline profile, the settings on main),
+# copied from its run folder; the run before it gave the same numbers (only timings differ).
 RECORDED = Path(__file__).parent / "data" / "offline-results"
 NOTEBOOKS = ["01_alexnet_data_fraction", "02_resnet_vs_vgg", "03_partial_freezing", "04_multitask_fruit"]
 
