@@ -1,6 +1,8 @@
 """The on-device batched data path: augmentation semantics, exact crops, loader behaviour, make_loader."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -180,7 +182,9 @@ def test_lanes_give_the_batches_one_thread_gives(monkeypatch, channels_last):
     monkeypatch.setattr(device_loader, "_lanes", lambda count: used.append(count) or real_lanes(count))
     monkeypatch.setattr(device_loader, "_session_threads", lambda: 2)
     assert torch.equal(transform(images, offsets, flips), one_lane)
-    assert used == [2]
+    with torch.inference_mode():  # a per-thread mode the lanes must take over from the caller
+        assert torch.equal(transform(images, offsets, flips), one_lane)
+    assert used == [2, 2]
     monkeypatch.undo()
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -189,6 +193,11 @@ def test_lanes_give_the_batches_one_thread_gives(monkeypatch, channels_last):
             # torch's steps run on one thread here; the lanes still see the session's two
             assert (torch.get_num_threads(), device_loader._session_threads()) == (1, 2)
         assert (torch.get_num_threads(), device_loader._session_threads()) == (2, 2)
+        device_loader.BatchTransform(48)(images, offsets, flips)  # on two real lanes
+        seen = []  # a thread started afterwards gets the session's count, not a lane's 1
+        fresh = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        fresh.start(), fresh.join()
+        assert seen == [2] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
 
