@@ -292,11 +292,14 @@ def kit_speedups(device, compile_model: bool = False) -> Speedups:
     """The kit side's speed-ups: the defaults on CUDA; on a CPU that computes bfloat16, bf16 and channels-last.
 
     The CPU's are opt-in in the library because they slow EfficientNet-Lite down (see
-    ``course_utils.train.speedups``); every case here runs ResNet-18, where they pay.
+    ``course_utils.train.speedups``); every CPU case here runs ResNet-18, where they pay.
+    ``compile_model`` (``course bench --compile``) applies on CUDA only.
     """
     device = torch.device(device)
-    if device.type == "cpu" and native_bf16(device):
-        return Speedups.for_device(device, mixed_precision=True, channels_last=True)
+    if device.type != "cuda":
+        if native_bf16(device):
+            return Speedups.for_device(device, mixed_precision=True, channels_last=True)
+        return Speedups.for_device(device)
     return Speedups.for_device(device, compile_model=compile_model)
 
 

@@ -23,21 +23,24 @@ def test_everything_is_off_on_the_cpu():
         assert model(images).dtype == torch.float32
 
 
-@pytest.mark.parametrize("option", ["mixed_precision", "channels_last", "compile_model"])
-def test_asking_for_a_cuda_speedup_on_the_cpu_is_explained(monkeypatch, option):
-    # A processor without bfloat16 arithmetic: only channels-last can be asked for.
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    if option == "channels_last":
-        assert Speedups.for_device("cpu", channels_last=True).channels_last
-        return
-    with pytest.raises(ValueError, match="cannot be used here"):
+@pytest.mark.parametrize("option,reason", [("mixed_precision", "no bfloat16 arithmetic"),
+                                           ("compile_model", "torch.compile is used on CUDA only")])
+def test_what_a_cpu_without_bf16_cannot_do_is_explained(monkeypatch, option, reason):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True})  # AVX-512, no BF16
+    assert Speedups.for_device("cpu", channels_last=True).channels_last  # this one any CPU can do
+    with pytest.raises(ValueError, match=reason):
         Speedups.for_device("cpu", **{option: True})
-    with pytest.raises(ValueError, match="cannot be used here"):  # the settings fit takes, made directly
+    with pytest.raises(ValueError, match=reason):  # the settings fit takes, made directly
         Speedups(torch.device("cpu"), **{option: True})
 
 
+def test_speedups_off_cuda_and_the_cpu_are_cuda_speedups():
+    with pytest.raises(ValueError, match="CUDA speed-up and this run is on meta"):
+        Speedups(torch.device("meta"), channels_last=True)
+
+
 def test_bf16_on_a_cpu_that_computes_it(monkeypatch):
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True})
     speed = Speedups.for_device("cpu", mixed_precision=True, channels_last=True)
     model, images = torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8)
     speed.prepare_model(model)
@@ -47,7 +50,7 @@ def test_bf16_on_a_cpu_that_computes_it(monkeypatch):
     with speed.autocast():
         assert model(moved).dtype == torch.bfloat16
     assert Speedups.for_device("cpu").mixed_precision is False  # never on unless asked
-    with pytest.raises(ValueError, match="CUDA speed-up"):
+    with pytest.raises(ValueError, match="CUDA only"):
         Speedups.for_device("cpu", compile_model=True)
 
 

@@ -303,7 +303,7 @@ def compute_features(prefix: nn.Module, loader, device: torch.device, *, cut_aft
         cut_after: name of the last prefix stage, for the memory message.
         extra_images: images that will be cached besides these (validation), counted in the memory check.
         memory_fraction: share of free memory the cache may take.
-        autocast: context manager factory for mixed precision (CUDA).
+        autocast: context manager factory for mixed precision (bf16 when ``Speedups`` asks for it).
 
     Returns:
         ``features`` ``(N, ...)`` and the label tensors ``(N,)``, in the dataset's order.
@@ -398,7 +398,7 @@ def extract_features(model: nn.Module, train_loader, val_loader=None, *, device=
             otherwise evaluated through the whole model.
         device: the training device (default: where the model's parameters are).
         memory_fraction: share of currently free memory the cache may take.
-        autocast: mixed-precision context factory (``fit`` passes bf16 autocast on CUDA).
+        autocast: mixed-precision context factory (``fit`` passes ``Speedups.autocast``).
 
     Returns:
         A ``FeatureCache``: train ``cache.head`` on ``cache.train_loader`` and evaluate

@@ -256,7 +256,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         loader: yields ``(images (N, 3, H, W), labels (N,) [, labels_task2 (N,), ...])``.
         optimizer: steps the model's trainable parameters.
         loss_fn: ``loss_fn(outputs, *labels) -> scalar``, the batch mean (``nn.CrossEntropyLoss()``).
-        speedups: GPU settings (default: those of the model's device; none on the CPU).
+        speedups: bf16, channels-last (``Speedups``; default: those of the model's device, none on the CPU).
         description: label of the progress bar.
 
     Returns:
@@ -419,7 +419,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, los
         cache_features: run the frozen front of the model once and train the rest on its
             outputs (shortcut for ``extract_features``; needs loaders without augmentation).
         device: default CUDA if available, else the CPU; the model is moved there.
-        speedups: GPU settings (bf16, channels-last, ``torch.compile``); default: on for CUDA only.
+        speedups: bf16, channels-last, ``torch.compile`` (``Speedups``); default: on for CUDA, off on the CPU.
         verbose: print one line per epoch.
         description: label for progress bars and printed lines.
 

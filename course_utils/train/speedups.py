@@ -5,10 +5,11 @@ unless asked, so CPU runs compute exactly what they computed without this module
 stay bit-for-bit reproducible): the CPU gets its speed from the data path (``fast_data``)
 and from feature caching (``feature_cache``). Two of them can be asked for on the CPU:
 
-* bf16 autocast, on processors that compute bfloat16 in hardware (AMX / AVX-512 BF16,
-  see ``native_bf16``). It pays for plain convolutions: ResNet-18 at 64 px trains 1.9x
-  faster with it and channels-last on the 2-core development machine (170 -> 333 images/s)
-  and infers 2.2x faster (738 -> 1656). It does not pay for EfficientNet-Lite's depthwise
+* bf16 autocast, on processors that compute bfloat16 in hardware (AMX or AVX-512 BF16,
+  see ``native_bf16``; only AMX was measured). It pays for plain convolutions: ResNet-18 at
+  64 px trains 1.9x faster with it and channels-last on the 2-core development machine
+  (170 -> 333 images/s) and infers 2.2x faster (738 -> 1656). Cached features
+  (``cache_features=True``) are then stored in bfloat16 too. It does not pay for EfficientNet-Lite's depthwise
   convolutions, which train slower in bf16 (208 -> 125 images/s for Lite0 at 48 px), so
   it stays off by default and the notebooks do not use it.
 * channels-last, on any CPU.
@@ -48,7 +49,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Speedups:
-    """Which speed-ups a run uses (all off on the CPU).
+    """Which speed-ups a run uses (on CUDA by default; on the CPU only when asked for).
 
     Attributes:
         device: the training device.
@@ -66,17 +67,23 @@ class Speedups:
         object.__setattr__(self, "device", torch.device(self.device))
         if self.device.type == "cuda":
             return
-        # What the CPU can do (see the module notes); anything else is a CUDA speed-up.
-        allowed = {"channels_last"} if self.device.type == "cpu" else set()
-        if self.device.type == "cpu" and native_bf16(self.device):
+        # What the CPU can do (see the module notes); anything else needs CUDA.
+        cpu = self.device.type == "cpu"
+        allowed = {"channels_last"} if cpu else set()
+        if cpu and native_bf16(self.device):
             allowed.add("mixed_precision")
         for name in ("mixed_precision", "channels_last", "compile_model"):
-            if getattr(self, name) and name not in allowed:
-                why = ("this processor has no bfloat16 arithmetic (AMX or AVX-512 BF16)"
-                       if name == "mixed_precision" and self.device.type == "cpu"
-                       else f"it is a CUDA speed-up and this run is on {self.device}")
-                raise ValueError(f"{name}=True cannot be used here: {why}. Leave it at its default "
-                                 "(None/False), which turns it on only on a GPU.")
+            if not getattr(self, name) or name in allowed:
+                continue
+            if name == "mixed_precision" and cpu:
+                why = "this processor has no bfloat16 arithmetic (AMX or AVX-512 BF16)"
+            elif name == "compile_model":
+                why = f"torch.compile is used on CUDA only and this run is on {self.device}"
+            else:
+                why = f"it is a CUDA speed-up and this run is on {self.device}"
+            fix = ("leave compile_model=False" if name == "compile_model"
+                   else f"leave {name} at its default (None), which turns it on only on a GPU")
+            raise ValueError(f"{name}=True cannot be used here: {why}. Fix: {fix}.")
 
     @classmethod
     def for_device(cls, device, mixed_precision: bool | None = None, channels_last: bool | None = None,
@@ -141,7 +148,8 @@ def native_bf16(device) -> bool:
 
     On CUDA: compute capability 8.0 (Ampere) or newer. ``torch.cuda.is_bf16_supported()``
     also says yes for older GPUs such as Colab's T4 (7.5), where bfloat16 is only emulated
-    and slower than float32. On the CPU: oneDNN's own test for AMX or AVX-512 BF16.
+    and slower than float32. On the CPU: AMX or AVX-512 BF16 instructions, as torch reports
+    them (``torch.cpu.get_capabilities``).
 
     Example:
         >>> native_bf16("meta")
@@ -149,7 +157,8 @@ def native_bf16(device) -> bool:
     """
     device = torch.device(device)
     if device.type == "cpu":
-        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        capabilities = getattr(torch.cpu, "get_capabilities", lambda: {})()
+        return bool(capabilities.get("amx_bf16") or capabilities.get("avx512_bf16"))
     if device.type != "cuda" or not torch.cuda.is_available():
         return False
     return torch.cuda.get_device_capability(device)[0] >= 8
