@@ -249,9 +249,10 @@ def test_student_code_cannot_carry_the_checks_out_through_feedback(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     for student in ("leaker", "number_leaker"):
         feedback = (out / "feedback" / f"{student}.md").read_text()
-        # The grader's own measurements (a runtime such as 3.47) are not the student's to shape; leaving
-        # them in made the "7," probe match a run that happened to take 3.47 s.
-        row = {key: value for key, value in rows(out)[student].items() if key not in ("runtime_s", "graded_at")}
+        # What the grader measures or names itself (a runtime such as 3.47 s, hashes, the path under
+        # tmp_path) is not the student's to shape, and may hold a probe such as "7," by chance.
+        own = ("runtime_s", "graded_at", "sha256", "graded_with", "submission")
+        row = {key: value for key, value in rows(out)[student].items() if key not in own}
         shown = feedback + json.dumps(row)
         for secret in ("1.0, 2.0, 4.0, 9.0", "HIDDEN", "f_locals", "ns.call", "reference_squares", "co_consts", "7,",
                        "[7", "4001", "items, expected"):
