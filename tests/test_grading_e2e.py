@@ -209,7 +209,13 @@ def test_interrupt_keeps_finished_rows_and_leaves_nothing_running(tmp_path):
         else:
             pytest.fail("the grader never reached the state to interrupt")
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=90)
+        try:
+            output, _ = process.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # the grader prints where each of its threads waits
+            time.sleep(3)
+            process.kill()
+            pytest.fail("the grader did not stop within 90 s of Ctrl-C:\n" + process.communicate()[0])
     finally:
         if process.poll() is None:
             process.kill()
@@ -224,6 +230,33 @@ def test_interrupt_keeps_finished_rows_and_leaves_nothing_running(tmp_path):
     assert "skip a_correct: already graded" in rerun.stdout
     assert {s: r["status"] for s, r in rows(out).items()} == {"a_correct": "ok", "b_loop": "timeout", "c_loop": "timeout"}
     assert grading_processes(run_marker(rerun.stdout)) == []
+
+
+def test_usr1_prints_where_a_running_grader_waits_and_the_run_goes_on(tmp_path):
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    crafted._write(submissions, "sleeper", crafted._with({crafted.PIPELINE: "import time\ntime.sleep(600)"}))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
+               "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), "--no-solution-check",
+               "--cell-timeout", "300", "--timeout", "300"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "; run grade-" not in (
+                (out / "grading.log").read_text() if (out / "grading.log").exists() else ""):
+            time.sleep(0.5)
+        time.sleep(2)  # the worker thread is now waiting on its runner
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        assert process.poll() is None  # still grading
+        process.send_signal(signal.SIGINT)
+        output, errors = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output + errors
+    assert "most recent call first" in errors and "run_runner" in errors, errors
 
 
 def test_stop_on_error_runs_nothing_after_the_first_failure():

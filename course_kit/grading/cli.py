@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import functools
 import json
 import os
@@ -285,6 +286,10 @@ def main(args: argparse.Namespace) -> int:
     marker = f"grade-{uuid.uuid4().hex[:12]}"
     executor = (DaskExecutor(args.scheduler) if args.executor == "dask" else LocalExecutor(args.jobs))
     previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM behaves like Ctrl-C
+    if hasattr(signal, "SIGUSR1"):
+        # `kill -USR1 <pid>` prints every thread's stack to stderr, and the run goes on:
+        # what an operator (or a test) needs to see where a run that seems stuck waits.
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
     started = time.monotonic()
     try:
         for warning in warnings:
