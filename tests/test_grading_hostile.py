@@ -524,7 +524,9 @@ def test_a_run_sees_and_sweeps_only_its_own_processes_and_folders(tmp_path):
     other_out = tmp_path / "other_out"
     command = [sys.executable, "-m", "course_kit.cli", "grade", str(tmp_path / "other"), "--assignment",
                crafted.ASSIGNMENT, "--out", str(other_out), "--solutions", str(crafted.SOLUTION.parent),
-               "--no-solution-check", *LIMITS]
+               "--no-solution-check", *LIMITS, "--cell-timeout", "600", "--timeout", "900"]
+    # (Long limits, the last of each flag counting: the other run must still be running when this test
+    # interrupts it, however long this run takes on a busy machine; with LIMITS' 30 s it could finish first.)
     other = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
