@@ -21,6 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "grading_toy"))
 import crafted  # noqa: E402
+from process_support import default_sigint  # noqa: E402
 
 from course_kit.grading import procs, sandbox  # noqa: E402
 
@@ -195,7 +196,8 @@ def test_interrupt_keeps_finished_rows_and_leaves_nothing_running(tmp_path):
     command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
                "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), "-j", "2", "--no-solution-check",
                "--cell-timeout", "300", "--timeout", "300", "-p", "scale", "3.0"]  # the rerun's parameters
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 120
         # Wait until a_correct has its row and both loops' kernels are spinning.
@@ -240,7 +242,8 @@ def test_usr1_prints_where_a_running_grader_waits_and_the_run_goes_on(tmp_path):
     command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
                "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), "--no-solution-check",
                "--cell-timeout", "300", "--timeout", "300"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and "; run grade-" not in (

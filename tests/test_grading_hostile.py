@@ -23,6 +23,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "grading_toy"))
 import crafted  # noqa: E402
+from process_support import default_sigint  # noqa: E402
 
 from course_kit.grading import sandbox  # noqa: E402
 
@@ -528,7 +529,7 @@ def test_a_run_sees_and_sweeps_only_its_own_processes_and_folders(tmp_path):
     # (Long limits, the last of each flag counting: the other run must still be running when this test
     # interrupts it, however long this run takes on a busy machine; with LIMITS' 30 s it could finish first.)
     other = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+                             stderr=subprocess.DEVNULL, preexec_fn=default_sigint)
     try:
         deadline, other_marker = time.monotonic() + 120, None
         while time.monotonic() < deadline and not (other_marker and procs.processes_with_marker(other_marker)
