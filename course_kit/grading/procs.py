@@ -66,21 +66,27 @@ def make_undumpable() -> bool:
     return _prctl(_PR_SET_DUMPABLE, 0)
 
 
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """Fields 3 on of ``/proc/<pid>/stat`` (state, ppid, ...; see proc(5)), or None when it cannot be read.
+
+    None too for a process caught exiting, whose stat file can read as empty or cut short
+    on a busy machine: every reader below treats that as "gone".
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # the process exited while we looked
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields if len(fields) >= 20 else None
+
+
 def _parent_map() -> dict[int, int]:
     """pid -> ppid for every process visible in /proc."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # the process exited while we looked
-            continue
-        # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) < 2:  # read as it exited: an empty (or cut) stat file, seen on a busy machine
-            continue
-        parents[int(entry.name)] = int(fields[1])
+        if entry.name.isdigit() and (fields := _stat_fields(entry.name)) is not None:
+            parents[int(entry.name)] = int(fields[1])
     return parents
 
 
@@ -180,11 +186,8 @@ def kill_tree(root: int, include_root: bool = False, marker: str | None = None, 
 
 def _alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return state[state.rfind(")") + 2:].split()[0] != "Z"
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def kill_process_group(pgid: int) -> None:
@@ -205,11 +208,8 @@ FOLDER_PREFIX = "course-grade-"
 
 def _start_time(pid: int) -> str | None:
     """When ``pid`` started (clock ticks since boot, /proc), so a reused pid is not taken for its owner."""
-    try:
-        line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return line[line.rfind(")") + 2:].split()[19]  # field 22 of proc(5); the split starts at field 3
+    fields = _stat_fields(pid)
+    return None if fields is None else fields[19]  # field 22 of proc(5); the fields start at field 3
 
 
 def private_folder(marker: str) -> Path:
