@@ -148,7 +148,8 @@ def _lanes(count: int) -> ThreadPoolExecutor:
 def _in_lane(work, inference: bool):
     """``work`` as a lane runs it: torch on one thread, in the caller's inference mode (a per-thread setting)."""
     def run(*args):
-        torch.set_num_threads(1)  # this thread's own count: the caller's stays as it is
+        if torch.get_num_threads() != 1:  # once per lane thread: setting it also resets torch's shared pools
+            torch.set_num_threads(1)  # this thread's own count: the caller's stays as it is
         with torch.inference_mode(inference):
             return work(*args)
     return run
