@@ -127,96 +127,94 @@ def test_the_kernel_cannot_reach_other_processes_sockets_or_the_machines_shared_
 
 
 # --------------------------------------------------------------------------- 1. forged observations
-# The strongest forger: it knows every expected value of the toy's hidden checks.
-KNOWN_ANSWERS = {"squares_hidden": [0, 1, 4, 9, 16, 25, 36], "squares_empty": [], "scaled_mean_hidden": 8.0,
-                 "pipeline_result": 35.0}
-STUBS = {crafted.SQUARES: "def squares(n):\n    return None", crafted.SCALED_MEAN: "def scaled_mean(values, scale):\n    return None"}
+# Stubs that return what a correct answer looks like for some input: what a forger can offer
+# without solving the exercises. The hidden checks draw other inputs for every submission.
+PLAUSIBLE = [[0, 1, 4, 9, 16, 25, 36], [[], [0], [0, 1]], 8.0, 35.0]
+STUBS = {crafted.SQUARES: "def squares(n):\n    return [0, 1, 4, 9, 16, 25, 36]",
+         crafted.SCALED_MEAN: "def scaled_mean(values, scale):\n    return 8.0"}
 
 FORGE_STDOUT = '''
 import json, sys
-ANSWERS = {answers!r}
+PLAUSIBLE = {plausible!r}
+NAMES = ["squares_hidden", "squares_small", "scaled_mean_hidden", "pipeline_result"]
 class Rewriter:
     """Replaces sys.stdout: prints forged check records and rewrites anything that looks like one."""
     def __init__(self, stream):
         self.stream = stream
     def write(self, text):
-        if "course-check" in text or '"kind"' in text:
-            text = text.replace('"ok": false', '"ok": true').replace('"ok":false', '"ok":true')
-        return self.stream.write(text)
+        return self.stream.write(text.replace('"ok":false', '"ok":true'))
     def flush(self):
         return self.stream.flush()
 sys.stdout = Rewriter(sys.stdout)
-for name, value in ANSWERS.items():
-    print("\\x1ecourse-check " + json.dumps({{"kind": "check", "name": name, "ok": True, "observation": value}}))
-print("\\x1ecourse-check " + json.dumps({{"kind": "done"}}))
-with open("00_toy.results.json", "w") as handle:
-    json.dump({{"result": 35.0}}, handle)
+for name, value in zip(NAMES, PLAUSIBLE):
+    print(json.dumps({{"name": name, "ok": True, "observation": value}}))
+print("done")
 '''
 
-FORGE_PIPE = '''
+# Watches the work folder for the probes' report file and writes its own records into it first:
+# started, a plausible observation for every check name it can find, done.
+FORGE_REPORT = '''
 import json, os, threading, time
-ANSWERS = {answers!r}
-def forged_lines():
-    lines = [json.dumps({{"kind": "parameters", "values": {{}}}})]
-    lines += [json.dumps({{"kind": "check", "name": n, "ok": True, "observation": v}}) for n, v in ANSWERS.items()]
-    lines.append(json.dumps({{"kind": "done"}}))
-    return "".join(f"{{i}} {{'0' * 64}} {{line}}\\n" for i, line in enumerate(lines)).encode()
-def pipes():
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{{fd}}").startswith("pipe:"):
-                found.append(int(fd))
-        except OSError:
-            pass
-    return found
-def forge():  # now, and again from a thread while the checks run
-    for fd in pipes():
-        try:
-            os.write(fd, b"ready\\n" + forged_lines())
-        except OSError:
-            pass
-forge()
-def keep_forging():
-    for _ in range(200):
-        time.sleep(0.05)
-        forge()
-threading.Thread(target=keep_forging, daemon=True).start()
+PLAUSIBLE = {plausible!r}
+NAMES = ["squares_hidden", "squares_small", "scaled_mean_hidden", "pipeline_result"]
+def forged():
+    lines = ["started"] + [json.dumps({{"name": n, "ok": True, "observation": v}}) for n, v in zip(NAMES, PLAUSIBLE)]
+    return ("\\n".join(lines + ["done"]) + "\\n").encode()
+def watch():
+    seen = set()
+    for _ in range(4000):
+        for name in os.listdir("."):
+            if name.startswith(".course-report") and name not in seen:
+                seen.add(name)
+                try:
+                    fd = os.open(name, os.O_WRONLY)
+                    os.write(fd, forged())
+                    os.close(fd)
+                except OSError:
+                    pass
+        time.sleep(0.005)
+threading.Thread(target=watch, daemon=True).start()
 '''
 
-FORGE_TOOLS = '''
-import os, posix, sys
-real_write = os.write
-def rewriting_write(fd, data):
-    # Turn every failed check into a pass on its way out.
-    return real_write(fd, data.replace(b'"ok":false', b'"ok":true'))
-os.write = posix.write = rewriting_write
-sys.settrace(lambda *args: None)
+# Reaches the probes' own writer from the call stack of a check that calls student code (the
+# attack that forged 12/12 on the signed design): writes a pass for every check, with the
+# inputs it finds there as the observation, then stops the probes before they write theirs.
+FORGE_STACK = '''
+import json, sys
+def _forge():
+    frame = sys._getframe(1)
+    while frame is not None:
+        write, args = frame.f_locals.get("write"), frame.f_globals.get("ARGS")
+        if callable(write) and isinstance(args, dict):
+            for item in args["checks"]:
+                write(json.dumps({{"name": item["name"], "ok": True, "observation": item.get("inputs")}}))
+            write("done")
+            raise SystemExit
+        frame = frame.f_back
+def squares(n):
+    _forge()
+def scaled_mean(values, scale):
+    _forge()
 '''
 
 
-@needs_landlock
 def test_forgers_score_no_more_than_an_unsolved_notebook(tmp_path):
-    """Class 1: rewriting stdout, writing to the private channel, patching what the harness uses."""
+    """Class 1: forged output, a forged report file, the probes' writer reached from the stack, stubs."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
     unsolved = {index: f"{source.split(':')[0]}:\n    raise NotImplementedError()" for index, source in STUBS.items()}
     write(submissions, "h0_unsolved", unsolved)
-    write(submissions, "h1_stdout", {**STUBS, crafted.RESULTS: FORGE_STDOUT.format(answers=KNOWN_ANSWERS)})
-    write(submissions, "h2_pipe", {**STUBS, crafted.RESULTS: FORGE_PIPE.format(answers=KNOWN_ANSWERS)})
-    write(submissions, "h3_tools", {**STUBS, crafted.RESULTS: FORGE_TOOLS})
-    # A correct notebook that also forges: forging costs it everything.
-    write(submissions, "h4_correct_but_forging", {crafted.RESULTS: FORGE_PIPE.format(answers=KNOWN_ANSWERS)})
+    write(submissions, "h1_stubs", STUBS)
+    write(submissions, "h2_stdout", {**STUBS, crafted.RESULTS: FORGE_STDOUT.format(plausible=PLAUSIBLE)})
+    write(submissions, "h3_report_file", {**STUBS, crafted.RESULTS: FORGE_REPORT.format(plausible=PLAUSIBLE)})
+    write(submissions, "h4_stack", {crafted.SQUARES: FORGE_STACK, crafted.SCALED_MEAN: "pass"})
     result = grade(submissions, out, "-j", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     book = rows(out)
     floor = book["h0_unsolved"]["points"]
     assert floor == 0
-    for student in ("h1_stdout", "h2_pipe", "h3_tools", "h4_correct_but_forging"):
+    for student in ("h1_stubs", "h2_stdout", "h3_report_file", "h4_stack"):
         assert book[student]["points"] <= floor, (student, book[student])
-    assert book["h2_pipe"]["status"] == "tampered" and book["h4_correct_but_forging"]["status"] == "tampered"
-    assert book["h3_tools"]["status"] == "tampered"
-    feedback = (out / "feedback" / "h2_pipe.md").read_text()
-    assert "interfered" in feedback and "0 / 6 points" in feedback
+        assert book[student]["status"] != "grader-error", (student, book[student])
 
 
 # --------------------------------------------------------------------------- 2. check code leaking through feedback
@@ -228,63 +226,64 @@ def _stolen():
         pieces.append(repr(frame.f_locals)[:300])
         pieces.append(repr(frame.f_code.co_consts)[:300])
         frame = frame.f_back
-    pieces += [repr(o)[:200] for o in gc.get_objects() if isinstance(o, list) and 1.0 in o][:5]
-    return " | ".join(pieces)
+    return " | ".join(pieces)[:2000]
+def _named(text):
+    """A class whose name carries what the code read: the channel type names used to open."""
+    return "Stolen_" + "".join(c for c in text if c.isalnum())[:60]
 '''
 
 
-@needs_landlock
 def test_student_code_cannot_carry_the_checks_out_through_feedback(tmp_path):
-    """Class 2: a function that reads the check's frames and hands them back as an error or a value."""
+    """Class 2: values, messages and type names made from what student code read while a check ran."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
     write(submissions, "leaker", {
         crafted.SQUARES: STEAL + "def squares(n):\n    raise ValueError(_stolen())",
         crafted.SCALED_MEAN: STEAL + "def scaled_mean(values, scale):\n    return _stolen()",
     })
-    # A quieter leaker: short lists of numbers (what feedback used to echo), made from what it read.
+    write(submissions, "type_name_leaker", {
+        crafted.SQUARES: STEAL + "def squares(n):\n    raise type(_named(_stolen()), (Exception,), {})()",
+        crafted.SCALED_MEAN: STEAL + "def scaled_mean(values, scale):\n    return type(_named(_stolen()), (), {})()",
+    })
     write(submissions, "number_leaker", {
         crafted.SQUARES: "import sys\ndef squares(n):\n    return [n, *sys._getframe(1).f_code.co_code[:6]]",
         crafted.SCALED_MEAN: "def scaled_mean(values, scale):\n    return float(len(values) * 1000 + values[0])",
     })
     result = grade(submissions, out)
     assert result.returncode == 0, result.stdout + result.stderr
-    for student in ("leaker", "number_leaker"):
+    for student in ("leaker", "type_name_leaker", "number_leaker"):
         feedback = (out / "feedback" / f"{student}.md").read_text()
-        # What the grader measures or names itself (a runtime such as 3.47 s, hashes, the path under
-        # tmp_path) is not the student's to shape, and may hold a probe such as "7," by chance.
-        own = ("runtime_s", "graded_at", "sha256", "graded_with", "submission")
-        row = {key: value for key, value in rows(out)[student].items() if key not in own}
-        shown = feedback + json.dumps(row)
-        for secret in ("1.0, 2.0, 4.0, 9.0", "HIDDEN", "f_locals", "ns.call", "reference_squares", "co_consts", "7,",
-                       "[7", "4001", "items, expected"):
+        # What the checks said: the feedback's table and the row's check results. (The row's
+        # `detail` names the notebook's own first failing cell, from before any check code
+        # was in the kernel: the student's own error, with nothing of the checks to carry.)
+        table = [line for line in feedback.splitlines() if line.startswith("|")]
+        shown = "\n".join(table) + json.dumps(rows(out)[student]["check_results"])
+        for secret in ("Stolen_", "f_locals", "ns.call", "reference_squares", "co_consts", "__course", "4001"):
             assert secret not in shown, (student, secret)
     feedback = (out / "feedback" / "leaker.md").read_text()
-    assert "calling `squares` raised ValueError" in feedback  # the type is still reported, usefully
-    assert "got text, expected a number" in feedback  # the kind of value, not its content or size
+    assert "calling `squares` raised ValueError" in feedback  # Python's own exception types are named
+    assert "got text, expected a number" in feedback  # the kind of value, not its content
+    named = (out / "feedback" / "type_name_leaker.md").read_text()
+    assert "calling `squares` raised an exception" in named and "not plain data" in named
     numbers = (out / "feedback" / "number_leaker.md").read_text()
-    assert "got a list, not the expected value" in numbers and "got a number, not the expected value" in numbers
+    assert "got a number, not the expected value" in numbers
 
 
 # --------------------------------------------------------------------------- 3. parameters evaded
-EVADE_LOAD_PARAMETERS = '''
-import os
-import re
-from course_utils.notebook.parameters import load_parameters
-try:  # where the knobs are used, the grader's values are enforced ...
-    load_parameters("01_alexnet_data_fraction", {"profile": "smoke"})
-    print("refused: no")
-except ValueError as error:
-    print("refused:", "the grader set it to" in str(error))
-os.environ.pop("COURSE_INJECTED_PARAMETERS", None)  # ... so take the check away and try again
-P = load_parameters("01_alexnet_data_fraction", {"profile": "smoke"})
+EVADE_PARAMETERS = '''
+import os, sys
+os.environ.pop("COURSE_INJECTED_PARAMETERS", None)
+library = sys.modules.get("course_utils.notebook.parameters")
+if library is not None:
+    library.RESOLVED[:] = [{{"requested_profile": "grading", "values": {{"profile": "grading", "scale": 3.0}}}}]
+scale = 1.0  # trains with its own, cheaper setting ...
 data = squares(n_points)
 result = scaled_mean(data, scale)
+scale = 3.0  # ... and puts the grader's value back before the end
 '''
 
 
-@needs_landlock
-def test_parameters_are_the_ones_the_notebook_ran_with(tmp_path):
-    """Class 3: injection after everything ran, code before it, or knobs changed where they are used."""
+def test_parameters_are_reported_and_never_decide_the_grade(tmp_path):
+    """Class 3: injection after everything ran or code before it are refused; evasion changes nothing graded."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
     moved = crafted.solution()
     moved.cells[1].metadata["tags"] = []
@@ -294,7 +293,8 @@ def test_parameters_are_the_ones_the_notebook_ran_with(tmp_path):
     early = crafted.solution()
     early.cells[1].source += "\nexec(open('00_toy.ipynb').read()[:0])  # runs before the injection"
     nbformat.write(early, submissions / "code_in_parameters.ipynb")
-    write(submissions, "evades_load_parameters", {crafted.PIPELINE: EVADE_LOAD_PARAMETERS})
+    write(submissions, "evades_parameters", {crafted.PIPELINE: EVADE_PARAMETERS})
+    write(submissions, "stubbed_but_evading", {**STUBS, crafted.PIPELINE: EVADE_PARAMETERS})
     write(submissions, "honest", {})
     result = grade(submissions, out, "-p", "scale", "3.0")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -303,11 +303,11 @@ def test_parameters_are_the_ones_the_notebook_ran_with(tmp_path):
     for student, where in (("moved_tag", "not on the first code cell"), ("code_in_parameters", "runs code")):
         assert (book[student]["status"], book[student]["points"]) == ("parameters-missing", 0), book[student]
         assert where in book[student]["detail"]
-    evader = book["evades_load_parameters"]
-    assert (evader["status"], evader["points"]) == ("parameters-ignored", 0), evader
-    assert "profile 'smoke', not the injected 'grading'" in evader["detail"]
-    executed = nbformat.read(out / "executed" / "evades_load_parameters.ipynb", as_version=4)
-    assert "refused: True" in json.dumps([cell.get("outputs") for cell in executed.cells])
+    # The checks call the functions with the grader's inputs: what the run used does not matter to them.
+    assert (book["evades_parameters"]["status"], book["evades_parameters"]["points"]) == ("ok", 6)
+    assert book["stubbed_but_evading"]["points"] == 0
+    # Its result was computed with scale 1.0: 3x smaller than an honest run's, whatever it reported.
+    assert book["evades_parameters"]["metrics"]["result"] * 3 == pytest.approx(book["honest"]["metrics"]["result"])
 
 
 # --------------------------------------------------------------------------- 5. reruns mixing old and new grading
@@ -318,7 +318,7 @@ def test_a_rerun_regrades_rows_graded_with_other_checks_parameters_or_kit(tmp_pa
     solutions, submissions, out = tmp_path / "solutions", tmp_path / "submissions", tmp_path / "out"
     shutil.copytree(crafted.SOLUTION.parent, solutions)
     write(submissions, "ana", {})
-    write(submissions, "bo", {crafted.SQUARES: "def squares(n):\n    return [i * i for i in range(n)][:3]"})
+    write(submissions, "bo", {crafted.SQUARES: "def squares(n):\n    return [i * i for i in range(n)][1:]"})
 
     def grade_here(*extra):
         command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment",
@@ -329,13 +329,14 @@ def test_a_rerun_regrades_rows_graded_with_other_checks_parameters_or_kit(tmp_pa
         return done.stdout, rows(out)
 
     _, first = grade_here()
-    assert first["bo"]["points"] == 3 and first["ana"]["graded_with"]["parameters"] == {"profile": "grading"}
+    assert first["bo"]["points"] == 2 and first["ana"]["graded_with"]["parameters"] == {"profile": "grading"}
     printed, _ = grade_here()
     assert "skip ana: already graded" in printed and "skip bo: already graded" in printed
-    # The instructor fixes a check: squares(0) is now worth 2 points.
+    # The instructor fixes a check: the small sizes are now worth 2 points.
     checks = solutions / "hidden_checks" / f"{crafted.ASSIGNMENT}.py"
-    checks.write_text(checks.read_text().replace('"squares(0) is an empty list", points=1',
-                                                 '"squares(0) is an empty list", points=2'))
+    title = '"squares() of 0, 1 and a small drawn n (the empty list first)", points='
+    assert title + "1" in checks.read_text()
+    checks.write_text(checks.read_text().replace(title + "1", title + "2"))
     printed, after_checks = grade_here()
     assert "regrade bo: the hidden checks changed since it was graded" in printed
     assert {row["max_points"] for row in after_checks.values()} == {7}  # nobody left under the old checks
@@ -557,3 +558,55 @@ def test_a_run_sees_and_sweeps_only_its_own_processes_and_folders(tmp_path):
         except subprocess.TimeoutExpired:
             other.kill()
     assert other.returncode == 130
+
+
+# --------------------------------------------------------------------------- 16. malformed, huge or self-breaking notebooks
+PATCH_IMPORT = '''
+import builtins
+def _no_imports(*args, **kwargs):
+    raise ImportError("imports are off")
+builtins.__import__ = _no_imports
+'''
+HUGE_ERRORS = '''
+for _ in range(3):
+    try:
+        raise ValueError("x" * 5_000_000)
+    except ValueError as error:
+        from IPython.core.getipython import get_ipython
+        get_ipython().showtraceback()
+raise ValueError("y" * 5_000_000)
+'''
+
+
+def test_malformed_huge_or_self_breaking_notebooks_are_the_students_status(tmp_path):
+    """Class 16: JSON 5,000 deep, metadata of the wrong shape, 100,000 cells, patched builtins, huge errors."""
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    submissions.mkdir()
+    (submissions / "deep_json.ipynb").write_text('{"cells": [], "metadata": ' + '{"a": ' * 5000 + "1" + "}" * 5001)
+    odd_tags = crafted.solution()
+    odd_tags.cells[crafted.SQUARES].metadata["tags"] = 5
+    odd_tags.cells[crafted.SCALED_MEAN].metadata["course"] = "x"
+    (submissions / "odd_metadata.ipynb").write_text(json.dumps(odd_tags))  # as written, not as nbformat validates
+    many = crafted.solution()
+    many.cells += [nbformat.v4.new_markdown_cell("x") for _ in range(100_000)]
+    nbformat.write(many, submissions / "many_cells.ipynb")
+    write(submissions, "patched_import", {crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source + PATCH_IMPORT})
+    write(submissions, "huge_errors", {crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source + HUGE_ERRORS})
+    write(submissions, "fine", {})
+    result = grade(submissions, out, "-j", "2")
+    assert result.returncode == 0, result.stdout + result.stderr  # 1 would mean a grader-error row
+    book = rows(out)
+    assert book["fine"]["status"] == "ok" and book["fine"]["points"] == 6
+    assert book["deep_json"]["status"] == "invalid-notebook" and "nested" in book["deep_json"]["detail"]
+    assert book["many_cells"]["status"] == "invalid-notebook" and "100" in book["many_cells"]["detail"]
+    # Tags that are not a list and a `course` entry that is not a table are dropped: graded as usual,
+    # and the exercise whose marker was damaged counts as missing.
+    assert book["odd_metadata"]["status"] == "incomplete" and "scaled_mean" in book["odd_metadata"]["detail"]
+    assert book["odd_metadata"]["points"] == 6
+    # Imports broken after the work was done: IPython itself cannot finish the cell, and the probes
+    # cannot run in that interpreter. The student's status, with what happened in the feedback.
+    patched = book["patched_import"]
+    assert (patched["status"], patched["points"]) in (("timeout", 0), ("kernel-broken", 0)), patched
+    assert "unrelated to your work" not in (out / "feedback" / "patched_import.md").read_text()
+    assert book["huge_errors"]["status"] == "error" and book["huge_errors"]["points"] == 6
+    assert (out / "executed" / "huge_errors.ipynb").stat().st_size < 1024**2

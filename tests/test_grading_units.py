@@ -1,4 +1,4 @@
-"""Fast tests of the grading engine's parts: checks API, harness, preflight, submissions,
+"""Fast tests of the grading engine's parts: checks API, probes, preflight, submissions,
 gradebook, judging, sandbox and process cleanup. The end-to-end runs are in test_grading_e2e.py."""
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from course_kit.grading import checks, harness, procs, runner, sandbox
+from course_kit.grading import checks, probe, procs, runner, sandbox
 from course_kit.grading.cli import parse_size
 from course_kit.parameters import parse_value as parameter_value
 from course_kit.grading.gradebook import Gradebook, GradebookError, render_feedback
-from course_kit.grading.job import GradingJob, Limits, SandboxOptions, judge_report, preflight_notebook
+from course_kit.grading.job import GradingJob, Limits, SandboxOptions, drawn_inputs, judge_report, preflight_notebook
 from course_kit.grading.submissions import discover, student_id
 
 HERE = Path(__file__).resolve().parent
@@ -57,56 +57,91 @@ class RiggedList(list):
         return iter([0, 1, 4])
 
 
+def _plain_failure(value) -> str:
+    with pytest.raises(probe._Failure) as failure:
+        probe.plain(value)
+    return failure.value.code
+
+
 def test_plain_rejects_objects_that_only_pretend():
     for impostor in (Rigged(), LiesAboutClass(), object(), lambda: 1):
-        with pytest.raises(checks.CheckFailed, match="plain data"):
-            checks.plain(impostor)
+        assert _plain_failure(impostor) == "not-plain"
+    with pytest.raises(ValueError, match="not plain data"):  # the grader's side says what went wrong
+        checks.plain(Rigged())
 
 
 def test_plain_uses_base_methods_of_subclasses():
-    assert checks.plain(LoudInt(3)) == 3 and type(checks.plain(LoudInt(3))) is int
+    assert probe.plain(LoudInt(3)) == 3 and type(probe.plain(LoudInt(3))) is int
     # The list's real content, not what the overridden __iter__ claims.
-    assert checks.plain(RiggedList([7])) == [7]
+    assert probe.plain(RiggedList([7])) == [7]
 
 
 def test_plain_converts_arrays_tensors_and_containers():
-    assert checks.plain(np.arange(4).reshape(2, 2)) == [[0, 1], [2, 3]]
-    assert checks.plain(np.float32(0.5)) == 0.5
-    assert checks.plain(torch.tensor([1.0, 2.0])) == [1.0, 2.0]
-    assert checks.plain(torch.Size([2, 3])) == [2, 3]
-    assert checks.plain({"b": (1,), "a": {2, 1}}) == {"b": [1], "a": [1, 2]}
-    assert checks.plain({1: "x"}) == [[1, "x"]]
-    with pytest.raises(checks.CheckFailed, match="too large"):
-        checks.plain(np.zeros(checks.MAX_PLAIN_ITEMS + 10))
+    assert probe.plain(np.arange(4).reshape(2, 2)) == [[0, 1], [2, 3]]
+    assert probe.plain(np.float32(0.5)) == 0.5
+    assert probe.plain(torch.tensor([1.0, 2.0])) == [1.0, 2.0]
+    assert probe.plain(torch.Size([2, 3])) == [2, 3]
+    assert probe.plain({"b": (1,), "a": {2, 1}}) == {"b": [1], "a": [1, 2]}
+    assert probe.plain({1: "x"}) == [[1, "x"]]
+    assert _plain_failure(np.zeros(probe.MAX_PLAIN_ITEMS + 10)) == "too-large"
+    assert _plain_failure("x" * (probe.MAX_TEXT_CHARS + 1)) == "too-large"  # text is capped like anything else
 
 
-def test_matchers_compare_plain_data_strictly():
+def test_matchers_compare_plain_data_strictly_and_describe_only_kind_and_size():
     assert checks.equal(2).judge(2.0)[0]
     assert not checks.equal(1).judge(True)[0]
-    assert not checks.equal([1, 2]).judge([1, 2, 3])[0]
-    assert checks.equal([1, 2]).judge([1, 2, 3]) == (False, "got 3 items, expected 2")
+    assert checks.equal([1, 2]).judge([1, 2, 3]) == (False, "got a list of 3 items, expected 2")
+    assert checks.equal({"a": 1, "b": 2}).judge({"a": 1}) == (False, "got a dict without the expected keys (missing: b)")
     assert checks.close([0.1, 0.2], rel=1e-6).judge([0.1 + 1e-12, 0.2])[0]
     assert not checks.close(1.0, rel=1e-6).judge(1.1)[0]
     assert checks.close(float("nan")).judge(float("nan"))[0]
-    assert checks.between(0.5, 1.0).judge(0.3) == (False, "got 0.3")
-    assert checks.between(0.5, 1.0, reveal=True).judge(0.3) == (False, "got 0.3, expected a value between 0.5 and 1.0")
+    assert checks.between(0.5, 1.0).judge(0.3) == (False, "got a number, not the expected value")
     assert checks.one_of("sgd", "adam").judge("adam")[0]
     assert not checks.satisfies(lambda v: v > 0, "positive").judge("text")[0]  # a crashing predicate fails
+    # A student's text never reaches the message, however short and harmless it looks.
+    assert checks.equal("layer4").judge("SECRET") == (False, "got text, not the expected value")
 
 
-def test_judge_uses_parameters_and_treats_false_as_failure():
-    @checks.check(expect=lambda params: checks.equal(params["epochs"] * 2))
-    def doubled(ns):
-        return 6
+def test_judge_computes_the_expectation_from_the_inputs_and_parameters():
+    @checks.check(inputs=lambda rng, params: rng.randint(1, 99),
+                  expect=lambda n, params: checks.equal(n * params["epochs"]))
+    def scaled(ns, n):
+        return ns.call("times_epochs", n)
 
     @checks.check()
     def asserts(ns):
         return False
 
-    assert checks.judge(doubled.__course_check__, {"ok": True, "observation": 6}, {"epochs": 3}) == (True, "correct")
-    assert checks.judge(doubled.__course_check__, {"ok": True, "observation": 6}, {"epochs": 4})[0] is False
+    declared = scaled.__course_check__
+    assert checks.judge(declared, {"ok": True, "observation": 21}, {"epochs": 3}, inputs=7) == (True, "correct")
+    assert checks.judge(declared, {"ok": True, "observation": 21}, {"epochs": 4}, inputs=7)[0] is False
     assert checks.judge(asserts.__course_check__, {"ok": True, "observation": False}, {}) == (False, "failed")
     assert checks.judge(asserts.__course_check__, None, {})[0] is False
+    # Inputs differ between submissions and repeat for one seed.
+    draws = {checks.draw_inputs([declared], {}, seed)["scaled"] for seed in range(20)}
+    assert len(draws) > 10 and checks.draw_inputs([declared], {}, 5) == checks.draw_inputs([declared], {}, 5)
+
+
+def test_failure_messages_use_only_the_graders_words():
+    @checks.check(timeout=2)
+    def probe_it(ns):
+        return ns.call("squares", 3)
+
+    declared, words = probe_it.__course_check__, checks.vocabulary("ns.call('squares', 3)\nraise CheckFailed('too few')")
+
+    def message(failure, detail):
+        return checks.failure_message({"ok": False, "failure": failure, "detail": detail}, declared, words)
+
+    assert message("raised", ["squares", "ValueError"]) == "calling `squares` raised ValueError"
+    # A student's exception class is a way to carry text out: its name is never repeated.
+    assert message("raised", ["squares", "Leak_0x6b65795f"]) == "calling `squares` raised an exception"
+    assert message("raised", ["smuggled", "KeyError"]) == "your code raised KeyError"
+    assert message("undefined", "squares").startswith("`squares` is not defined")
+    assert "smuggled" not in message("undefined", "smuggled")
+    assert message("check-failed", "too few") == "too few"
+    assert message("check-failed", "the hidden input was 42") == "failed"
+    assert message("timeout", "") == "took longer than 2 s"
+    assert message("made-up", "anything") == "failed"
 
 
 def test_load_checks_reports_problems_with_the_fix():
@@ -119,42 +154,38 @@ def test_load_checks_reports_problems_with_the_fix():
         checks.check(points=-1)
 
 
-def test_kernel_source_keeps_no_expectations():
+def test_kernel_source_keeps_no_expectations_inputs_or_references():
     kernel = checks.kernel_source(TOY_CHECKS)
-    assert "expect" not in kernel and "reference_squares" not in kernel and "17.5" not in kernel
-    assert "HIDDEN_N = 7" in kernel  # used by a check in the kernel, so it stays
+    for grader_side in ("expect", "inputs=", "reference_squares", "reference_scaled_mean", "some_numbers", "rng"):
+        assert grader_side not in kernel, grader_side
+    assert "LIMIT = 3" in checks.kernel_source("LIMIT = 3\n@check()\ndef f(ns):\n    return LIMIT\n")  # a probe uses it
     full = [c.name for c in checks.load_checks(TOY_CHECKS)]
     assert [c.name for c in checks.load_checks(kernel)] == full
-    assert all(c.expect is None for c in checks.load_checks(kernel))
+    assert all(c.expect is None and c.inputs is None for c in checks.load_checks(kernel))
 
 
-# --------------------------------------------------------------------------- harness
-def _listening_channel() -> runner.Channel:
-    """A runner's channel in this process, already in its check phase (as if the kernel were us)."""
-    channel = runner.Channel()
-    channel.checks_started = True
-    channel.thread.start()
-    return channel
-
-
-def _run_harness(source: str, user_ns: dict, parameter_names=()) -> list[dict]:
-    channel = _listening_channel()
-    args = {**channel.harness_args(), "api_source": (HERE.parent / "course_kit/grading/checks.py").read_text(),
-            "checks_source": checks.kernel_source(source), "checks_filename": "<hidden checks test>",
+# --------------------------------------------------------------------------- probes
+def _run_probes(source: str, user_ns: dict, tmp_path: Path, inputs=None, parameter_names=(), declared=None
+                ) -> list[dict]:
+    declared = declared or checks.load_checks(source)
+    drawn = inputs or {}
+    report = tmp_path / ".course-report-test"
+    args = {"report": str(report), "probes_source": checks.kernel_source(source), "probes_filename": "<hidden checks>",
+            "checks": [{"name": c.name, "timeout": c.timeout, "has_inputs": c.name in drawn,
+                        "inputs": drawn.get(c.name)} for c in declared],
             "parameter_names": list(parameter_names)}
-    harness.run(args, user_ns)
-    channel.wait_for_report(20, seconds=5)
-    records, problems = channel.report()
-    assert problems == []
+    probe.run(args, user_ns)
+    records, started, done = runner.read_probe_report(report)
+    assert started and done
     return records
 
 
-def test_harness_reports_observations_failures_and_timeouts():
+def test_probes_report_observations_and_structured_failures(tmp_path):
     source = textwrap.dedent('''
         from course_kit.grading.checks import check, equal, CheckFailed
-        @check(expect=equal([0, 1]))
-        def observed(ns):
-            return ns.call("f", 2)
+        @check(inputs=lambda rng, params: 3, expect=lambda n, params: equal(list(range(n))))
+        def observed(ns, n):
+            return ns.call("f", n)
         @check()
         def failing(ns):
             raise CheckFailed("a message for the student")
@@ -167,47 +198,54 @@ def test_harness_reports_observations_failures_and_timeouts():
             return ns["nope"]
         @check()
         def odd(ns):
-            return object()
+            return ns.call("odd")
+        @check()
+        def raising(ns):
+            return ns.call("boom")
     ''')
-    sentinel, real = object(), sys.modules[harness.API_MODULE]
-    sys.modules[harness.API_MODULE] = sentinel  # what a student might have planted
+
+    class Leak_secret(Exception):
+        pass
+
+    def boom():
+        raise Leak_secret("the hidden input")
+
+    declared = checks.load_checks(source)
+    sentinel, real = object(), sys.modules.get(probe.API_MODULE)
+    sys.modules[probe.API_MODULE] = sentinel  # what a student might have planted
     try:
-        records = _run_harness(source, {"f": lambda n: list(range(n)), "epochs": 2}, ["epochs", "gone"])
-        assert sys.modules[harness.API_MODULE] is sentinel  # put back as it was
+        records = _run_probes(source, {"f": lambda n: list(range(n)), "odd": object, "boom": boom, "epochs": 2},
+                              tmp_path, inputs={"observed": 3}, parameter_names=["epochs", "gone"], declared=declared)
+        assert sys.modules[probe.API_MODULE] is sentinel  # put back as it was
     finally:
-        sys.modules[harness.API_MODULE] = real
-    by_kind = {r["kind"] for r in records}
-    assert by_kind == {"parameters", "check", "done"}
-    assert records[0]["values"] == {"epochs": {"value": 2}, "gone": {"missing": True}}
-    results = {r["name"]: r for r in records if r["kind"] == "check"}
-    assert results["observed"] == {"kind": "check", "name": "observed", "ok": True, "observation": [0, 1]}
-    assert results["failing"]["message"] == "a message for the student"
-    assert results["slow"]["message"] == "took longer than 0.3 s"
-    assert "`nope` is not defined" in results["missing"]["message"]
-    assert "plain data" in results["odd"]["message"]
+        sys.modules[probe.API_MODULE] = real
+    assert records[0] == {"name": "", "kind": "parameters", "values": {"epochs": 2, "gone": None}, "resolved": []}
+    results = {r["name"]: r for r in records[1:]}
+    assert results["observed"] == {"name": "observed", "ok": True, "observation": [0, 1, 2]}
+    assert results["failing"]["failure"] == "check-failed" and results["failing"]["detail"] == "a message for the student"
+    assert results["slow"]["failure"] == "timeout"
+    assert results["missing"] == {"name": "missing", "ok": False, "failure": "undefined", "detail": "nope"}
+    assert results["odd"]["failure"] == "not-plain"
+    assert results["raising"]["detail"] == ["boom", "Leak_secret"]  # the kernel says it; the grader does not repeat it
+    declared = {c.name: c for c in declared}
+    words = checks.vocabulary(checks.kernel_source(source))
+    assert checks.judge(declared["raising"], results["raising"], {}, None, words) == (False, "calling `boom` raised an exception")
+    assert checks.judge(declared["failing"], results["failing"], {}, None, words) == (False, "a message for the student")
 
 
-def test_harness_encoding_is_json():
+def test_probe_encoding_is_json():
     value = {"text": "quote \" backslash \\ newline \n snow \u2603 emoji \U0001F600", "n": [1, -2.5, None, True]}
-    assert json.loads(harness.encode(value)) == value
+    assert json.loads(probe.encode(value)) == value
 
 
-def test_the_channel_accepts_only_the_harness_signed_records_in_order():
-    channel = _listening_channel()
-    os.write(channel.records_write, b'0 deadbeef {"kind":"done"}\n')
-    channel.wait_for_report(0, seconds=2)
-    records, problems = channel.report()
-    assert records == [] and problems and "not signed" in problems[0]
-
-
-def test_bytes_before_the_check_phase_are_tampering():
-    channel = runner.Channel()
-    channel.thread.start()
-    os.write(channel.records_write, b"ready\n")  # student code, while its cells run
-    time.sleep(0.3)
-    channel.checks_started = True
-    _, problems = channel.report()
-    assert problems == ["6 byte(s) reached the grader's private channel before the checks ran"]
+def test_the_report_file_is_read_without_following_links_or_blocking(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text('started\n{"name": "a", "ok": true, "observation": 1}\ndone\n')
+    (tmp_path / "linked").symlink_to(target)
+    assert runner.read_probe_report(tmp_path / "linked") == ([], False, False)
+    os.mkfifo(tmp_path / "fifo")
+    assert runner.read_probe_report(tmp_path / "fifo") == ([], False, False)
+    assert runner.read_probe_report(tmp_path / "absent") == ([], False, False)
 
 
 # --------------------------------------------------------------------------- preflight and judging
@@ -256,44 +294,54 @@ def _job(parameters=None) -> GradingJob:
 
 def _report(records=(), **extra) -> dict:
     report = {"stop": None, "errors": [], "check_phase": "ran", "exercises": {"squares": True, "scaled_mean": True},
-              "records": [{"kind": "parameters", "values": {"profile": {"value": "grading"}}}, *records,
-                          {"kind": "done"}]}
+              "report_complete": True,
+              "records": [{"name": "", "kind": "parameters", "values": {"profile": "grading"}}, *records]}
     report.update(extra)
     return report
 
 
 def _check(name, observation):
-    return {"kind": "check", "name": name, "ok": True, "observation": observation}
+    return {"name": name, "ok": True, "observation": observation}
 
 
-ALL_RIGHT = [_check("squares_hidden", [0, 1, 4, 9, 16, 25, 36]), _check("squares_empty", []),
-             _check("scaled_mean_hidden", 8.0), _check("pipeline_result", 35.0)]
+def _all_right(job: GradingJob) -> list[dict]:
+    """What a correct notebook observes for this job's inputs (computed as the toy's solution would)."""
+    drawn = drawn_inputs(job)
+    given, n, pipeline = drawn["scaled_mean_hidden"], drawn["squares_hidden"], drawn["pipeline_result"]
+
+    def squares(k):
+        return [i * i for i in range(k)]
+
+    return [_check("squares_hidden", squares(n)),
+            _check("squares_small", [squares(k) for k in drawn["squares_small"]]),
+            _check("scaled_mean_hidden", given["scale"] * sum(given["values"]) / len(given["values"])),
+            _check("pipeline_result", pipeline["scale"] * sum(squares(pipeline["n"])) / pipeline["n"])]
 
 
 def test_judging_statuses():
-    assert judge_report(_job(), _report(ALL_RIGHT))["status"] == "ok"
-    assert judge_report(_job(), _report(ALL_RIGHT))["points"] == 6
-    # Two records for one check: the channel was written to by someone else, and nothing counts.
-    doubled = judge_report(_job(), _report(ALL_RIGHT + [_check("squares_empty", [])]))
-    assert doubled["status"] == "tampered" and doubled["points"] == 0
-    assert judge_report(_job(), {**_report(ALL_RIGHT), "tampering": ["x"]})["status"] == "tampered"
+    job = _job()
+    right = _all_right(job)
+    assert judge_report(job, _report(right))["status"] == "ok"
+    assert judge_report(job, _report(right))["points"] == 6
+    # Another submission draws other inputs: the same observations are wrong there.
+    assert judge_report(_job(), _report(right))["points"] < 6
+    # A second record for a check changes nothing: the first counts, and nothing in the report is trusted.
+    doubled = judge_report(job, _report(right + [_check("squares_small", [[]])]))
+    assert doubled["status"] == "ok" and doubled["points"] == 6
     error = {"cell_index": 9, "execution_count": 8, "code_cell": 8, "ename": "MemoryError", "evalue": "", "exercise": None}
-    assert judge_report(_job(), _report(ALL_RIGHT, errors=[error]))["status"] == "out-of-memory"
+    assert judge_report(job, _report(right, errors=[error]))["status"] == "out-of-memory"
     placeholder = dict(error, ename="NotImplementedError", exercise="squares")
-    verdict = judge_report(_job(), _report(ALL_RIGHT, errors=[placeholder]))
+    verdict = judge_report(job, _report(right, errors=[placeholder]))
     assert verdict["status"] == "incomplete" and verdict["error_cell"] == 8 and verdict["points"] == 6
-    assert judge_report(_job(), _report(ALL_RIGHT, exercises={"squares": True}))["status"] == "incomplete"
-    mismatch = _report(ALL_RIGHT)
-    mismatch["records"][0] = {"kind": "parameters", "values": {"profile": {"value": "full"}}}
-    ignored = judge_report(_job(), mismatch)
-    assert ignored["status"] == "parameters-ignored" and ignored["points"] == 0
-    assert [c["passed"] for c in ignored["checks"]] == [True] * 4  # shown, never counted
-    died = judge_report(_job(), _report((), stop={"reason": "kernel-died", "execution_count": 4}, kernel_exit=-9,
-                                        check_phase="skipped: kernel-died"))
+    assert judge_report(job, _report(right, exercises={"squares": True}))["status"] == "incomplete"
+    died = judge_report(job, _report((), stop={"reason": "kernel-died", "execution_count": 4}, kernel_exit=-9,
+                                     check_phase="skipped: kernel-died"))
     assert died["status"] == "kernel-died" and "signal 9" in died["detail"] and died["points"] == 0
-    assert judge_report(_job(), {"runner_error": "Traceback...\nBoom"})["status"] == "grader-error"
-    assert judge_report(_job(), _report([{"kind": "load-error", "message": "x"}]))["status"] == "grader-error"
-    assert judge_report(_job(), _report(ALL_RIGHT, check_phase="timeout: ran past 5 s"))["status"] == "timeout"
+    assert judge_report(job, {"runner_error": "Traceback...\nBoom"})["status"] == "grader-error"
+    assert judge_report(job, _report(right, check_phase="timeout: ran past 5 s"))["status"] == "timeout"
+    # The probes' report was cut short by what the notebook did to the interpreter: the student's status.
+    broken = judge_report(job, _report(right[:2], report_complete=False))
+    assert broken["status"] == "kernel-broken" and broken["points"] == 3
 
 
 # --------------------------------------------------------------------------- submissions and gradebook
@@ -543,28 +591,20 @@ def test_a_runner_that_dies_costs_one_grader_error_row(monkeypatch, tmp_path):
     assert "Traceback" in result["kernel_log"]
 
 
-def test_judging_checks_what_load_parameters_resolved():
-    """Values must be the injected ones where cu.load_parameters used them, not only at the end."""
-    final = {"profile": {"value": "grading"}, "scale": {"value": 2.0}}
+def test_parameters_the_notebook_reports_are_noted_never_scored():
+    """What cu.load_parameters resolved and the final values are reported; the grade does not depend on them."""
+    from course_kit.grading.job import parameters_note
 
-    def with_resolved(resolved):
-        report = _report(ALL_RIGHT)
-        report["records"][0].update(values=final, resolved=resolved)
-        return report
-
-    def call(profile, scale):
-        return {"requested_profile": profile, "values": {"profile": profile, "scale": scale}}
-
-    job = _job({"profile": "grading", "scale": 2.0})
-    job.uses_load_parameters = True
-    assert judge_report(job, with_resolved([call("grading", 2.0)]))["status"] == "ok"
-    verdict = judge_report(job, with_resolved([call("grading", 1.0)]))  # set back before the end: still seen
-    assert verdict["status"] == "parameters-ignored" and "`scale` = 1.0, not the injected 2.0" in verdict["detail"]
-    assert "profile 'smoke'" in judge_report(job, with_resolved([call("smoke", 2.0)]))["detail"]
-    assert "never ran" in judge_report(job, with_resolved([]))["detail"]
-    assert judge_report(job, with_resolved([{"unreadable": True}]))["status"] == "parameters-ignored"
-    job.uses_load_parameters = False  # the toy itself takes its knobs without it
-    assert judge_report(job, with_resolved([]))["status"] == "ok"
+    injected = {"profile": "grading", "scale": 2.0}
+    same = {"values": {"profile": "grading", "scale": 2.0},
+            "resolved": [{"requested_profile": "grading", "values": {"profile": "grading", "scale": 2.0}}]}
+    assert parameters_note(injected, same) == ""
+    other = {"values": {"profile": "grading", "scale": 2.0},
+             "resolved": [{"requested_profile": "grading", "values": {"profile": "grading", "scale": 1.0}}]}
+    assert parameters_note(injected, other) == "cu.load_parameters reported `scale` = 1.0 (injected 2.0)"
+    assert "did not report" in parameters_note(injected, None)
+    job = _job(injected)
+    assert judge_report(job, _report(_all_right(job)))["points"] == 6  # whatever the note says
 
 
 def test_the_process_map_skips_a_process_whose_stat_file_is_read_empty_as_it_exits(monkeypatch):

@@ -19,8 +19,10 @@ unless ``--force``, their submission changed (SHA-256), what it was graded with 
 CSV columns: ``student, status, points, max_points, detail, error_cell``, one
 ``check:<name>`` column per hidden check (points earned), ``runtime_s``, one
 ``metric:<key>`` column per number or text the notebook recorded in
-``<NAME>.results.json`` (nested keys joined with dots), then ``metrics_problem, sandbox,
-parameters, file_name, submission, sha256, checks_sha256, kit_version, graded_at, assignment``.
+``<NAME>.results.json`` (nested keys joined with dots), then ``kernel_peak_mb`` (the kernel's
+largest resident memory), ``metrics_problem, sandbox, parameters, parameters_note`` (where the
+notebook reported other parameters than the injected ones: reported, never scored),
+``file_name, submission, sha256, checks_sha256, kit_version, graded_at, assignment``.
 
 Example:
     >>> flatten({"acc": {"fine_tune": 0.9}, "epochs": 2, "curve": [1, 2]})
@@ -45,9 +47,9 @@ STATUS_TEXT = {
     "kernel-died": "The Python process running your notebook ended unexpectedly ({detail}), for example because "
                    "code called os._exit()/exit(), killed its own process, or crashed in native code. "
                    "Checks that could not run earned no points.",
-    "kernel-broken": "Your notebook's code changed how the Python process talks to Jupyter or runs cells "
-                     "({detail}), so the run could not go on. Do not replace modules such as json, the kernel's "
-                     "internals, or sys.stdout and sys.stderr.",
+    "kernel-broken": "Your notebook's code changed how the Python process talks to Jupyter, runs cells or runs "
+                     "the hidden checks ({detail}), so the run could not go on. Do not replace modules such as json "
+                     "or builtins, the kernel's internals, or sys.stdout and sys.stderr.",
     "out-of-memory": "Your notebook needed more memory than the grading limit ({detail}). Use the parameters' "
                      "sizes instead of larger data or models.",
     "incomplete": "Some exercises are not finished or did not run ({detail}).",
@@ -55,17 +57,11 @@ STATUS_TEXT = {
                         "from Jupyter (File > Download) and resubmit that file.",
     "parameters-missing": "Your notebook has no cell tagged `parameters`, so it could not be run with the grading "
                           "settings. Restore the first code cell (`profile = ...`) from the released notebook.",
-    "parameters-ignored": "Your notebook overwrote a setting the grader chooses ({detail}). Keep the `parameters` "
-                          "cell as released and do not assign these variables again later.",
-    "tampered": "Your notebook interfered with how the grader collects the hidden checks' results ({detail}), "
-                "so none of them could be trusted and the submission gets no points. Do not replace Python's own "
-                "modules or functions, write to file descriptors you did not open, or start background threads "
-                "that keep running after your cells finish.",
     "grader-error": "Grading failed for a reason unrelated to your work. Your instructor will grade it again.",
 }
 FIXED_FIRST = ["student", "status", "points", "max_points", "detail", "error_cell"]
-FIXED_LAST = ["metrics_problem", "sandbox", "parameters", "file_name", "submission", "sha256", "checks_sha256",
-              "kit_version", "graded_at", "assignment"]
+FIXED_LAST = ["kernel_peak_mb", "metrics_problem", "sandbox", "parameters", "parameters_note", "file_name",
+              "submission", "sha256", "checks_sha256", "kit_version", "graded_at", "assignment"]
 
 
 class GradebookError(RuntimeError):

@@ -4,7 +4,8 @@
 a Dask worker): it checks the notebook before anything executes, starts the runner
 process (``runner.py``) with a job description on stdin, enforces a last-resort deadline,
 kills the runner's whole process tree on cancellation, verifies the runner's signed
-report, judges the hidden checks' observations against their expectations, and returns
+report (runner to grader; the kernel never sees that key), draws each check's inputs and
+judges the probes' observations against expectations computed here, and returns
 a plain-data result. It needs nothing from the machine that built the job except an
 installed kit, so the same function runs on remote Dask workers.
 
@@ -26,12 +27,14 @@ Statuses (first that applies):
 ``error``              a cell raised (``sys.exit()`` included: SystemExit is an error here,
                        though papermill itself lets ``sys.exit(0)`` pass); later cells still
                        ran, and the detail names the first failing cell;
-``parameters-ignored`` everything ran, but not with the injected parameters (one did not keep
-                       its value, or ``cu.load_parameters`` saw another value or never ran):
-                       0 points, the checks' results shown;
-``tampered``           the notebook interfered with the hidden checks' private channel (wrote to it,
-                       replaced it or the functions it uses, stopped its report): 0 points;
 ``ok``                 everything ran and the checks were judged.
+
+A notebook that changed the interpreter so that the hidden checks' probes could not run or
+report is ``kernel-broken`` (the checks that did report still count). Nothing the kernel
+reports is trusted: each check's inputs are drawn here for this submission and its expected
+value computed here, so a forged report earns only what correct answers would. What the
+notebook reports about the parameters it ran with goes into the row's ``parameters_note``
+(never into the points: checks call the student's code with the grader's own inputs).
 
 Cells after a failing cell still run (like nbgrader; ``--stop-on-error`` restores
 papermill's stop-at-first-error). Points are the checks' points whenever the hidden checks
@@ -65,6 +68,11 @@ from typing import Callable
 from . import checks as checks_api
 from . import procs
 from .submissions import MAX_NOTEBOOK_BYTES
+
+# A course notebook has a few hundred cells and nests JSON about ten levels deep; far past
+# that is a crafted file, refused before anything reads it further.
+MAX_CELLS = 5_000
+MAX_JSON_DEPTH = 64
 
 HERE = Path(__file__).resolve().parent
 # The runner is a module of this package, started as its own process (it never imports torch).
@@ -121,7 +129,10 @@ class GradingJob:
     marker: str
     stop_on_error: bool = False
     file_name: str = ""  # the submission's own file or folder name, as the student named it
-    uses_load_parameters: bool = False  # the solution calls cu.load_parameters: a run that never did is not graded as ok
+    uses_load_parameters: bool = False  # the solution calls cu.load_parameters (what the run used is reported)
+    # The seed the checks' inputs are drawn from: new for every grading unless given (to repeat
+    # one). It stays in the grader: the kernel only ever sees the inputs, at check time.
+    inputs_seed: str = field(default_factory=lambda: secrets.token_hex(16))
 
     @property
     def graded_with(self) -> dict:
@@ -180,8 +191,17 @@ def preflight_notebook(data: bytes) -> Preflight:
         return Preflight(problem="not a text file (not UTF-8)", status="invalid-notebook")
     except ValueError as error:
         return Preflight(problem=f"not valid JSON: {error}", status="invalid-notebook")
+    except RecursionError:
+        return Preflight(problem="its JSON is nested too deeply to read (a notebook is a few levels deep)",
+                         status="invalid-notebook")
     if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
         return Preflight(problem="valid JSON, but not a Jupyter notebook (no list of cells)", status="invalid-notebook")
+    # Checked before nbformat reads it: its validation is slow and deeply recursive.
+    if len(raw.get("cells") or []) > MAX_CELLS:
+        return Preflight(problem=f"the notebook has {len(raw['cells'])} cells; at most {MAX_CELLS} are graded: "
+                         "start again from the released notebook", status="invalid-notebook")
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        return Preflight(problem=f"its JSON is nested more than {MAX_JSON_DEPTH} levels deep", status="invalid-notebook")
     try:
         nb = nbformat.reads(json.dumps(raw), as_version=4)
     except Exception as error:  # nbformat raises several kinds for broken structure
@@ -195,8 +215,14 @@ def preflight_notebook(data: bytes) -> Preflight:
         metadata = cell.setdefault("metadata", {})
         metadata.pop("papermill", None)
         metadata.pop("execution", None)
+        # Metadata of any other shape is the notebook's problem, never the grader's: tags that are
+        # not a list of text, and a `course` entry that is not a table, are dropped.
         if "tags" in metadata:
-            metadata["tags"] = [t for t in metadata["tags"] if isinstance(t, str) and t not in NEUTRALIZED_TAGS]
+            tags = metadata["tags"] if isinstance(metadata["tags"], list) else []
+            metadata["tags"] = [t for t in tags if isinstance(t, str) and t not in NEUTRALIZED_TAGS]
+        if "course" in metadata and not (isinstance(metadata["course"], dict)
+                                         and isinstance(metadata["course"].get("exercise", ""), str)):
+            metadata.pop("course")
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
@@ -207,6 +233,23 @@ def preflight_notebook(data: bytes) -> Preflight:
         return Preflight(problem=problem + ": restore it from the released notebook", status="parameters-missing")
     nb.metadata.pop("papermill", None)
     return Preflight(notebook=json.loads(nbformat.writes(nb)))
+
+
+def json_depth(value, limit: int = 10_000) -> int:
+    """How deeply ``value`` nests lists and dicts, walked without recursion (stops counting past ``limit``).
+
+    Example:
+        >>> json_depth({"a": [1, {"b": []}]}), json_depth(3)
+        (4, 0)
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth < limit:
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def parameters_cell_problem(cells: list) -> str | None:
@@ -259,20 +302,32 @@ def parameters_cell_problem(cells: list) -> str | None:
 
 
 @functools.lru_cache(maxsize=8)
-def declared_checks(source: str) -> list:
-    """The hidden checks with their expectations (grader side), cached per source text."""
-    return checks_api.load_checks(source, "<hidden checks>")
+@functools.lru_cache(maxsize=8)
+def declared_checks(source: str) -> tuple:
+    """The hidden checks with their inputs and expectations (grader side), cached per source text."""
+    return tuple(checks_api.load_checks(source, "<hidden checks>"))
+
+
+@functools.lru_cache(maxsize=8)
+def probe_words(source: str) -> frozenset:
+    """The texts of the probes' source: the only names and messages from the kernel feedback may repeat."""
+    return checks_api.vocabulary(checks_api.kernel_source(source))
 
 
 @functools.lru_cache(maxsize=1)
-def _kernel_sources() -> tuple[str, str]:
-    return (HERE / "checks.py").read_text(encoding="utf-8"), (HERE / "harness.py").read_text(encoding="utf-8")
+def _probe_source() -> str:
+    return (HERE / "probe.py").read_text(encoding="utf-8")
+
+
+def drawn_inputs(job: GradingJob) -> dict:
+    """The inputs each check's probe gets for this submission (drawn in the grader from ``job.inputs_seed``)."""
+    return checks_api.draw_inputs(declared_checks(job.checks_source), job.parameters, job.inputs_seed)
 
 
 def build_runner_job(job: GradingJob, notebook: dict, private: Path, key: bytes) -> dict:
     """The JSON object ``runner.py`` reads on stdin."""
-    api_source, harness_source = _kernel_sources()
     limits, box = job.limits, job.sandbox
+    inputs = drawn_inputs(job)
     return {
         "key": key.hex(),
         "private_dir": str(private),
@@ -280,10 +335,10 @@ def build_runner_job(job: GradingJob, notebook: dict, private: Path, key: bytes)
         "notebook": notebook,
         "files": {name: base64.b64encode(data).decode() for name, data in job.files.items()},
         "parameters": job.parameters,
-        "kernel_checks_source": checks_api.kernel_source(job.checks_source),
-        "check_names": [c.name for c in declared_checks(job.checks_source)],
-        "api_source": api_source,
-        "harness_source": harness_source,
+        "probe_source": _probe_source(),
+        "probes_source": checks_api.kernel_source(job.checks_source),
+        "checks": [{"name": c.name, "timeout": c.timeout, "has_inputs": c.name in inputs,
+                    "inputs": inputs.get(c.name)} for c in declared_checks(job.checks_source)],
         "timeout": limits.timeout,
         "cell_timeout": limits.cell_timeout,
         "check_timeout": limits.check_timeout,
@@ -447,48 +502,51 @@ def _read_report(private: Path, key: bytes, log_path: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- judging
-def _parameter_problems(expected: dict, record: dict | None, uses_load_parameters: bool = False) -> list[str]:
-    if record is None:
-        return ["the injected parameters could not be read back from the kernel"]
-    problems = []
-    values = record.get("values", {})
+def parameters_note(expected: dict, record: dict | None) -> str:
+    """Where the notebook says it ran with other values than the injected ones: reported, never scored.
+
+    The grade does not depend on it: checks call the student's code with the grader's own
+    inputs. It tells the instructor that the notebook's experiments (its results record, its
+    metric columns) used other settings.
+
+    Example:
+        >>> parameters_note({"scale": 2.0}, {"values": {"scale": 1.0}, "resolved": []})
+        'the notebook reported `scale` = 1.0 at the end (injected 2.0)'
+    """
+    if not isinstance(record, dict):
+        return "the notebook did not report the parameters it ran with"
+    values = record.get("values") if isinstance(record.get("values"), dict) else {}
+    notes = []
     for name, injected in expected.items():
-        seen = values.get(name, {})
-        if seen.get("missing"):
-            problems.append(f"`{name}` no longer exists at the end of the run")
-        elif seen.get("unreadable"):
-            problems.append(f"`{name}` was replaced by an object that is not plain data")
-        elif not checks_api._same(checks_api.plain(injected), seen.get("value"), 0, 0):
-            problems.append(f"`{name}` was injected as {injected!r} but ended as {seen.get('value')!r}")
-    # Where the knobs are used: every cu.load_parameters call must have seen the injected values.
-    resolved = record.get("resolved") or []
-    if uses_load_parameters and not resolved:
-        problems.append("cu.load_parameters never ran, so the notebook did not use the grading parameters")
+        seen = values.get(name)
+        if not checks_api._same(checks_api.plain(injected), seen, 0, 0):
+            notes.append(f"the notebook reported `{name}` = {str(seen)[:40]} at the end (injected {injected!r})")
+    resolved = record.get("resolved") if isinstance(record.get("resolved"), list) else []
     for call in resolved:
         used = call.get("values") if isinstance(call, dict) else None
-        if not isinstance(used, dict):
-            problems.append("what cu.load_parameters resolved could not be read back")
-            continue
         for name, injected in expected.items():
-            if name in used and name != "profile" and not checks_api._same(checks_api.plain(injected), used[name], 0, 0):
-                problems.append(f"cu.load_parameters ran with `{name}` = {used[name]!r}, not the injected {injected!r}")
-        if "profile" in expected and call.get("requested_profile") != expected["profile"]:
-            problems.append(f"cu.load_parameters ran with profile {call.get('requested_profile')!r}, "
-                            f"not the injected {expected['profile']!r}")
-    return list(dict.fromkeys(problems))
+            if isinstance(used, dict) and name in used and name != "profile" and not checks_api._same(
+                    checks_api.plain(injected), used[name], 0, 0):
+                notes.append(f"cu.load_parameters reported `{name}` = {str(used[name])[:40]} (injected {injected!r})")
+    return "; ".join(dict.fromkeys(notes))[:300]
+
+
+def _parameters_record(report: dict) -> dict | None:
+    return next((r for r in report.get("records") or [] if isinstance(r, dict) and r.get("kind") == "parameters"), None)
 
 
 def judge_report(job: GradingJob, report: dict) -> dict:
-    """Status, detail and per-check results from the runner's report.
+    """Status, detail and per-check results from the runner's report, judged here in the grader.
 
     Example:
         >>> source = ("from course_kit.grading.checks import check, equal\\n"
-        ...           "@check(points=2, expect=equal(4))\\ndef four(ns):\\n    return ns['x']\\n")
+        ...           "@check(points=2, inputs=lambda rng, params: rng.randint(1, 99),\\n"
+        ...           "       expect=lambda inputs, params: equal(2 * inputs))\\n"
+        ...           "def doubled(ns, inputs):\\n    return ns.call('double', inputs)\\n")
         >>> job = GradingJob("s", "a", "s.ipynb", b"", {}, None, source, {}, Limits(), SandboxOptions(), "m")
-        >>> report = {"stop": None, "check_phase": "ran", "exercises": {},
-        ...           "records": [{"kind": "parameters", "values": {}},
-        ...                       {"kind": "check", "name": "four", "ok": True, "observation": 4},
-        ...                       {"kind": "done"}]}
+        >>> answer = 2 * drawn_inputs(job)["doubled"]
+        >>> report = {"stop": None, "check_phase": "ran", "exercises": {}, "report_complete": True,
+        ...           "records": [{"name": "doubled", "ok": True, "observation": answer}]}
         >>> judged = judge_report(job, report)
         >>> judged["status"], judged["points"], judged["max_points"]
         ('ok', 2, 2)
@@ -499,47 +557,24 @@ def judge_report(job: GradingJob, report: dict) -> dict:
         detail = report.get("runner_error") or report.get("aborted")
         return _verdict("grader-error", detail.strip().splitlines()[-1][:300] if detail else "", declared, {},
                         max_points, extra={"grader_detail": detail})
-    records = report.get("records") or []
-    tampering = list(report.get("tampering") or [])
-    by_name: dict[str, dict | None] = {}
-    parameters_record, load_error, done = None, None, False
-    for record in records:
-        kind = record.get("kind")
-        if kind == "parameters" and parameters_record is None:
-            parameters_record = record
-        elif kind == "load-error":
-            load_error = str(record.get("message"))
-        elif kind == "tampered":
-            tampering += [str(problem) for problem in record.get("problems") or []]
-        elif kind == "done":
-            done = True
-        elif kind == "check":
-            name = str(record.get("name"))
-            if name in by_name:
-                tampering.append(f"two results were reported for check {name}")
-            by_name[name] = record
-    if tampering:
-        # Whatever the checks said, nothing reported through a channel the notebook touched counts.
-        return _verdict("tampered", "; ".join(dict.fromkeys(tampering))[:300], declared, {}, max_points)
-    if report.get("check_phase") == "ran" and not done and load_error is None:
-        # The harness ran in a live kernel but its signed report did not arrive: something the
-        # notebook did to the interpreter (the pipes, os, the hashing functions) stopped it.
-        return _verdict("tampered", "the hidden checks' report did not arrive: the notebook interfered with the "
-                        "grader's channel", declared, {}, max_points)
-    exercises = report.get("exercises") or {}
-    # Checks are judged on what the kernel holds, wherever the student defined it; whether
-    # the exercise cells themselves ran decides the status (``incomplete``), not the points.
+    by_name: dict[str, dict] = {}
+    for record in report.get("records") or []:
+        if isinstance(record, dict) and record.get("kind") != "parameters" and isinstance(record.get("name"), str):
+            by_name.setdefault(record["name"], record)  # the first word on a check counts; nothing is trusted anyway
     try:
-        results = {item.name: checks_api.judge(item, by_name.get(item.name), job.parameters) for item in declared}
+        inputs = drawn_inputs(job)
+        words = probe_words(job.checks_source)
+        results = {item.name: checks_api.judge(item, by_name.get(item.name), job.parameters, inputs.get(item.name),
+                                                words) for item in declared}
     except checks_api.ExpectationError as error:
         return _verdict("grader-error", str(error), declared, {}, max_points)
+    # Checks are judged on what the kernel holds, wherever the student defined it; whether
+    # the exercise cells themselves ran decides the status (``incomplete``), not the points.
+    exercises = report.get("exercises") or {}
 
     stop = report.get("stop") or None
     errors = report.get("errors") or []
     phase = str(report.get("check_phase", ""))
-    if load_error is not None:
-        return _verdict("grader-error", f"the hidden checks failed to load in the kernel: {load_error}",
-                        declared, {}, max_points)
     if stop:
         cell = _cell_number(stop)
         if stop["reason"] == "kernel-died":
@@ -581,15 +616,16 @@ def judge_report(job: GradingJob, report: dict) -> dict:
     if phase != "ran":
         return _verdict("grader-error", f"the hidden checks did not complete ({phase or 'no report'})",
                         declared, results, max_points)
+    if not report.get("report_complete"):
+        # The probes' cell ran but their report is missing or cut short: the notebook changed the
+        # interpreter they run in (builtins, modules, the work folder). Checks that reported count.
+        return _verdict("kernel-broken", "the hidden checks could not run or report in this kernel: the notebook "
+                        "changed the interpreter they run in", declared, results, max_points)
 
     unran = sorted({c.exercise for c in declared if c.exercise is not None and not exercises.get(c.exercise)})
     if unran:
         return _verdict("incomplete", "exercise(s) missing or not run: " + ", ".join(unran), declared, results,
                         max_points)
-    problems = _parameter_problems(job.parameters, parameters_record, job.uses_load_parameters)
-    if problems:
-        # The checks ran on a run made with other settings than the grader's: shown, never counted.
-        return _verdict("parameters-ignored", "; ".join(problems)[:300], declared, results, max_points, award=False)
     return _verdict("ok", "", declared, results, max_points)
 
 
@@ -598,12 +634,12 @@ def _cell_number(where: dict):
     return where.get("execution_count") or where.get("code_cell")
 
 
-def _verdict(status, detail, declared, results, max_points, cell=None, extra=None, award=True) -> dict:
+def _verdict(status, detail, declared, results, max_points, cell=None, extra=None) -> dict:
     checks = []
     for item in declared:
         passed, message = results.get(item.name, (False, "not run"))
         checks.append({"name": item.name, "title": item.title, "exercise": item.exercise,
-                       "max_points": item.points, "points": item.points if passed and award else 0,
+                       "max_points": item.points, "points": item.points if passed else 0,
                        "passed": bool(passed), "message": message})
     verdict = {"status": status, "detail": detail, "error_cell": cell, "checks": checks,
                "points": sum(c["points"] for c in checks), "max_points": max_points}
@@ -695,9 +731,12 @@ def _grade(job: GradingJob, cancelled: Callable[[], bool]) -> dict:
         "max_points": verdict["max_points"],
         "checks": {c["name"]: c["points"] for c in verdict["checks"]},
         "runtime_s": round(time.monotonic() - started, 2),
+        "kernel_peak_mb": report.get("kernel_peak_mb"),
         "metrics": course_metrics(report.get("metrics")),
         "metrics_problem": report.get("metrics_problem"),
         "parameters": job.parameters,
+        "parameters_note": parameters_note(job.parameters, _parameters_record(report)) if report.get("records") else "",
+        "inputs_seed": job.inputs_seed,
         "sandbox": report.get("sandbox", ""),
         "submission": job.source,
         "file_name": job.file_name or Path(job.source).name,

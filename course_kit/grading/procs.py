@@ -110,6 +110,25 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def peak_memory_bytes(pids) -> int:
+    """The largest peak resident set (``VmHWM``) among ``pids``, in bytes; 0 where none can be read.
+
+    Example:
+        >>> peak_memory_bytes([os.getpid()]) > 0
+        True
+    """
+    peak = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue  # gone, or not ours to read
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]) * 1024)
+    return peak
+
+
 def processes_with_marker(marker: str) -> list[int]:
     """Pids whose initial environment holds ``COURSE_GRADE_RUN=<marker>`` (exact or as prefix ``marker:``)."""
     if not IS_LINUX or not marker:

@@ -19,8 +19,10 @@ What it does, in order:
    still run (like nbgrader: a later, independent exercise still counts; ``stop_on_error``
    gives papermill's stop-at-first-error instead). A timeout, a dead kernel or a kernel
    that no longer speaks the Jupyter protocol halt execution;
-4. unless the kernel died: interrupts a timed-out cell, then runs the hidden checks in
-   the same kernel as one extra cell that is never added to the executed notebook;
+4. unless the kernel died: interrupts a timed-out cell, then runs the hidden checks' probes
+   (``probe.py``) in the same kernel as one extra cell that is never added to the executed
+   notebook; they call the student's code on the inputs the grader drew and write what came
+   back to a report file, which is read here and judged by the grader (nothing in it is trusted);
 5. reads ``<NAME>.results.json`` (the notebook's metrics) without following links;
 6. kills every remaining process in its tree, and reports.
 
@@ -57,6 +59,33 @@ MAX_RECORD_CHARS = 2_000_000
 # gradebook folder); plots and the course's tables are far below these.
 MAX_CELL_OUTPUT_BYTES = 2 * 1024**2
 MAX_NOTEBOOK_OUTPUT_BYTES = 20 * 1024**2
+# An error output's message and traceback: enough for any real traceback, never 60 MB.
+MAX_ERROR_CHARS = 16 * 1024
+
+
+def capped_error(content: dict) -> dict:
+    """An error output's content with its message and traceback cut to MAX_ERROR_CHARS in all.
+
+    Example:
+        >>> cut = capped_error({"ename": "ValueError", "evalue": "x" * 10**6, "traceback": ["y" * 10**6] * 3})
+        >>> len(cut["evalue"]) + sum(map(len, cut["traceback"])) <= MAX_ERROR_CHARS + 200
+        True
+    """
+    budget = MAX_ERROR_CHARS
+    note = " [course grade: cut here]"
+    evalue = str(content.get("evalue", ""))
+    if len(evalue) > budget // 4:
+        evalue = evalue[: budget // 4] + note
+    budget -= len(evalue)
+    lines = []
+    for line in content.get("traceback") or []:
+        line = str(line)
+        if budget <= 0:
+            lines.append(note.strip())
+            break
+        lines.append(line if len(line) <= budget else line[:budget] + note)
+        budget -= len(lines[-1])
+    return dict(content, ename=str(content.get("ename", ""))[:200], evalue=evalue, traceback=lines)
 
 
 
@@ -68,137 +97,45 @@ def _on_terminate(signum, frame):
     raise Terminated(f"signal {signum}")
 
 
-# --------------------------------------------------------------------------- the private channel
-class Channel:
-    """The runner's ends of the two pipes the hidden checks report through (see harness.py).
+# --------------------------------------------------------------------------- the probes' report
+MAX_REPORT_BYTES = 8 * 1024**2
 
-    Both pipes exist before the kernel starts; the kernel inherits the records pipe's write
-    end and the key pipe's read end, the runner keeps the others. A thread reads the records
-    pipe all the time, so that anything written to it before the check phase is noticed,
-    and answers the harness's one ``ready`` with the second half of the signing key.
+
+def read_probe_report(path: Path) -> tuple[list[dict], bool, bool]:
+    """``(records, started, done)`` from the report file the probes wrote in the kernel's work folder.
+
+    The file is the student's (their code shares the kernel): it is opened without following
+    links or blocking, read up to MAX_REPORT_BYTES, and any line that is not a JSON object is
+    skipped. Nothing in it is trusted; the grader judges what it says.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "r").write_text('started\\n{"name": "a", "ok": true, "observation": 1}\\nnoise\\ndone\\n')
+        >>> read_probe_report(folder / "r")
+        ([{'name': 'a', 'ok': True, 'observation': 1}], True, True)
     """
-
-    MAX_BYTES = 8 * 1024**2
-
-    def __init__(self):
-        self.records_read, self.records_write = os.pipe()
-        self.key_read, self.key_write = os.pipe()
-        self.records_inode = os.fstat(self.records_write).st_ino
-        self.key_inode = os.fstat(self.key_read).st_ino
-        # The signing key's two halves: one travels in the check cell, one through the key pipe.
-        self.cell_half, self.pipe_half = os.urandom(32), os.urandom(32)
-        self.data = bytearray()
-        self.early_bytes = 0
-        self.ready_lines = 0
-        self.started = False  # the harness's first line arrived: the kernel still ran cells
-        self.overflow = False
-        self.checks_started = False
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._drain, name="records-pipe", daemon=True)
-
-    @property
-    def key(self) -> bytes:
-        """The signing key: HMAC-SHA256 of the pipe's half under the cell's half (the harness does the same)."""
-        return hmac.new(self.cell_half, self.pipe_half, hashlib.sha256).digest()
-
-    def kernel_fds(self) -> tuple[int, int]:
-        """The descriptors the kernel inherits."""
-        return self.records_write, self.key_read
-
-    def kernel_started(self) -> None:
-        """Close the runner's copies of the kernel's ends and start listening."""
-        os.close(self.records_write)
-        os.close(self.key_read)
-        self.thread.start()
-
-    def harness_args(self) -> dict:
-        return {"records_fd": self.records_write, "key_fd": self.key_read, "records_inode": self.records_inode,
-                "key_inode": self.key_inode, "key_half": self.cell_half.hex()}
-
-    def _drain(self) -> None:
-        while True:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return [], False, False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return [], False, False
+        data = os.read(fd, MAX_REPORT_BYTES)
+    finally:
+        os.close(fd)
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    records = []
+    for line in lines:
+        if line.startswith("{"):
             try:
-                chunk = os.read(self.records_read, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            with self.lock:
-                if not self.checks_started:
-                    self.early_bytes += len(chunk)
-                    continue
-                if len(self.data) + len(chunk) > self.MAX_BYTES:
-                    self.overflow = True
-                    continue
-                before = self.data.count(b"ready\n")
-                self.data += chunk
-                if before == 0 and self.data.count(b"ready\n") >= 1:
-                    self._send_key_half()
-                self.ready_lines = self.data.count(b"ready\n")
-                self.started = self.started or self.data.startswith(b"started\n")
-
-    def _send_key_half(self) -> None:
-        try:
-            os.write(self.key_write, self.pipe_half.hex().encode() + b"\n")
-        finally:
-            os.close(self.key_write)
-
-    def wait_for_report(self, expected_records: int, seconds: float) -> None:
-        """Wait until the signed report (or evidence that none will come) has arrived."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            with self.lock:
-                lines = self.data.count(b"\n")
-                # The records, plus the harness's "started" and "ready" lines.
-                if self.overflow or lines >= expected_records + 2 or b'"kind":"tampered"' in self.data:
-                    return
-            time.sleep(0.05)
-
-    def report(self) -> tuple[list[dict], list[str]]:
-        """``(records, problems)``: the verified records, and every sign of tampering found."""
-        with self.lock:
-            data, early, overflow = bytes(self.data), self.early_bytes, self.overflow
-        problems = []
-        if early:
-            problems.append(f"{early} byte(s) reached the grader's private channel before the checks ran")
-        if overflow:
-            problems.append("the private channel received more data than a report can hold")
-        lines = data.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        if lines.count(b"ready") > 1:
-            problems.append("the signing key was requested more than once")
-        if lines.count(b"started") > 1 or (b"started" in lines and lines[0] != b"started"):
-            problems.append("the check phase's start was announced twice or late")
-        records = []
-        for line in (line for line in lines if line not in (b"ready", b"started")):
-            record = self._verify(line, len(records))
-            if record is None:
-                problems.append("a record on the private channel was not signed by the harness, or out of order")
-                break
-            records.append(record)
-        return records, problems
-
-    def _verify(self, line: bytes, sequence: int) -> dict | None:
-        try:
-            number, mac, body = line.decode("utf-8").split(" ", 2)
-        except (UnicodeDecodeError, ValueError):
-            return None
-        expected = hmac.new(self.key, f"{sequence} {body}".encode("utf-8"), hashlib.sha256).hexdigest()
-        if number != str(sequence) or not hmac.compare_digest(mac, expected):
-            return None
-        try:
-            record = json.loads(body)
-        except ValueError:
-            return None
-        return record if isinstance(record, dict) else None
-
-    def close(self) -> None:
-        for fd in (self.records_read, self.key_write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records, bool(lines) and lines[0] == "started", "done" in lines
 
 
 # --------------------------------------------------------------------------- session state
@@ -217,17 +154,15 @@ class Session:
         self.errors_dropped = 0
         self.check_phase = "not run"
         self.kernel_exit = None
-        self.channel = Channel()
-        # The hidden checks' file name in tracebacks: messages raised in frames of this
-        # (unguessable) file are the check author's, everything else is the student's.
-        self.checks_filename = f"<hidden checks {os.urandom(8).hex()}>"
+        # The probes' report file, named for this run only (see probe.py).
+        self.report_path = work / f".course-report-{os.urandom(8).hex()}"
         self.records: list[dict] = []
-        self.tampering: list[str] = []
+        self.report_complete = False
+        self.peak_memory = 0
         self.job_kernel_kwargs: dict = {}
 
     def kernel_started(self) -> None:
         self.notebook_deadline = time.monotonic() + float(self.job["timeout"])
-        self.channel.kernel_started()
 
     def timeout_for(self, cell) -> float:
         """nbclient's per-cell timeout: the cell limit, cut to what is left of the overall budget."""
@@ -243,16 +178,18 @@ class Session:
         return f"a cell ran past --cell-timeout {self.job['cell_timeout']:g} s"
 
     def check_cell_source(self) -> str:
+        """The one cell that runs the probes: probe.py's source, the probes and each check's inputs."""
         args = {
-            **self.channel.harness_args(),
-            "api_source": self.job["api_source"],
-            "checks_source": self.job["kernel_checks_source"],
-            "checks_filename": self.checks_filename,
+            "report": str(self.report_path),
+            "probes_source": self.job["probes_source"],
+            # Tracebacks name this file; nothing depends on it being secret.
+            "probes_filename": "<hidden checks>",
+            "checks": self.job["checks"],
             "parameter_names": sorted(self.job["parameters"]),
         }
         # repr() of plain strings/lists is a Python literal: the compiler parses it, no
         # (patchable) json module is involved in the kernel.
-        return (f"exec(compile({self.job['harness_source']!r}, '<course-grading>', 'exec'), "
+        return (f"exec(compile({self.job['probe_source']!r}, '<course-grading>', 'exec'), "
                 f"{{'__name__': '__course_grading__', 'USER_NS': globals(), 'ARGS': {args!r}}})")
 
 
@@ -283,6 +220,9 @@ def _engine_classes():
         def output(self, outs, msg, display_id, cell_index):
             """nbclient's output handler, keeping at most MAX_CELL_OUTPUT_BYTES per cell and
             MAX_NOTEBOOK_OUTPUT_BYTES per notebook; one note marks where a cell's output was cut."""
+            if msg.get("msg_type") == "error":
+                # An error is always kept (it says what went wrong), cut like any other output.
+                msg = dict(msg, content=capped_error(msg.get("content") or {}))
             size = len(json.dumps(msg.get("content", {}), default=str))
             used = self._output_bytes.get(cell_index, 0)
             total = sum(self._output_bytes.values())
@@ -305,6 +245,8 @@ def _engine_classes():
                 self.session.kernel_started()
                 self.papermill_execute_cells()
                 self.run_hidden_checks()
+                # The kernel (and what it started) at its largest: what --memory and a container must allow.
+                self.session.peak_memory = procs.peak_memory_bytes(procs.descendants(os.getpid()))
                 self._record_kernel_exit()
             return self.nb
 
@@ -386,8 +328,6 @@ def _engine_classes():
                     return
             session.phase = "checks"
             session.check_deadline = time.monotonic() + float(session.job["check_timeout"])
-            with session.channel.lock:
-                session.channel.checks_started = True
             cell = nbformat.v4.new_code_cell(source=session.check_cell_source())
             # nbclient stores the executed cell back into self.nb; give it a one-cell notebook
             # so the check code never enters the notebook papermill saves.
@@ -397,14 +337,7 @@ def _engine_classes():
                 session.check_phase = "ran"
             except CellTimeoutError:
                 self._cancel_leftover_tasks()
-                if not session.channel.started:
-                    # Not one line of the harness ran: the kernel could no longer run a cell at all
-                    # (IPython cannot start a cell once sys.stdout is None, for one). The student's doing.
-                    session.check_phase = ("kernel-broken: the kernel could not start the hidden checks: the "
-                                           "notebook left it unable to run a cell (sys.stdout or sys.stderr "
-                                           "replaced, or a thread that never lets go)")
-                else:
-                    session.check_phase = f"timeout: the hidden checks ran past {session.job['check_timeout']:g} s"
+                session.check_phase = f"timeout: the hidden checks ran past {session.job['check_timeout']:g} s"
             except DeadKernelError:
                 self._cancel_leftover_tasks()
                 session.check_phase = "kernel-died: the kernel died while the hidden checks ran"
@@ -413,9 +346,13 @@ def _engine_classes():
                 session.check_phase = f"kernel-broken: {type(error).__name__}: {str(error)[:300]}"
             finally:
                 self.nb = student_nb
-            # Parameters + each check + done; the harness wrote them before the cell finished.
-            session.channel.wait_for_report(len(session.job["check_names"]) + 2, seconds=5)
-            session.records, session.tampering = session.channel.report()
+            session.records, started, session.report_complete = read_probe_report(session.report_path)
+            if not started and session.check_phase.startswith("timeout"):
+                # Not one line of the probes ran: the kernel could no longer run a cell at all
+                # (IPython cannot start a cell once sys.stdout is None, for one). The student's doing.
+                session.check_phase = ("kernel-broken: the kernel could not start the hidden checks: the "
+                                       "notebook left it unable to run a cell (sys.stdout or sys.stderr "
+                                       "replaced, or a thread that never lets go)")
 
         def _interrupt_and_wait(self, seconds: float) -> bool:
             run_sync(self.km.interrupt_kernel)()
@@ -660,8 +597,7 @@ def grade(job: dict, private: Path) -> dict:
     papermill_engines.register("course-grading", _engine_classes())
     km = make_kernel_manager(job, private, work)
     log = open(private / KERNEL_LOG, "wb")
-    session.job_kernel_kwargs = {"cwd": str(work), "env": kernel_environment(job, work), "stdout": log, "stderr": log,
-                                 "pass_fds": session.channel.kernel_fds()}
+    session.job_kernel_kwargs = {"cwd": str(work), "env": kernel_environment(job, work), "stdout": log, "stderr": log}
     executed_path = private / EXECUTED_FILE
     try:
         papermill.execute_notebook(
@@ -673,7 +609,6 @@ def grade(job: dict, private: Path) -> dict:
         pass  # the stop reason was recorded by the client; papermill only re-raises it
     finally:
         log.close()
-        session.channel.close()
 
     executed = nbformat.read(executed_path, as_version=4) if executed_path.exists() else nb
     metrics, metrics_problem = read_metrics(work, job["results_name"])
@@ -683,11 +618,12 @@ def grade(job: dict, private: Path) -> dict:
         "errors_dropped": session.errors_dropped,
         "check_phase": session.check_phase,
         "records": session.records,
-        "tampering": session.tampering,
+        "report_complete": session.report_complete,
         "exercises": exercise_cells(executed),
         "metrics": metrics,
         "metrics_problem": metrics_problem,
         "kernel_exit": session.kernel_exit,
+        "kernel_peak_mb": round(session.peak_memory / 1024**2, 1),
         "seconds": round(time.monotonic() - session.started, 3),
     })
     return report

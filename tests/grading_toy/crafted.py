@@ -142,20 +142,20 @@ def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str,
 
     # Raises in the pipeline; the results cell after it still runs (and fails on `result`).
     _write(folder, "s03_raising", _with({PIPELINE: "data = squares(n_points)\nresult = scaled_mean(data, scale) / 0"}))
-    expected["s03_raising"] = ("error", 5)
+    expected["s03_raising"] = ("error", 6)  # the checks call the functions, which are right
 
     _write(folder, "s04_infinite_loop", _with({PIPELINE: "while True:\n    pass"}))
-    expected["s04_infinite_loop"] = ("timeout", 5)
+    expected["s04_infinite_loop"] = ("timeout", 6)
 
     _write(folder, "s05_sys_exit", _with({PIPELINE: "import sys\nsys.exit(0)"}))
-    expected["s05_sys_exit"] = ("error", 5)
+    expected["s05_sys_exit"] = ("error", 6)
 
     _write(folder, "s06_kernel_killed", _with({PIPELINE: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"}))
     expected["s06_kernel_killed"] = ("kernel-died", 0)
 
     # One allocation far above the test's --memory 1G.
     _write(folder, "s07_memory_hog", _with({PIPELINE: "hog = bytearray(8 * 1024 ** 3)"}))
-    expected["s07_memory_hog"] = ("out-of-memory", 5)
+    expected["s07_memory_hog"] = ("out-of-memory", 6)
 
     (folder / "s08_malformed_json.ipynb").write_text('{"cells": [{"cell_type": "code", "source": "x = 1"')
     expected["s08_malformed_json"] = ("invalid-notebook", 0)
@@ -165,10 +165,10 @@ def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str,
     _write(folder, "s09_no_parameters", nb)
     expected["s09_no_parameters"] = ("parameters-missing", 0)
 
-    # Rigged squares fools the self-check; forged records, a fake checks module and a
-    # patched json must not earn points: only squares(0) == [] and scaled_mean are right.
+    # Rigged squares fools the self-check; forged records and a fake checks module must not
+    # earn points: only scaled_mean is right.
     _write(folder, "s10_forging", _with({SQUARES: FORGING_SQUARES}))
-    expected["s10_forging"] = ("ok", 3)
+    expected["s10_forging"] = ("ok", 2)
 
     attack = ATTACK_RESULTS.format(csv=str(gradebook_dir / "grades.csv"),
                                    json_path=str(gradebook_dir / "grades.json"), hidden=str(HIDDEN_CHECKS),
@@ -186,10 +186,12 @@ def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str,
     _write(folder, "s13_deleted_exercise", nb)
     expected["s13_deleted_exercise"] = ("incomplete", 6)
 
+    # The notebook's own setting overrides the grader's: its run is reported (parameters_note),
+    # the checks call its functions with the grader's inputs and grade them as usual.
     nb = solution()
     nb.cells[2].source += "\nscale = 1.0  # a student's own setting, overriding the grader's"
-    _write(folder, "s14_parameters_ignored", nb)
-    expected["s14_parameters_ignored"] = ("parameters-ignored", 0)  # checks shown, never counted
+    _write(folder, "s14_own_parameters", nb)
+    expected["s14_own_parameters"] = ("ok", 6)
 
     # A folder submission whose notebook imports a helper module shipped next to it.
     student = folder / "s15_folder"
