@@ -33,7 +33,8 @@ from . import procs, sandbox
 from .executors import DaskExecutor, LocalExecutor
 from .checks import metric_names
 from .gradebook import Gradebook, GradebookError, flatten
-from .roster import RosterError, add_roster_arguments, apply_roster, read_roster, roster_options
+from .roster import (RosterError, add_roster_arguments, apply_roster, checked_late_policy, read_roster,
+                     roster_options)
 from .job import GradingJob, Limits, SandboxOptions, declared_checks
 from .submissions import Submission, discover
 
@@ -187,8 +188,12 @@ def _setup(args):
                          container=args.container)
     if args.container:
         _check_container(args.container)
-    if args.roster:  # a broken roster stops here, before hours of grading
+    if args.roster:  # a broken roster (or late policy) stops here, before hours of grading
         read_roster(args.roster, roster_options(args)["columns"])
+        checked_late_policy(args.late_policy)
+    elif args.late_policy and args.late_policy.strip().casefold() != "none":
+        raise ValueError("--late-policy is applied through the roster (its submitted_at and --deadline give the "
+                         "days late): add --roster ROSTER.csv")
     warnings: list[str] = []
     submissions = discover(args.submissions, args.assignment, warn=warnings.append)
     if args.only:

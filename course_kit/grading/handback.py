@@ -6,7 +6,8 @@ Writes ``GRADES_DIR/feedback-html/<student>.html`` (or ``feedback-md/<student>.m
 every graded submission: the student's name when a roster was applied
 (``roster-grades.json``), the status in words, the points and each hidden check's title
 and feedback message, the same content as ``feedback/<student>.md`` and never check code
-or expected values. The HTML is a single file with its style inline and every text
+or expected values; under a late policy, also the penalty (days late, percent, the total
+before and after). The HTML is a single file with its style inline and every text
 escaped (messages can quote the student's own values), so it can be mailed or uploaded as
 it is. ``--html-notebooks`` also converts ``executed/<student>.ipynb`` to
 ``<student>.notebook.html`` with nbconvert (in the ``grading`` extra), with the notebook's
@@ -29,6 +30,7 @@ import sys
 from pathlib import Path
 
 from .gradebook import STATUS_TEXT, render_feedback
+from .late import late_sentence
 from .roster import RosterError, load_gradebook, write_text
 
 STYLE = """
@@ -52,13 +54,14 @@ def safe_file_name(student: str) -> str:
     return "_" + name if name.startswith(".") or not name else name
 
 
-def render_html(row: dict, name: str | None = None, notebook_link: str | None = None) -> str:
+def render_html(row: dict, name: str | None = None, notebook_link: str | None = None, late: str = "") -> str:
     """The student's feedback page as self-contained HTML (everything escaped).
 
     Args:
         row: a gradebook row with ``check_results`` (as in ``grades.json``).
         name: the student's name from the roster, if known.
         notebook_link: a relative link to the executed notebook's HTML, if written.
+        late: the late penalty sentence (:func:`~course_kit.grading.late.late_sentence`), if any.
 
     Returns:
         The HTML text.
@@ -77,7 +80,7 @@ def render_html(row: dict, name: str | None = None, notebook_link: str | None = 
         (f'<p class="points">{_number(row["points"])} / {_number(row["max_points"])} points '
          f'<span class="status {e(status)}">{e(status)}</span></p>'),
         f"<p>{e(explanation).replace('`', '')}</p>",
-    ]
+    ] + ([f'<p class="points">{e(late)}</p>'] if late else [])
     checks = row.get("check_results") or []
     if checks:
         parts.append("<table><thead><tr><th>Check</th><th>Points</th><th>Result</th></tr></thead><tbody>")
@@ -127,6 +130,15 @@ def names_by_student(grades_dir: Path) -> dict[str, str]:
             if row.get("student") and row.get("person")}
 
 
+def late_by_student(grades_dir: Path) -> dict[str, str]:
+    """Each student's late-penalty sentence, when ``roster-grades.json`` has a late policy applied."""
+    path = grades_dir / "roster-grades.json"
+    if not path.exists():
+        return {}
+    rows = json.loads(path.read_text(encoding="utf-8")).get("rows", [])
+    return {row["student"]: late_sentence(row) for row in rows if row.get("student") and late_sentence(row)}
+
+
 def write_feedback(grades_dir: Path, out_dir: Path | None = None, fmt: str = "html", notebooks: bool = False,
                    say=print) -> int:
     """Write one feedback file per graded submission; returns how many were written.
@@ -144,6 +156,7 @@ def write_feedback(grades_dir: Path, out_dir: Path | None = None, fmt: str = "ht
     data = load_gradebook(grades_dir)
     out_dir = out_dir or grades_dir / f"feedback-{fmt}"
     names = names_by_student(grades_dir)
+    late = late_by_student(grades_dir)
     written = 0
     for row in data["rows"]:
         student = row["student"]
@@ -153,6 +166,8 @@ def write_feedback(grades_dir: Path, out_dir: Path | None = None, fmt: str = "ht
             text = render_feedback(row, row.get("check_results") or [])
             if name:
                 text = text.replace(f"({student})", f"({name}, {student})", 1)
+            if late.get(student):
+                text = text.rstrip("\n") + f"\n\n**{late[student]}**\n"
             write_text(out_dir / f"{base}.md", text)
         else:
             link = None
@@ -160,7 +175,7 @@ def write_feedback(grades_dir: Path, out_dir: Path | None = None, fmt: str = "ht
             if notebooks and executed.is_file():
                 write_text(out_dir / f"{base}.notebook.html", notebook_html(executed))
                 link = f"{base}.notebook.html"
-            write_text(out_dir / f"{base}.html", render_html(row, name, link))
+            write_text(out_dir / f"{base}.html", render_html(row, name, link, late.get(student, "")))
         written += 1
     say(f"wrote {written} feedback file(s) to {out_dir}")
     return written
