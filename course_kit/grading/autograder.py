@@ -354,8 +354,21 @@ def kit_files(project_root: Path) -> dict[str, Path]:
     return files
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it; it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_zip(out: Path, entries: dict[str, bytes], executable: set[str]) -> None:
-    """Write the zip atomically, with fixed times and the scripts executable."""
+    """Write the zip atomically, with fixed times, Unix modes (0644, scripts 0755), readable by others.
+
+    The zip itself gets mode 0644 less the umask, as any file the instructor writes (the
+    temporary file it is renamed from would be 0600, which tools that copy it as another
+    user, or serve it, cannot read). It holds the hidden checks: keep it out of students'
+    reach, or write it with a umask of 077 to keep it private on a shared machine.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(handle)
@@ -363,9 +376,11 @@ def write_zip(out: Path, entries: dict[str, bytes], executable: set[str]) -> Non
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name in sorted(entries):
                 info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+                info.create_system = 3  # Unix: unzip tools then apply the modes below
                 info.external_attr = (0o100755 if name in executable else 0o100644) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, entries[name])
+        os.chmod(temporary, 0o644 & ~_umask())
         os.replace(temporary, out)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
