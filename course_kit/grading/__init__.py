@@ -15,6 +15,8 @@ Modules, one job each:
 * :mod:`~course_kit.grading.cli` is ``course grade``;
 * :mod:`~course_kit.grading.roster` maps gradebook rows to the people of a course roster;
 * :mod:`~course_kit.grading.exports` is ``course export`` (Canvas, Moodle, plain CSV);
+* :mod:`~course_kit.grading.canvas` reads a Canvas gradebook export by Canvas's own rules;
+* :mod:`~course_kit.grading.late` late policies: days late and the penalty;
 * :mod:`~course_kit.grading.autograder` is ``course autograder`` (a Gradescope autograder zip);
 * :mod:`~course_kit.grading.handback` is ``course feedback`` (one page per student).
 

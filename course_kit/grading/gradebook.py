@@ -63,6 +63,16 @@ STATUS_TEXT = {
                 "that keep running after your cells finish.",
     "grader-error": "Grading failed for a reason unrelated to your work. Your instructor will grade it again.",
 }
+# The same statuses in a few words, for one-line summaries (an LMS's feedback column).
+STATUS_SHORT = {
+    "ok": "graded", "error": "your notebook raised an error", "timeout": "stopped: it ran too long",
+    "kernel-died": "its Python process ended unexpectedly", "kernel-broken": "its code broke the notebook's process",
+    "out-of-memory": "it needed more memory than the limit", "incomplete": "some exercises are not finished",
+    "invalid-notebook": "not a readable notebook", "parameters-missing": "its parameters cell is missing",
+    "parameters-ignored": "it overwrote a grading setting", "tampered": "it interfered with the grader",
+    "grader-error": "not graded yet (a grader problem)", "missing": "no submission",
+    "ambiguous": "not graded yet (the submission's owner is unclear)",
+}
 FIXED_FIRST = ["student", "status", "points", "max_points", "detail", "error_cell"]
 FIXED_LAST = ["metrics_problem", "sandbox", "parameters", "file_name", "submission", "sha256", "checks_sha256",
               "kit_version", "graded_at", "assignment"]
