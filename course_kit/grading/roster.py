@@ -569,7 +569,8 @@ def reconcile(rows: Iterable[dict], roster: Roster | list[Person], *, max_points
                       else "no submission matched this person")
             row = _missing_row(assignment, max_points, check_names, status, detail)
             missing = status == "missing"
-        late, reason, days = _is_late(person, submission_name(row), deadline) if chosen is not None else (None, "", None)
+        late, reason, days = (_is_late(person, submission_name(row), deadline) if chosen is not None
+                              else (None, "", None))
         row.update(person=person.summary(), matched_by=how, late=late, late_reason=reason, days_late=days,
                    missing=missing)
         out.append(row)
