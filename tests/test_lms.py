@@ -282,6 +282,42 @@ def test_feedback_pages_are_escaped_and_named(tmp_path):
     assert "(Ana López, ana.lopez@uni.edu)" in (out / "feedback-md" / "ana.lopez@uni.edu.md").read_text()
 
 
+class Elements(HTMLParser):
+    """Every start tag with its attributes, as a browser's parser sees them."""
+
+    def __init__(self):
+        super().__init__()
+        self.elements: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+
+def test_converted_notebooks_keep_no_script_handler_or_script_url(tmp_path):
+    """Outputs, Markdown and metadata built to run script (an image's width, alt text, HTML, SVG) lose it."""
+    sys.path.insert(0, str(ROOT / "tests" / "grading_toy"))
+    import crafted
+    from course_kit.grading.feedback import POLICY, notebook_html
+
+    path = tmp_path / "hostile.ipynb"
+    nbformat.write(crafted.script_notebook(), str(path))
+    page = notebook_html(path)
+    parser = Elements()
+    parser.feed(page)
+    tags = [tag for tag, _ in parser.elements]
+    assert not {"script", "iframe", "svg", "object", "embed", "link", "base", "form"} & set(tags), set(tags)
+    handlers = [(tag, name) for tag, attrs in parser.elements for name in attrs if name.startswith("on")]
+    assert handlers == []
+    urls = [value for _, attrs in parser.elements for name, value in attrs.items() if name in ("href", "src")]
+    assert urls and all(not value.strip().lower().startswith("javascript:") for value in urls), urls
+    assert all(value.startswith("data:image/") for _, attrs in parser.elements if "src" in attrs
+               for value in [attrs["src"]]), urls
+    assert ("meta", {"http-equiv": "Content-Security-Policy", "content": POLICY}) in parser.elements
+    assert tags.index("meta") < tags.index("body")  # the policy is in force before any content
+    # The work itself is still there: the Markdown text, the images, the traceback (as text).
+    assert "Plain text." in page and tags.count("img") >= 4 and "&lt;img src=x onerror=" in page
+
+
 # --------------------------------------------------------------------------- Gradescope
 def run_autograder(source: Path, base: Path, notebook: nbformat.NotebookNode) -> tuple[dict | None, str]:
     """Lay out a folder as Gradescope does, put the notebook in submission/, run run_autograder."""

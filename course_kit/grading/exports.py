@@ -51,14 +51,14 @@ import argparse
 import csv
 import hashlib
 import io
-import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .roster import (RosterError, add_roster_arguments, apply_roster, load_gradebook, parse_roster, reconcile,
-                     roster_options, spreadsheet_safe, submission_name, write_text)
+from .files import GradebookError, csv_lines, csv_text, read_gradebook, read_roster_view, write_text
+from .roster import (RosterError, add_roster_arguments, apply_roster, parse_roster, reconcile, roster_options,
+                     submission_name)
 
 CANVAS_IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 MOODLE_IDENTIFIERS = {"email": ("email",), "idnumber": ("id", "sis_id"), "username": ("login",)}
@@ -131,13 +131,14 @@ def load_rows(grades_dir: Path) -> tuple[dict, list[dict], list[dict], bool]:
     roster could not place (unmatched and ambiguous).
 
     Raises:
-        RosterError: no gradebook, or a roster view older than the gradebook.
+        GradebookError: no gradebook, or a roster view that cannot be read.
+        RosterError: a roster view older than the gradebook.
     """
-    data = load_gradebook(grades_dir)
+    data = read_gradebook(grades_dir)
+    view = read_roster_view(grades_dir)
     roster_file = grades_dir / "roster-grades.json"
-    if not roster_file.exists():
+    if view is None:
         return data, data["rows"], [], False
-    view = json.loads(roster_file.read_text(encoding="utf-8"))
     current = hashlib.sha256((grades_dir / "grades.json").read_bytes()).hexdigest()
     if view.get("grades_sha256") != current:
         raise RosterError(f"{roster_file} was made from an older grades.json: apply the roster again "
@@ -307,13 +308,8 @@ def canvas_export(rows: list[dict], canvas_text: str, *, column: str, lms_max: f
     if ungraded:
         report.notes.append(f"{ungraded} Canvas student(s) have no row here and keep their current value")
     keep = list(range(len(header))) if all_columns else list(range(identity_end)) + [target]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([header[i] for i in keep])
-    for record in records[1:]:
-        record = _padded(record, len(header))
-        writer.writerow([record[i] for i in keep])
-    return buffer.getvalue(), report
+    lines = [[_padded(record, len(header))[i] for i in keep] for record in [header] + records[1:]]
+    return csv_lines(lines), report
 
 
 def _cell(record: list[str], index: int) -> str:
@@ -348,9 +344,7 @@ def moodle_export(rows: list[dict], *, identifier: str = "email", lms_max: float
     if identifier not in MOODLE_IDENTIFIERS:
         raise ExportError(f"--identifier {identifier}: choose one of {', '.join(MOODLE_IDENTIFIERS)}")
     report = Report()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([identifier, "grade"])
+    lines = [[identifier, "grade"]]
     for row in rows:
         person = row.get("person") or {}
         value = next((str(person[k]).strip() for k in MOODLE_IDENTIFIERS[identifier] if person.get(k)), "")
@@ -364,11 +358,11 @@ def moodle_export(rows: list[dict], *, identifier: str = "email", lms_max: float
             continue
         if grade == "":
             continue
-        writer.writerow([value, grade])
+        lines.append([value, grade])
         report.written += 1
         report.missing += row.get("status") == "missing"
         report.late += bool(row.get("late"))
-    return buffer.getvalue(), report
+    return csv_lines(lines), report
 
 
 def plain_export(rows: list[dict], unplaced: list[dict] = (), *, lms_max: float | None = None,
@@ -404,12 +398,7 @@ def plain_export(rows: list[dict], unplaced: list[dict] = (), *, lms_max: float 
         if not placed:
             report.problems.append(f"{submission_name(row)!r} is {row.get('placement', 'unmatched')} on the roster "
                                    f"({row.get('problem') or 'see unmatched.csv'}); kept in the file")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=PLAIN_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({key: spreadsheet_safe(value) for key, value in record.items()})
-    return buffer.getvalue(), report
+    return csv_text(PLAIN_COLUMNS, records), report
 
 
 # --------------------------------------------------------------------------- command
@@ -484,7 +473,7 @@ def main(args: argparse.Namespace) -> int:
             unplaced = []  # they are in the file, with matched_by = unmatched
             encoding = "utf-8-sig"  # so spreadsheets read accented names correctly
         write_text(out, text, encoding=encoding)
-    except (RosterError, ExportError, OSError) as problem:
+    except (RosterError, GradebookError, ExportError, OSError) as problem:
         print(f"course export: {problem}", file=sys.stderr)
         return 2
     for item in unplaced:
