@@ -64,7 +64,7 @@ from pathlib import Path
 
 from .gradebook import status_explanation
 from .job import GradingJob, Limits, SandboxOptions, declared_checks, grade_job
-from .files import replacing
+from .files import replacing, write_text
 from .submissions import BOOKKEEPING, Submission, find_nested, read_folder, read_zip, student_id
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
@@ -300,7 +300,7 @@ def run(root: Path, say=print) -> int:
         return 1
     out = root / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(out, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     say(f"wrote {out}")
     return 0
 

@@ -285,8 +285,8 @@ def _solution_check(args, executor, say, checks_source, parameters, limits, box,
     out = Path(args.out) / "solution-check"
     out.mkdir(parents=True, exist_ok=True)
     if results[0].get("executed_notebook"):
-        (out / f"{args.assignment}.ipynb").write_text(results[0]["executed_notebook"], encoding="utf-8")
-    (out / "kernel.log").write_text(results[0].get("kernel_log") or "", encoding="utf-8")
+        write_text(out / f"{args.assignment}.ipynb", results[0]["executed_notebook"])
+    write_text(out / "kernel.log", results[0].get("kernel_log") or "")
     if row["status"] == "ok" and row["points"] == row["max_points"]:
         say(f"solution: ok, {row['points']}/{row['max_points']} points ({row['runtime_s']:.1f} s)")
         return True, row.get("metrics")
