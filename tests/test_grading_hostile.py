@@ -9,6 +9,7 @@ failures, damaged data and tests that assume they are alone. They grade the toy 
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -412,6 +413,7 @@ def test_the_next_run_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
 
 # --------------------------------------------------------------------------- 12. gradebook shape
 FLOOD = '''
+import csv
 import json
 print("x" * (30 * 1024 * 1024))  # one 30 MB message: above the cell and notebook caps
 for line in range(5000):
@@ -557,3 +559,67 @@ def test_a_run_sees_and_sweeps_only_its_own_processes_and_folders(tmp_path):
         except subprocess.TimeoutExpired:
             other.kill()
     assert other.returncode == 130
+
+
+# --------------------------------------------------------------------------- 16. hand-ins as students make them
+LOOK_AROUND = '''
+import json, os
+seen = {"own_dot_file": open(".scale_note").read().strip() if os.path.exists(".scale_note") else None,
+        "hard_link": os.path.exists("checks_copy.py"),
+        "startup_file": os.path.exists(".ipython/profile_default/startup/00.py")}
+print("attempts:", json.dumps(seen))
+'''
+
+
+def test_hand_ins_as_students_make_them_are_graded_and_hostile_ones_are_their_own_status(tmp_path):
+    """Class 16: the zip cu.submit() writes is graded; dot files reach the notebook; a hard link into the
+    hidden checks does not; a hostile zip and a folder 1,100 levels deep are those students' statuses, and
+    every other entry of the folder is reported in not-graded.csv."""
+    import shutil
+    import zipfile
+
+    solutions, submissions, out = tmp_path / "solutions", tmp_path / "submissions", tmp_path / "out"
+    shutil.copytree(crafted.SOLUTION.parent, solutions)
+    submissions.mkdir()
+    solved = nbformat.writes(crafted._with({crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source
+                                            + "\n" + LOOK_AROUND})).encode()
+    crafted.handin_zip(submissions / "zipped.zip", "zipped", {"00_toy.ipynb": solved, ".scale_note": b"mine\n"})
+    folder = submissions / "folder"
+    (folder / ".ipython" / "profile_default" / "startup").mkdir(parents=True)
+    (folder / ".ipython" / "profile_default" / "startup" / "00.py").write_text("squares = None\n")
+    (folder / "00_toy.ipynb").write_bytes(solved)
+    (folder / ".scale_note").write_text("folder's own\n")
+    os.link(solutions / "hidden_checks" / f"{crafted.ASSIGNMENT}.py", folder / "checks_copy.py")
+    with zipfile.ZipFile(submissions / "zipslip.zip", "w") as bundle:
+        bundle.writestr("zipslip/00_toy.ipynb", solved)
+        bundle.writestr("zipslip/../../../escaped.py", "x = 1\n")
+    (submissions / "deep").mkdir()
+    (submissions / "deep" / "00_toy.ipynb").write_bytes(solved)
+    (submissions / "notes.pdf").write_bytes(b"%PDF-1.4")
+    (submissions / "elsewhere.ipynb").symlink_to(crafted.SOLUTION)
+    try:
+        crafted.make_deep(submissions / "deep", 1100)
+        command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment",
+                   crafted.ASSIGNMENT, "--out", str(out), "--solutions", str(solutions), "--no-solution-check",
+                   *LIMITS, "-j", "2"]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    finally:
+        crafted.remove_deep(submissions / "deep")
+    assert result.returncode == 0, result.stdout + result.stderr
+    book = rows(out)
+    assert sorted(book) == ["deep", "folder", "zipped", "zipslip"]
+    assert (book["zipped"]["status"], book["zipped"]["points"], book["zipped"]["file_name"]) == ("ok", 6, "zipped.zip")
+    assert crafted.printed_attempts(out / "executed" / "zipped.ipynb")["own_dot_file"] == "mine"
+    assert (book["folder"]["status"], book["folder"]["points"]) == ("ok", 6), book["folder"]
+    seen = crafted.printed_attempts(out / "executed" / "folder.ipynb")
+    assert seen == {"own_dot_file": "folder's own", "hard_link": False, "startup_file": False}
+    assert "checks_copy.py: a hard link" in book["folder"]["detail"] and ".ipython: " in book["folder"]["detail"]
+    feedback = (out / "feedback" / "folder.md").read_text()
+    assert "Not given to your notebook: " in feedback and "checks_copy.py" in feedback
+    for student, why in (("zipslip", "leads out of its folder"), ("deep", "more than 32 levels deep")):
+        assert (book[student]["status"], book[student]["points"]) == ("invalid-notebook", 0), book[student]
+        assert why in book[student]["detail"] and why in (out / "feedback" / f"{student}.md").read_text()
+    assert not list(tmp_path.rglob("escaped.py"))
+    not_graded = {line["entry"]: line["reason"] for line in csv.DictReader((out / "not-graded.csv").open())}
+    assert set(not_graded) == {"notes.pdf", "elsewhere.ipynb"}
+    assert "symbolic link" in not_graded["elsewhere.ipynb"] and "not graded: notes.pdf" in result.stdout

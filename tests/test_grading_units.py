@@ -349,8 +349,14 @@ def test_sizes_are_checked_before_anything_is_read(tmp_path, monkeypatch):
     (tmp_path / "huge.ipynb").write_bytes(b"")
     os.truncate(tmp_path / "huge.ipynb", 2 * 1024**3)
     reads = []
-    real = Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real(self))
+    real = submissions.read_regular
+
+    def reading(path, limit):  # records what was read, not what was opened and refused by its size
+        data = real(path, limit)
+        reads.append(path.name)
+        return data
+
+    monkeypatch.setattr(submissions, "read_regular", reading)
     found = {s.student: s for s in submissions.discover(tmp_path, "00_toy")}
     assert "more than the 100 MB allowed" in found["big"].problem and found["big"].notebook_bytes is None
     assert "more than the 50 MB allowed" in found["huge"].problem

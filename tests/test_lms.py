@@ -319,6 +319,21 @@ def test_canvas_export_with_semicolons_and_decimal_commas_scales_and_writes_them
     assert [r[5:] for r in upload[3:]] == [["4,5", "7,5", "80,5"], ["3", "3,75", "60"]]
 
 
+def test_canvas_upload_in_semicolons_is_spreadsheet_safe_and_keeps_decimal_commas():
+    # The upload keeps the export's ';' and decimal commas, and goes through files.csv_lines like every
+    # CSV: a formula after any separator is neutralized, numbers (negative, with a comma) stay numbers.
+    canvas = ("Student;ID;SIS Login ID;Section;Lab (77)\n"
+              "    Points Possible;;;;10,00\n"
+              "@SUM(A1);101;bo@uni.edu;A,=1+1;\n"
+              "Li, Bo;102;li@uni.edu;B;\n")
+    rows = [{"person": {"id": "101"}, "status": "ok", "points": 4, "max_points": 6},
+            {"person": {"id": "102"}, "status": "ok", "points": -1.5, "max_points": 6}]
+    text, report = canvas_export(rows, canvas, column="Lab")
+    assert text.splitlines() == ["Student;ID;SIS Login ID;Section;Lab (77)", "    Points Possible;;;;10,00",
+                                 "'@SUM(A1);101;bo@uni.edu;A,'=1+1;6,67", "Li, Bo;102;li@uni.edu;B;-2,5"]
+    assert report.written == 2 and not report.problems
+
+
 def test_canvas_export_refuses_points_possible_it_cannot_read(tmp_path, capsys):
     broken = CANVAS.replace(",5.00,10.00,", ",5.00,10 Punkte,")
     status, _, _ = canvas_upload(tmp_path / "a", broken)
@@ -470,6 +485,42 @@ def test_feedback_pages_are_escaped_and_named(tmp_path):
     assert "(Ana López, ana.lopez@uni.edu)" in (out / "feedback-md" / "ana.lopez@uni.edu.md").read_text()
 
 
+class Elements(HTMLParser):
+    """Every start tag with its attributes, as a browser's parser sees them."""
+
+    def __init__(self):
+        super().__init__()
+        self.elements: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+
+def test_converted_notebooks_keep_no_script_handler_or_script_url(tmp_path):
+    """Outputs, Markdown and metadata built to run script (an image's width, alt text, HTML, SVG) lose it."""
+    sys.path.insert(0, str(ROOT / "tests" / "grading_toy"))
+    import crafted
+    from course_kit.grading.feedback import POLICY, notebook_html
+
+    path = tmp_path / "hostile.ipynb"
+    nbformat.write(crafted.script_notebook(), str(path))
+    page = notebook_html(path)
+    parser = Elements()
+    parser.feed(page)
+    tags = [tag for tag, _ in parser.elements]
+    assert not {"script", "iframe", "svg", "object", "embed", "link", "base", "form"} & set(tags), set(tags)
+    handlers = [(tag, name) for tag, attrs in parser.elements for name in attrs if name.startswith("on")]
+    assert handlers == []
+    urls = [value for _, attrs in parser.elements for name, value in attrs.items() if name in ("href", "src")]
+    assert urls and all(not value.strip().lower().startswith("javascript:") for value in urls), urls
+    assert all(value.startswith("data:image/") for _, attrs in parser.elements if "src" in attrs
+               for value in [attrs["src"]]), urls
+    assert ("meta", {"http-equiv": "Content-Security-Policy", "content": POLICY}) in parser.elements
+    assert tags.index("meta") < tags.index("body")  # the policy is in force before any content
+    # The work itself is still there: the Markdown text, the images, the traceback (as text).
+    assert "Plain text." in page and tags.count("img") >= 4 and "&lt;img src=x onerror=" in page
+
+
 # --------------------------------------------------------------------------- Gradescope
 def run_autograder(source: Path, base: Path, notebook: nbformat.NotebookNode) -> tuple[dict | None, str]:
     """Lay out a folder as Gradescope does, put the notebook in submission/, run run_autograder."""
@@ -561,7 +612,7 @@ def test_autograder_setup_installs_the_packed_kit(tmp_path):
     # Readable by whoever uploads or unpacks it (not 0600), with Unix modes unzip applies: scripts 0755.
     umask = os.umask(0o022)
     os.umask(umask)
-    assert archive.stat().st_mode & 0o777 == 0o644 & ~umask
+    assert archive.stat().st_mode & 0o777 == 0o666 & ~umask  # as any file written (0644 under umask 022)
     assert all(info.create_system == 3 for info in entries)
     modes = {info.filename: info.external_attr >> 16 for info in entries}
     assert {n for n, mode in modes.items() if mode == 0o100755} == {"setup.sh", "run_autograder"}

@@ -56,17 +56,16 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 import zipfile
 from pathlib import Path
 
-from .gradebook import STATUS_TEXT
+from .gradebook import status_explanation
 from .job import GradingJob, Limits, SandboxOptions, declared_checks, grade_job
-from .submissions import MAX_FOLDER_BYTES, Submission, discover, student_id
+from .files import replacing, write_text
+from .submissions import BOOKKEEPING, Submission, find_nested, read_folder, read_zip, student_id
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 OUTPUT_FORMATS = ("text", "html", "simple_format", "md", "ansi")
@@ -130,7 +129,7 @@ def gradescope_results(result: dict, visibility: str = "after_published") -> dic
         raise ValueError(f"visibility {visibility!r}: choose one of {', '.join(VISIBILITIES)}")
     row = result["row"]
     status, detail = row["status"], row.get("detail") or ""
-    explanation = STATUS_TEXT.get(status, status).format(detail=detail or status)
+    explanation = status_explanation(row)
     status_line = f"Notebook status: {status}" + (f" ({detail})" if detail else "")
     # Each test says how the whole notebook went, since a check can fail because of it.
     context = status_line if status == "ok" else f"{status_line}\n{explanation}"
@@ -207,29 +206,21 @@ def collect_submission(folder: Path, assignment: str, student: str) -> Submissio
     """The submission in Gradescope's ``submission/`` folder, read like a folder submission of ``course grade``.
 
     Without a notebook at the top, one ``ASSIGNMENT.ipynb`` further down (a GitHub
-    submission, a zipped folder) is used with its folder. Links are never followed.
+    submission, a zipped folder) is used with its folder; a folder holding nothing but one
+    ``.zip`` (uploaded without unpacking) is read as a zip submission. Links are never
+    followed, and the folder is walked without recursion (see :mod:`.submissions`).
     """
     if not folder.is_dir():
         return Submission(student, folder, problem=f"no submission folder at {folder}")
+    top = [p for p in folder.iterdir() if not p.is_symlink() and p.is_file() and p.name not in BOOKKEEPING]
+    if len(top) == 1 and top[0].suffix.lower() == ".zip":
+        return read_zip(top[0], assignment, student)
     base = folder
-    if not any(p.is_file() and not p.is_symlink() and not p.name.startswith(".") for p in folder.glob("*.ipynb")):
-        nested = []
-        for directory, subdirectories, names in os.walk(folder, followlinks=False):
-            subdirectories[:] = [d for d in subdirectories if not d.startswith(".") and d != "__MACOSX"]
-            if f"{assignment}.ipynb" in names and not (Path(directory) / f"{assignment}.ipynb").is_symlink():
-                nested.append(Path(directory))
+    if not any(p.suffix == ".ipynb" and not p.name.startswith(".") for p in top):
+        nested = find_nested(folder, assignment)
         if len(nested) == 1:
             base = nested[0]
-    total = sum((Path(d) / n).lstat().st_size for d, _, names in os.walk(base, followlinks=False) for n in names)
-    if total > MAX_FOLDER_BYTES:
-        return Submission(student, base, problem=f"the submission is larger than {MAX_FOLDER_BYTES // 1024**2} MB")
-    with tempfile.TemporaryDirectory(prefix="course-gradescope-") as scratch:
-        # discover() reads a folder of submissions: give it one, holding a copy of this one.
-        shutil.copytree(base, Path(scratch) / student, symlinks=True)
-        found = discover(scratch, assignment)
-    submission = found[0]
-    submission.source = base
-    return submission
+    return read_folder(base, assignment, student)
 
 
 def _student(root: Path) -> str:
@@ -282,7 +273,7 @@ def run(root: Path, say=print) -> int:
         job = GradingJob(student=submission.student, assignment=assignment, source=str(submission.source),
                          notebook_bytes=submission.notebook_bytes, files=submission.files,
                          problem=submission.problem, checks_source=checks_source, parameters=config["parameters"],
-                         limits=Limits(**limits), marker=marker,
+                         limits=Limits(**limits), marker=marker, notes=submission.notes_text,
                          sandbox=SandboxOptions(mode="auto", restrict_network=True,
                                                 run_as=_run_as(config.get("run_as"), say)))
         result = grade_job(job)
@@ -309,7 +300,7 @@ def run(root: Path, say=print) -> int:
         return 1
     out = root / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(out, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     say(f"wrote {out}")
     return 0
 
@@ -354,25 +345,14 @@ def kit_files(project_root: Path) -> dict[str, Path]:
     return files
 
 
-def _umask() -> int:
-    """The process's umask (reading it means setting it; it is set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_zip(out: Path, entries: dict[str, bytes], executable: set[str]) -> None:
     """Write the zip atomically, with fixed times, Unix modes (0644, scripts 0755), readable by others.
 
-    The zip itself gets mode 0644 less the umask, as any file the instructor writes (the
-    temporary file it is renamed from would be 0600, which tools that copy it as another
-    user, or serve it, cannot read). It holds the hidden checks: keep it out of students'
-    reach, or write it with a umask of 077 to keep it private on a shared machine.
+    The zip itself gets the mode of any file the instructor writes (0644 under the usual umask;
+    see :func:`~course_kit.grading.files.replacing`). It holds the hidden checks: keep it out of
+    students' reach, or write it with a umask of 077 to keep it private on a shared machine.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with replacing(out) as temporary:
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name in sorted(entries):
                 info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
@@ -380,11 +360,6 @@ def write_zip(out: Path, entries: dict[str, bytes], executable: set[str]) -> Non
                 info.external_attr = (0o100755 if name in executable else 0o100644) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, entries[name])
-        os.chmod(temporary, 0o644 & ~_umask())
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

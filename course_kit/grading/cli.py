@@ -7,6 +7,10 @@ Before grading anyone, the instructor's own ``solutions/NAME.ipynb`` is graded t
 way: unless it gets status ``ok`` and full points, the hidden checks or the grading
 profile are broken and the command stops (``--no-solution-check`` skips this).
 
+Every entry of SUBMISSIONS that is not graded (another file type, a link, a hidden folder,
+a zip next to its own folder, students left out by ``--only``) is printed and listed with
+the reason in ``OUT/not-graded.csv``, rewritten on every run.
+
 Exit status: 0 when every submission got a row, 1 when some rows are ``grader-error``
 (rerun to retry them), 2 for a setup problem (nothing graded), 130 when interrupted.
 
@@ -36,8 +40,10 @@ from .gradebook import Gradebook, GradebookError, flatten
 from .roster import (RosterError, add_roster_arguments, apply_roster, checked_late_policy, read_roster,
                      roster_options)
 from .job import GradingJob, Limits, SandboxOptions, declared_checks
-from .submissions import Submission, discover
+from .files import csv_text, write_text
+from .submissions import Skipped, Submission, scan
 
+NOT_GRADED = "not-graded.csv"
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -128,7 +134,7 @@ def _job(submission: Submission, args, checks_source: str, parameters: dict, lim
     return GradingJob(student=submission.student, assignment=args.assignment, source=str(submission.source),
                       notebook_bytes=submission.notebook_bytes, files=submission.files, problem=submission.problem,
                       checks_source=checks_source, parameters=parameters, limits=limits, sandbox=box, marker=marker,
-                      stop_on_error=args.stop_on_error, file_name=submission.file_name,
+                      stop_on_error=args.stop_on_error, file_name=submission.file_name, notes=submission.notes_text,
                       uses_load_parameters=_uses_load_parameters(Path(args.solutions) / f"{args.assignment}.ipynb"))
 
 
@@ -195,14 +201,33 @@ def _setup(args):
         raise ValueError("--late-policy is applied through the roster (its submitted_at and --deadline give the "
                          "days late): add --roster ROSTER.csv")
     warnings: list[str] = []
-    submissions = discover(args.submissions, args.assignment, warn=warnings.append)
+    submissions, skipped = scan(args.submissions, args.assignment, warn=warnings.append)
     if args.only:
         wanted = set(args.only)
-        submissions = [s for s in submissions if s.student in wanted]
         missing = wanted - {s.student for s in submissions}
         if missing:
             raise ValueError(f"--only: no submission for {', '.join(sorted(missing))}")
-    return checks_source, declared, parameters, limits, box, submissions, warnings
+        skipped += [Skipped(s.file_name, f"student {s.student} is not named by --only") for s in submissions
+                    if s.student not in wanted]
+        submissions = [s for s in submissions if s.student in wanted]
+    return checks_source, declared, parameters, limits, box, submissions, warnings, skipped
+
+
+def report_not_graded(out: Path, skipped: list[Skipped], say) -> None:
+    """Print each entry of the submissions folder that is not graded, and list them in ``OUT/not-graded.csv``.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> report_not_graded(out, [Skipped("notes.pdf", "not a notebook")], print)
+        not graded: notes.pdf: not a notebook
+        >>> (out / "not-graded.csv").read_text()
+        'entry,reason\\nnotes.pdf,not a notebook\\n'
+    """
+    for entry in skipped:
+        say(f"not graded: {entry.name}: {entry.reason}")
+    write_text(out / NOT_GRADED, csv_text(["entry", "reason"], ({"entry": e.name, "reason": e.reason}
+                                                                 for e in skipped)))
 
 
 def _check_run_as(user: str, uid: int, gid: int) -> None:
@@ -265,8 +290,8 @@ def _solution_check(args, executor, say, checks_source, parameters, limits, box,
     out = Path(args.out) / "solution-check"
     out.mkdir(parents=True, exist_ok=True)
     if results[0].get("executed_notebook"):
-        (out / f"{args.assignment}.ipynb").write_text(results[0]["executed_notebook"], encoding="utf-8")
-    (out / "kernel.log").write_text(results[0].get("kernel_log") or "", encoding="utf-8")
+        write_text(out / f"{args.assignment}.ipynb", results[0]["executed_notebook"])
+    write_text(out / "kernel.log", results[0].get("kernel_log") or "")
     if row["status"] == "ok" and row["points"] == row["max_points"]:
         say(f"solution: ok, {row['points']}/{row['max_points']} points ({row['runtime_s']:.1f} s)")
         return True, row.get("metrics")
@@ -282,7 +307,7 @@ def _solution_check(args, executor, say, checks_source, parameters, limits, box,
 def main(args: argparse.Namespace) -> int:
     """Run ``course grade``; returns the exit status."""
     try:
-        checks_source, declared, parameters, limits, box, submissions, warnings = _setup(args)
+        checks_source, declared, parameters, limits, box, submissions, warnings, skipped = _setup(args)
         book = Gradebook(Path(args.out), args.assignment, declared)
     except (ValueError, GradebookError, RosterError) as problem:
         print(f"course grade: {problem}", file=sys.stderr)
@@ -299,11 +324,14 @@ def main(args: argparse.Namespace) -> int:
     try:
         for warning in warnings:
             say(f"warning: {warning}")
+        report_not_graded(Path(args.out), skipped, say)
         stale = procs.remove_stale_folders()
         if stale:
             say(f"removed {len(stale)} private folder(s) of earlier runs that did not finish "
                 f"({sum(size for _, size in stale) / 1024**2:.1f} MB): " + ", ".join(str(p) for p, _ in stale))
-        say(f"course grade {args.assignment}: {len(submissions)} submission(s), parameters {parameters}, "
+        say(f"course grade {args.assignment}: {len(submissions)} submission(s)"
+            + (f" ({len(skipped)} other entries not graded, see {NOT_GRADED})" if skipped else "")
+            + f", parameters {parameters}, "
             f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}")
             # The marker every process of this run carries (COURSE_GRADE_RUN): what to look for, and what
             # the final sweep kills; other runs on the machine have their own.

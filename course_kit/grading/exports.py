@@ -59,18 +59,16 @@ Example:
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .canvas import CanvasError, CanvasExport, detect_separator, read_export
+from .files import GradebookError, csv_lines, csv_text, read_gradebook, read_roster_view, write_text
 from .gradebook import STATUS_SHORT
-from .roster import (Roster, RosterError, add_roster_arguments, apply_roster, load_gradebook, name_tokens,
-                     parse_roster, reconcile, roster_options, spreadsheet_safe, submission_name, write_text)
+from .roster import (Roster, RosterError, add_roster_arguments, apply_roster, name_tokens, parse_roster, reconcile,
+                     roster_options, submission_name)
 
 MOODLE_IDENTIFIERS = {"email": ("email",), "idnumber": ("id", "sis_id"), "username": ("login",)}
 MOODLE_FIELDS = {"email": "email", "idnumber": "id", "username": "login"}  # the participants file's roster field
@@ -143,13 +141,14 @@ def load_rows(grades_dir: Path) -> tuple[dict, list[dict], list[dict], bool]:
     roster could not place (unmatched and ambiguous).
 
     Raises:
-        RosterError: no gradebook, or a roster view older than the gradebook.
+        GradebookError: no gradebook, or a roster view that cannot be read.
+        RosterError: a roster view older than the gradebook.
     """
-    data = load_gradebook(grades_dir)
+    data = read_gradebook(grades_dir)
+    view = read_roster_view(grades_dir)
     roster_file = grades_dir / "roster-grades.json"
-    if not roster_file.exists():
+    if view is None:
         return data, data["rows"], [], False
-    view = json.loads(roster_file.read_text(encoding="utf-8"))
     current = hashlib.sha256((grades_dir / "grades.json").read_bytes()).hexdigest()
     if view.get("grades_sha256") != current:
         raise RosterError(f"{roster_file} was made from an older grades.json: apply the roster again "
@@ -384,15 +383,16 @@ def _canvas_text(value, decimals: int, decimal: str) -> str:
 
 
 def _write_canvas(export: CanvasExport, header: list[str], records: list[list[str]], columns: list) -> str:
-    """The upload: chosen columns, the export's separator; split names under the headers Canvas reads."""
+    """The upload: chosen columns, the export's separator; split names under the headers Canvas reads.
+
+    Written by :func:`~course_kit.grading.files.csv_lines`, so no cell (a name, a section) runs
+    as a formula in a spreadsheet that opens the upload.
+    """
     names = ["LastName", "FirstName"] if export.split_names else [header[0]]
     titles = names + [("Section" if i is None else header[i]) for i in columns[len(names):]]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=export.separator, lineterminator="\n")
-    writer.writerow(titles)
-    for record in records[1:]:
-        writer.writerow(["" if i is None else (record[i] if i < len(record) else "") for i in columns])
-    return buffer.getvalue()
+    lines = [titles] + [["" if i is None else (record[i] if i < len(record) else "") for i in columns]
+                        for record in records[1:]]
+    return csv_lines(lines, delimiter=export.separator)
 
 
 def _padded(record: list[str], size: int) -> list[str]:
@@ -495,11 +495,9 @@ def moodle_export(rows: list[dict], *, identifier: str = "email", lms_max: float
         raise ExportError(f"--identifier {identifier}: choose one of {', '.join(MOODLE_IDENTIFIERS)}")
     known = participant_index(participants, identifier)
     report = Report()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([identifier, "grade"] + (["feedback"] if feedback else [])
-                    + [f"{c.get('assignment') or ''}{': ' if c.get('assignment') else ''}{c.get('title') or c['name']}"
-                       for c in checks or []])
+    lines = [[identifier, "grade"] + (["feedback"] if feedback else [])
+             + [f"{c.get('assignment') or ''}{': ' if c.get('assignment') else ''}{c.get('title') or c['name']}"
+                for c in checks or []]]
     for row in rows:
         person = row.get("person") or {}
         value = next((str(person[k]).strip() for k in MOODLE_IDENTIFIERS[identifier] if person.get(k)), "")
@@ -520,12 +518,12 @@ def moodle_export(rows: list[dict], *, identifier: str = "email", lms_max: float
                                        f"left out of the file")
                 continue
             value = known[value.casefold()]
-        writer.writerow([value, grade] + ([summary_line(row, lms_max, decimals)] if feedback else [])
-                        + _check_cells(row, checks or [], decimals))
+        lines.append([value, grade] + ([summary_line(row, lms_max, decimals)] if feedback else [])
+                     + _check_cells(row, checks or [], decimals))
         report.written += 1
         report.missing += row.get("status") == "missing"
         report.late += bool(row.get("late"))
-    return buffer.getvalue(), report
+    return csv_lines(lines), report
 
 
 def plain_export(rows: list[dict], unplaced: list[dict] = (), *, lms_max: float | None = None,
@@ -571,13 +569,7 @@ def plain_export(rows: list[dict], unplaced: list[dict] = (), *, lms_max: float 
         if not placed:
             report.problems.append(f"{submission_name(row)!r} is {row.get('placement', 'unmatched')} on the roster "
                                    f"({row.get('problem') or 'see unmatched.csv'}); kept in the file")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=PLAIN_COLUMNS + [f"check:{c['name']}" for c in checks or []],
-                            lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({key: spreadsheet_safe(value) for key, value in record.items()})
-    return buffer.getvalue(), report
+    return csv_text(PLAIN_COLUMNS + [f"check:{c['name']}" for c in checks or []], records), report
 
 
 # --------------------------------------------------------------------------- command
@@ -701,7 +693,7 @@ def main(args: argparse.Namespace) -> int:
             unplaced = []  # they are in the file, with matched_by = unmatched
             encoding = "utf-8-sig"  # so spreadsheets read accented names correctly
         write_text(out, text, encoding=encoding)
-    except (RosterError, ExportError, OSError) as problem:
+    except (RosterError, GradebookError, ExportError, OSError) as problem:
         print(f"course export: {problem}", file=sys.stderr)
         return 2
     for item in unplaced:

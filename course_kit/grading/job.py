@@ -122,6 +122,7 @@ class GradingJob:
     stop_on_error: bool = False
     file_name: str = ""  # the submission's own file or folder name, as the student named it
     uses_load_parameters: bool = False  # the solution calls cu.load_parameters: a run that never did is not graded as ok
+    notes: str = ""  # what was left out of the submission (links, bookkeeping): the row's detail ends with it
 
     @property
     def graded_with(self) -> dict:
@@ -657,7 +658,8 @@ def error_result(job: GradingJob, problem: str) -> dict:
     except Exception:  # the checks themselves may be what failed
         declared = []
     row = {"student": job.student, "assignment": job.assignment, "status": "grader-error",
-           "detail": problem.strip().splitlines()[-1][:300] if problem.strip() else "grader failure",
+           "detail": with_notes(problem.strip().splitlines()[-1][:300] if problem.strip() else "grader failure",
+                                job.notes), "submission_notes": job.notes,
            "error_cell": None, "points": 0, "max_points": sum(c.points for c in declared),
            "checks": {c.name: 0 for c in declared}, "runtime_s": 0.0, "metrics": None,
            "metrics_problem": None, "parameters": job.parameters, "sandbox": "", "submission": job.source,
@@ -665,6 +667,20 @@ def error_result(job: GradingJob, problem: str) -> dict:
            "sha256": job.sha256, "graded_with": job.graded_with,
            "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return {"row": row, "checks": [], "executed_notebook": None, "kernel_log": problem}
+
+
+def with_notes(detail: str | None, notes: str) -> str | None:
+    """A row's detail followed by what was left out of the submission, so nobody misses it.
+
+    Example:
+        >>> with_notes("cell In [3] raised KeyError", "left out .git/: bookkeeping")
+        'cell In [3] raised KeyError; submission: left out .git/: bookkeeping'
+        >>> with_notes("", ""), with_notes(None, "left out x")
+        ('', 'submission: left out x')
+    """
+    if not notes:
+        return detail
+    return "; ".join(filter(None, [detail, f"submission: {notes}"]))
 
 
 def _grade(job: GradingJob, cancelled: Callable[[], bool]) -> dict:
@@ -689,7 +705,8 @@ def _grade(job: GradingJob, cancelled: Callable[[], bool]) -> dict:
         "student": job.student,
         "assignment": job.assignment,
         "status": verdict["status"],
-        "detail": verdict["detail"],
+        "detail": with_notes(verdict["detail"], job.notes),
+        "submission_notes": job.notes,
         "error_cell": verdict["error_cell"],
         "points": verdict["points"],
         "max_points": verdict["max_points"],

@@ -59,15 +59,14 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .files import csv_text, read_gradebook, write_text
 from .late import LatePolicyError, apply_late_policy, days_late, parse_late_policy
 
 FIELDS = ("name", "email", "id", "sis_id", "login", "section", "late", "submitted_at")
@@ -584,60 +583,6 @@ def _ambiguity(row: dict, candidates: list[Person], reason: str) -> dict:
 
 
 # --------------------------------------------------------------------------- files
-def spreadsheet_safe(value):
-    """A CSV cell a spreadsheet will not run as a formula (file names and messages come from students).
-
-    Example:
-        >>> spreadsheet_safe("=1+1"), spreadsheet_safe(2.5), spreadsheet_safe(None)
-        ("'=1+1", 2.5, '')
-    """
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
-    """Replace ``path`` atomically: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding=encoding, newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def load_gradebook(out_dir: str | Path) -> dict:
-    """``OUT_DIR/grades.json`` as written by ``course grade``.
-
-    Raises:
-        RosterError: the file is missing or unreadable.
-    """
-    path = Path(out_dir) / "grades.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RosterError(f"no gradebook at {path}: run course grade with --out {out_dir} first") from None
-    except ValueError as error:
-        raise RosterError(f"{path} is not valid JSON ({error})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-        raise RosterError(f"{path} is not a gradebook written by course grade (no rows)")
-    return data
-
-
-def _csv(columns: list[str], records: Iterable[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({key: spreadsheet_safe(value) for key, value in record.items()})
-    return buffer.getvalue()
-
-
 def _yes(value) -> str:
     return "" if value is None else ("yes" if value else "no")
 
@@ -657,7 +602,7 @@ def roster_csv(rows: list[dict], check_names: list[str]) -> str:
                       if row.get("student") else "")
         record.update({f"check:{n}": (row.get("checks") or {}).get(n) for n in check_names})
         records.append(record)
-    return _csv(columns, records)
+    return csv_text(columns, records)
 
 
 def problems_csv(result: Reconciled) -> str:
@@ -674,7 +619,7 @@ def problems_csv(result: Reconciled) -> str:
                  "candidates": "; ".join(Person(c["line"], name=c["name"], email=c["email"], id=c["id"],
                                                 key=c["key"]).label() for c in item["candidates"]),
                  "reason": item["reason"], "submission": item["submission"]} for item in result.ambiguous]
-    return _csv(columns, records)
+    return csv_text(columns, records)
 
 
 def apply_roster(out_dir: str | Path, roster_path: str | Path, say: Callable[[str], None] = print, *,
@@ -704,14 +649,15 @@ def apply_roster(out_dir: str | Path, roster_path: str | Path, say: Callable[[st
         The number of submissions that reached nobody (unmatched plus ambiguous): 0 when all is well.
 
     Raises:
-        RosterError: the roster or the gradebook cannot be used (the message says why).
+        RosterError: the roster cannot be used (the message says why).
+        GradebookError: the gradebook cannot be used.
 
     Example::
 
         problems = apply_roster(Path("grades/03"), Path("roster.csv"), print, columns={"id": "Student number"})
     """
     out_dir = Path(out_dir)
-    data = load_gradebook(out_dir)
+    data = read_gradebook(out_dir)
     # Exports compare this with grades.json, so a roster view older than the grades is refused.
     digest = hashlib.sha256((out_dir / "grades.json").read_bytes()).hexdigest()
     roster = read_roster(roster_path, columns)
