@@ -67,7 +67,7 @@ def find(needle):  # a process by its command line, among those the kernel can s
             pass
     raise ProcessLookupError(needle)
 def token_of(pid):
-    found = [item for item in open(f"/proc/{{pid}}/environ", "rb").read().split(b"\0")
+    found = [item for item in open(f"/proc/{{pid}}/environ", "rb").read().split(b"\\0")
              if item.startswith(b"INSTRUCTOR_API_TOKEN=")]
     if not found:
         raise LookupError("no token in its environment")

@@ -358,3 +358,31 @@ def test_sandbox_none_is_graded_and_says_so_in_the_row(tmp_path):
     row = json.loads((out / "grades.json").read_text())["rows"][0]
     assert (row["status"], row["points"]) == ("ok", crafted.MAX_POINTS)
     assert re.match(r"none \(--sandbox none", row["sandbox"]), row["sandbox"]
+
+
+@pytest.mark.slow
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="--run-as needs the grader to run as root")
+def test_run_as_starts_the_sandbox_as_an_unprivileged_user(tmp_path):
+    import nbformat
+    import pwd
+
+    try:
+        uid = pwd.getpwnam("nobody").pw_uid
+    except KeyError:
+        pytest.skip("no user nobody here")
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    submissions.mkdir()
+    # /proc/self/uid_map: "<uid inside> <uid outside> 1"
+    show_uid = "\nprint('uid map:', ' '.join(open('/proc/self/uid_map').read().split()))\n"
+    nbformat.write(crafted._with({crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source + show_uid}),
+                   submissions / "ana.ipynb")
+    done = subprocess.run(_grade_command(submissions, out, "--run-as", "nobody"), cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    if done.returncode == 2 and "cannot run" in done.stderr:
+        pytest.skip(f"nobody cannot run this Python: {done.stderr.strip()[-200:]}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = json.loads((out / "grades.json").read_text())["rows"][0]
+    assert (row["status"], row["points"]) == ("ok", crafted.MAX_POINTS), row
+    assert row["sandbox"].startswith("bwrap (") and row["sandbox"].endswith("user nobody)"), row["sandbox"]
+    assert f"uid map: {uid} {uid} 1" in (out / "executed" / "ana.ipynb").read_text()

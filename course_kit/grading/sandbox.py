@@ -33,7 +33,8 @@ and netlink sockets and abstract UNIX sockets reach only its own network namespa
 no process outside its PID namespace can be named, signalled or traced. In mode ``user``
 the container is the boundary, and file permissions keep the hidden checks from the kernel's user.
 
-The file is deliberately stdlib-only and is run by path (see ``runner.make_kernel_manager``
+The file is deliberately stdlib-only, imports everything before switching users (the
+interpreter's own files may be unreadable to ``run_as``), and is run by path (see ``runner.make_kernel_manager``
 for why not with ``-m``).
 
 Example:
@@ -48,10 +49,12 @@ import ctypes
 import functools
 import json
 import os
+import platform
 import resource
 import shutil
 import signal
 import site
+import struct
 import subprocess
 import sys
 
@@ -260,9 +263,6 @@ def seccomp_program(machine: str | None = None) -> bytes | None:
         >>> len(seccomp_program("x86_64")) % 8, seccomp_program("sparc")
         (0, None)
     """
-    import platform
-    import struct
-
     arch = _ARCHES.get(machine or platform.machine())
     if arch is None:
         return None
