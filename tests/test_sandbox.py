@@ -371,18 +371,41 @@ def test_run_as_starts_the_sandbox_as_an_unprivileged_user(tmp_path):
         uid = pwd.getpwnam("nobody").pw_uid
     except KeyError:
         pytest.skip("no user nobody here")
+    import shutil
+    import tempfile
+
     submissions, out = tmp_path / "submissions", tmp_path / "out"
     submissions.mkdir()
-    # /proc/self/uid_map: "<uid inside> <uid outside> 1"
-    show_uid = "\nprint('uid map:', ' '.join(open('/proc/self/uid_map').read().split()))\n"
-    nbformat.write(crafted._with({crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source + show_uid}),
+    # This run's private folders, somewhere nobody can traverse to (pytest's own tmp_path is 0700 root).
+    scratch = Path(tempfile.mkdtemp(prefix="course-sandbox-test-", dir="/tmp"))
+    scratch.chmod(0o711)
+    # The kernel says it is running, then waits until the test has looked at it from outside.
+    wait = ("\nimport os, time\nopen('ready.flag', 'w').close()\nfor _ in range(1200):\n"
+            "    if os.path.exists('go.flag'):\n        break\n    time.sleep(0.1)\n")
+    nbformat.write(crafted._with({crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source + wait}),
                    submissions / "ana.ipynb")
-    done = subprocess.run(_grade_command(submissions, out, "--run-as", "nobody"), cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-    if done.returncode == 2 and "cannot run" in done.stderr:
-        pytest.skip(f"nobody cannot run this Python: {done.stderr.strip()[-200:]}")
-    assert done.returncode == 0, done.stdout + done.stderr
+    grader = subprocess.Popen(_grade_command(submissions, out, "--run-as", "nobody"), cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, TMPDIR=str(scratch)))
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and grader.poll() is None and not list(scratch.glob("*/work/ready.flag")):
+            time.sleep(0.2)
+        if grader.poll() == 2:
+            pytest.skip(f"--run-as nobody refused here: {grader.stderr.read().strip()[-300:]}")
+        ready = next(scratch.glob("*/work/ready.flag"))
+        marker = json.loads((ready.parent.parent / procs.OWNER_FILE).read_text())["marker"] + ":ana"
+        kernels = [pid for pid in procs.processes_with_marker(marker)
+                   if b"ipykernel_launcher" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        uids = {tuple(Path(f"/proc/{pid}/status").read_text().split("\nUid:")[1].split()[:4]) for pid in kernels}
+        (ready.parent / "go.flag").touch()
+        printed, errors = grader.communicate(timeout=300)
+    finally:
+        if grader.poll() is None:
+            grader.kill()
+            grader.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert kernels and uids == {(str(uid),) * 4}, (kernels, uids)  # real, effective, saved, filesystem uid
+    assert grader.returncode == 0, printed + errors
     row = json.loads((out / "grades.json").read_text())["rows"][0]
     assert (row["status"], row["points"]) == ("ok", crafted.MAX_POINTS), row
     assert row["sandbox"].startswith("bwrap (") and row["sandbox"].endswith("user nobody)"), row["sandbox"]
-    assert f"uid map: {uid} {uid} 1" in (out / "executed" / "ana.ipynb").read_text()

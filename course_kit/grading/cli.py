@@ -224,6 +224,7 @@ def sandbox_mode(choice: str, container: str | None, run_as: tuple[int, int] | N
 def _check_run_as(user: str, uid: int, gid: int) -> None:
     """Refuse --run-as early when that user cannot even start this Python (a kernel never would)."""
     import subprocess
+    import tempfile
 
     def become_user():
         os.setgroups([])
@@ -231,14 +232,17 @@ def _check_run_as(user: str, uid: int, gid: int) -> None:
         os.setresuid(uid, uid, uid)
 
     try:
-        probe = subprocess.run([sys.executable, "-c", "import ipykernel, numpy"], preexec_fn=become_user, cwd="/",
+        # It must also reach the private folders (made in TMPDIR): its sandbox binds one of them.
+        temp = tempfile.gettempdir()
+        code = f"import ipykernel, numpy, os; assert os.access({temp!r}, os.X_OK), 'it cannot enter {temp} (TMPDIR)'"
+        probe = subprocess.run([sys.executable, "-c", code], preexec_fn=become_user, cwd="/",
                                env={"PATH": "/usr/bin:/bin", "HOME": "/"}, capture_output=True, text=True, timeout=120)
         problem = probe.stderr.strip().splitlines()[-1] if probe.returncode else None
     except OSError as error:
         problem = str(error)
     if problem:
         raise ValueError(f"--run-as {user}: that user cannot run {sys.executable} ({problem}). The Python "
-                         f"installation and virtual environment must be readable by it (for example under /opt, "
+                         f"installation, the virtual environment and TMPDIR must be reachable by it (for example under /opt, "
                          f"not under /root); or grade without --run-as")
 
 

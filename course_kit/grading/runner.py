@@ -447,7 +447,7 @@ def _engine_classes():
         def _record_kernel_exit(self):
             process = getattr(getattr(self.km, "provisioner", None), "process", None)
             if process is not None:
-                self.session.kernel_exit = process.poll()
+                self.session.kernel_exit = sandbox.kernel_exit_status(process.poll(), self.session.job.get("sandbox"))
 
     class GradingEngine(Engine):
         """papermill engine ``course-grading``: the client above, with our kernel manager."""
@@ -541,7 +541,7 @@ def sandbox_policy(job: dict, private: Path, work: Path) -> dict:
 
 def make_kernel_manager(job: dict, private: Path, work: Path):
     """An AsyncKernelManager whose kernel starts through the sandbox launcher and listens on
-    ZeroMQ ``ipc`` sockets in its work folder (no TCP port: the kernel has no network)."""
+    ZeroMQ ``ipc`` sockets in its work folder: no TCP port (under bubblewrap it has no network)."""
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
 

@@ -156,6 +156,21 @@ def _user_name(uid: int) -> str:
         return f"uid {uid}"
 
 
+def kernel_exit_status(code: int | None, mode: str | None) -> int | None:
+    """The kernel's exit status as ``Popen.returncode`` gives it (``-N``: killed by signal N).
+
+    bwrap, the process the runner started, exits with its child's status in the shell's
+    encoding: 128 + N when a signal killed the kernel.
+
+    Example:
+        >>> kernel_exit_status(137, "bwrap"), kernel_exit_status(1, "bwrap"), kernel_exit_status(-9, "user")
+        (-9, 1, -9)
+    """
+    if mode == "bwrap" and isinstance(code, int) and 128 < code < 128 + 65:
+        return -(code - 128)
+    return code
+
+
 # --------------------------------------------------------------------------- what the kernel may see
 _ETC_ENTRIES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
                 "nsswitch.conf", "hosts", "host.conf", "gai.conf", "ssl", "ca-certificates", "pki", "fonts",
