@@ -17,8 +17,9 @@ The launcher reads the policy (written by ``runner.sandbox_policy``), then, befo
    with the runner; a root of its own holding the system, the Python installation and the
    student library read-only, the instructor kit (``course_kit``) covered by an empty folder,
    private size-limited ``/tmp`` and ``/dev/shm``, its own ``/proc`` (``/proc/sys`` read-only),
-   a minimal ``/dev``, and its work folder, the only writable host path. Its environment is
-   exactly the policy's. The kernel talks to the runner over ZeroMQ ``ipc`` sockets in that
+   a minimal ``/dev``, and its work folder, the only writable host path; a seccomp filter
+   (bwrap's ``--seccomp``, :func:`seccomp_program`) lets it open UNIX and IP sockets only.
+   Its environment is exactly the policy's. The kernel talks to the runner over ZeroMQ ``ipc`` sockets in that
    work folder; its network namespace has nothing but its own loopback.
 
    Mode ``user`` runs the kernel without bubblewrap, as the launcher's user or ``run_as``:
@@ -28,14 +29,14 @@ The launcher reads the policy (written by ``runner.sandbox_policy``), then, befo
 
 There is no Landlock layer: under bubblewrap it would add nothing. Files outside the
 kernel's view do not exist for it (and no UNIX socket elsewhere), host paths it sees are
-read-only mounts (no write, chmod, chown, utime or xattr: ``EROFS``), TCP, UDP, raw, packet
-and netlink sockets and abstract UNIX sockets reach only its own network namespace, and
+read-only mounts (no write, chmod, chown, utime or xattr: ``EROFS``), every socket it may
+open (and abstract UNIX sockets) reaches only its own network namespace, and
 no process outside its PID namespace can be named, signalled or traced. In mode ``user``
 the container is the boundary, and file permissions keep the hidden checks from the kernel's user.
 
 The file is deliberately stdlib-only, imports everything before switching users (the
-interpreter's own files may be unreadable to ``run_as``), and is run by path (see ``runner.make_kernel_manager``
-for why not with ``-m``).
+interpreter's own files may be unreadable to ``run_as``), and is run by path (see
+``runner.make_kernel_manager`` for why not with ``-m``).
 
 Example:
     >>> args = bwrap_arguments({"read_only": ["/usr"], "hidden": [], "work": "/tmp/w", "env": {"HOME": "/tmp/w"}},
