@@ -31,7 +31,7 @@ from course_kit.grading import sandbox  # noqa: E402
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = ["--timeout", "90", "--cell-timeout", "30", "--check-timeout", "30", "--memory", "2G"]
-needs_landlock = pytest.mark.skipif(sandbox.landlock_abi() <= 0, reason="Landlock unavailable on this kernel")
+needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None, reason="bubblewrap unusable here")
 
 
 def grade(submissions: Path, out: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -59,14 +59,23 @@ def attempt(name, action):
         attempts[name] = "succeeded: " + repr(action())[:200]
     except Exception as error:
         attempts[name] = "blocked: " + type(error).__name__
-parent = os.getppid()
-def environ_of(pid):
-    return open(f"/proc/{{pid}}/environ", "rb").read()
-def grandparent():
-    return int(open(f"/proc/{{parent}}/stat").read().rsplit(")", 1)[1].split()[1])
-attempt("runner_environ", lambda: environ_of(parent))
-attempt("grader_environ", lambda: environ_of(grandparent()))
-attempt("init_environ", lambda: environ_of(1))
+def find(needle):  # a process by its command line, among those the kernel can see
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if needle in open(f"/proc/{{pid}}/cmdline", "rb").read():
+                return int(pid)
+        except OSError:
+            pass
+    raise ProcessLookupError(needle)
+def token_of(pid):
+    found = [item for item in open(f"/proc/{{pid}}/environ", "rb").read().split(b"\\0")
+             if item.startswith(b"INSTRUCTOR_API_TOKEN=")]
+    if not found:
+        raise LookupError("no token in its environment")
+    return found
+attempt("runner_environ", lambda: open(f"/proc/{{find(b'course_kit.grading.runner')}}/environ", "rb").read())
+attempt("grader_environ", lambda: token_of(find(b"course_kit.cli")))
+attempt("init_environ", lambda: token_of(1))  # the machine's init, or (in a PID namespace) the sandbox's own
 def unix():
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(5)
@@ -85,7 +94,7 @@ with open("00_toy.results.json", "w") as handle:
 '''
 
 
-@needs_landlock
+@needs_bwrap
 def test_the_kernel_cannot_reach_other_processes_sockets_or_the_machines_shared_memory(tmp_path):
     """Classes 6 (environment of other processes), 7 (UNIX sockets), 8 (shared memory)."""
     secret = f"do-not-leak-{os.getpid()}"
@@ -117,8 +126,10 @@ def test_the_kernel_cannot_reach_other_processes_sockets_or_the_machines_shared_
     row = rows(out)["prober"]
     attempts = crafted.printed_attempts(out / "executed" / "prober.ipynb")
     assert row["status"] == "ok", row
-    for name in ("runner_environ", "grader_environ", "init_environ", "unix_socket"):
-        assert attempts[name] in ("blocked: PermissionError", "blocked: FileNotFoundError"), (name, attempts)
+    for name in ("runner_environ", "grader_environ", "unix_socket"):
+        assert attempts[name] in ("blocked: PermissionError", "blocked: FileNotFoundError",
+                                  "blocked: ProcessLookupError"), (name, attempts)
+    assert attempts["init_environ"] in ("blocked: PermissionError", "blocked: LookupError"), attempts
     assert talked == []  # the listener never heard from the kernel
     # The kernel wrote to a /dev/shm of its own: the machine's never held the file, and it is gone.
     assert attempts["shm_write"].startswith("succeeded") and shm_name in attempts["shm_write"]
@@ -196,7 +207,7 @@ sys.settrace(lambda *args: None)
 '''
 
 
-@needs_landlock
+@needs_bwrap
 def test_forgers_score_no_more_than_an_unsolved_notebook(tmp_path):
     """Class 1: rewriting stdout, writing to the private channel, patching what the harness uses."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
@@ -234,7 +245,7 @@ def _stolen():
 '''
 
 
-@needs_landlock
+@needs_bwrap
 def test_student_code_cannot_carry_the_checks_out_through_feedback(tmp_path):
     """Class 2: a function that reads the check's frames and hands them back as an error or a value."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
@@ -283,7 +294,7 @@ result = scaled_mean(data, scale)
 '''
 
 
-@needs_landlock
+@needs_bwrap
 def test_parameters_are_the_ones_the_notebook_ran_with(tmp_path):
     """Class 3: injection after everything ran, code before it, or knobs changed where they are used."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
@@ -423,7 +434,7 @@ with open("00_toy.results.json", "w") as handle:
 '''
 
 
-@needs_landlock
+@needs_bwrap
 def test_one_student_cannot_reshape_the_gradebook_or_flood_the_executed_notebook(tmp_path):
     """Class 12: 20,000 results keys and a 30 MB print: declared columns only, capped outputs, a note each."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
@@ -458,7 +469,7 @@ SILENCERS = {
 }
 
 
-@needs_landlock
+@needs_bwrap
 def test_what_student_code_does_gives_a_student_status_never_grader_error(tmp_path):
     """Class 13: silenced or closed output, a removed work folder, hostile results files, a full disk."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
@@ -490,7 +501,7 @@ train_set = cifar10(train=True)
 '''
 
 
-@needs_landlock
+@needs_bwrap
 def test_damaged_data_gives_the_kits_message_naming_the_file_and_the_fetch(tmp_path):
     """Class 14: a truncated CIFAR-10 batch offline is named, with `course fetch cifar10`, not torchvision's hint."""
     from torchvision.datasets import CIFAR10
@@ -512,7 +523,7 @@ def test_damaged_data_gives_the_kits_message_naming_the_file_and_the_fetch(tmp_p
 
 
 # --------------------------------------------------------------------------- 15. tests that assume they are alone
-@needs_landlock
+@needs_bwrap
 def test_a_run_sees_and_sweeps_only_its_own_processes_and_folders(tmp_path):
     """Class 15: another course grade on the machine keeps its kernel and folder while this one runs and ends."""
     import signal

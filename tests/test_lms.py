@@ -532,12 +532,15 @@ def run_autograder(source: Path, base: Path, notebook: nbformat.NotebookNode) ->
     nbformat.write(notebook, str(root / "submission" / "00_toy.ipynb"))
     (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": "ana@uni.edu", "name": "Ana"}]}))
     env = dict(os.environ, COURSE_AUTOGRADER_ROOT=str(root), COURSE_AUTOGRADER_PYTHON=sys.executable,
-               PYTHONPATH=str(source / "kit"))  # the kit packed in the zip, instead of pip-installing it
+               PYTHONPATH=str(source / "kit"),  # the kit packed in the zip, instead of pip-installing it
+               # As in a Docker container whose seccomp profile forbids user namespaces: no bubblewrap.
+               COURSE_BWRAP=str(base / "no-bwrap-here"))
     done = subprocess.run(["bash", str(source / "run_autograder")], env=env, capture_output=True, text=True,
                           timeout=300)
     results = root / "results" / "results.json"
     log = done.stdout + done.stderr
     assert f"kit: {source / 'kit' / 'course_kit'}" in log, log  # graded by the kit packed in the zip
+    assert "no bubblewrap (the container is the sandbox)" in log, log  # the autograder's own mode, chosen
     return (json.loads(results.read_text()) if results.exists() else None), log
 
 

@@ -7,7 +7,7 @@ Modules, one job each:
 * :mod:`~course_kit.grading.job` grades one submission anywhere (statuses, judging);
 * :mod:`~course_kit.grading.runner` is the per-submission process: papermill engine,
   sandboxed kernel, hidden checks in the same kernel;
-* :mod:`~course_kit.grading.sandbox` limits and Landlock confinement of kernels;
+* :mod:`~course_kit.grading.sandbox` the bubblewrap sandbox and limits of kernels;
 * :mod:`~course_kit.grading.procs` finds and kills process trees;
 * :mod:`~course_kit.grading.checks` is the hidden-checks API (and judging);
 * :mod:`~course_kit.grading.harness` runs the checks inside the kernel;

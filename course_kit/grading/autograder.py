@@ -28,10 +28,12 @@ you publish the grades); the top-level ``output`` holds only the notebook's stat
 ``grader-error`` writes no ``results.json``, so Gradescope shows the run as failed and it can
 be rerun, instead of recording a 0.
 
-Student code on Gradescope runs inside Gradescope's container, as root unless
-``--run-as`` (default ``course-student``, made by ``setup.sh``; ``setup.sh`` also makes
-the source folder readable by root only, so kernels running as that user cannot read the
-hidden checks even where Landlock is unavailable).
+Gradescope's container is itself the per-submission sandbox, and Docker's default seccomp
+profile may forbid the user namespaces bubblewrap needs, so the autograder always grades in
+sandbox mode ``user`` (never bubblewrap, by choice rather than by falling back): the kernel
+runs as ``--run-as`` (default ``course-student``, made by ``setup.sh``; ``''`` = as root).
+``setup.sh`` makes the source folder (the hidden checks) and the installed instructor kit
+readable by root only, so that user cannot read either.
 
 ``run_autograder`` reads two environment variables, for testing it outside Gradescope:
 ``COURSE_AUTOGRADER_ROOT`` (default ``/autograder``: holds ``source/``, ``submission/``,
@@ -73,6 +75,9 @@ CONFIG_NAME = "autograder.json"
 DEFAULT_ROOT = "/autograder"
 DEFAULT_VENV = "/opt/course-venv"
 DEFAULT_USER = "course-student"
+# Gradescope's container is the sandbox: kernels run as an unprivileged user there, without
+# bubblewrap (sandbox.py). The solution check at build time grades the same way.
+AUTOGRADER_SANDBOX = "user"
 KIT_FILES = ("pyproject.toml", "README.md", "LICENSE")
 KIT_PACKAGES = ("course_utils", "course_kit")
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so the same inputs give the same zip
@@ -94,6 +99,8 @@ if [ -n "$RUN_AS" ]; then
     # Student kernels run as this user: it can run the venv's Python, not read the hidden checks.
     id -u "$RUN_AS" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$RUN_AS"
     chmod -R go-rwx "$SOURCE"
+    # The installed instructor kit too: kernels import only the student library.
+    chmod -R go-rwx "$("$VENV/bin/python" -c 'import course_kit, os; print(os.path.dirname(course_kit.__file__))')"
     # Fail the build now, not at the first submission, if that user cannot start a kernel.
     su -s /bin/sh "$RUN_AS" -c "cd / && $VENV/bin/python -c 'import ipykernel, nbclient, numpy'"
 fi
@@ -274,8 +281,7 @@ def run(root: Path, say=print) -> int:
                          notebook_bytes=submission.notebook_bytes, files=submission.files,
                          problem=submission.problem, checks_source=checks_source, parameters=config["parameters"],
                          limits=Limits(**limits), marker=marker, notes=submission.notes_text,
-                         sandbox=SandboxOptions(mode="auto", restrict_network=True,
-                                                run_as=_run_as(config.get("run_as"), say)))
+                         sandbox=SandboxOptions(mode=AUTOGRADER_SANDBOX, run_as=_run_as(config.get("run_as"), say)))
         result = grade_job(job)
     except Exception:  # noqa: BLE001 - reading the submission failed: the grader's problem, not a 0
         import traceback
@@ -401,7 +407,7 @@ def _solution_check(args, checks_source: str, parameters: dict, limits: Limits) 
         return None
     job = GradingJob(student="_solution", assignment=args.assignment, source=str(solution),
                      notebook_bytes=solution.read_bytes(), files={}, problem=None, checks_source=checks_source,
-                     parameters=parameters, limits=limits, sandbox=SandboxOptions(),
+                     parameters=parameters, limits=limits, sandbox=SandboxOptions(mode=AUTOGRADER_SANDBOX),
                      marker=f"gradescope-build-{uuid.uuid4().hex[:12]}")
     try:
         result = grade_job(job)

@@ -99,14 +99,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solutions", default="solutions", metavar="DIR",
                         help="instructor notebooks and hidden_checks/ (default: ./solutions)")
     parser.add_argument("--checks", metavar="FILE", help="hidden checks file (default: SOLUTIONS/hidden_checks/NAME.py)")
-    parser.add_argument("--sandbox", choices=["auto", "landlock", "none"], default="auto",
-                        help="Landlock confinement of student kernels: auto = when available (default), "
-                             "landlock = required, none = off")
-    parser.add_argument("--allow-network", action="store_true", help="let student code open TCP connections")
+    parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
+                        help="how student kernels are confined: auto (default) = bubblewrap, or with --container "
+                             "the container alone; bwrap = bubblewrap, also inside --container; none = no sandbox "
+                             "(trusted notebooks only). Without a usable bwrap, course grade refuses")
+    parser.add_argument("--allow-network", action="store_true",
+                        help="keep the machine's network in the kernel's sandbox (it has none by default)")
     parser.add_argument("--allow-read", action="append", default=[], metavar="PATH",
                         help="extra path student kernels may read (repeatable)")
     parser.add_argument("--data-dir", metavar="DIR", help="shared read-only datasets (COURSE_DATA_DIR in the kernel)")
-    parser.add_argument("--run-as", metavar="USER", help="run student kernels as this unprivileged user (needs root)")
+    parser.add_argument("--run-as", metavar="USER",
+                        help="(grading as root) start each kernel's sandbox as this unprivileged user")
     parser.add_argument("--container", metavar="IMAGE",
                         help="run each submission in its own Docker container from IMAGE (see docs/grading.md)")
     parser.add_argument("--no-solution-check", action="store_true",
@@ -188,7 +191,7 @@ def _setup(args):
     limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout, check_timeout=args.check_timeout,
                     memory_bytes=args.memory, file_size_bytes=args.max_file_size, threads=threads)
     read_paths = [str(Path(p).resolve()) for p in args.allow_read]
-    box = SandboxOptions(mode={"auto": "auto", "landlock": "required", "none": "off"}[args.sandbox],
+    box = SandboxOptions(mode=sandbox_mode(args.sandbox, args.container, run_as),
                          restrict_network=not args.allow_network, read_paths=read_paths,
                          data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, run_as=run_as,
                          container=args.container)
@@ -230,9 +233,28 @@ def report_not_graded(out: Path, skipped: list[Skipped], say) -> None:
                                                                  for e in skipped)))
 
 
+def sandbox_mode(choice: str, container: str | None, run_as: tuple[int, int] | None = None) -> str:
+    """The kernel's sandbox mode (``sandbox.MODES``) for ``--sandbox CHOICE``; raises ValueError
+    with the fixes when bubblewrap is asked for (``auto`` outside a container) but cannot run here.
+
+    Example:
+        >>> sandbox_mode("none", None), sandbox_mode("auto", "course-grader:1")
+        ('none', 'user')
+    """
+    if choice == "none":
+        return "none"
+    if container:  # checked where it runs: inside the container
+        return "bwrap" if choice == "bwrap" else "user"
+    problem = sandbox.bwrap_problem(run_as)
+    if problem:
+        raise ValueError(sandbox.refusal(problem))
+    return "bwrap"
+
+
 def _check_run_as(user: str, uid: int, gid: int) -> None:
     """Refuse --run-as early when that user cannot even start this Python (a kernel never would)."""
     import subprocess
+    import tempfile
 
     def become_user():
         os.setgroups([])
@@ -240,14 +262,17 @@ def _check_run_as(user: str, uid: int, gid: int) -> None:
         os.setresuid(uid, uid, uid)
 
     try:
-        probe = subprocess.run([sys.executable, "-c", "import ipykernel, numpy"], preexec_fn=become_user, cwd="/",
+        # It must also reach the private folders (made in TMPDIR): its sandbox binds one of them.
+        temp = tempfile.gettempdir()
+        code = f"import ipykernel, numpy, os; assert os.access({temp!r}, os.X_OK), 'it cannot enter {temp} (TMPDIR)'"
+        probe = subprocess.run([sys.executable, "-c", code], preexec_fn=become_user, cwd="/",
                                env={"PATH": "/usr/bin:/bin", "HOME": "/"}, capture_output=True, text=True, timeout=120)
         problem = probe.stderr.strip().splitlines()[-1] if probe.returncode else None
     except OSError as error:
         problem = str(error)
     if problem:
         raise ValueError(f"--run-as {user}: that user cannot run {sys.executable} ({problem}). The Python "
-                         f"installation and virtual environment must be readable by it (for example under /opt, "
+                         f"installation, the virtual environment and TMPDIR must be reachable by it (for example under /opt, "
                          f"not under /root); or grade without --run-as")
 
 
@@ -337,17 +362,15 @@ def main(args: argparse.Namespace) -> int:
             # the final sweep kills; other runs on the machine have their own.
             + f"; run {marker}")
         if args.executor == "local":
-            confinement = "off (--sandbox none)" if box.mode == "off" else sandbox.describe(
-                restrict_network=box.restrict_network)
-            say(f"student kernels: sandbox {confinement}; memory {_size(limits.memory_bytes)}, "
-                f"{limits.threads} thread(s) each" + (f", user {args.run_as}" if args.run_as else ""))
-            if os.geteuid() == 0 and not args.run_as and not args.container:
-                say("WARNING: grading as root without --run-as: student kernels run as root, confined only by "
-                    "the sandbox (Landlock, their own filesystem view). Use --run-as USER (an unprivileged "
-                    "account) or --container IMAGE on a shared machine; see docs/grading.md")
-            if box.mode == "auto" and sandbox.landlock_abi() <= 0:
-                say("warning: Landlock is unavailable, so student code can read and write whatever this user can "
-                    "(the gradebook and hidden checks included); see docs/grading.md for running in containers")
+            say(f"student kernels: sandbox {sandbox.describe(box.mode, not box.restrict_network, box.run_as)}; "
+                f"memory {_size(limits.memory_bytes)}, {limits.threads} thread(s) each")
+            if box.mode == "none":
+                say("WARNING: --sandbox none: student code runs with this user's rights and can read and write "
+                    "whatever it can (the gradebook and hidden checks included); for notebooks you trust only")
+            elif box.mode == "bwrap" and os.geteuid() == 0 and not args.run_as:
+                say("note: grading as root without --run-as: each kernel is root only inside its own user namespace, "
+                    "without capabilities, on a read-only system; --run-as USER also makes it an unprivileged user "
+                    "outside (see docs/grading.md)")
         passed, solution_metrics = _solution_check(args, executor, say, checks_source, parameters, limits, box,
                                                    marker)
         if not passed:

@@ -96,7 +96,7 @@ class Limits:
 class SandboxOptions:
     """How the kernel is confined (see sandbox.py)."""
 
-    mode: str = "auto"  # auto | required | off
+    mode: str = "bwrap"  # bwrap | user (no bubblewrap: a container is the sandbox) | none; see sandbox.py
     restrict_network: bool = True
     read_paths: list[str] = field(default_factory=list)
     data_dir: str | None = None

@@ -79,7 +79,15 @@ def attempt(name, action):
 attempt("gradebook_csv_write", lambda: open({csv!r}, "w").write("s11_gradebook_attack,ok,100\\n"))
 attempt("gradebook_json_write", lambda: open({json_path!r}, "w").write("{{}}"))
 attempt("hidden_checks_read", lambda: open({hidden!r}, encoding="utf-8").read())
-attempt("signal_runner", lambda: os.kill(os.getppid(), 0))
+def runner_pid():  # the grading runner, wherever it is among the processes the kernel can see
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"course_kit.grading.runner" in open(f"/proc/{{pid}}/cmdline", "rb").read():
+                return int(pid)
+        except OSError:
+            pass
+    raise ProcessLookupError("no grading runner in sight")
+attempt("signal_runner", lambda: os.kill(runner_pid(), 0))
 attempt("network_connect", lambda: socket.create_connection(("127.0.0.1", 9), timeout=2).close())
 # The kernel gets the student library and nothing else of the kit.
 # Found and readable (importing it would load torch, too slow for this toy's time limits).
