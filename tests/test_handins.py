@@ -207,6 +207,9 @@ def test_the_kernels_own_configuration_names_are_all_reserved():
     made_here = {Path(value).relative_to("/w").parts[0] for value in environment.values()
                  if isinstance(value, str) and value.startswith("/w/")}
     assert made_here and made_here <= submissions.RESERVED, made_here - submissions.RESERVED
+    # The runner's own names there too: the library link and the kernel's five ipc sockets.
+    sockets = {f"{runner.KERNEL_SOCKETS}-{n}" for n in range(1, 6)}
+    assert {runner.LIBRARY_LINK} | sockets <= submissions.RESERVED
 
 
 def test_a_notebook_that_is_a_hard_link_or_a_link_is_not_read(tmp_path):

@@ -108,8 +108,8 @@ def kernel():
 
 def test_the_kernel_talks_over_ipc_sockets_in_its_work_folder(kernel):
     info = json.loads((kernel.work / ".kernel-connection.json").read_text())
-    assert info["transport"] == "ipc" and info["ip"] == str(kernel.work / "k")
-    assert all((kernel.work / f"k-{info[name]}").is_socket() for name in ("shell_port", "iopub_port", "hb_port"))
+    assert info["transport"] == "ipc" and info["ip"] == str(kernel.work / ".kernel")
+    assert all((kernel.work / f".kernel-{info[name]}").is_socket() for name in ("shell_port", "iopub_port", "hb_port"))
     listening = kernel.run("print(open('/proc/net/tcp').read().count(': 00000000:0000 0A'))")  # state 0A = LISTEN
     assert kernel.run("print(1 + 1)").strip() == "2" and listening.strip() == "0"
 

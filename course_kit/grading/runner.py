@@ -48,6 +48,9 @@ from ..repository import KIT_DIR, student_library_dir
 from . import procs, sandbox
 
 RESULT_FILE = "result.json"
+# Names the runner makes in the kernel's work folder (a submission cannot bring them: submissions.RESERVED).
+KERNEL_SOCKETS = ".kernel"
+LIBRARY_LINK = ".course-lib"
 EXECUTED_FILE = "executed.ipynb"
 KERNEL_LOG = "kernel.log"
 MAX_METRICS_BYTES = 1_000_000
@@ -545,7 +548,7 @@ def make_kernel_manager(job: dict, private: Path, work: Path):
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
 
-    socket_prefix = work / "k"  # the sockets are k-1 ... k-5
+    socket_prefix = work / KERNEL_SOCKETS  # the sockets are .kernel-1 ... .kernel-5
     if len(os.fsencode(f"{socket_prefix}-99")) > sandbox.MAX_SOCKET_PATH:
         raise RuntimeError(f"the kernel's socket path {socket_prefix}-N is longer than a UNIX socket allows "
                            f"({sandbox.MAX_SOCKET_PATH} bytes): set TMPDIR to a shorter folder, e.g. /tmp")
@@ -662,7 +665,7 @@ def grade(job: dict, private: Path) -> dict:
     write_submission(job, work)
     # The kernel imports the student library through this link and nothing else of the
     # kit: not the instructor kit, not solutions/ or the hidden checks.
-    library = work / ".course-lib"
+    library = work / LIBRARY_LINK
     library.mkdir()
     (library / "course_utils").symlink_to(student_library_dir(), target_is_directory=True)
     job = dict(job, pythonpath=str(library))

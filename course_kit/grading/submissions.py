@@ -66,7 +66,8 @@ MAX_PATH_CHARS = 1024
 BOOKKEEPING = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git", ".DS_Store"}
 # Folders and files the grader makes in the kernel's work folder (its HOME): IPython runs
 # startup files from .ipython, Jupyter and matplotlib read configuration from the others.
-RESERVED = {".ipython", ".jupyter", ".config", ".local", ".cache", ".tmp", ".torch", ".kernel-connection.json"}
+RESERVED = {".ipython", ".jupyter", ".config", ".local", ".cache", ".tmp", ".torch", ".kernel-connection.json",
+            ".course-lib", *(f".kernel-{n}" for n in range(1, 6))}
 _MAX_NOTES = 8
 _CHUNK = 1024**2
 
