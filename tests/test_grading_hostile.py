@@ -9,6 +9,7 @@ failures, damaged data and tests that assume they are alone. They grade the toy 
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from course_kit.grading import sandbox  # noqa: E402
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = ["--timeout", "90", "--cell-timeout", "30", "--check-timeout", "30", "--memory", "2G"]
-needs_landlock = pytest.mark.skipif(sandbox.landlock_abi() <= 0, reason="Landlock unavailable on this kernel")
+needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None, reason="bubblewrap unusable here")
 
 
 def grade(submissions: Path, out: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -58,14 +59,23 @@ def attempt(name, action):
         attempts[name] = "succeeded: " + repr(action())[:200]
     except Exception as error:
         attempts[name] = "blocked: " + type(error).__name__
-parent = os.getppid()
-def environ_of(pid):
-    return open(f"/proc/{{pid}}/environ", "rb").read()
-def grandparent():
-    return int(open(f"/proc/{{parent}}/stat").read().rsplit(")", 1)[1].split()[1])
-attempt("runner_environ", lambda: environ_of(parent))
-attempt("grader_environ", lambda: environ_of(grandparent()))
-attempt("init_environ", lambda: environ_of(1))
+def find(needle):  # a process by its command line, among those the kernel can see
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if needle in open(f"/proc/{{pid}}/cmdline", "rb").read():
+                return int(pid)
+        except OSError:
+            pass
+    raise ProcessLookupError(needle)
+def token_of(pid):
+    found = [item for item in open(f"/proc/{{pid}}/environ", "rb").read().split(b"\\0")
+             if item.startswith(b"INSTRUCTOR_API_TOKEN=")]
+    if not found:
+        raise LookupError("no token in its environment")
+    return found
+attempt("runner_environ", lambda: open(f"/proc/{{find(b'course_kit.grading.runner')}}/environ", "rb").read())
+attempt("grader_environ", lambda: token_of(find(b"course_kit.cli")))
+attempt("init_environ", lambda: token_of(1))  # the machine's init, or (in a PID namespace) the sandbox's own
 def unix():
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(5)
@@ -84,7 +94,7 @@ with open("00_toy.results.json", "w") as handle:
 '''
 
 
-@needs_landlock
+@needs_bwrap
 def test_the_kernel_cannot_reach_other_processes_sockets_or_the_machines_shared_memory(tmp_path):
     """Classes 6 (environment of other processes), 7 (UNIX sockets), 8 (shared memory)."""
     secret = f"do-not-leak-{os.getpid()}"
@@ -116,8 +126,10 @@ def test_the_kernel_cannot_reach_other_processes_sockets_or_the_machines_shared_
     row = rows(out)["prober"]
     attempts = crafted.printed_attempts(out / "executed" / "prober.ipynb")
     assert row["status"] == "ok", row
-    for name in ("runner_environ", "grader_environ", "init_environ", "unix_socket"):
-        assert attempts[name] in ("blocked: PermissionError", "blocked: FileNotFoundError"), (name, attempts)
+    for name in ("runner_environ", "grader_environ", "unix_socket"):
+        assert attempts[name] in ("blocked: PermissionError", "blocked: FileNotFoundError",
+                                  "blocked: ProcessLookupError"), (name, attempts)
+    assert attempts["init_environ"] in ("blocked: PermissionError", "blocked: LookupError"), attempts
     assert talked == []  # the listener never heard from the kernel
     # The kernel wrote to a /dev/shm of its own: the machine's never held the file, and it is gone.
     assert attempts["shm_write"].startswith("succeeded") and shm_name in attempts["shm_write"]
@@ -198,6 +210,7 @@ def scaled_mean(values, scale):
 '''
 
 
+@needs_bwrap
 def test_forgers_score_no_more_than_an_unsolved_notebook(tmp_path):
     """Class 1: forged output, a forged report file, the probes' writer reached from the stack, stubs."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
@@ -233,6 +246,7 @@ def _named(text):
 '''
 
 
+@needs_bwrap
 def test_student_code_cannot_carry_the_checks_out_through_feedback(tmp_path):
     """Class 2: values, messages and type names made from what student code read while a check ran."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
@@ -282,6 +296,7 @@ scale = 3.0  # ... and puts the grader's value back before the end
 '''
 
 
+@needs_bwrap
 def test_parameters_are_reported_and_never_decide_the_grade(tmp_path):
     """Class 3: injection after everything ran or code before it are refused; evasion changes nothing graded."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
@@ -413,6 +428,7 @@ def test_the_next_run_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
 
 # --------------------------------------------------------------------------- 12. gradebook shape
 FLOOD = '''
+import csv
 import json
 print("x" * (30 * 1024 * 1024))  # one 30 MB message: above the cell and notebook caps
 for line in range(5000):
@@ -422,7 +438,7 @@ with open("00_toy.results.json", "w") as handle:
 '''
 
 
-@needs_landlock
+@needs_bwrap
 def test_one_student_cannot_reshape_the_gradebook_or_flood_the_executed_notebook(tmp_path):
     """Class 12: 20,000 results keys and a 30 MB print: declared columns only, capped outputs, a note each."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
@@ -457,7 +473,7 @@ SILENCERS = {
 }
 
 
-@needs_landlock
+@needs_bwrap
 def test_what_student_code_does_gives_a_student_status_never_grader_error(tmp_path):
     """Class 13: silenced or closed output, a removed work folder, hostile results files, a full disk."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
@@ -489,7 +505,7 @@ train_set = cifar10(train=True)
 '''
 
 
-@needs_landlock
+@needs_bwrap
 def test_damaged_data_gives_the_kits_message_naming_the_file_and_the_fetch(tmp_path):
     """Class 14: a truncated CIFAR-10 batch offline is named, with `course fetch cifar10`, not torchvision's hint."""
     from torchvision.datasets import CIFAR10
@@ -511,7 +527,7 @@ def test_damaged_data_gives_the_kits_message_naming_the_file_and_the_fetch(tmp_p
 
 
 # --------------------------------------------------------------------------- 15. tests that assume they are alone
-@needs_landlock
+@needs_bwrap
 def test_a_run_sees_and_sweeps_only_its_own_processes_and_folders(tmp_path):
     """Class 15: another course grade on the machine keeps its kernel and folder while this one runs and ends."""
     import signal
@@ -560,7 +576,71 @@ def test_a_run_sees_and_sweeps_only_its_own_processes_and_folders(tmp_path):
     assert other.returncode == 130
 
 
-# --------------------------------------------------------------------------- 16. malformed, huge or self-breaking notebooks
+# --------------------------------------------------------------------------- 16. hand-ins as students make them
+LOOK_AROUND = '''
+import json, os
+seen = {"own_dot_file": open(".scale_note").read().strip() if os.path.exists(".scale_note") else None,
+        "hard_link": os.path.exists("checks_copy.py"),
+        "startup_file": os.path.exists(".ipython/profile_default/startup/00.py")}
+print("attempts:", json.dumps(seen))
+'''
+
+
+def test_hand_ins_as_students_make_them_are_graded_and_hostile_ones_are_their_own_status(tmp_path):
+    """Class 16: the zip cu.submit() writes is graded; dot files reach the notebook; a hard link into the
+    hidden checks does not; a hostile zip and a folder 1,100 levels deep are those students' statuses, and
+    every other entry of the folder is reported in not-graded.csv."""
+    import shutil
+    import zipfile
+
+    solutions, submissions, out = tmp_path / "solutions", tmp_path / "submissions", tmp_path / "out"
+    shutil.copytree(crafted.SOLUTION.parent, solutions)
+    submissions.mkdir()
+    solved = nbformat.writes(crafted._with({crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source
+                                            + "\n" + LOOK_AROUND})).encode()
+    crafted.handin_zip(submissions / "zipped.zip", "zipped", {"00_toy.ipynb": solved, ".scale_note": b"mine\n"})
+    folder = submissions / "folder"
+    (folder / ".ipython" / "profile_default" / "startup").mkdir(parents=True)
+    (folder / ".ipython" / "profile_default" / "startup" / "00.py").write_text("squares = None\n")
+    (folder / "00_toy.ipynb").write_bytes(solved)
+    (folder / ".scale_note").write_text("folder's own\n")
+    os.link(solutions / "hidden_checks" / f"{crafted.ASSIGNMENT}.py", folder / "checks_copy.py")
+    with zipfile.ZipFile(submissions / "zipslip.zip", "w") as bundle:
+        bundle.writestr("zipslip/00_toy.ipynb", solved)
+        bundle.writestr("zipslip/../../../escaped.py", "x = 1\n")
+    (submissions / "deep").mkdir()
+    (submissions / "deep" / "00_toy.ipynb").write_bytes(solved)
+    (submissions / "notes.pdf").write_bytes(b"%PDF-1.4")
+    (submissions / "elsewhere.ipynb").symlink_to(crafted.SOLUTION)
+    try:
+        crafted.make_deep(submissions / "deep", 1100)
+        command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment",
+                   crafted.ASSIGNMENT, "--out", str(out), "--solutions", str(solutions), "--no-solution-check",
+                   *LIMITS, "-j", "2"]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    finally:
+        crafted.remove_deep(submissions / "deep")
+    assert result.returncode == 0, result.stdout + result.stderr
+    book = rows(out)
+    assert sorted(book) == ["deep", "folder", "zipped", "zipslip"]
+    assert (book["zipped"]["status"], book["zipped"]["points"], book["zipped"]["file_name"]) == ("ok", 6, "zipped.zip")
+    assert crafted.printed_attempts(out / "executed" / "zipped.ipynb")["own_dot_file"] == "mine"
+    assert (book["folder"]["status"], book["folder"]["points"]) == ("ok", 6), book["folder"]
+    seen = crafted.printed_attempts(out / "executed" / "folder.ipynb")
+    assert seen == {"own_dot_file": "folder's own", "hard_link": False, "startup_file": False}
+    assert "checks_copy.py: a hard link" in book["folder"]["detail"] and ".ipython: " in book["folder"]["detail"]
+    feedback = (out / "feedback" / "folder.md").read_text()
+    assert "Not given to your notebook: " in feedback and "checks_copy.py" in feedback
+    for student, why in (("zipslip", "leads out of its folder"), ("deep", "more than 32 levels deep")):
+        assert (book[student]["status"], book[student]["points"]) == ("invalid-notebook", 0), book[student]
+        assert why in book[student]["detail"] and why in (out / "feedback" / f"{student}.md").read_text()
+    assert not list(tmp_path.rglob("escaped.py"))
+    not_graded = {line["entry"]: line["reason"] for line in csv.DictReader((out / "not-graded.csv").open())}
+    assert set(not_graded) == {"notes.pdf", "elsewhere.ipynb"}
+    assert "symbolic link" in not_graded["elsewhere.ipynb"] and "not graded: notes.pdf" in result.stdout
+
+
+# --------------------------------------------------------------------------- 17. malformed, huge or self-breaking notebooks
 PATCH_IMPORT = '''
 import builtins
 def _no_imports(*args, **kwargs):
@@ -578,8 +658,9 @@ raise ValueError("y" * 5_000_000)
 '''
 
 
+@needs_bwrap
 def test_malformed_huge_or_self_breaking_notebooks_are_the_students_status(tmp_path):
-    """Class 16: JSON 5,000 deep, metadata of the wrong shape, 100,000 cells, patched builtins, huge errors."""
+    """Class 17: JSON 5,000 deep, metadata of the wrong shape, 100,000 cells, patched builtins, huge errors."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
     submissions.mkdir()
     (submissions / "deep_json.ipynb").write_text('{"cells": [], "metadata": ' + '{"a": ' * 5000 + "1" + "}" * 5001)

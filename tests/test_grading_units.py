@@ -397,8 +397,14 @@ def test_sizes_are_checked_before_anything_is_read(tmp_path, monkeypatch):
     (tmp_path / "huge.ipynb").write_bytes(b"")
     os.truncate(tmp_path / "huge.ipynb", 2 * 1024**3)
     reads = []
-    real = Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real(self))
+    real = submissions.read_regular
+
+    def reading(path, limit):  # records what was read, not what was opened and refused by its size
+        data = real(path, limit)
+        reads.append(path.name)
+        return data
+
+    monkeypatch.setattr(submissions, "read_regular", reading)
     found = {s.student: s for s in submissions.discover(tmp_path, "00_toy")}
     assert "more than the 100 MB allowed" in found["big"].problem and found["big"].notebook_bytes is None
     assert "more than the 50 MB allowed" in found["huge"].problem
@@ -501,29 +507,6 @@ def _in_child(code: str) -> subprocess.CompletedProcess:
     prelude = f"import sys; sys.path.insert(0, {str(HERE.parent / 'course_kit' / 'grading')!r}); import sandbox\n"
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=60)
-
-
-@pytest.mark.skipif(sandbox.landlock_abi() <= 0, reason="Landlock is not available on this kernel")
-def test_landlock_confines_reads_writes_and_connections(tmp_path):
-    work = tmp_path / "work"
-    work.mkdir()
-    secret = tmp_path / "secret.txt"
-    secret.write_text("hidden")
-    result = _in_child(f'''
-        import os, socket
-        sandbox.apply_landlock(sandbox.python_read_paths() + sandbox.system_read_paths(), [{str(work)!r}], [])
-        open({str(work / "ok.txt")!r}, "w").write("fine")
-        for action in (lambda: open({str(secret)!r}).read(), lambda: open({str(tmp_path / "new.txt")!r}, "w"),
-                       lambda: socket.create_connection(("127.0.0.1", 9), timeout=2)):
-            try:
-                action()
-                print("allowed")
-            except PermissionError:
-                print("denied")
-    ''')
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["denied", "denied", "denied"]
-    assert (work / "ok.txt").read_text() == "fine"
 
 
 def test_memory_limit_turns_a_hog_into_memory_error():

@@ -227,7 +227,7 @@ def test_canvas_export_without_a_roster_uses_canvas_as_the_roster(tmp_path):
     canvas = tmp_path / "export.csv"
     canvas.write_bytes(b"\xef\xbb\xbf" + CANVAS.encode("utf-8"))
     assert course(["export", "canvas", str(out), "--canvas-export", str(canvas), "--column", "Lab 2",
-                   "--max-points", "20", "--all-columns"]) == 1  # someone_else matches nobody
+                   "--new-column", "--max-points", "20", "--all-columns"]) == 1  # someone_else matches nobody
     raw = (out / "canvas-upload.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # the export's encoding is kept
     upload = read_csv(out / "canvas-upload.csv")
@@ -240,10 +240,213 @@ def test_canvas_export_without_a_roster_uses_canvas_as_the_roster(tmp_path):
 
 
 def test_canvas_export_refuses_what_is_not_a_canvas_export():
-    with pytest.raises(ValueError, match="not a Canvas gradebook export: no SIS User ID"):
-        canvas_export([], "Student,ID,Section\n", column="x")
+    with pytest.raises(ValueError, match="not a Canvas gradebook export: it starts with Name, Email"):
+        canvas_export([], "Name,Email,Lab (1)\n", column="Lab")
     with pytest.raises(ValueError, match="read-only"):
         canvas_export([], CANVAS, column="Current Score")
+
+
+# Real-shaped variants of Canvas's export. Without the SIS permission Canvas leaves out the
+# SIS columns; an account that shows names split writes LastName and FirstName; a user with
+# semicolons as separator (or a locale Canvas detects it for) gets ';' and decimal commas.
+CANVAS_NO_SIS = """Student,ID,Section,00_toy (4242),Current Score
+    Points Possible,,,10.00,(read only)
+"Martínez, José",1,A,,80
+"Martínez, Josè",2,A,,100
+"López, Ana",3,B,,60
+"""
+CANVAS_SPLIT = """LastName,FirstName,ID,SIS User ID,SIS Login ID,Integration ID,Section,00_toy (4242)
+    Points Possible,,,,,,,10.00
+Martínez,José,1,S1001,jose@uni.edu,I1,A,
+López,Ana,3,S1003,ANA.LOPEZ@uni.edu,I3,B,
+"""
+CANVAS_SEMICOLON = """\ufeffStudent;ID;SIS User ID;SIS Login ID;Section;Quiz 1 (4200);00_toy (4242);Current Score
+    Points Possible;;;;;5,00;7,50;(read only)
+;;;;;;Manual Posting;
+;;;;;;;
+Martínez, José;1;S1001;jose@uni.edu;A;4,5;;80,5
+López, Ana;3;S1003;ana.lopez@uni.edu;B;3;;60
+"""
+
+
+def canvas_upload(tmp_path, export_text: str, *options: str, roster: bool = True) -> tuple[int, list[list[str]], str]:
+    """Run course export canvas on SUBMISSIONS (with the roster, or with Canvas as the roster)."""
+    out = write_gradebook(tmp_path / "grades", SUBMISSIONS if roster else [
+        row("martinezjose_1_9001_00_toy.ipynb", 6), row("lopezana_3_9003_00_toy.ipynb", 3)])
+    canvas = tmp_path / "export.csv"
+    canvas.write_text(export_text, encoding="utf-8")
+    args = ["export", "canvas", str(out), "--canvas-export", str(canvas), *options]
+    status = course(args + (["--roster", str(write_roster(tmp_path / "roster.csv"))] if roster else []))
+    upload = out / "canvas-upload.csv"
+    text = upload.read_text(encoding="utf-8-sig") if upload.exists() else ""
+    separator = ";" if text.startswith("Student;") else ","
+    return status, list(csv.reader(io.StringIO(text), delimiter=separator)), text
+
+
+def test_canvas_export_without_sis_columns_matches_by_id_or_name(tmp_path, capsys):
+    # Canvas as the roster: its IDs are in the bulk download's file names.
+    status, upload, _ = canvas_upload(tmp_path / "a", CANVAS_NO_SIS, roster=False)
+    assert status == 0, capsys.readouterr()
+    assert upload[0] == ["Student", "ID", "Section", "00_toy (4242)"]
+    assert {r[0]: r[-1] for r in upload[2:]} == {"Martínez, José": "10", "López, Ana": "5",
+                                                   "Martínez, Josè": "0"}  # no submission: missing
+    # A roster of names and e-mails: no identifier is in the export, so unique names place people.
+    status, upload, _ = canvas_upload(tmp_path / "b", CANVAS_NO_SIS)
+    assert {r[0]: r[-1] for r in upload[2:]} == {"Martínez, José": "10", "Martínez, Josè": "6.67",
+                                                   "López, Ana": "8.33"}
+    assert "'Martínez, Josè' matched by name" in capsys.readouterr().out
+
+
+def test_canvas_export_with_split_names_keeps_them_as_canvas_reads_them(tmp_path):
+    variant = CANVAS_SPLIT.replace("LastName,FirstName", "Last Name,First Name")
+    for text in (CANVAS_SPLIT, variant):
+        status, upload, _ = canvas_upload(tmp_path / str(len(text)), text)
+        assert status == 1  # roster people who are not in this (shorter) export are listed
+        assert upload[0] == ["LastName", "FirstName", "ID", "SIS User ID", "SIS Login ID", "Integration ID",
+                             "Section", "00_toy (4242)"]
+        assert [r[:2] + r[-1:] for r in upload[2:]] == [["Martínez", "José", "10"], ["López", "Ana", "8.33"]]
+
+
+def test_canvas_export_with_semicolons_and_decimal_commas_scales_and_writes_them_back(tmp_path):
+    status, upload, text = canvas_upload(tmp_path / "a", CANVAS_SEMICOLON)
+    assert status == 1 and text.startswith("Student;ID;")
+    assert upload[1] == ["    Points Possible", "", "", "", "", "7,50"] and upload[2][-1] == "Manual Posting"
+    assert len(upload) == 5  # the line of separators only is dropped, as Canvas's importer skips it
+    # 7,50 is 7.5 points: 6 of 6 gives 7,5 and 5 of 6 gives 6,25, written with the export's decimal comma.
+    assert {r[0]: r[-1] for r in upload[3:]} == {"Martínez, José": "7,5", "López, Ana": "6,25"}
+    status, upload, _ = canvas_upload(tmp_path / "b", CANVAS_SEMICOLON, "--all-columns", roster=False)
+    assert status == 0 and upload[0][-2:] == ["00_toy (4242)", "Current Score"]
+    assert [r[5:] for r in upload[3:]] == [["4,5", "7,5", "80,5"], ["3", "3,75", "60"]]
+
+
+def test_canvas_upload_in_semicolons_is_spreadsheet_safe_and_keeps_decimal_commas():
+    # The upload keeps the export's ';' and decimal commas, and goes through files.csv_lines like every
+    # CSV: a formula after any separator is neutralized, numbers (negative, with a comma) stay numbers.
+    canvas = ("Student;ID;SIS Login ID;Section;Lab (77)\n"
+              "    Points Possible;;;;10,00\n"
+              "@SUM(A1);101;bo@uni.edu;A,=1+1;\n"
+              "Li, Bo;102;li@uni.edu;B;\n")
+    rows = [{"person": {"id": "101"}, "status": "ok", "points": 4, "max_points": 6},
+            {"person": {"id": "102"}, "status": "ok", "points": -1.5, "max_points": 6}]
+    text, report = canvas_export(rows, canvas, column="Lab")
+    assert text.splitlines() == ["Student;ID;SIS Login ID;Section;Lab (77)", "    Points Possible;;;;10,00",
+                                 "'@SUM(A1);101;bo@uni.edu;A,'=1+1;6,67", "Li, Bo;102;li@uni.edu;B;-2,5"]
+    assert report.written == 2 and not report.problems
+
+
+def test_canvas_export_refuses_points_possible_it_cannot_read(tmp_path, capsys):
+    broken = CANVAS.replace(",5.00,10.00,", ",5.00,10 Punkte,")
+    status, _, _ = canvas_upload(tmp_path / "a", broken)
+    error = capsys.readouterr().err
+    assert status == 2 and "line 2: Points Possible of '00_toy (4242)' is '10 Punkte', not a number" in error
+    assert not (tmp_path / "a" / "grades" / "canvas-upload.csv").exists()
+    empty = CANVAS.replace(",5.00,10.00,", ",5.00,,")
+    status, _, _ = canvas_upload(tmp_path / "b", empty)
+    assert status == 2 and "has no Points Possible (line 2 has no value for it)" in capsys.readouterr().err
+    status, upload, _ = canvas_upload(tmp_path / "c", empty, "--max-points", "12")
+    assert status == 1 and {r[0]: r[-1] for r in upload[3:]}["Martínez, José"] == "12"
+
+
+def test_a_mistyped_canvas_column_is_an_error_unless_a_new_column_is_asked_for(tmp_path, capsys):
+    status, _, _ = canvas_upload(tmp_path / "a", CANVAS, "--column", "00_tyo")
+    assert status == 2
+    assert "no assignment column '00_tyo' (nearest: '00_toy (4242)'" in capsys.readouterr().err
+    status, upload, _ = canvas_upload(tmp_path / "b", CANVAS, "--column", "00_tyo", "--new-column")
+    assert status == 1 and upload[0][-1] == "00_tyo"
+    assert upload[1][-1] == "6"  # worth the kit's 6 points: Canvas creates it with that many
+    assert {r[0]: r[-1] for r in upload[3:]}["Martínez, Josè"] == "4"
+    assert "new Canvas column '00_tyo' worth 6 points" in capsys.readouterr().out
+
+
+def test_canvas_upload_without_a_section_column_gets_an_empty_one():
+    rows = [{"person": {"id": "7"}, "status": "ok", "points": 2, "max_points": 4}]
+    text, report = canvas_export(rows, "Student,ID,SIS User ID,Lab (5)\n    Points Possible,,,8\nBo,7,,\n",
+                                 column="Lab")
+    # Canvas's importer wants SIS User ID only next to SIS Login ID, and a Section last.
+    assert text.splitlines() == ["Student,ID,Section,Lab (5)", "    Points Possible,,,8", "Bo,7,,4"]
+    assert any("no Section column" in note for note in report.notes)
+
+
+# --------------------------------------------------------------------------- moodle
+MOODLE_PARTICIPANTS = """First name,Last name,Email address
+José,Martínez,JOSE@uni.edu
+Josè,Martínez,josep@uni.edu
+Ana,López,ana.lopez@uni.edu
+Missing,Person,missing@uni.edu
+"""
+
+
+def test_moodle_export_checks_everyone_against_the_participants(tmp_path, capsys):
+    out = write_gradebook(tmp_path / "grades", SUBMISSIONS)
+    participants = tmp_path / "courseid_12_participants.csv"
+    participants.write_bytes(b"\xef\xbb\xbf" + MOODLE_PARTICIPANTS.encode())  # Moodle writes a BOM
+    assert course(["export", "moodle", str(out), "--roster", str(write_roster(tmp_path / "roster.csv")),
+                   "--participants", str(participants), "--feedback", "--per-check"]) == 1
+    moodle = read_csv(out / "moodle-grades.csv")
+    assert moodle[0] == ["email", "grade", "feedback", "00_toy: squares", "00_toy: scaled mean"]
+    by_email = {r[0]: r[1:] for r in moodle[1:]}
+    # The participant's own spelling; Kim (not enrolled in Moodle) left out, as Moodle would abort the import.
+    assert list(by_email) == ["JOSE@uni.edu", "josep@uni.edu", "ana.lopez@uni.edu", "missing@uni.edu"]
+    assert by_email["JOSE@uni.edu"] == ["6", "6 / 6 points: graded; 2 of 2 checks passed", "2", "4"]
+    assert by_email["ana.lopez@uni.edu"][1] == "5 / 6 points: your notebook raised an error; 1 of 2 checks passed"
+    assert by_email["missing@uni.edu"][:2] == ["0", "0 / 6 points: no submission"]
+    assert "<script>" not in (out / "moodle-grades.csv").read_text()  # check messages stay out
+    report = capsys.readouterr().out
+    assert ("problem: 'Lee, Kim' (email kim@uni.edu) is not among the Moodle participants in "
+            f"{participants}: Moodle would abort the whole import at this row") in report
+    (tmp_path / "no-email.csv").write_text("First name,Last name\nAna,López\n")
+    assert course(["export", "moodle", str(out), "--participants", str(tmp_path / "no-email.csv")]) == 2
+    assert "has no email column (its columns: First name, Last name)" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- lateness
+def test_late_policies_parse_strictly():
+    from course_kit.grading.late import LatePolicyError, parse_late_policy
+
+    assert [parse_late_policy("10%/day, max 30%").percent(d) for d in (1, 3, 9)] == [10, 30, 30]
+    assert [parse_late_policy("ZERO-AFTER 3d").percent(d) for d in (3, 4)] == [0, 100]
+    assert [parse_late_policy("12.5 % / day, zero-after 2 days").percent(d) for d in (2, 3)] == [25, 100]
+    assert parse_late_policy(" none ") is None
+    for text, problem in [("10%", "'10%' is not a rule"), ("10%/day, 5%/day", "repeats a rule"),
+                          ("max 30%", "caps a per-day penalty"), ("150%/day", "not between 0 and 100"),
+                          ("zero-after 2.5d", "is not a rule"), ("none, 10%/day", "write 'none' alone")]:
+        with pytest.raises(LatePolicyError, match=problem):
+            parse_late_policy(text)
+
+
+LATE_ROSTER = """name,email,id,submitted_at,late
+José Martínez,jose@uni.edu,1001,2025-03-01T12:00+00:00,
+Josè Martínez,josep@uni.edu,1002,2025-03-03T10:00+00:00,
+Ana López,Ana.Lopez@Uni.EDU,1003,,yes
+Missing Person,missing@uni.edu,1004,,
+"""
+
+
+def test_a_late_policy_takes_points_off_the_total_and_says_so(tmp_path, capsys):
+    out = write_gradebook(tmp_path / "grades", SUBMISSIONS[:3])
+    roster = write_roster(tmp_path / "roster.csv", LATE_ROSTER)
+    assert course(["export", "csv", str(out), "--roster", str(roster), "--deadline", "2025-03-01T23:59+00:00",
+                   "--late-policy", "10%/day, max 30%", "--per-check"]) == 1
+    plain = {r["name"]: r for r in csv.DictReader(io.StringIO((out / "grades-export.csv").read_text("utf-8-sig")))}
+    josep = plain["Josè Martínez"]  # 34 h late: 2 days, 20 % of 6 points off
+    assert (josep["days_late"], josep["points_before_late"], josep["late_penalty"], josep["points"]) == (
+        "2", "4", "1.2", "2.8")
+    assert (josep["check:squares_hidden"], josep["check:scaled"]) == ("2", "2")  # checks keep their points
+    assert (plain["José Martínez"]["days_late"], plain["José Martínez"]["points"]) == ("0", "6")
+    ana = plain["Ana López"]  # late by the roster, but when? No penalty is guessed: it is listed.
+    assert (ana["late"], ana["days_late"], ana["late_penalty"], ana["points"]) == ("yes", "", "", "5")
+    assert "problem: 'Ana López' is late (roster) but the days late are unknown" in capsys.readouterr().out
+    assert course(["feedback", str(out), "--format", "md"]) == 0
+    josep_id = SUBMISSIONS[1]["student"]  # decomposed accents, as the file was named
+    page = (out / "feedback-md" / f"{josep_id}.md").read_text()
+    assert ("Submitted 2 days late: late policy 10%/day, max 30% takes off 20% of 6 points (1.2), from 4 to 2.8 "
+            "points.") in page
+    assert course(["feedback", str(out)]) == 0
+    assert "takes off 20% of 6 points" in (out / "feedback-html" / f"{josep_id}.html").read_text()
+    assert "late" not in (out / "feedback-md" / "José_Martínez.md").read_text().casefold()
+    assert course(["export", "csv", str(out), "--late-policy", "10%/day"]) == 2  # lateness needs the roster
+    assert course(["export", "csv", str(out), "--roster", str(roster), "--late-policy", "10%/week"]) == 2
+    assert "'10%/week' is not a rule" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- feedback
@@ -282,6 +485,42 @@ def test_feedback_pages_are_escaped_and_named(tmp_path):
     assert "(Ana López, ana.lopez@uni.edu)" in (out / "feedback-md" / "ana.lopez@uni.edu.md").read_text()
 
 
+class Elements(HTMLParser):
+    """Every start tag with its attributes, as a browser's parser sees them."""
+
+    def __init__(self):
+        super().__init__()
+        self.elements: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+
+def test_converted_notebooks_keep_no_script_handler_or_script_url(tmp_path):
+    """Outputs, Markdown and metadata built to run script (an image's width, alt text, HTML, SVG) lose it."""
+    sys.path.insert(0, str(ROOT / "tests" / "grading_toy"))
+    import crafted
+    from course_kit.grading.feedback import POLICY, notebook_html
+
+    path = tmp_path / "hostile.ipynb"
+    nbformat.write(crafted.script_notebook(), str(path))
+    page = notebook_html(path)
+    parser = Elements()
+    parser.feed(page)
+    tags = [tag for tag, _ in parser.elements]
+    assert not {"script", "iframe", "svg", "object", "embed", "link", "base", "form"} & set(tags), set(tags)
+    handlers = [(tag, name) for tag, attrs in parser.elements for name in attrs if name.startswith("on")]
+    assert handlers == []
+    urls = [value for _, attrs in parser.elements for name, value in attrs.items() if name in ("href", "src")]
+    assert urls and all(not value.strip().lower().startswith("javascript:") for value in urls), urls
+    assert all(value.startswith("data:image/") for _, attrs in parser.elements if "src" in attrs
+               for value in [attrs["src"]]), urls
+    assert ("meta", {"http-equiv": "Content-Security-Policy", "content": POLICY}) in parser.elements
+    assert tags.index("meta") < tags.index("body")  # the policy is in force before any content
+    # The work itself is still there: the Markdown text, the images, the traceback (as text).
+    assert "Plain text." in page and tags.count("img") >= 4 and "&lt;img src=x onerror=" in page
+
+
 # --------------------------------------------------------------------------- Gradescope
 def run_autograder(source: Path, base: Path, notebook: nbformat.NotebookNode) -> tuple[dict | None, str]:
     """Lay out a folder as Gradescope does, put the notebook in submission/, run run_autograder."""
@@ -293,12 +532,15 @@ def run_autograder(source: Path, base: Path, notebook: nbformat.NotebookNode) ->
     nbformat.write(notebook, str(root / "submission" / "00_toy.ipynb"))
     (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": "ana@uni.edu", "name": "Ana"}]}))
     env = dict(os.environ, COURSE_AUTOGRADER_ROOT=str(root), COURSE_AUTOGRADER_PYTHON=sys.executable,
-               PYTHONPATH=str(source / "kit"))  # the kit packed in the zip, instead of pip-installing it
+               PYTHONPATH=str(source / "kit"),  # the kit packed in the zip, instead of pip-installing it
+               # As in a Docker container whose seccomp profile forbids user namespaces: no bubblewrap.
+               COURSE_BWRAP=str(base / "no-bwrap-here"))
     done = subprocess.run(["bash", str(source / "run_autograder")], env=env, capture_output=True, text=True,
                           timeout=300)
     results = root / "results" / "results.json"
     log = done.stdout + done.stderr
     assert f"kit: {source / 'kit' / 'course_kit'}" in log, log  # graded by the kit packed in the zip
+    assert "no bubblewrap (the container is the sandbox)" in log, log  # the autograder's own mode, chosen
     return (json.loads(results.read_text()) if results.exists() else None), log
 
 
@@ -369,6 +611,15 @@ def test_autograder_setup_installs_the_packed_kit(tmp_path):
     with zipfile.ZipFile(archive) as opened:
         setup = opened.read("setup.sh").decode()
         config = json.loads(opened.read("autograder.json"))
+        entries = opened.infolist()
+    # Readable by whoever uploads or unpacks it (not 0600), with Unix modes unzip applies: scripts 0755.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert archive.stat().st_mode & 0o777 == 0o666 & ~umask  # as any file written (0644 under umask 022)
+    assert all(info.create_system == 3 for info in entries)
+    modes = {info.filename: info.external_attr >> 16 for info in entries}
+    assert {n for n, mode in modes.items() if mode == 0o100755} == {"setup.sh", "run_autograder"}
+    assert all(mode == 0o100644 for n, mode in modes.items() if n not in ("setup.sh", "run_autograder"))
     assert '"$SOURCE/kit"' in setup and 'RUN_AS="course-student"' in setup and "chmod -R go-rwx" in setup
     assert config["parameters"] == {"profile": "grading"} and config["visibility"] == "after_published"
     assert config["max_points"] == 6

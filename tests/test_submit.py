@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -72,11 +73,13 @@ def test_course_submit_exit_status_and_bad_ids(tmp_path):
         submitting.find_notebook(None) if "JPY_SESSION_NAME" not in os.environ else submitting.find_notebook("/nope")
 
 
-def test_course_grade_accepts_the_unzipped_submission(tmp_path):
+def test_course_grade_accepts_the_zip_and_the_unzipped_submission(tmp_path):
     report = submitting.submit("s1234567", path=toy(tmp_path), out=tmp_path / "out", verbose=False)
     submissions = tmp_path / "submissions"
     with zipfile.ZipFile(report.archive) as bundle:
-        bundle.extractall(submissions)  # what an instructor does with each downloaded zip
+        bundle.extractall(submissions)  # what an instructor may do with each downloaded zip ...
+    shutil.copy(report.archive, submissions / "s7654321.zip")  # ... or not: the zip as it was handed in
+    shutil.copy(report.archive, submissions)  # next to its own folder: that folder is graded, once
     out = tmp_path / "grades"
     command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
                "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), "--timeout", "60",
@@ -84,8 +87,12 @@ def test_course_grade_accepts_the_unzipped_submission(tmp_path):
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=420,
                             env=dict(os.environ, TMPDIR=str(tmp_path)))
     assert result.returncode == 0, result.stdout + result.stderr
-    [row] = json.loads((out / "grades.json").read_text())["rows"]
-    assert row["student"] == "s1234567" and row["status"] == "ok" and row["points"] == row["max_points"], row
+    rows = {row["student"]: row for row in json.loads((out / "grades.json").read_text())["rows"]}
+    assert sorted(rows) == ["s1234567", "s7654321"]
+    for row in rows.values():
+        assert row["status"] == "ok" and row["points"] == row["max_points"], row
+    assert rows["s7654321"]["file_name"] == "s7654321.zip"
+    assert "not graded: s1234567.zip: the folder s1234567/ next to it is graded instead" in result.stdout
 
 
 def test_a_submitted_results_record_never_stands_in_for_the_graders_run(tmp_path):

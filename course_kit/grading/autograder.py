@@ -28,10 +28,12 @@ you publish the grades); the top-level ``output`` holds only the notebook's stat
 ``grader-error`` writes no ``results.json``, so Gradescope shows the run as failed and it can
 be rerun, instead of recording a 0.
 
-Student code on Gradescope runs inside Gradescope's container, as root unless
-``--run-as`` (default ``course-student``, made by ``setup.sh``; ``setup.sh`` also makes
-the source folder readable by root only, so kernels running as that user cannot read the
-hidden checks even where Landlock is unavailable).
+Gradescope's container is itself the per-submission sandbox, and Docker's default seccomp
+profile may forbid the user namespaces bubblewrap needs, so the autograder always grades in
+sandbox mode ``user`` (never bubblewrap, by choice rather than by falling back): the kernel
+runs as ``--run-as`` (default ``course-student``, made by ``setup.sh``; ``''`` = as root).
+``setup.sh`` makes the source folder (the hidden checks) and the installed instructor kit
+readable by root only, so that user cannot read either.
 
 ``run_autograder`` reads two environment variables, for testing it outside Gradescope:
 ``COURSE_AUTOGRADER_ROOT`` (default ``/autograder``: holds ``source/``, ``submission/``,
@@ -56,17 +58,16 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 import zipfile
 from pathlib import Path
 
-from .gradebook import STATUS_TEXT
+from .gradebook import status_explanation
 from .job import GradingJob, Limits, SandboxOptions, declared_checks, grade_job
-from .submissions import MAX_FOLDER_BYTES, Submission, discover, student_id
+from .files import replacing, write_text
+from .submissions import BOOKKEEPING, Submission, find_nested, read_folder, read_zip, student_id
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 OUTPUT_FORMATS = ("text", "html", "simple_format", "md", "ansi")
@@ -74,6 +75,9 @@ CONFIG_NAME = "autograder.json"
 DEFAULT_ROOT = "/autograder"
 DEFAULT_VENV = "/opt/course-venv"
 DEFAULT_USER = "course-student"
+# Gradescope's container is the sandbox: kernels run as an unprivileged user there, without
+# bubblewrap (sandbox.py). The solution check at build time grades the same way.
+AUTOGRADER_SANDBOX = "user"
 KIT_FILES = ("pyproject.toml", "README.md", "LICENSE")
 KIT_PACKAGES = ("course_utils", "course_kit")
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so the same inputs give the same zip
@@ -95,6 +99,8 @@ if [ -n "$RUN_AS" ]; then
     # Student kernels run as this user: it can run the venv's Python, not read the hidden checks.
     id -u "$RUN_AS" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$RUN_AS"
     chmod -R go-rwx "$SOURCE"
+    # The installed instructor kit too: kernels import only the student library.
+    chmod -R go-rwx "$("$VENV/bin/python" -c 'import course_kit, os; print(os.path.dirname(course_kit.__file__))')"
     # Fail the build now, not at the first submission, if that user cannot start a kernel.
     su -s /bin/sh "$RUN_AS" -c "cd / && $VENV/bin/python -c 'import ipykernel, nbclient, numpy'"
 fi
@@ -130,7 +136,7 @@ def gradescope_results(result: dict, visibility: str = "after_published") -> dic
         raise ValueError(f"visibility {visibility!r}: choose one of {', '.join(VISIBILITIES)}")
     row = result["row"]
     status, detail = row["status"], row.get("detail") or ""
-    explanation = STATUS_TEXT.get(status, status).format(detail=detail or status)
+    explanation = status_explanation(row)
     status_line = f"Notebook status: {status}" + (f" ({detail})" if detail else "")
     # Each test says how the whole notebook went, since a check can fail because of it.
     context = status_line if status == "ok" else f"{status_line}\n{explanation}"
@@ -207,29 +213,21 @@ def collect_submission(folder: Path, assignment: str, student: str) -> Submissio
     """The submission in Gradescope's ``submission/`` folder, read like a folder submission of ``course grade``.
 
     Without a notebook at the top, one ``ASSIGNMENT.ipynb`` further down (a GitHub
-    submission, a zipped folder) is used with its folder. Links are never followed.
+    submission, a zipped folder) is used with its folder; a folder holding nothing but one
+    ``.zip`` (uploaded without unpacking) is read as a zip submission. Links are never
+    followed, and the folder is walked without recursion (see :mod:`.submissions`).
     """
     if not folder.is_dir():
         return Submission(student, folder, problem=f"no submission folder at {folder}")
+    top = [p for p in folder.iterdir() if not p.is_symlink() and p.is_file() and p.name not in BOOKKEEPING]
+    if len(top) == 1 and top[0].suffix.lower() == ".zip":
+        return read_zip(top[0], assignment, student)
     base = folder
-    if not any(p.is_file() and not p.is_symlink() and not p.name.startswith(".") for p in folder.glob("*.ipynb")):
-        nested = []
-        for directory, subdirectories, names in os.walk(folder, followlinks=False):
-            subdirectories[:] = [d for d in subdirectories if not d.startswith(".") and d != "__MACOSX"]
-            if f"{assignment}.ipynb" in names and not (Path(directory) / f"{assignment}.ipynb").is_symlink():
-                nested.append(Path(directory))
+    if not any(p.suffix == ".ipynb" and not p.name.startswith(".") for p in top):
+        nested = find_nested(folder, assignment)
         if len(nested) == 1:
             base = nested[0]
-    total = sum((Path(d) / n).lstat().st_size for d, _, names in os.walk(base, followlinks=False) for n in names)
-    if total > MAX_FOLDER_BYTES:
-        return Submission(student, base, problem=f"the submission is larger than {MAX_FOLDER_BYTES // 1024**2} MB")
-    with tempfile.TemporaryDirectory(prefix="course-gradescope-") as scratch:
-        # discover() reads a folder of submissions: give it one, holding a copy of this one.
-        shutil.copytree(base, Path(scratch) / student, symlinks=True)
-        found = discover(scratch, assignment)
-    submission = found[0]
-    submission.source = base
-    return submission
+    return read_folder(base, assignment, student)
 
 
 def _student(root: Path) -> str:
@@ -282,9 +280,8 @@ def run(root: Path, say=print) -> int:
         job = GradingJob(student=submission.student, assignment=assignment, source=str(submission.source),
                          notebook_bytes=submission.notebook_bytes, files=submission.files,
                          problem=submission.problem, checks_source=checks_source, parameters=config["parameters"],
-                         limits=Limits(**limits), marker=marker,
-                         sandbox=SandboxOptions(mode="auto", restrict_network=True,
-                                                run_as=_run_as(config.get("run_as"), say)))
+                         limits=Limits(**limits), marker=marker, notes=submission.notes_text,
+                         sandbox=SandboxOptions(mode=AUTOGRADER_SANDBOX, run_as=_run_as(config.get("run_as"), say)))
         result = grade_job(job)
     except Exception:  # noqa: BLE001 - reading the submission failed: the grader's problem, not a 0
         import traceback
@@ -309,7 +306,7 @@ def run(root: Path, say=print) -> int:
         return 1
     out = root / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(out, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     say(f"wrote {out}")
     return 0
 
@@ -355,21 +352,20 @@ def kit_files(project_root: Path) -> dict[str, Path]:
 
 
 def write_zip(out: Path, entries: dict[str, bytes], executable: set[str]) -> None:
-    """Write the zip atomically, with fixed times and the scripts executable."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    """Write the zip atomically, with fixed times, Unix modes (0644, scripts 0755), readable by others.
+
+    The zip itself gets the mode of any file the instructor writes (0644 under the usual umask;
+    see :func:`~course_kit.grading.files.replacing`). It holds the hidden checks: keep it out of
+    students' reach, or write it with a umask of 077 to keep it private on a shared machine.
+    """
+    with replacing(out) as temporary:
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name in sorted(entries):
                 info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+                info.create_system = 3  # Unix: unzip tools then apply the modes below
                 info.external_attr = (0o100755 if name in executable else 0o100644) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, entries[name])
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -411,7 +407,7 @@ def _solution_check(args, checks_source: str, parameters: dict, limits: Limits) 
         return None
     job = GradingJob(student="_solution", assignment=args.assignment, source=str(solution),
                      notebook_bytes=solution.read_bytes(), files={}, problem=None, checks_source=checks_source,
-                     parameters=parameters, limits=limits, sandbox=SandboxOptions(),
+                     parameters=parameters, limits=limits, sandbox=SandboxOptions(mode=AUTOGRADER_SANDBOX),
                      marker=f"gradescope-build-{uuid.uuid4().hex[:12]}")
     try:
         result = grade_job(job)

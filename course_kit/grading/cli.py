@@ -7,6 +7,10 @@ Before grading anyone, the instructor's own ``solutions/NAME.ipynb`` is graded t
 way: unless it gets status ``ok`` and full points, the hidden checks or the grading
 profile are broken and the command stops (``--no-solution-check`` skips this).
 
+Every entry of SUBMISSIONS that is not graded (another file type, a link, a hidden folder,
+a zip next to its own folder, students left out by ``--only``) is printed and listed with
+the reason in ``OUT/not-graded.csv``, rewritten on every run.
+
 Exit status: 0 when every submission got a row, 1 when some rows are ``grader-error``
 (rerun to retry them), 2 for a setup problem (nothing graded), 130 when interrupted.
 
@@ -33,10 +37,13 @@ from . import procs, sandbox
 from .executors import DaskExecutor, LocalExecutor
 from .checks import metric_names
 from .gradebook import Gradebook, GradebookError, flatten
-from .roster import RosterError, add_roster_arguments, apply_roster, read_roster, roster_options
+from .roster import (RosterError, add_roster_arguments, apply_roster, checked_late_policy, read_roster,
+                     roster_options)
 from .job import GradingJob, Limits, SandboxOptions, declared_checks
-from .submissions import Submission, discover
+from .files import csv_text, write_text
+from .submissions import Skipped, Submission, scan
 
+NOT_GRADED = "not-graded.csv"
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -92,14 +99,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solutions", default="solutions", metavar="DIR",
                         help="instructor notebooks and hidden_checks/ (default: ./solutions)")
     parser.add_argument("--checks", metavar="FILE", help="hidden checks file (default: SOLUTIONS/hidden_checks/NAME.py)")
-    parser.add_argument("--sandbox", choices=["auto", "landlock", "none"], default="auto",
-                        help="Landlock confinement of student kernels: auto = when available (default), "
-                             "landlock = required, none = off")
-    parser.add_argument("--allow-network", action="store_true", help="let student code open TCP connections")
+    parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
+                        help="how student kernels are confined: auto (default) = bubblewrap, or with --container "
+                             "the container alone; bwrap = bubblewrap, also inside --container; none = no sandbox "
+                             "(trusted notebooks only). Without a usable bwrap, course grade refuses")
+    parser.add_argument("--allow-network", action="store_true",
+                        help="keep the machine's network in the kernel's sandbox (it has none by default)")
     parser.add_argument("--allow-read", action="append", default=[], metavar="PATH",
                         help="extra path student kernels may read (repeatable)")
     parser.add_argument("--data-dir", metavar="DIR", help="shared read-only datasets (COURSE_DATA_DIR in the kernel)")
-    parser.add_argument("--run-as", metavar="USER", help="run student kernels as this unprivileged user (needs root)")
+    parser.add_argument("--run-as", metavar="USER",
+                        help="(grading as root) start each kernel's sandbox as this unprivileged user")
     parser.add_argument("--container", metavar="IMAGE",
                         help="run each submission in its own Docker container from IMAGE (see docs/grading.md)")
     parser.add_argument("--no-solution-check", action="store_true",
@@ -127,7 +137,7 @@ def _job(submission: Submission, args, checks_source: str, parameters: dict, lim
     return GradingJob(student=submission.student, assignment=args.assignment, source=str(submission.source),
                       notebook_bytes=submission.notebook_bytes, files=submission.files, problem=submission.problem,
                       checks_source=checks_source, parameters=parameters, limits=limits, sandbox=box, marker=marker,
-                      stop_on_error=args.stop_on_error, file_name=submission.file_name,
+                      stop_on_error=args.stop_on_error, file_name=submission.file_name, notes=submission.notes_text,
                       uses_load_parameters=_uses_load_parameters(Path(args.solutions) / f"{args.assignment}.ipynb"))
 
 
@@ -181,28 +191,70 @@ def _setup(args):
     limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout, check_timeout=args.check_timeout,
                     memory_bytes=args.memory, file_size_bytes=args.max_file_size, threads=threads)
     read_paths = [str(Path(p).resolve()) for p in args.allow_read]
-    box = SandboxOptions(mode={"auto": "auto", "landlock": "required", "none": "off"}[args.sandbox],
+    box = SandboxOptions(mode=sandbox_mode(args.sandbox, args.container, run_as),
                          restrict_network=not args.allow_network, read_paths=read_paths,
                          data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, run_as=run_as,
                          container=args.container)
     if args.container:
         _check_container(args.container)
-    if args.roster:  # a broken roster stops here, before hours of grading
+    if args.roster:  # a broken roster (or late policy) stops here, before hours of grading
         read_roster(args.roster, roster_options(args)["columns"])
+        checked_late_policy(args.late_policy)
+    elif args.late_policy and args.late_policy.strip().casefold() != "none":
+        raise ValueError("--late-policy is applied through the roster (its submitted_at and --deadline give the "
+                         "days late): add --roster ROSTER.csv")
     warnings: list[str] = []
-    submissions = discover(args.submissions, args.assignment, warn=warnings.append)
+    submissions, skipped = scan(args.submissions, args.assignment, warn=warnings.append)
     if args.only:
         wanted = set(args.only)
-        submissions = [s for s in submissions if s.student in wanted]
         missing = wanted - {s.student for s in submissions}
         if missing:
             raise ValueError(f"--only: no submission for {', '.join(sorted(missing))}")
-    return checks_source, declared, parameters, limits, box, submissions, warnings
+        skipped += [Skipped(s.file_name, f"student {s.student} is not named by --only") for s in submissions
+                    if s.student not in wanted]
+        submissions = [s for s in submissions if s.student in wanted]
+    return checks_source, declared, parameters, limits, box, submissions, warnings, skipped
+
+
+def report_not_graded(out: Path, skipped: list[Skipped], say) -> None:
+    """Print each entry of the submissions folder that is not graded, and list them in ``OUT/not-graded.csv``.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> report_not_graded(out, [Skipped("notes.pdf", "not a notebook")], print)
+        not graded: notes.pdf: not a notebook
+        >>> (out / "not-graded.csv").read_text()
+        'entry,reason\\nnotes.pdf,not a notebook\\n'
+    """
+    for entry in skipped:
+        say(f"not graded: {entry.name}: {entry.reason}")
+    write_text(out / NOT_GRADED, csv_text(["entry", "reason"], ({"entry": e.name, "reason": e.reason}
+                                                                 for e in skipped)))
+
+
+def sandbox_mode(choice: str, container: str | None, run_as: tuple[int, int] | None = None) -> str:
+    """The kernel's sandbox mode (``sandbox.MODES``) for ``--sandbox CHOICE``; raises ValueError
+    with the fixes when bubblewrap is asked for (``auto`` outside a container) but cannot run here.
+
+    Example:
+        >>> sandbox_mode("none", None), sandbox_mode("auto", "course-grader:1")
+        ('none', 'user')
+    """
+    if choice == "none":
+        return "none"
+    if container:  # checked where it runs: inside the container
+        return "bwrap" if choice == "bwrap" else "user"
+    problem = sandbox.bwrap_problem(run_as)
+    if problem:
+        raise ValueError(sandbox.refusal(problem))
+    return "bwrap"
 
 
 def _check_run_as(user: str, uid: int, gid: int) -> None:
     """Refuse --run-as early when that user cannot even start this Python (a kernel never would)."""
     import subprocess
+    import tempfile
 
     def become_user():
         os.setgroups([])
@@ -210,14 +262,17 @@ def _check_run_as(user: str, uid: int, gid: int) -> None:
         os.setresuid(uid, uid, uid)
 
     try:
-        probe = subprocess.run([sys.executable, "-c", "import ipykernel, numpy"], preexec_fn=become_user, cwd="/",
+        # It must also reach the private folders (made in TMPDIR): its sandbox binds one of them.
+        temp = tempfile.gettempdir()
+        code = f"import ipykernel, numpy, os; assert os.access({temp!r}, os.X_OK), 'it cannot enter {temp} (TMPDIR)'"
+        probe = subprocess.run([sys.executable, "-c", code], preexec_fn=become_user, cwd="/",
                                env={"PATH": "/usr/bin:/bin", "HOME": "/"}, capture_output=True, text=True, timeout=120)
         problem = probe.stderr.strip().splitlines()[-1] if probe.returncode else None
     except OSError as error:
         problem = str(error)
     if problem:
         raise ValueError(f"--run-as {user}: that user cannot run {sys.executable} ({problem}). The Python "
-                         f"installation and virtual environment must be readable by it (for example under /opt, "
+                         f"installation, the virtual environment and TMPDIR must be reachable by it (for example under /opt, "
                          f"not under /root); or grade without --run-as")
 
 
@@ -260,8 +315,8 @@ def _solution_check(args, executor, say, checks_source, parameters, limits, box,
     out = Path(args.out) / "solution-check"
     out.mkdir(parents=True, exist_ok=True)
     if results[0].get("executed_notebook"):
-        (out / f"{args.assignment}.ipynb").write_text(results[0]["executed_notebook"], encoding="utf-8")
-    (out / "kernel.log").write_text(results[0].get("kernel_log") or "", encoding="utf-8")
+        write_text(out / f"{args.assignment}.ipynb", results[0]["executed_notebook"])
+    write_text(out / "kernel.log", results[0].get("kernel_log") or "")
     if row["status"] == "ok" and row["points"] == row["max_points"]:
         say(f"solution: ok, {row['points']}/{row['max_points']} points ({row['runtime_s']:.1f} s)")
         return True, row.get("metrics")
@@ -277,7 +332,7 @@ def _solution_check(args, executor, say, checks_source, parameters, limits, box,
 def main(args: argparse.Namespace) -> int:
     """Run ``course grade``; returns the exit status."""
     try:
-        checks_source, declared, parameters, limits, box, submissions, warnings = _setup(args)
+        checks_source, declared, parameters, limits, box, submissions, warnings, skipped = _setup(args)
         book = Gradebook(Path(args.out), args.assignment, declared)
     except (ValueError, GradebookError, RosterError) as problem:
         print(f"course grade: {problem}", file=sys.stderr)
@@ -294,27 +349,28 @@ def main(args: argparse.Namespace) -> int:
     try:
         for warning in warnings:
             say(f"warning: {warning}")
+        report_not_graded(Path(args.out), skipped, say)
         stale = procs.remove_stale_folders()
         if stale:
             say(f"removed {len(stale)} private folder(s) of earlier runs that did not finish "
                 f"({sum(size for _, size in stale) / 1024**2:.1f} MB): " + ", ".join(str(p) for p, _ in stale))
-        say(f"course grade {args.assignment}: {len(submissions)} submission(s), parameters {parameters}, "
+        say(f"course grade {args.assignment}: {len(submissions)} submission(s)"
+            + (f" ({len(skipped)} other entries not graded, see {NOT_GRADED})" if skipped else "")
+            + f", parameters {parameters}, "
             f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}")
             # The marker every process of this run carries (COURSE_GRADE_RUN): what to look for, and what
             # the final sweep kills; other runs on the machine have their own.
             + f"; run {marker}")
         if args.executor == "local":
-            confinement = "off (--sandbox none)" if box.mode == "off" else sandbox.describe(
-                restrict_network=box.restrict_network)
-            say(f"student kernels: sandbox {confinement}; memory {_size(limits.memory_bytes)}, "
-                f"{limits.threads} thread(s) each" + (f", user {args.run_as}" if args.run_as else ""))
-            if os.geteuid() == 0 and not args.run_as and not args.container:
-                say("WARNING: grading as root without --run-as: student kernels run as root, confined only by "
-                    "the sandbox (Landlock, their own filesystem view). Use --run-as USER (an unprivileged "
-                    "account) or --container IMAGE on a shared machine; see docs/grading.md")
-            if box.mode == "auto" and sandbox.landlock_abi() <= 0:
-                say("warning: Landlock is unavailable, so student code can read and write whatever this user can "
-                    "(the gradebook and hidden checks included); see docs/grading.md for running in containers")
+            say(f"student kernels: sandbox {sandbox.describe(box.mode, not box.restrict_network, box.run_as)}; "
+                f"memory {_size(limits.memory_bytes)}, {limits.threads} thread(s) each")
+            if box.mode == "none":
+                say("WARNING: --sandbox none: student code runs with this user's rights and can read and write "
+                    "whatever it can (the gradebook and hidden checks included); for notebooks you trust only")
+            elif box.mode == "bwrap" and os.geteuid() == 0 and not args.run_as:
+                say("note: grading as root without --run-as: each kernel is root only inside its own user namespace, "
+                    "without capabilities, on a read-only system; --run-as USER also makes it an unprivileged user "
+                    "outside (see docs/grading.md)")
         passed, solution_metrics = _solution_check(args, executor, say, checks_source, parameters, limits, box,
                                                    marker)
         if not passed:

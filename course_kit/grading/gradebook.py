@@ -30,12 +30,10 @@ Example:
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from .files import GradebookError, csv_text, read_json, write_text
 
 STATUS_TEXT = {
     "ok": "Your notebook ran from top to bottom with the grading parameters, and all hidden checks ran.",
@@ -53,19 +51,26 @@ STATUS_TEXT = {
     "out-of-memory": "Your notebook needed more memory than the grading limit ({detail}). Use the parameters' "
                      "sizes instead of larger data or models.",
     "incomplete": "Some exercises are not finished or did not run ({detail}).",
-    "invalid-notebook": "Your submission could not be read as a Jupyter notebook ({detail}). Download it again "
-                        "from Jupyter (File > Download) and resubmit that file.",
+    "invalid-notebook": "Your submission could not be read as a Jupyter notebook, or as a folder or zip holding one "
+                        "({detail}). Hand in the notebook as Jupyter saves it (File > Download), or the folder or "
+                        "zip that cu.submit() writes.",
     "parameters-missing": "Your notebook has no cell tagged `parameters`, so it could not be run with the grading "
                           "settings. Restore the first code cell (`profile = ...`) from the released notebook.",
     "grader-error": "Grading failed for a reason unrelated to your work. Your instructor will grade it again.",
 }
+# The same statuses in a few words, for one-line summaries (an LMS's feedback column).
+STATUS_SHORT = {
+    "ok": "graded", "error": "your notebook raised an error", "timeout": "stopped: it ran too long",
+    "kernel-died": "its Python process ended unexpectedly", "kernel-broken": "its code broke the notebook's process",
+    "out-of-memory": "it needed more memory than the limit", "incomplete": "some exercises are not finished",
+    "invalid-notebook": "not a readable notebook", "parameters-missing": "its parameters cell is missing",
+    "parameters-ignored": "it overwrote a grading setting", "tampered": "it interfered with the grader",
+    "grader-error": "not graded yet (a grader problem)", "missing": "no submission",
+    "ambiguous": "not graded yet (the submission's owner is unclear)",
+}
 FIXED_FIRST = ["student", "status", "points", "max_points", "detail", "error_cell"]
 FIXED_LAST = ["kernel_peak_mb", "metrics_problem", "sandbox", "parameters", "parameters_note", "file_name",
               "submission", "sha256", "checks_sha256", "kit_version", "graded_at", "assignment"]
-
-
-class GradebookError(RuntimeError):
-    """The output folder cannot hold this gradebook (another assignment's, unreadable)."""
 
 
 def flatten(metrics: dict | None, prefix: str = "") -> dict:
@@ -105,19 +110,6 @@ def declared_metrics(metrics: dict | None, keys: list[str]) -> tuple[dict | None
     return kept, f"ignored {len(ignored)} undeclared metric key(s): {shown[:300]}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def render_feedback(row: dict, checks: list[dict]) -> str:
     """The student's feedback page: status in words, points, and each check's outcome.
 
@@ -132,7 +124,7 @@ def render_feedback(row: dict, checks: list[dict]) -> str:
         True
     """
     status = row["status"]
-    explanation = STATUS_TEXT.get(status, status).format(detail=row.get("detail") or status)
+    explanation = status_explanation(row)
     lines = [
         f"# Feedback: {row['assignment']} ({row['student']})",
         "",
@@ -141,6 +133,8 @@ def render_feedback(row: dict, checks: list[dict]) -> str:
         explanation,
         "",
     ]
+    if row.get("submission_notes"):
+        lines += [f"Not given to your notebook: {row['submission_notes'].removeprefix('left out ')}.", ""]
     if checks:
         lines += ["| Check | Points | Result |", "|---|---|---|"]
         for item in checks:
@@ -151,18 +145,20 @@ def render_feedback(row: dict, checks: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _spreadsheet_safe(value):
-    """Text a spreadsheet would run as a formula (student-written metrics, error messages) gets a quote.
+def status_explanation(row: dict) -> str:
+    """The row's status in words, with its detail (without the submission notes, which are shown apart).
 
     Example:
-        >>> _spreadsheet_safe("=HYPERLINK(1)"), _spreadsheet_safe(-1.5), _spreadsheet_safe(None)
-        ("'=HYPERLINK(1)", -1.5, '')
+        >>> status_explanation({"status": "timeout", "detail": "ran past 60 s; submission: left out x",
+        ...                     "submission_notes": "left out x"})
+        'Your notebook was stopped because it ran too long (ran past 60 s). Look for ...'
     """
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    status = row["status"]
+    detail = row.get("detail") or ""
+    notes = row.get("submission_notes")
+    if notes:
+        detail = detail.removesuffix(f"submission: {notes}").removesuffix("; ")
+    return STATUS_TEXT.get(status, status).format(detail=detail or status)
 
 
 def _number(value) -> str:
@@ -192,11 +188,7 @@ class Gradebook:
         self.rows: dict[str, dict] = {}
         existing = self.out / "grades.json"
         if existing.exists():
-            try:
-                data = json.loads(existing.read_text(encoding="utf-8"))
-            except ValueError as error:
-                raise GradebookError(f"{existing} is not valid JSON ({error}); move it away to start a new "
-                                     f"gradebook") from None
+            data = read_json(existing, "gradebook written by course grade")
             if data.get("assignment") != assignment:
                 raise GradebookError(f"{self.out} holds grades for {data.get('assignment')!r}, not {assignment!r}: "
                                      f"use another --out folder")
@@ -247,11 +239,10 @@ class Gradebook:
             row["metrics_problem"] = "; ".join(filter(None, [row.get("metrics_problem"), ignored]))
         row["check_results"] = result.get("checks", [])
         if result.get("executed_notebook"):
-            (self.out / "executed" / f"{student}.ipynb").write_text(result["executed_notebook"], encoding="utf-8")
-        (self.out / "feedback" / f"{student}.md").write_text(render_feedback(row, row["check_results"]),
-                                                             encoding="utf-8")
+            write_text(self.out / "executed" / f"{student}.ipynb", result["executed_notebook"])
+        write_text(self.out / "feedback" / f"{student}.md", render_feedback(row, row["check_results"]))
         if result.get("kernel_log"):
-            (self.out / "logs" / f"{student}.log").write_text(result["kernel_log"], encoding="utf-8")
+            write_text(self.out / "logs" / f"{student}.log", result["kernel_log"])
         self.rows[student] = row
         self.save()
 
@@ -259,16 +250,14 @@ class Gradebook:
         rows = [self.rows[key] for key in sorted(self.rows)]
         declared = [{"name": c.name, "title": c.title, "points": c.points, "exercise": c.exercise}
                     for c in self.declared]
-        _atomic_write(self.out / "grades.json", json.dumps(
+        write_text(self.out / "grades.json", json.dumps(
             {"assignment": self.assignment, "checks": declared, "rows": rows}, indent=1, default=str) + "\n")
-        _atomic_write(self.out / "grades.csv", self.csv_text(rows))
+        write_text(self.out / "grades.csv", self.csv_text(rows))
 
     def csv_text(self, rows: list[dict]) -> str:
         check_columns = [f"check:{c.name}" for c in self.declared]
         columns = FIXED_FIRST + check_columns + ["runtime_s"] + [f"metric:{k}" for k in self.metric_keys] + FIXED_LAST
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
+        records = []
         for row in rows:
             flat = {key: row.get(key) for key in FIXED_FIRST + ["runtime_s"] + FIXED_LAST}
             flat["parameters"] = json.dumps(row.get("parameters", {}), sort_keys=True)
@@ -278,8 +267,8 @@ class Gradebook:
                 flat[f"check:{name}"] = points
             for key, value in flatten(row.get("metrics")).items():
                 flat[f"metric:{key}"] = value
-            writer.writerow({k: _spreadsheet_safe(v) for k, v in flat.items()})
-        return buffer.getvalue()
+            records.append(flat)
+        return csv_text(columns, records)
 
     def counts(self) -> dict[str, int]:
         """How many rows have each status."""

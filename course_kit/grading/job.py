@@ -104,7 +104,7 @@ class Limits:
 class SandboxOptions:
     """How the kernel is confined (see sandbox.py)."""
 
-    mode: str = "auto"  # auto | required | off
+    mode: str = "bwrap"  # bwrap | user (no bubblewrap: a container is the sandbox) | none; see sandbox.py
     restrict_network: bool = True
     read_paths: list[str] = field(default_factory=list)
     data_dir: str | None = None
@@ -133,6 +133,7 @@ class GradingJob:
     # The seed the checks' inputs are drawn from: new for every grading unless given (to repeat
     # one). It stays in the grader: the kernel only ever sees the inputs, at check time.
     inputs_seed: str = field(default_factory=lambda: secrets.token_hex(16))
+    notes: str = ""  # what was left out of the submission (links, bookkeeping): the row's detail ends with it
 
     @property
     def graded_with(self) -> dict:
@@ -693,7 +694,8 @@ def error_result(job: GradingJob, problem: str) -> dict:
     except Exception:  # the checks themselves may be what failed
         declared = []
     row = {"student": job.student, "assignment": job.assignment, "status": "grader-error",
-           "detail": problem.strip().splitlines()[-1][:300] if problem.strip() else "grader failure",
+           "detail": with_notes(problem.strip().splitlines()[-1][:300] if problem.strip() else "grader failure",
+                                job.notes), "submission_notes": job.notes,
            "error_cell": None, "points": 0, "max_points": sum(c.points for c in declared),
            "checks": {c.name: 0 for c in declared}, "runtime_s": 0.0, "metrics": None,
            "metrics_problem": None, "parameters": job.parameters, "sandbox": "", "submission": job.source,
@@ -701,6 +703,20 @@ def error_result(job: GradingJob, problem: str) -> dict:
            "sha256": job.sha256, "graded_with": job.graded_with,
            "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return {"row": row, "checks": [], "executed_notebook": None, "kernel_log": problem}
+
+
+def with_notes(detail: str | None, notes: str) -> str | None:
+    """A row's detail followed by what was left out of the submission, so nobody misses it.
+
+    Example:
+        >>> with_notes("cell In [3] raised KeyError", "left out .git/: bookkeeping")
+        'cell In [3] raised KeyError; submission: left out .git/: bookkeeping'
+        >>> with_notes("", ""), with_notes(None, "left out x")
+        ('', 'submission: left out x')
+    """
+    if not notes:
+        return detail
+    return "; ".join(filter(None, [detail, f"submission: {notes}"]))
 
 
 def _grade(job: GradingJob, cancelled: Callable[[], bool]) -> dict:
@@ -725,7 +741,8 @@ def _grade(job: GradingJob, cancelled: Callable[[], bool]) -> dict:
         "student": job.student,
         "assignment": job.assignment,
         "status": verdict["status"],
-        "detail": verdict["detail"],
+        "detail": with_notes(verdict["detail"], job.notes),
+        "submission_notes": job.notes,
         "error_cell": verdict["error_cell"],
         "points": verdict["points"],
         "max_points": verdict["max_points"],

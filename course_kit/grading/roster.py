@@ -41,7 +41,9 @@ with no submission gets status ``missing`` and 0 points; a submission matching n
 Canvas's ``_LATE_`` marker (its bulk download names late work that way), or when a
 ``deadline`` is given and the roster's ``submitted_at`` is after it. With a deadline but
 no ``submitted_at`` for a person, ``late`` is unknown (``None``): file modification times
-are not used, since copying files resets them.
+are not used, since copying files resets them. ``days_late`` is the number of days (a
+started day counts) when both times are known, else None; a ``--late-policy`` (see
+:mod:`~course_kit.grading.late`) turns it into a penalty on the total.
 
 Example:
     >>> roster = parse_roster("name,email\\nJosé Martínez,jm@uni.edu\\nJosè Martínez,jm2@uni.edu\\n")
@@ -57,14 +59,15 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from .files import csv_text, read_gradebook, write_text
+from .late import LatePolicyError, apply_late_policy, days_late, parse_late_policy
 
 FIELDS = ("name", "email", "id", "sis_id", "login", "section", "late", "submitted_at")
 IDENTITY_FIELDS = ("name", "email", "id", "sis_id", "login")
@@ -186,7 +189,8 @@ def read_roster(path: str | Path, columns: dict[str, str] | None = None) -> Rost
     return parse_roster(text, columns, source=str(path))
 
 
-def parse_roster(text: str, columns: dict[str, str] | None = None, source: str = "roster") -> Roster:
+def parse_roster(text: str, columns: dict[str, str] | None = None, source: str = "roster",
+                 delimiter: str | None = None) -> Roster:
     """The people in roster CSV ``text``.
 
     Rows without any name, e-mail or id are skipped (Canvas's ``Points Possible`` row among
@@ -196,6 +200,7 @@ def parse_roster(text: str, columns: dict[str, str] | None = None, source: str =
         text: the CSV text (a leading BOM is dropped).
         columns: field -> column name, overriding the defaults (``""`` = do not use).
         source: the file name for messages.
+        delimiter: the separator (default: the most frequent of ``,`` ``;`` tab in the header line).
 
     Returns:
         A :class:`Roster`.
@@ -212,7 +217,7 @@ def parse_roster(text: str, columns: dict[str, str] | None = None, source: str =
     """
     text = text.lstrip("\ufeff")
     first_line = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=first_line.count)
+    delimiter = delimiter or max((",", ";", "\t"), key=first_line.count)
     records = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     if not records or not any(cell.strip() for cell in records[0]):
         raise RosterError(f"roster {source} is empty: it needs a header row (for example name,email,id)")
@@ -226,8 +231,8 @@ def parse_roster(text: str, columns: dict[str, str] | None = None, source: str =
         cells = {name: (record[i].strip() if i < len(record) else "") for i, name in enumerate(header)}
         values = {f: (cells[col] if isinstance(col, str) else " ".join(cells[c] for c in col if cells[c]))
                   for f, col in chosen.items()}
-        if record and record[0].strip().casefold() == "points possible":
-            continue  # Canvas's second header row
+        if record and "points possible" in record[0].casefold():
+            continue  # Canvas's second header row (Canvas's importer looks for these words in the first cell)
         if not any(values.get(f) for f in IDENTITY_FIELDS):
             continue
         people.append(Person(line=line, name=values.get("name", ""), email=values.get("email", ""),
@@ -429,18 +434,20 @@ def _weak_match(text: _Prepared, plain_forms) -> bool:
     return any(_contains_words(words, form) for words in text.plain for form in plain_forms)
 
 
-def _is_late(person: Person | None, name: str, deadline: datetime | None) -> tuple[bool | None, str]:
+def _is_late(person: Person | None, name: str, deadline: datetime | None) -> tuple[bool | None, str, int | None]:
+    """``(late, why, days late)``; days only when both the deadline and ``submitted_at`` are known."""
+    days = days_late(person.submitted_at if person is not None else None, deadline)
     if person is not None and person.late:
-        return True, "roster"
+        return True, "roster", days or None
     if "_LATE_" in f"_{name}_":
-        return True, "file name"
+        return True, "file name", days or None
     if deadline is not None:
         if person is None or person.submitted_at is None:
-            return None, "no submitted_at in the roster"
+            return None, "no submitted_at in the roster", None
         if person.submitted_at > deadline:
-            return True, f"submitted {person.submitted_at.isoformat()}"
-        return False, ""
-    return False, ""
+            return True, f"submitted {person.submitted_at.isoformat()}", days
+        return False, "", 0
+    return False, "", None
 
 
 def _missing_row(assignment, max_points, check_names, status, detail) -> dict:
@@ -464,7 +471,7 @@ def reconcile(rows: Iterable[dict], roster: Roster | list[Person], *, max_points
 
     Returns:
         :class:`Reconciled`: ``rows`` has one row per person in roster order (the grade row
-        plus ``person``, ``matched_by``, ``late``, ``late_reason``, ``missing``), status
+        plus ``person``, ``matched_by``, ``late``, ``late_reason``, ``days_late``, ``missing``), status
         ``missing`` or ``ambiguous`` where no grade can be given; ``unmatched`` holds the
         rows of submissions that matched nobody, ``ambiguous`` one entry per ambiguous
         submission (``file_name``, ``student``, ``candidates``, ``reason``, ``row``).
@@ -561,8 +568,10 @@ def reconcile(rows: Iterable[dict], roster: Roster | list[Person], *, max_points
                       else "no submission matched this person")
             row = _missing_row(assignment, max_points, check_names, status, detail)
             missing = status == "missing"
-        late, reason = _is_late(person, submission_name(row), deadline) if chosen is not None else (None, "")
-        row.update(person=person.summary(), matched_by=how, late=late, late_reason=reason, missing=missing)
+        late, reason, days = (_is_late(person, submission_name(row), deadline) if chosen is not None
+                              else (None, "", None))
+        row.update(person=person.summary(), matched_by=how, late=late, late_reason=reason, days_late=days,
+                   missing=missing)
         out.append(row)
     return Reconciled(rows=out, unmatched=[dict(rows[i], problem="matches nobody in the roster") for i in unmatched],
                       ambiguous=[ambiguous[i] for i in sorted(ambiguous)])
@@ -574,60 +583,6 @@ def _ambiguity(row: dict, candidates: list[Person], reason: str) -> dict:
 
 
 # --------------------------------------------------------------------------- files
-def spreadsheet_safe(value):
-    """A CSV cell a spreadsheet will not run as a formula (file names and messages come from students).
-
-    Example:
-        >>> spreadsheet_safe("=1+1"), spreadsheet_safe(2.5), spreadsheet_safe(None)
-        ("'=1+1", 2.5, '')
-    """
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
-    """Replace ``path`` atomically: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding=encoding, newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def load_gradebook(out_dir: str | Path) -> dict:
-    """``OUT_DIR/grades.json`` as written by ``course grade``.
-
-    Raises:
-        RosterError: the file is missing or unreadable.
-    """
-    path = Path(out_dir) / "grades.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RosterError(f"no gradebook at {path}: run course grade with --out {out_dir} first") from None
-    except ValueError as error:
-        raise RosterError(f"{path} is not valid JSON ({error})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-        raise RosterError(f"{path} is not a gradebook written by course grade (no rows)")
-    return data
-
-
-def _csv(columns: list[str], records: Iterable[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({key: spreadsheet_safe(value) for key, value in record.items()})
-    return buffer.getvalue()
-
-
 def _yes(value) -> str:
     return "" if value is None else ("yes" if value else "no")
 
@@ -635,18 +590,19 @@ def _yes(value) -> str:
 def roster_csv(rows: list[dict], check_names: list[str]) -> str:
     """``roster-grades.csv``: one line per person, roster fields first."""
     columns = ["name", "email", "id", "sis_id", "login", "section", "status", "points", "max_points", "late",
-               "missing", "matched_by", "student", "file_name", "detail"] + [f"check:{n}" for n in check_names]
+               "days_late", "late_penalty", "points_before_late", "missing", "matched_by", "student", "file_name",
+               "detail"] + [f"check:{n}" for n in check_names]
     records = []
     for row in rows:
         person = row.get("person") or {}
         record = {key: person.get(key, "") for key in ("name", "email", "id", "sis_id", "login", "section")}
         record.update({key: row.get(key) for key in ("status", "points", "max_points", "matched_by", "student",
-                                                       "detail")})
+                                                       "detail", "days_late", "late_penalty", "points_before_late")})
         record.update(late=_yes(row.get("late")), missing=_yes(row.get("missing")), file_name=submission_name(row)
                       if row.get("student") else "")
         record.update({f"check:{n}": (row.get("checks") or {}).get(n) for n in check_names})
         records.append(record)
-    return _csv(columns, records)
+    return csv_text(columns, records)
 
 
 def problems_csv(result: Reconciled) -> str:
@@ -663,11 +619,12 @@ def problems_csv(result: Reconciled) -> str:
                  "candidates": "; ".join(Person(c["line"], name=c["name"], email=c["email"], id=c["id"],
                                                 key=c["key"]).label() for c in item["candidates"]),
                  "reason": item["reason"], "submission": item["submission"]} for item in result.ambiguous]
-    return _csv(columns, records)
+    return csv_text(columns, records)
 
 
 def apply_roster(out_dir: str | Path, roster_path: str | Path, say: Callable[[str], None] = print, *,
-                 columns: dict[str, str] | None = None, deadline: datetime | str | None = None) -> int:
+                 columns: dict[str, str] | None = None, deadline: datetime | str | None = None,
+                 late_policy: str | None = None) -> int:
     """Match a graded folder's submissions to a roster and write the roster's view of the grades.
 
     Reads ``OUT_DIR/grades.json`` and writes, next to it (replacing earlier versions):
@@ -685,31 +642,36 @@ def apply_roster(out_dir: str | Path, roster_path: str | Path, say: Callable[[st
         say: receives one line per problem and a summary line.
         columns: field -> roster column (``--roster-columns``).
         deadline: a datetime or ISO text; later ``submitted_at`` values are ``late``.
+        late_policy: a ``--late-policy`` text (see :mod:`~course_kit.grading.late`): applied to each
+            late row's total, which keeps the total as graded in ``points_before_late``.
 
     Returns:
         The number of submissions that reached nobody (unmatched plus ambiguous): 0 when all is well.
 
     Raises:
-        RosterError: the roster or the gradebook cannot be used (the message says why).
+        RosterError: the roster cannot be used (the message says why).
+        GradebookError: the gradebook cannot be used.
 
     Example::
 
         problems = apply_roster(Path("grades/03"), Path("roster.csv"), print, columns={"id": "Student number"})
     """
     out_dir = Path(out_dir)
-    data = load_gradebook(out_dir)
+    data = read_gradebook(out_dir)
     # Exports compare this with grades.json, so a roster view older than the grades is refused.
     digest = hashlib.sha256((out_dir / "grades.json").read_bytes()).hexdigest()
     roster = read_roster(roster_path, columns)
     if isinstance(deadline, str):
         deadline = _parse_time(deadline, "--deadline")
+    policy = checked_late_policy(late_policy)
     checks = data.get("checks") or []
     max_points = sum(c.get("points", 0) for c in checks) if checks else None
     result = reconcile(data["rows"], roster, max_points=max_points, assignment=data.get("assignment"),
                        check_names=[c["name"] for c in checks], deadline=deadline)
+    result.rows = [apply_late_policy(row, policy) for row in result.rows]
     document = {"assignment": data.get("assignment"), "checks": checks, "roster": str(roster_path),
                 "roster_columns": roster.columns, "deadline": deadline.isoformat() if deadline else None,
-                "grades_sha256": digest, "rows": result.rows,
+                "late_policy": policy.text if policy else None, "grades_sha256": digest, "rows": result.rows,
                 "unmatched": result.unmatched, "ambiguous": result.ambiguous}
     write_text(out_dir / "roster-grades.json", json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n")
     check_names = [c["name"] for c in checks]
@@ -721,6 +683,9 @@ def apply_roster(out_dir: str | Path, roster_path: str | Path, say: Callable[[st
     for item in result.ambiguous:
         names = "; ".join(c["name"] or c["key"] for c in item["candidates"])
         say(f"ambiguous: {item['file_name']!r} {item['reason']} ({names})")
+    for row in result.rows:
+        if row.get("late_problem"):
+            say(f"late: {row['person']['name'] or row['person']['key']!r} is {row['late_problem']}")
     counts: dict[str, int] = {}
     for row in result.rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -740,6 +705,9 @@ def add_roster_arguments(parser) -> None:
                              + ", ".join(FIELDS) + "; FIELD= to ignore one)")
     parser.add_argument("--deadline", metavar="TIME",
                         help="ISO time (e.g. 2025-03-01T23:59+01:00); a roster submitted_at after it is late")
+    parser.add_argument("--late-policy", metavar="POLICY", default=None,
+                        help="penalty on late totals, e.g. '10%%/day, max 30%%' or 'zero-after 3d' (default none; "
+                             "days late come from the roster's submitted_at and --deadline)")
 
 
 def roster_options(args) -> dict:
@@ -748,6 +716,20 @@ def roster_options(args) -> dict:
     Example:
         >>> import argparse
         >>> roster_options(argparse.Namespace(roster_columns="id=Number", deadline=None))
-        {'columns': {'id': 'Number'}, 'deadline': None}
+        {'columns': {'id': 'Number'}, 'deadline': None, 'late_policy': None}
     """
-    return {"columns": parse_columns(getattr(args, "roster_columns", "")), "deadline": getattr(args, "deadline", None)}
+    return {"columns": parse_columns(getattr(args, "roster_columns", "")), "deadline": getattr(args, "deadline", None),
+            "late_policy": getattr(args, "late_policy", None)}
+
+
+def checked_late_policy(text: str | None):
+    """The parsed ``--late-policy`` (None for none), its mistakes as :class:`RosterError`.
+
+    Example:
+        >>> checked_late_policy("10%/day").per_day
+        10.0
+    """
+    try:
+        return parse_late_policy(text)
+    except LatePolicyError as problem:
+        raise RosterError(str(problem)) from None

@@ -13,7 +13,7 @@ What it does, in order:
 1. becomes a *child subreaper* (every process the kernel starts stays in its tree) and
    non-dumpable; a watchdog thread kills everything when the grader that started it dies;
 2. writes the submission into ``<private_dir>/work`` (the kernel's only writable place)
-   and starts ``ipykernel`` through ``sandbox.py`` (limits, Landlock, scrubbed env);
+   and starts ``ipykernel`` through ``sandbox.py`` (bubblewrap, limits, clean environment);
 3. runs the notebook with papermill (its parameter injection, metadata and saving) via
    the ``course-grading`` engine below. A cell that raises is recorded and the next cells
    still run (like nbgrader: a later, independent exercise still counts; ``stop_on_error``
@@ -50,6 +50,9 @@ from ..repository import KIT_DIR, student_library_dir
 from . import procs, sandbox
 
 RESULT_FILE = "result.json"
+# Names the runner makes in the kernel's work folder (a submission cannot bring them: submissions.RESERVED).
+KERNEL_SOCKETS = ".kernel"
+LIBRARY_LINK = ".course-lib"
 EXECUTED_FILE = "executed.ipynb"
 KERNEL_LOG = "kernel.log"
 MAX_METRICS_BYTES = 1_000_000
@@ -384,7 +387,7 @@ def _engine_classes():
         def _record_kernel_exit(self):
             process = getattr(getattr(self.km, "provisioner", None), "process", None)
             if process is not None:
-                self.session.kernel_exit = process.poll()
+                self.session.kernel_exit = sandbox.kernel_exit_status(process.poll(), self.session.job.get("sandbox"))
 
     class GradingEngine(Engine):
         """papermill engine ``course-grading``: the client above, with our kernel manager."""
@@ -444,32 +447,48 @@ def kernel_environment(job: dict, work: Path) -> dict:
 def sandbox_policy(job: dict, private: Path, work: Path) -> dict:
     """What the launcher applies to the kernel (see sandbox.py).
 
-    The kernel may read the Python installation and the student library, but not the
-    instructor kit (grading code, harness, checks API), wherever the kit is installed.
+    The kernel sees the system, the Python installation and the student library read-only,
+    and not the instructor kit (grading code, harness, checks API), wherever the kit is
+    installed: a kit inside a bound folder (site-packages) is covered by an empty one.
+
+    Example:
+        >>> policy = sandbox_policy({"sandbox": "bwrap", "threads": 1, "marker": "m", "data_dir": None},
+        ...                         Path("/p"), Path("/p/work"))
+        >>> policy["mode"], policy["work"], str(KIT_DIR) in policy["hidden"]
+        ('bwrap', '/p/work', True)
     """
-    roots = sandbox.python_read_paths() + sandbox.system_read_paths()
-    read_only = sandbox.readable_except(roots, hidden=[str(KIT_DIR)]) + [str(student_library_dir())]
+    read_only = sandbox.python_read_paths() + sandbox.system_read_paths() + [str(student_library_dir())]
     read_only += list(job.get("read_paths") or [])
     if job.get("data_dir"):
         read_only.append(job["data_dir"])
+    memory = job.get("memory_bytes") or 1024**3
     return {
+        "mode": job.get("sandbox", "bwrap"),
         "parent_pid": os.getpid(),
         "memory_bytes": job.get("memory_bytes"),
         "file_size_bytes": job.get("file_size_bytes"),
-        "landlock": job.get("sandbox", "auto"),
-        "restrict_network": job.get("restrict_network", True),
         "run_as": job.get("run_as"),
         "read_only": read_only,
-        "read_write": [str(work)] + sandbox.device_write_paths(),
-        "view_root": str(private / "root"),
+        "hidden": [str(KIT_DIR)],
+        "work": str(work),
+        "network": not job.get("restrict_network", True),
+        "env": kernel_environment(job, work),
+        # /dev/shm (DataLoader workers share tensors there) and /tmp are tmpfs: memory, so capped.
+        "shm_bytes": min(int(memory), 1024**3),
+        "tmp_bytes": min(int(job.get("file_size_bytes") or 1024**3), 1024**3),
     }
 
 
 def make_kernel_manager(job: dict, private: Path, work: Path):
-    """An AsyncKernelManager whose kernel command goes through the sandbox launcher."""
+    """An AsyncKernelManager whose kernel starts through the sandbox launcher and listens on
+    ZeroMQ ``ipc`` sockets in its work folder: no TCP port (under bubblewrap it has no network)."""
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
 
+    socket_prefix = work / KERNEL_SOCKETS  # the sockets are .kernel-1 ... .kernel-5
+    if len(os.fsencode(f"{socket_prefix}-99")) > sandbox.MAX_SOCKET_PATH:
+        raise RuntimeError(f"the kernel's socket path {socket_prefix}-N is longer than a UNIX socket allows "
+                           f"({sandbox.MAX_SOCKET_PATH} bytes): set TMPDIR to a shorter folder, e.g. /tmp")
     policy_file = private / "sandbox.json"
     policy_file.write_text(json.dumps(sandbox_policy(job, private, work)))
     # By path, not with -m: -m would put the kernel's working folder (the student's files) first
@@ -478,15 +497,16 @@ def make_kernel_manager(job: dict, private: Path, work: Path):
     spec = KernelSpec(
         argv=[sys.executable, str(launcher), str(policy_file), "--connection-file", "{connection_file}",
               "--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        display_name="course grading (sandboxed)", language="python", interrupt_mode="signal",
+        # A signal would reach bwrap, not the kernel in its own PID namespace: interrupt by message.
+        display_name="course grading (sandboxed)", language="python", interrupt_mode="message",
     )
 
     class OneSpec(KernelSpecManager):
         def get_kernel_spec(self, kernel_name):
             return spec
 
-    return AsyncKernelManager(kernel_name="course-grading", kernel_spec_manager=OneSpec(),
-                              connection_file=str(work / ".kernel-connection.json"))
+    return AsyncKernelManager(kernel_name="course-grading", kernel_spec_manager=OneSpec(), transport="ipc",
+                              ip=str(socket_prefix), connection_file=str(work / ".kernel-connection.json"))
 
 
 def write_submission(job: dict, work: Path) -> Path:
@@ -582,17 +602,17 @@ def grade(job: dict, private: Path) -> dict:
     write_submission(job, work)
     # The kernel imports the student library through this link and nothing else of the
     # kit: not the instructor kit, not solutions/ or the hidden checks.
-    library = work / ".course-lib"
+    library = work / LIBRARY_LINK
     library.mkdir()
     (library / "course_utils").symlink_to(student_library_dir(), target_is_directory=True)
     job = dict(job, pythonpath=str(library))
     nb = nbformat.from_dict(job["notebook"])
     session = Session(job, work)
-    abi = sandbox.landlock_abi() if job.get("sandbox", "auto") != "off" else 0
-    if job.get("sandbox") == "required" and abi <= 0:
-        raise RuntimeError("--sandbox landlock was requested but Landlock is unavailable on this machine")
-    report = {"sandbox": sandbox.describe(abi, job.get("restrict_network", True)) if abi else
-              "none (sandbox disabled or unavailable)"}
+    mode = job.get("sandbox", "bwrap")
+    problem = sandbox.bwrap_problem(tuple(job["run_as"]) if job.get("run_as") else None) if mode == "bwrap" else None
+    if problem:
+        raise RuntimeError(sandbox.refusal(problem))
+    report = {"sandbox": sandbox.describe(mode, not job.get("restrict_network", True), job.get("run_as"))}
 
     papermill_engines.register("course-grading", _engine_classes())
     km = make_kernel_manager(job, private, work)

@@ -79,7 +79,15 @@ def attempt(name, action):
 attempt("gradebook_csv_write", lambda: open({csv!r}, "w").write("s11_gradebook_attack,ok,100\\n"))
 attempt("gradebook_json_write", lambda: open({json_path!r}, "w").write("{{}}"))
 attempt("hidden_checks_read", lambda: open({hidden!r}, encoding="utf-8").read())
-attempt("signal_runner", lambda: os.kill(os.getppid(), 0))
+def runner_pid():  # the grading runner, wherever it is among the processes the kernel can see
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"course_kit.grading.runner" in open(f"/proc/{{pid}}/cmdline", "rb").read():
+                return int(pid)
+        except OSError:
+            pass
+    raise ProcessLookupError("no grading runner in sight")
+attempt("signal_runner", lambda: os.kill(runner_pid(), 0))
 attempt("network_connect", lambda: socket.create_connection(("127.0.0.1", 9), timeout=2).close())
 # The kernel gets the student library and nothing else of the kit.
 # Found and readable (importing it would load torch, too slow for this toy's time limits).
@@ -213,3 +221,87 @@ def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str,
     expected["s17_dataloader_workers"] = ("ok", 6)
     return expected
 
+
+
+# --------------------------------------------------------------------------- outputs that try to run script
+def ran(name: str) -> str:
+    """JavaScript that records ``name`` in ``window.__ran`` and raises an alert: proof that script ran.
+
+    Written without spaces or double quotes, so that it survives as an unquoted attribute value.
+    """
+    return f"(window.__ran=window.__ran||[]).push('{name}');alert('{name}')"
+
+
+def script_notebook() -> nbformat.NotebookNode:
+    """An executed notebook whose outputs, Markdown and metadata each try to run script where it is opened.
+
+    The image outputs carry their payload in the metadata nbconvert turns into attributes
+    (``width``/``height`` unquoted, alt text), the others in the content itself.
+    """
+    png = "iVBORw0KGgo="  # not a whole PNG: the image fails to load, which is what fires onerror
+    # One key each: nbconvert keeps only one of several onerror attributes an image gets.
+    image_metadata = [{"image/png": {"width": f"1 onerror={ran('width')}"}},
+                      {"image/png": {"height": f'1" onerror="{ran("height")}'}},
+                      {"image/png": {"alt": f'x" onerror="{ran("alt")}'}},
+                      {"width": f"1 onerror={ran('width-top-level')}"}]
+    html_output = (f'<img src=x onerror="{ran("html-img")}"><details open ontoggle="{ran("html-toggle")}">d</details>'
+                   f'<a href="javascript:{ran("html-link")}">link</a><svg onload="{ran("html-svg")}"></svg>'
+                   f'<iframe srcdoc="<script>{ran("html-iframe")}</script>"></iframe><script>{ran("html-script")}</script>'
+                   f'<style>@import url(http://127.0.0.1:9/leak.css);</style><meta http-equiv="refresh" '
+                   f'content="0;url=javascript:{ran("html-refresh")}">')
+    svg = f"<svg xmlns='http://www.w3.org/2000/svg' onload=\"{ran('svg-output')}\"><script>{ran('svg-script')}</script></svg>"
+    outputs = [
+        *[nbformat.v4.new_output("display_data", data={"image/png": png}, metadata=m) for m in image_metadata],
+        nbformat.v4.new_output("display_data", data={"text/html": html_output}),
+        nbformat.v4.new_output("display_data", data={"image/svg+xml": svg}),
+        nbformat.v4.new_output("display_data", data={"application/javascript": ran("javascript-output")}),
+        nbformat.v4.new_output("error", ename="ValueError", evalue=f"<script>{ran('evalue')}</script>",
+                               traceback=[f"<img src=x onerror={ran('traceback')}>"]),
+    ]
+    markdown = (f'Plain text. <img src=x onerror="{ran("markdown-img")}"> '
+                f'[a link](javascript:{ran("markdown-link")})')
+    return nbformat.v4.new_notebook(
+        metadata={"title": f"</title><script>{ran('title')}</script>"},
+        cells=[nbformat.v4.new_markdown_cell(markdown),
+               nbformat.v4.new_code_cell("show()", execution_count=1, outputs=outputs)])
+
+
+# --------------------------------------------------------------------------- hand-ins as students make them
+def handin_zip(path: Path, student: str, files: dict[str, bytes]) -> Path:
+    """A zip laid out as ``cu.submit()`` writes it: every file under ``<student>/``."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, data in sorted(files.items()):
+            bundle.writestr(f"{student}/{name}", data)
+    return path
+
+
+def make_deep(folder: Path, depth: int, name: str = "d") -> Path:
+    """``depth`` nested folders under ``folder``, made one level at a time (os.makedirs recurses)."""
+    import os
+
+    path = folder
+    for _ in range(depth):
+        path = path / name
+        os.mkdir(path)
+    return path
+
+
+def remove_deep(folder: Path) -> None:
+    """Remove a tree of any depth without recursion (shutil.rmtree and pytest's cleanup recurse)."""
+    import os
+
+    chain = [folder]
+    while True:  # down to the deepest folder, then up again
+        below = [entry for entry in os.scandir(chain[-1]) if entry.is_dir(follow_symlinks=False)]
+        if not below:
+            break
+        chain.append(Path(below[0].path))
+    for path in reversed(chain):
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False):
+                remove_deep(Path(entry.path))  # a side branch: shallow in these tests
+            else:
+                os.unlink(entry.path)
+        os.rmdir(path)

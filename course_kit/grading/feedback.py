@@ -6,11 +6,20 @@ Writes ``GRADES_DIR/feedback-html/<student>.html`` (or ``feedback-md/<student>.m
 every graded submission: the student's name when a roster was applied
 (``roster-grades.json``), the status in words, the points and each hidden check's title
 and feedback message, the same content as ``feedback/<student>.md`` and never check code
-or expected values. The HTML is a single file with its style inline and every text
+or expected values; under a late policy, also the penalty (days late, percent, the total
+before and after). The HTML is a single file with its style inline and every text
 escaped (messages can quote the student's own values), so it can be mailed or uploaded as
 it is. ``--html-notebooks`` also converts ``executed/<student>.ipynb`` to
-``<student>.notebook.html`` with nbconvert (in the ``grading`` extra), with the notebook's
-HTML outputs sanitised.
+``<student>.notebook.html`` with nbconvert (in the ``grading`` extra).
+
+An executed notebook is the student's: its outputs, Markdown, metadata (an image's
+``width`` or alt text) all end up in the converted page, and nbconvert's templates do not
+quote every attribute they build from them. So the whole converted page is passed through
+a whitelist sanitizer (:func:`sanitize_page`, with nh3): only formatting tags and harmless
+attributes are kept, every ``on*`` attribute, ``<script>``, ``<iframe>``, inline ``<svg>``,
+``javascript:`` link and non-image ``data:`` URL goes, and the page is given a Content
+Security Policy that lets it run no script and load nothing but its own inline images
+and styles. The page is static: no MathJax, widgets or interactive outputs.
 
 Example:
     >>> row = {"student": "s1", "assignment": "00_toy", "status": "error", "points": 1, "max_points": 2,
@@ -23,13 +32,14 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import re
 import sys
 from pathlib import Path
 
-from .gradebook import STATUS_TEXT, render_feedback
-from .roster import RosterError, load_gradebook, write_text
+from .files import GradebookError, read_gradebook, read_roster_view, write_text
+from .gradebook import render_feedback, status_explanation
+from .late import late_sentence
+from .roster import RosterError
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -52,13 +62,14 @@ def safe_file_name(student: str) -> str:
     return "_" + name if name.startswith(".") or not name else name
 
 
-def render_html(row: dict, name: str | None = None, notebook_link: str | None = None) -> str:
+def render_html(row: dict, name: str | None = None, notebook_link: str | None = None, late: str = "") -> str:
     """The student's feedback page as self-contained HTML (everything escaped).
 
     Args:
         row: a gradebook row with ``check_results`` (as in ``grades.json``).
         name: the student's name from the roster, if known.
         notebook_link: a relative link to the executed notebook's HTML, if written.
+        late: the late penalty sentence (:func:`~course_kit.grading.late.late_sentence`), if any.
 
     Returns:
         The HTML text.
@@ -67,7 +78,7 @@ def render_html(row: dict, name: str | None = None, notebook_link: str | None = 
         return html.escape(str(value), quote=True)
 
     status = row["status"]
-    explanation = STATUS_TEXT.get(status, status).format(detail=row.get("detail") or status)
+    explanation = status_explanation(row)
     who = f"{name} ({row['student']})" if name else row["student"]
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -78,6 +89,10 @@ def render_html(row: dict, name: str | None = None, notebook_link: str | None = 
          f'<span class="status {e(status)}">{e(status)}</span></p>'),
         f"<p>{e(explanation).replace('`', '')}</p>",
     ]
+    if late:
+        parts.append(f'<p class="points">{e(late)}</p>')
+    if row.get("submission_notes"):
+        parts.append(f"<p>Not given to your notebook: {e(row['submission_notes'].removeprefix('left out '))}.</p>")
     checks = row.get("check_results") or []
     if checks:
         parts.append("<table><thead><tr><th>Check</th><th>Points</th><th>Result</th></tr></thead><tbody>")
@@ -97,34 +112,94 @@ def _number(value) -> str:
     return f"{value:g}" if isinstance(value, float) else html.escape(str(value))
 
 
+# What a converted notebook may keep: text formatting, tables, lists, images, links, styles.
+TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "details", "div",
+        "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd",
+        "li", "main", "mark", "ol", "p", "pre", "q", "s", "samp", "section", "small", "span", "strong", "style",
+        "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "var"}
+# Removed with everything inside them (the rest of the unlisted tags lose the tag and keep their text).
+DROPPED_WITH_CONTENT = {"script", "noscript", "title", "template", "iframe", "object", "embed", "svg", "math",
+                        "textarea", "select", "button", "form"}
+ATTRIBUTES = {"*": {"class", "id", "title", "lang", "dir", "style", "data-mime-type"},
+              "a": {"href"}, "img": {"src", "alt", "width", "height"}, "td": {"colspan", "rowspan", "align"},
+              "th": {"colspan", "rowspan", "align", "scope"}, "ol": {"start", "type"}, "col": {"span"},
+              "colgroup": {"span"}}
+# An SVG shown by <img> runs no script of its own (browsers load images without scripts).
+_IMAGE_DATA = re.compile(r"data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE)
+_LINK = re.compile(r"(https?:|mailto:|#|[^:/?#]*(/|$|\?|#))", re.IGNORECASE)
+# No script at all, nothing fetched from anywhere: only the page's own inline styles and data: images.
+POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'; base-uri 'none'"
+
+
+def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    """Keep an attribute's value, or drop it (None): images only as base64 data:, links only web or local."""
+    if tag == "img" and attribute == "src":
+        return value if _IMAGE_DATA.fullmatch(value.strip()) else None
+    if tag == "a" and attribute == "href":
+        return value if _LINK.match(value.strip()) else None
+    if attribute in ("width", "height"):
+        return value if re.fullmatch(r"\d{1,5}(\.\d+)?(px|%)?", value.strip()) else None
+    return value
+
+
+def sanitize_page(page: str, title: str) -> str:
+    """A whole HTML page made safe to open: whitelisted tags and attributes, no script, a strict policy.
+
+    Example:
+        >>> page = sanitize_page('<html><head><title>x</title></head><body><p>ok</p><img src=x '
+        ...                      'onerror="alert(1)"><a href="javascript:alert(2)">a</a><script>3</script>', "nb")
+        >>> page.split("<body>")[1].split("</body>")[0].strip()
+        '<p>ok</p><img><a rel="noopener noreferrer">a</a>'
+        >>> "Content-Security-Policy" in page.split("<body>")[0]
+        True
+    """
+    import nh3
+
+    cleaned = nh3.clean(page, tags=TAGS, clean_content_tags=DROPPED_WITH_CONTENT, attributes=ATTRIBUTES,
+                        attribute_filter=_attribute_filter, url_schemes={"http", "https", "mailto", "data"},
+                        strip_comments=True, link_rel="noopener noreferrer")
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title></head><body>", cleaned, "</body></html>", ""])
+
+
 def notebook_html(path: Path) -> str:
-    """An executed notebook as one HTML page (nbconvert), its HTML and JavaScript outputs sanitised.
+    """An executed notebook as one static HTML page (nbconvert), made safe by :func:`sanitize_page`.
 
     Raises:
-        RosterError: nbconvert is not installed (the message says how to install it).
+        RosterError: nbconvert or nh3 is not installed (the message says how to install them).
     """
     try:
         import nbformat
+        import nh3  # noqa: F401 - checked here, so a missing sanitizer stops before any page is written
         from nbconvert import HTMLExporter
-    except ImportError:
-        raise RosterError("--html-notebooks needs nbconvert: pip install nbconvert (it is in the kit's "
-                          "grading extra: pip install -e '.[grading]')") from None
-    if "sanitize_html" not in HTMLExporter.class_trait_names():
-        # Without it, a student's HTML or JavaScript output would run in whoever opens the page.
-        raise RosterError("--html-notebooks needs an nbconvert that sanitises HTML: pip install -U nbconvert")
+    except ImportError as error:
+        raise RosterError(f"--html-notebooks needs nbconvert and nh3 ({error}): pip install nbconvert nh3 (both are "
+                          f"in the kit's grading extra: pip install -e '.[grading]')") from None
+    # nbconvert's own output sanitising stays on; the whole page is sanitised again after it.
     exporter = HTMLExporter(template_name="lab", embed_images=True, sanitize_html=True)
     body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))
-    return body
+    return sanitize_page(body, f"{path.stem} (as graded)")
 
 
 def names_by_student(grades_dir: Path) -> dict[str, str]:
     """Roster names of students, when ``roster-grades.json`` exists (else empty)."""
-    path = grades_dir / "roster-grades.json"
-    if not path.exists():
+    view = read_roster_view(grades_dir)
+    if view is None:
         return {}
-    view = json.loads(path.read_text(encoding="utf-8"))
     return {row["student"]: row["person"].get("name") or "" for row in view.get("rows", [])
             if row.get("student") and row.get("person")}
+
+
+def late_by_student(grades_dir: Path) -> dict[str, str]:
+    """Each student's late-penalty sentence, when ``roster-grades.json`` has a late policy applied."""
+    view = read_roster_view(grades_dir)
+    if view is None:
+        return {}
+    rows = view.get("rows", [])
+    return {row["student"]: late_sentence(row) for row in rows if row.get("student") and late_sentence(row)}
 
 
 def write_feedback(grades_dir: Path, out_dir: Path | None = None, fmt: str = "html", notebooks: bool = False,
@@ -139,11 +214,13 @@ def write_feedback(grades_dir: Path, out_dir: Path | None = None, fmt: str = "ht
         say: receives progress lines.
 
     Raises:
-        RosterError: no gradebook, or nbconvert missing for ``notebooks``.
+        GradebookError: no gradebook.
+        RosterError: nbconvert or nh3 missing for ``notebooks``.
     """
-    data = load_gradebook(grades_dir)
+    data = read_gradebook(grades_dir)
     out_dir = out_dir or grades_dir / f"feedback-{fmt}"
     names = names_by_student(grades_dir)
+    late = late_by_student(grades_dir)
     written = 0
     for row in data["rows"]:
         student = row["student"]
@@ -153,6 +230,8 @@ def write_feedback(grades_dir: Path, out_dir: Path | None = None, fmt: str = "ht
             text = render_feedback(row, row.get("check_results") or [])
             if name:
                 text = text.replace(f"({student})", f"({name}, {student})", 1)
+            if late.get(student):
+                text = text.rstrip("\n") + f"\n\n**{late[student]}**\n"
             write_text(out_dir / f"{base}.md", text)
         else:
             link = None
@@ -160,7 +239,7 @@ def write_feedback(grades_dir: Path, out_dir: Path | None = None, fmt: str = "ht
             if notebooks and executed.is_file():
                 write_text(out_dir / f"{base}.notebook.html", notebook_html(executed))
                 link = f"{base}.notebook.html"
-            write_text(out_dir / f"{base}.html", render_html(row, name, link))
+            write_text(out_dir / f"{base}.html", render_html(row, name, link, late.get(student, "")))
         written += 1
     say(f"wrote {written} feedback file(s) to {out_dir}")
     return written
@@ -182,7 +261,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         write_feedback(Path(args.grades_dir), Path(args.out) if args.out else None, args.format, args.html_notebooks)
-    except (RosterError, OSError) as problem:
+    except (RosterError, GradebookError, OSError) as problem:
         print(f"course feedback: {problem}", file=sys.stderr)
         return 2
     return 0
