@@ -321,27 +321,27 @@ def _all_right(job: GradingJob) -> list[dict]:
 def test_judging_statuses():
     job = _job()
     right = _all_right(job)
-    assert judge_report(job, _report(right))["status"] == "ok"
-    assert judge_report(job, _report(right))["points"] == 6
+    assert judge_report(job, _report(right)).status == "ok"
+    assert judge_report(job, _report(right)).points == 6
     # Another submission draws other inputs: the same observations are wrong there.
-    assert judge_report(_job(), _report(right))["points"] < 6
+    assert judge_report(_job(), _report(right)).points < 6
     # A second record for a check changes nothing: the first counts, and nothing in the report is trusted.
     doubled = judge_report(job, _report(right + [_check("squares_small", [[]])]))
-    assert doubled["status"] == "ok" and doubled["points"] == 6
+    assert doubled.status == "ok" and doubled.points == 6
     error = {"cell_index": 9, "execution_count": 8, "code_cell": 8, "ename": "MemoryError", "evalue": "", "exercise": None}
-    assert judge_report(job, _report(right, errors=[error]))["status"] == "out-of-memory"
+    assert judge_report(job, _report(right, errors=[error])).status == "out-of-memory"
     placeholder = dict(error, ename="NotImplementedError", exercise="squares")
     verdict = judge_report(job, _report(right, errors=[placeholder]))
-    assert verdict["status"] == "incomplete" and verdict["error_cell"] == 8 and verdict["points"] == 6
-    assert judge_report(job, _report(right, exercises={"squares": True}))["status"] == "incomplete"
+    assert verdict.status == "incomplete" and verdict.error_cell == 8 and verdict.points == 6
+    assert judge_report(job, _report(right, exercises={"squares": True})).status == "incomplete"
     died = judge_report(job, _report((), stop={"reason": "kernel-died", "execution_count": 4}, kernel_exit=-9,
                                      check_phase="skipped: kernel-died"))
-    assert died["status"] == "kernel-died" and "signal 9" in died["detail"] and died["points"] == 0
-    assert judge_report(job, {"runner_error": "Traceback...\nBoom"})["status"] == "grader-error"
-    assert judge_report(job, _report(right, check_phase="timeout: ran past 5 s"))["status"] == "timeout"
+    assert died.status == "kernel-died" and "signal 9" in died.detail and died.points == 0
+    assert judge_report(job, {"runner_error": "Traceback...\nBoom"}).status == "grader-error"
+    assert judge_report(job, _report(right, check_phase="timeout", check_detail="ran past 5 s")).status == "timeout"
     # The probes' report was cut short by what the notebook did to the interpreter: the student's status.
     broken = judge_report(job, _report(right[:2], report_complete=False))
-    assert broken["status"] == "kernel-broken" and broken["points"] == 3
+    assert broken.status == "kernel-broken" and broken.points == 3
 
 
 # --------------------------------------------------------------------------- submissions and gradebook
@@ -587,7 +587,7 @@ def test_parameters_the_notebook_reports_are_noted_never_scored():
     assert parameters_note(injected, other) == "cu.load_parameters reported `scale` = 1.0 (injected 2.0)"
     assert "did not report" in parameters_note(injected, None)
     job = _job(injected)
-    assert judge_report(job, _report(_all_right(job)))["points"] == 6  # whatever the note says
+    assert judge_report(job, _report(_all_right(job))).points == 6  # whatever the note says
 
 
 def test_the_process_map_skips_a_process_whose_stat_file_is_read_empty_as_it_exits(monkeypatch):

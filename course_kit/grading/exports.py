@@ -69,10 +69,11 @@ from .files import GradebookError, csv_lines, csv_text, read_gradebook, read_ros
 from .gradebook import STATUS_SHORT
 from .roster import (Roster, RosterError, add_roster_arguments, apply_roster, name_tokens, parse_roster, reconcile,
                      roster_options, submission_name)
+from .status import Status
 
 MOODLE_IDENTIFIERS = {"email": ("email",), "idnumber": ("id", "sis_id"), "username": ("login",)}
 MOODLE_FIELDS = {"email": "email", "idnumber": "id", "username": "login"}  # the participants file's roster field
-NO_GRADE = {"ambiguous", "grader-error"}
+NO_GRADE = {"ambiguous", Status.GRADER_ERROR}
 PLAIN_COLUMNS = ["student", "name", "email", "id", "section", "points", "max_points", "percentage", "status", "late",
                  "days_late", "late_penalty", "points_before_late", "missing", "matched_by", "file_name", "detail"]
 DEFAULT_NAMES = {"canvas": "canvas-upload.csv", "moodle": "moodle-grades.csv", "csv": "grades-export.csv"}

@@ -34,29 +34,30 @@ import json
 from pathlib import Path
 
 from .files import GradebookError, csv_text, read_json, write_text
+from .status import Status
 
 STATUS_TEXT = {
-    "ok": "Your notebook ran from top to bottom with the grading parameters, and all hidden checks ran.",
-    "error": "Your notebook raised an error: {detail}. The cells after it still ran (some may have failed "
+    Status.OK: "Your notebook ran from top to bottom with the grading parameters, and all hidden checks ran.",
+    Status.ERROR: "Your notebook raised an error: {detail}. The cells after it still ran (some may have failed "
              "because of it), and the checks ran on what your notebook computed.",
-    "timeout": "Your notebook was stopped because it ran too long ({detail}). Look for loops that never end or "
+    Status.TIMEOUT: "Your notebook was stopped because it ran too long ({detail}). Look for loops that never end or "
                "settings you changed that make training much longer. The checks ran on what existed when it was "
                "stopped, if the notebook could still be interrupted.",
-    "kernel-died": "The Python process running your notebook ended unexpectedly ({detail}), for example because "
+    Status.KERNEL_DIED: "The Python process running your notebook ended unexpectedly ({detail}), for example because "
                    "code called os._exit()/exit(), killed its own process, or crashed in native code. "
                    "Checks that could not run earned no points.",
-    "kernel-broken": "Your notebook's code changed how the Python process talks to Jupyter, runs cells or runs "
+    Status.KERNEL_BROKEN: "Your notebook's code changed how the Python process talks to Jupyter, runs cells or runs "
                      "the hidden checks ({detail}), so the run could not go on. Do not replace modules such as json "
                      "or builtins, the kernel's internals, or sys.stdout and sys.stderr.",
-    "out-of-memory": "Your notebook needed more memory than the grading limit ({detail}). Use the parameters' "
+    Status.OUT_OF_MEMORY: "Your notebook needed more memory than the grading limit ({detail}). Use the parameters' "
                      "sizes instead of larger data or models.",
-    "incomplete": "Some exercises are not finished or did not run ({detail}).",
-    "invalid-notebook": "Your submission could not be read as a Jupyter notebook, or as a folder or zip holding one "
+    Status.INCOMPLETE: "Some exercises are not finished or did not run ({detail}).",
+    Status.INVALID_NOTEBOOK: "Your submission could not be read as a Jupyter notebook, or as a folder or zip holding one "
                         "({detail}). Hand in the notebook as Jupyter saves it (File > Download), or the folder or "
                         "zip that cu.submit() writes.",
-    "parameters-missing": "Your notebook has no cell tagged `parameters`, so it could not be run with the grading "
+    Status.PARAMETERS_MISSING: "Your notebook has no cell tagged `parameters`, so it could not be run with the grading "
                           "settings. Restore the first code cell (`profile = ...`) from the released notebook.",
-    "grader-error": "Grading failed for a reason unrelated to your work. Your instructor will grade it again.",
+    Status.GRADER_ERROR: "Grading failed for a reason unrelated to your work. Your instructor will grade it again.",
 }
 # The same statuses in a few words, for one-line summaries (an LMS's feedback column).
 STATUS_SHORT = {
@@ -64,7 +65,6 @@ STATUS_SHORT = {
     "kernel-died": "its Python process ended unexpectedly", "kernel-broken": "its code broke the notebook's process",
     "out-of-memory": "it needed more memory than the limit", "incomplete": "some exercises are not finished",
     "invalid-notebook": "not a readable notebook", "parameters-missing": "its parameters cell is missing",
-    "parameters-ignored": "it overwrote a grading setting", "tampered": "it interfered with the grader",
     "grader-error": "not graded yet (a grader problem)", "missing": "no submission",
     "ambiguous": "not graded yet (the submission's owner is unclear)",
 }
@@ -214,7 +214,7 @@ class Gradebook:
             return True, "new"
         if force:
             return True, "--force"
-        if previous.get("status") == "grader-error":
+        if previous.get("status") == Status.GRADER_ERROR:
             return True, "retrying a grader-error"
         if previous.get("sha256") != sha256:
             return True, "the submission changed since it was graded"

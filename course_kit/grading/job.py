@@ -48,6 +48,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -67,6 +68,7 @@ from typing import Callable
 
 from . import checks as checks_api
 from . import procs
+from .status import Status
 from .submissions import MAX_NOTEBOOK_BYTES
 
 # A course notebook has a few hundred cells and nests JSON about ten levels deep; far past
@@ -166,7 +168,7 @@ class Preflight:
 
     notebook: dict | None = None
     problem: str | None = None
-    status: str | None = None  # invalid-notebook | parameters-missing
+    status: Status | None = None  # INVALID_NOTEBOOK or PARAMETERS_MISSING: not run
 
 
 def preflight_notebook(data: bytes) -> Preflight:
@@ -178,41 +180,41 @@ def preflight_notebook(data: bytes) -> Preflight:
     Example:
         >>> import nbformat
         >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-        >>> preflight_notebook(nbformat.writes(nb).encode()).status
+        >>> preflight_notebook(nbformat.writes(nb).encode()).status.value
         'parameters-missing'
     """
     import nbformat
 
     if len(data) > MAX_NOTEBOOK_BYTES:
         return Preflight(problem=f"the notebook is larger than {MAX_NOTEBOOK_BYTES // 1024**2} MB",
-                         status="invalid-notebook")
+                         status=Status.INVALID_NOTEBOOK)
     try:
         raw = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        return Preflight(problem="not a text file (not UTF-8)", status="invalid-notebook")
+        return Preflight(problem="not a text file (not UTF-8)", status=Status.INVALID_NOTEBOOK)
     except ValueError as error:
-        return Preflight(problem=f"not valid JSON: {error}", status="invalid-notebook")
+        return Preflight(problem=f"not valid JSON: {error}", status=Status.INVALID_NOTEBOOK)
     except RecursionError:
         return Preflight(problem="its JSON is nested too deeply to read (a notebook is a few levels deep)",
-                         status="invalid-notebook")
+                         status=Status.INVALID_NOTEBOOK)
     if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
-        return Preflight(problem="valid JSON, but not a Jupyter notebook (no list of cells)", status="invalid-notebook")
+        return Preflight(problem="valid JSON, but not a Jupyter notebook (no list of cells)", status=Status.INVALID_NOTEBOOK)
     # Checked before nbformat reads it: its validation is slow and deeply recursive.
     if len(raw.get("cells") or []) > MAX_CELLS:
         return Preflight(problem=f"the notebook has {len(raw['cells'])} cells; at most {MAX_CELLS} are graded: "
-                         "start again from the released notebook", status="invalid-notebook")
+                         "start again from the released notebook", status=Status.INVALID_NOTEBOOK)
     if json_depth(raw) > MAX_JSON_DEPTH:
-        return Preflight(problem=f"its JSON is nested more than {MAX_JSON_DEPTH} levels deep", status="invalid-notebook")
+        return Preflight(problem=f"its JSON is nested more than {MAX_JSON_DEPTH} levels deep", status=Status.INVALID_NOTEBOOK)
     try:
         nb = nbformat.reads(json.dumps(raw), as_version=4)
     except Exception as error:  # nbformat raises several kinds for broken structure
         return Preflight(problem=f"not a readable Jupyter notebook: {str(error).splitlines()[0][:300]}",
-                         status="invalid-notebook")
+                         status=Status.INVALID_NOTEBOOK)
     for cell in nb.cells:
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
-            return Preflight(problem="a cell has no valid cell_type", status="invalid-notebook")
+            return Preflight(problem="a cell has no valid cell_type", status=Status.INVALID_NOTEBOOK)
         if not isinstance(cell.get("source", ""), str):
-            return Preflight(problem="a cell's source is not text", status="invalid-notebook")
+            return Preflight(problem="a cell's source is not text", status=Status.INVALID_NOTEBOOK)
         metadata = cell.setdefault("metadata", {})
         metadata.pop("papermill", None)
         metadata.pop("execution", None)
@@ -228,10 +230,10 @@ def preflight_notebook(data: bytes) -> Preflight:
             cell["outputs"] = []
             cell["execution_count"] = None
     if not any(c.get("cell_type") == "code" for c in nb.cells):
-        return Preflight(problem="the notebook has no code cells", status="invalid-notebook")
+        return Preflight(problem="the notebook has no code cells", status=Status.INVALID_NOTEBOOK)
     problem = parameters_cell_problem(nb.cells)
     if problem:
-        return Preflight(problem=problem + ": restore it from the released notebook", status="parameters-missing")
+        return Preflight(problem=problem + ": restore it from the released notebook", status=Status.PARAMETERS_MISSING)
     nb.metadata.pop("papermill", None)
     return Preflight(notebook=json.loads(nbformat.writes(nb)))
 
@@ -536,7 +538,72 @@ def _parameters_record(report: dict) -> dict | None:
     return next((r for r in report.get("records") or [] if isinstance(r, dict) and r.get("kind") == "parameters"), None)
 
 
-def judge_report(job: GradingJob, report: dict) -> dict:
+@dataclass
+class CheckResult:
+    """One hidden check's outcome for one submission, as the gradebook and the feedback show it."""
+
+    name: str
+    title: str
+    exercise: str | None
+    max_points: float
+    points: float
+    passed: bool
+    message: str
+
+
+@dataclass
+class Verdict:
+    """What the grader concluded about one submission: status, why, and each check's result."""
+
+    status: Status
+    detail: str
+    checks: list[CheckResult]
+    max_points: float
+    error_cell: int | None = None
+    grader_detail: str = ""  # for the log, never the student: what the machinery said
+
+    @property
+    def points(self) -> float:
+        return sum(c.points for c in self.checks)
+
+
+@dataclass
+class RunnerReport:
+    """The runner's report (runner.py writes it as JSON), read in one place.
+
+    ``check_phase`` is one of ``not run``, ``skipped``, ``ran``, ``timeout``, ``kernel-died``,
+    ``kernel-broken`` or ``cannot-start`` (the kernel could not run the probes' cell at all).
+    """
+
+    stop: dict | None = None
+    errors: list = field(default_factory=list)
+    errors_dropped: int = 0
+    check_phase: str = "not run"
+    check_detail: str = ""
+    records: list = field(default_factory=list)
+    report_complete: bool = False
+    exercises: dict = field(default_factory=dict)
+    kernel_exit: int | None = None
+    problem: str = ""  # the runner failed or was stopped: a grader-error
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RunnerReport":
+        problem = data.get("runner_error") or data.get("aborted") or ""
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data and name != "problem"}
+        return cls(**known, problem=str(problem))
+
+
+def _verdict(status: Status, detail, declared, results, cell=None, grader_detail="") -> Verdict:
+    """The one place a verdict is made: every declared check gets a result (``not run`` when it had none)."""
+    checks = []
+    for item in declared:
+        passed, message = results.get(item.name, (False, "not run"))
+        checks.append(CheckResult(item.name, item.title, item.exercise, item.points,
+                                  item.points if passed else 0, bool(passed), message))
+    return Verdict(Status(status), detail or "", checks, sum(c.points for c in declared), cell, grader_detail)
+
+
+def judge_report(job: GradingJob, report: dict) -> Verdict:
     """Status, detail and per-check results from the runner's report, judged here in the grader.
 
     Example:
@@ -546,20 +613,19 @@ def judge_report(job: GradingJob, report: dict) -> dict:
         ...           "def doubled(ns, inputs):\\n    return ns.call('double', inputs)\\n")
         >>> job = GradingJob("s", "a", "s.ipynb", b"", {}, None, source, {}, Limits(), SandboxOptions(), "m")
         >>> answer = 2 * drawn_inputs(job)["doubled"]
-        >>> report = {"stop": None, "check_phase": "ran", "exercises": {}, "report_complete": True,
+        >>> report = {"check_phase": "ran", "report_complete": True,
         ...           "records": [{"name": "doubled", "ok": True, "observation": answer}]}
         >>> judged = judge_report(job, report)
-        >>> judged["status"], judged["points"], judged["max_points"]
+        >>> judged.status.value, judged.points, judged.max_points
         ('ok', 2, 2)
     """
     declared = declared_checks(job.checks_source)
-    max_points = sum(c.points for c in declared)
-    if "runner_error" in report or "aborted" in report:
-        detail = report.get("runner_error") or report.get("aborted")
-        return _verdict("grader-error", detail.strip().splitlines()[-1][:300] if detail else "", declared, {},
-                        max_points, extra={"grader_detail": detail})
+    ran = RunnerReport.from_json(report)
+    if ran.problem:
+        return _verdict(Status.GRADER_ERROR, ran.problem.strip().splitlines()[-1][:300], declared, {},
+                        grader_detail=ran.problem)
     by_name: dict[str, dict] = {}
-    for record in report.get("records") or []:
+    for record in ran.records:
         if isinstance(record, dict) and record.get("kind") != "parameters" and isinstance(record.get("name"), str):
             by_name.setdefault(record["name"], record)  # the first word on a check counts; nothing is trusted anyway
     try:
@@ -568,84 +634,81 @@ def judge_report(job: GradingJob, report: dict) -> dict:
         results = {item.name: checks_api.judge(item, by_name.get(item.name), job.parameters, inputs.get(item.name),
                                                 words) for item in declared}
     except checks_api.ExpectationError as error:
-        return _verdict("grader-error", str(error), declared, {}, max_points)
+        return _verdict(Status.GRADER_ERROR, str(error), declared, {})
     # Checks are judged on what the kernel holds, wherever the student defined it; whether
     # the exercise cells themselves ran decides the status (``incomplete``), not the points.
-    exercises = report.get("exercises") or {}
+    found = _stopped(ran, declared, results) or _cell_errors(ran, declared, results) or _check_phase(
+        ran, declared, results)
+    if found:
+        return found
+    unran = sorted({c.exercise for c in declared if c.exercise is not None and not ran.exercises.get(c.exercise)})
+    if unran:
+        return _verdict(Status.INCOMPLETE, "exercise(s) missing or not run: " + ", ".join(unran), declared, results)
+    return _verdict(Status.OK, "", declared, results)
 
-    stop = report.get("stop") or None
-    errors = report.get("errors") or []
-    phase = str(report.get("check_phase", ""))
-    if stop:
-        cell = _cell_number(stop)
-        if stop["reason"] == "kernel-died":
-            exit_code = report.get("kernel_exit")
-            how = f" (killed by signal {-exit_code})" if isinstance(exit_code, int) and exit_code < 0 else ""
-            return _verdict("kernel-died", f"the kernel died in cell In [{cell}]{how}", declared, results,
-                            max_points, cell)
-        if stop["reason"] == "kernel-broken":
-            # The client's parse error depends on which garbled message arrived first, so it goes
-            # to the log; the gradebook row stays the same on every executor and rerun.
-            return _verdict("kernel-broken", f"the kernel stopped speaking the Jupyter protocol in cell In [{cell}] "
-                            "(see logs/)", declared, results, max_points, cell,
-                            extra={"grader_detail": f"kernel-broken in cell In [{cell}]: {stop.get('error')}"})
-        if stop["reason"] == "timeout":
-            return _verdict("timeout", f"cell In [{cell}]: {stop.get('limit')}", declared, results, max_points, cell)
-    if errors:
-        first = errors[0]
-        cell = _cell_number(first)
-        ename, evalue = first.get("ename", ""), first.get("evalue", "")
-        text = f"cell In [{cell}] raised {ename}: {evalue}".rstrip(": ")
-        failed = len(errors) + int(report.get("errors_dropped") or 0)
-        if failed > 1:
-            text += f" ({failed} cells failed)"
-        if ename in MEMORY_ERRORS or "can't allocate memory" in evalue or "out of memory" in evalue.lower():
-            return _verdict("out-of-memory", text, declared, results, max_points, cell)
-        if ename == "NotImplementedError":  # the released placeholder: an exercise not done yet
-            which = f"exercise `{first['exercise']}`" if first.get("exercise") else "an exercise"
-            return _verdict("incomplete", f"{which} is not done yet: {text}", declared, results, max_points, cell)
-        return _verdict("error", text, declared, results, max_points, cell)
-    if phase.startswith("kernel-died"):
-        return _verdict("kernel-died", "the kernel died while the hidden checks ran", declared, results, max_points)
-    if phase.startswith("kernel-broken: the kernel could not start"):
-        return _verdict("kernel-broken", phase.split(": ", 1)[1], declared, results, max_points)
-    if phase.startswith("kernel-broken"):
-        return _verdict("kernel-broken", "the kernel stopped speaking the Jupyter protocol while the hidden checks "
-                        "ran", declared, results, max_points)
-    if phase.startswith("timeout"):
-        return _verdict("timeout", phase.split(": ", 1)[-1], declared, results, max_points)
+
+def _stopped(ran: RunnerReport, declared, results) -> Verdict | None:
+    """Execution halted: the kernel died, broke the protocol, or a cell ran out of time."""
+    if not ran.stop:
+        return None
+    stop, cell = ran.stop, _cell_number(ran.stop)
+    if stop["reason"] == "kernel-died":
+        how = f" (killed by signal {-ran.kernel_exit})" if isinstance(ran.kernel_exit, int) and ran.kernel_exit < 0 else ""
+        return _verdict(Status.KERNEL_DIED, f"the kernel died in cell In [{cell}]{how}", declared, results, cell)
+    if stop["reason"] == "kernel-broken":
+        # The client's parse error depends on which garbled message arrived first, so it goes
+        # to the log; the gradebook row stays the same on every executor and rerun.
+        return _verdict(Status.KERNEL_BROKEN, f"the kernel stopped speaking the Jupyter protocol in cell In [{cell}] "
+                        "(see logs/)", declared, results, cell,
+                        grader_detail=f"kernel-broken in cell In [{cell}]: {stop.get('error')}")
+    return _verdict(Status.TIMEOUT, f"cell In [{cell}]: {stop.get('limit')}", declared, results, cell)
+
+
+def _cell_errors(ran: RunnerReport, declared, results) -> Verdict | None:
+    """A cell raised: the first one names the status (placeholder, memory, or any error)."""
+    if not ran.errors:
+        return None
+    first = ran.errors[0]
+    cell = _cell_number(first)
+    ename, evalue = first.get("ename", ""), first.get("evalue", "")
+    text = f"cell In [{cell}] raised {ename}: {evalue}".rstrip(": ")
+    failed = len(ran.errors) + int(ran.errors_dropped or 0)
+    if failed > 1:
+        text += f" ({failed} cells failed)"
+    if ename in MEMORY_ERRORS or "can't allocate memory" in evalue or "out of memory" in evalue.lower():
+        return _verdict(Status.OUT_OF_MEMORY, text, declared, results, cell)
+    if ename == "NotImplementedError":  # the released placeholder: an exercise not done yet
+        which = f"exercise `{first['exercise']}`" if first.get("exercise") else "an exercise"
+        return _verdict(Status.INCOMPLETE, f"{which} is not done yet: {text}", declared, results, cell)
+    return _verdict(Status.ERROR, text, declared, results, cell)
+
+
+def _check_phase(ran: RunnerReport, declared, results) -> Verdict | None:
+    """The probes' cell did not run to its end, or their report was cut short."""
+    phase, detail = ran.check_phase, ran.check_detail
+    if phase == "kernel-died" or (phase == "skipped" and detail == "kernel-died"):
+        return _verdict(Status.KERNEL_DIED, "the kernel died while the hidden checks ran", declared, results)
+    if phase == "cannot-start":
+        return _verdict(Status.KERNEL_BROKEN, detail, declared, results)
+    if phase == "kernel-broken":
+        return _verdict(Status.KERNEL_BROKEN, "the kernel stopped speaking the Jupyter protocol while the hidden "
+                        "checks ran", declared, results)
+    if phase == "timeout":
+        return _verdict(Status.TIMEOUT, detail, declared, results)
     if phase != "ran":
-        return _verdict("grader-error", f"the hidden checks did not complete ({phase or 'no report'})",
-                        declared, results, max_points)
-    if not report.get("report_complete"):
+        return _verdict(Status.GRADER_ERROR, f"the hidden checks did not complete ({detail or phase})",
+                        declared, results)
+    if not ran.report_complete:
         # The probes' cell ran but their report is missing or cut short: the notebook changed the
         # interpreter they run in (builtins, modules, the work folder). Checks that reported count.
-        return _verdict("kernel-broken", "the hidden checks could not run or report in this kernel: the notebook "
-                        "changed the interpreter they run in", declared, results, max_points)
-
-    unran = sorted({c.exercise for c in declared if c.exercise is not None and not exercises.get(c.exercise)})
-    if unran:
-        return _verdict("incomplete", "exercise(s) missing or not run: " + ", ".join(unran), declared, results,
-                        max_points)
-    return _verdict("ok", "", declared, results, max_points)
+        return _verdict(Status.KERNEL_BROKEN, "the hidden checks could not run or report in this kernel: the "
+                        "notebook changed the interpreter they run in", declared, results)
+    return None
 
 
 def _cell_number(where: dict):
     """The ``In [N]`` number of a cell (its position among code cells when it never got one)."""
     return where.get("execution_count") or where.get("code_cell")
-
-
-def _verdict(status, detail, declared, results, max_points, cell=None, extra=None) -> dict:
-    checks = []
-    for item in declared:
-        passed, message = results.get(item.name, (False, "not run"))
-        checks.append({"name": item.name, "title": item.title, "exercise": item.exercise,
-                       "max_points": item.points, "points": item.points if passed else 0,
-                       "passed": bool(passed), "message": message})
-    verdict = {"status": status, "detail": detail, "error_cell": cell, "checks": checks,
-               "points": sum(c["points"] for c in checks), "max_points": max_points}
-    verdict.update(extra or {})
-    return verdict
 
 
 def course_metrics(record: dict | None) -> dict | None:
@@ -692,17 +755,42 @@ def error_result(job: GradingJob, problem: str) -> dict:
     try:
         declared = declared_checks(job.checks_source)
     except Exception:  # the checks themselves may be what failed
-        declared = []
-    row = {"student": job.student, "assignment": job.assignment, "status": "grader-error",
-           "detail": with_notes(problem.strip().splitlines()[-1][:300] if problem.strip() else "grader failure",
-                                job.notes), "submission_notes": job.notes,
-           "error_cell": None, "points": 0, "max_points": sum(c.points for c in declared),
-           "checks": {c.name: 0 for c in declared}, "runtime_s": 0.0, "metrics": None,
-           "metrics_problem": None, "parameters": job.parameters, "sandbox": "", "submission": job.source,
-           "file_name": job.file_name or Path(job.source).name,
-           "sha256": job.sha256, "graded_with": job.graded_with,
-           "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    return {"row": row, "checks": [], "executed_notebook": None, "kernel_log": problem}
+        declared = ()
+    verdict = _verdict(Status.GRADER_ERROR, problem.strip().splitlines()[-1][:300] if problem.strip() else
+                       "grader failure", declared, {}, grader_detail=problem)
+    return _result(job, verdict, {}, None, runtime=0.0)
+
+
+def _result(job: GradingJob, verdict: Verdict, report: dict, executed: str | None, runtime: float) -> dict:
+    """The one place a gradebook row is made: plain data, so it pickles to and from Dask workers."""
+    records = report.get("records")
+    row = {
+        "student": job.student,
+        "assignment": job.assignment,
+        "status": verdict.status.value,
+        "detail": with_notes(verdict.detail, job.notes),
+        "submission_notes": job.notes,
+        "error_cell": verdict.error_cell,
+        "points": verdict.points,
+        "max_points": verdict.max_points,
+        "checks": {c.name: c.points for c in verdict.checks},
+        "runtime_s": round(runtime, 2),
+        "kernel_peak_mb": report.get("kernel_peak_mb"),
+        "metrics": course_metrics(report.get("metrics")),
+        "metrics_problem": report.get("metrics_problem"),
+        "parameters": job.parameters,
+        "parameters_note": parameters_note(job.parameters, _parameters_record(report)) if records else "",
+        "inputs_seed": job.inputs_seed,
+        "sandbox": report.get("sandbox", ""),
+        "submission": job.source,
+        "file_name": job.file_name or Path(job.source).name,
+        "sha256": job.sha256,
+        "graded_with": job.graded_with,
+        "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    log = "\n".join(filter(None, [report.get("kernel_log", ""), verdict.grader_detail]))
+    return {"row": row, "checks": [dataclasses.asdict(c) for c in verdict.checks], "executed_notebook": executed,
+            "kernel_log": log}
 
 
 def with_notes(detail: str | None, notes: str) -> str | None:
@@ -724,43 +812,16 @@ def _grade(job: GradingJob, cancelled: Callable[[], bool]) -> dict:
         return {"cancelled": True, "student": job.student}
     started = time.monotonic()
     report, executed = {}, None
+    declared = declared_checks(job.checks_source)
     if job.problem:
-        verdict = _verdict("invalid-notebook", job.problem, declared_checks(job.checks_source), {},
-                           sum(c.points for c in declared_checks(job.checks_source)))
+        verdict = _verdict(Status.INVALID_NOTEBOOK, job.problem, declared, {})
     else:
         checked = preflight_notebook(job.notebook_bytes or b"")
         if checked.status:
-            declared = declared_checks(job.checks_source)
-            verdict = _verdict(checked.status, checked.problem, declared, {}, sum(c.points for c in declared))
+            verdict = _verdict(checked.status, checked.problem, declared, {})
         else:
             report, executed = run_runner(job, checked.notebook, cancelled)
             if report.get("cancelled"):
                 return {"cancelled": True, "student": job.student}
             verdict = judge_report(job, report)
-    row = {
-        "student": job.student,
-        "assignment": job.assignment,
-        "status": verdict["status"],
-        "detail": with_notes(verdict["detail"], job.notes),
-        "submission_notes": job.notes,
-        "error_cell": verdict["error_cell"],
-        "points": verdict["points"],
-        "max_points": verdict["max_points"],
-        "checks": {c["name"]: c["points"] for c in verdict["checks"]},
-        "runtime_s": round(time.monotonic() - started, 2),
-        "kernel_peak_mb": report.get("kernel_peak_mb"),
-        "metrics": course_metrics(report.get("metrics")),
-        "metrics_problem": report.get("metrics_problem"),
-        "parameters": job.parameters,
-        "parameters_note": parameters_note(job.parameters, _parameters_record(report)) if report.get("records") else "",
-        "inputs_seed": job.inputs_seed,
-        "sandbox": report.get("sandbox", ""),
-        "submission": job.source,
-        "file_name": job.file_name or Path(job.source).name,
-        "sha256": job.sha256,
-        "graded_with": job.graded_with,
-        "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    return {"row": row, "checks": verdict["checks"], "executed_notebook": executed,
-            "kernel_log": report.get("kernel_log", "") + ("\n" + verdict["grader_detail"]
-                                                          if verdict.get("grader_detail") else "")}
+    return _result(job, verdict, report, executed, runtime=time.monotonic() - started)

@@ -32,6 +32,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from .status import Status
+
 _PER_DAY = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*/\s*(?:day|d)")
 _CAP = re.compile(r"max\s+(\d+(?:\.\d+)?)\s*%")
 _ZERO_AFTER = re.compile(r"zero[- ]after\s+(\d+)\s*(?:d|day|days)")
@@ -126,7 +128,7 @@ def apply_late_policy(row: dict, policy: LatePolicy | None) -> dict:
         >>> row["points_before_late"], row["late_penalty"], row["points"]
         (5, 1.2, 3.8)
     """
-    if policy is None or not row.get("late") or row.get("status") in ("missing", "ambiguous", "grader-error"):
+    if policy is None or not row.get("late") or row.get("status") in ("missing", "ambiguous", Status.GRADER_ERROR):
         return row
     row = dict(row)
     days = row.get("days_late")

@@ -155,7 +155,8 @@ class Session:
         self.stop: dict | None = None  # why execution halted: timeout, kernel-died, kernel-broken
         self.errors: list[dict] = []  # every cell that raised, in order
         self.errors_dropped = 0
-        self.check_phase = "not run"
+        # What became of the check phase: its state (see job.CheckPhase) and, where useful, why.
+        self.check_phase, self.check_detail = "not run", ""
         self.kernel_exit = None
         # The probes' report file, named for this run only (see probe.py).
         self.report_path = work / f".course-report-{os.urandom(8).hex()}"
@@ -316,18 +317,19 @@ def _engine_classes():
         def run_hidden_checks(self):
             session = self.session
             if session.stop and session.stop["reason"] in ("kernel-died", "kernel-broken"):
-                session.check_phase = f"skipped: {session.stop['reason']}"
+                session.check_phase, session.check_detail = "skipped", session.stop["reason"]
                 return
             if not run_sync(self.km.is_alive)():
                 # exit()/quit() in the last cell: the reply came back, then the kernel left.
-                session.check_phase = "skipped: kernel-died"
+                session.check_phase, session.check_detail = "skipped", "kernel-died"
                 session.stop = self._where(len(self.nb.cells) - 1, reason="kernel-died")
                 return
             if session.stop and session.stop["reason"] == "timeout":
                 # The kernel is still busy with the timed-out cell: interrupt it and wait for
                 # it to go idle (a request sent earlier would be aborted by ipykernel).
                 if not self._interrupt_and_wait(10) and not self._interrupt_and_wait(5):
-                    session.check_phase = "skipped: the kernel ignored the interrupt after the timeout"
+                    session.check_phase = "skipped"
+                    session.check_detail = "the kernel ignored the interrupt after the timeout"
                     return
             session.phase = "checks"
             session.check_deadline = time.monotonic() + float(session.job["check_timeout"])
@@ -340,22 +342,25 @@ def _engine_classes():
                 session.check_phase = "ran"
             except CellTimeoutError:
                 self._cancel_leftover_tasks()
-                session.check_phase = f"timeout: the hidden checks ran past {session.job['check_timeout']:g} s"
+                session.check_phase = "timeout"
+                session.check_detail = f"the hidden checks ran past {session.job['check_timeout']:g} s"
             except DeadKernelError:
                 self._cancel_leftover_tasks()
-                session.check_phase = "kernel-died: the kernel died while the hidden checks ran"
+                session.check_phase, session.check_detail = "kernel-died", "the kernel died while the hidden checks ran"
             except Exception as error:  # noqa: BLE001 - a kernel broken by student code (see above)
                 self._cancel_leftover_tasks()
-                session.check_phase = f"kernel-broken: {type(error).__name__}: {str(error)[:300]}"
+                session.check_phase = "kernel-broken"
+                session.check_detail = f"{type(error).__name__}: {str(error)[:300]}"
             finally:
                 self.nb = student_nb
             session.records, started, session.report_complete = read_probe_report(session.report_path)
-            if not started and session.check_phase.startswith("timeout"):
+            if not started and session.check_phase == "timeout":
                 # Not one line of the probes ran: the kernel could no longer run a cell at all
                 # (IPython cannot start a cell once sys.stdout is None, for one). The student's doing.
-                session.check_phase = ("kernel-broken: the kernel could not start the hidden checks: the "
-                                       "notebook left it unable to run a cell (sys.stdout or sys.stderr "
-                                       "replaced, or a thread that never lets go)")
+                session.check_phase = "cannot-start"
+                session.check_detail = ("the kernel could not start the hidden checks: the notebook left it "
+                                        "unable to run a cell (sys.stdout or sys.stderr replaced, or a thread "
+                                        "that never lets go)")
 
         def _interrupt_and_wait(self, seconds: float) -> bool:
             run_sync(self.km.interrupt_kernel)()
@@ -637,6 +642,7 @@ def grade(job: dict, private: Path) -> dict:
         "errors": session.errors,
         "errors_dropped": session.errors_dropped,
         "check_phase": session.check_phase,
+        "check_detail": session.check_detail,
         "records": session.records,
         "report_complete": session.report_complete,
         "exercises": exercise_cells(executed),
