@@ -16,7 +16,7 @@ Modules:
 * :mod:`course_kit.bench` and :mod:`course_kit.bench_cases`: ``course bench``;
 * :mod:`course_kit.repository`: where solutions, notebooks and references are in a checkout,
   and where the student library is installed;
-* :mod:`course_kit.grading`: ``course grade`` (sandbox, harness, gradebook, executors).
+* :mod:`course_kit.grading`: ``course grade`` (sandbox, probes judged outside the kernel, gradebook, executors).
 """
 
 __version__ = "0.3.0"

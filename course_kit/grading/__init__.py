@@ -6,11 +6,12 @@ Modules, one job each:
   safely and names students;
 * :mod:`~course_kit.grading.job` grades one submission anywhere (statuses, judging);
 * :mod:`~course_kit.grading.runner` is the per-submission process: papermill engine,
-  sandboxed kernel, hidden checks in the same kernel;
+  sandboxed kernel, the hidden checks' probes in the same kernel;
 * :mod:`~course_kit.grading.sandbox` the bubblewrap sandbox and limits of kernels;
 * :mod:`~course_kit.grading.procs` finds and kills process trees;
-* :mod:`~course_kit.grading.checks` is the hidden-checks API (and judging);
-* :mod:`~course_kit.grading.harness` runs the checks inside the kernel;
+* :mod:`~course_kit.grading.checks` is the hidden-checks API: inputs, probes, judging in the grader;
+* :mod:`~course_kit.grading.probe` runs the probes inside the kernel (nothing there is trusted);
+* :mod:`~course_kit.grading.status` the statuses, one enum;
 * :mod:`~course_kit.grading.gradebook` writes grades.csv/json and feedback;
 * :mod:`~course_kit.grading.files` atomic writes, spreadsheet-safe CSV, reading the gradebook;
 * :mod:`~course_kit.grading.executors` local pool or Dask;

@@ -453,7 +453,7 @@ def sandbox_policy(job: dict, private: Path, work: Path) -> dict:
     """What the launcher applies to the kernel (see sandbox.py).
 
     The kernel sees the system, the Python installation and the student library read-only,
-    and not the instructor kit (grading code, harness, checks API), wherever the kit is
+    and not the instructor kit (grading code, checks API, references), wherever the kit is
     installed: a kit inside a bound folder (site-packages) is covered by an empty one.
 
     Example:
