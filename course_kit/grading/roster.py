@@ -494,14 +494,77 @@ def reconcile(rows: Iterable[dict], roster: Roster | list[Person], *, max_points
     if assignment is None:
         assignment = next((row.get("assignment") for row in rows if row.get("assignment")), "")
     check_names = list(check_names) or sorted({name for row in rows for name in (row.get("checks") or {})})
+    found = _match_submissions(rows, people)
+    by_person: dict[int, list[int]] = {}
+    for index, (person, _) in found.strong.items():
+        by_person.setdefault(id(person), []).append(index)
+    weak_by_person: dict[int, list[int]] = {}
+    for index, person in found.weak.items():
+        weak_by_person.setdefault(id(person), []).append(index)
+    out = []
+    for person in people:
+        chosen, how = _choose(person, rows, found, by_person.get(id(person), []), weak_by_person.get(id(person), []))
+        if chosen is not None:
+            row, missing = dict(rows[chosen]), False
+            late, reason, days = _is_late(person, submission_name(row), deadline)
+        else:
+            maybe = [submission_name(rows[i]) for i, a in sorted(found.ambiguous.items())
+                     if any(c["key"] == person.key for c in a["candidates"])]
+            status = "ambiguous" if maybe else "missing"
+            detail = (f"could be {', '.join(repr(m) for m in maybe)} (ambiguous; see unmatched.csv)" if maybe
+                      else "no submission matched this person")
+            row, missing = _missing_row(assignment, max_points, check_names, status, detail), status == "missing"
+            late, reason, days = None, "", None
+        row.update(person=person.summary(), matched_by=how, late=late, late_reason=reason, days_late=days,
+                   missing=missing)
+        out.append(row)
+    return Reconciled(rows=out, unmatched=[dict(rows[i], problem="matches nobody in the roster")
+                                           for i in found.unmatched],
+                      ambiguous=[found.ambiguous[i] for i in sorted(found.ambiguous)])
 
-    strong: dict[int, tuple[Person, str]] = {}  # submission index -> its one strongly matched person
-    weak: dict[int, Person] = {}
-    ambiguous: dict[int, dict] = {}
-    unmatched: list[int] = []
+
+@dataclass
+class _Matches:
+    """Which person each submission (by index) fits: strongly, only without accents, several, or nobody."""
+
+    strong: dict = field(default_factory=dict)  # index -> (person, how)
+    weak: dict = field(default_factory=dict)  # index -> person
+    ambiguous: dict = field(default_factory=dict)  # index -> _ambiguity(...)
+    unmatched: list = field(default_factory=list)
+
+
+def _match_submissions(rows: list[dict], people: list) -> _Matches:
+    """Match every submission's names against the people, each against the few people its words can fit."""
+    found = _Matches()
     prepared = [(person, *_person_forms(person)) for person in people]
-    # A match means the file name has every word of a person's name (or the first word of an
-    # identifier): index people by their rarest such word, so each file meets a few people, not all.
+    anchors, plain_anchors = _anchors(prepared)
+    for index, row in enumerate(rows):
+        name = submission_name(row)
+        text = _Prepared([name] + ([str(row["student"])] if row.get("student") and row["student"] != name else []))
+        near = sorted({n for words in text.words for word in words for n in anchors.get(word, ())})
+        hits = [(prepared[n][0], how) for n in near if (how := _strong_matches(text, *prepared[n][1:3]))]
+        if len(hits) == 1:
+            found.strong[index] = (hits[0][0], "+".join(hits[0][1]))
+        elif len(hits) > 1:
+            found.ambiguous[index] = _ambiguity(row, [p for p, _ in hits], "matches several people")
+        else:
+            near = sorted({n for words in text.plain for word in words for n in plain_anchors.get(word, ())})
+            loose = [prepared[n][0] for n in near if _weak_match(text, prepared[n][3])]
+            if len(loose) == 1:
+                found.weak[index] = loose[0]
+            elif loose:
+                found.ambiguous[index] = _ambiguity(row, loose, "matches several people when accents are ignored")
+            else:
+                found.unmatched.append(index)
+    return found
+
+
+def _anchors(prepared: list) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """People indexed by their rarest word (exact, and without accents).
+
+    A match means the file name has every word of a person's name (or the first word of an
+    identifier): indexing people by their rarest such word makes each file meet a few people, not all.
+    """
     frequency: dict[str, int] = {}
     for _, _, forms, plain in prepared:
         for word in {w for form in forms | plain for w in form}:
@@ -514,67 +577,24 @@ def reconcile(rows: Iterable[dict], roster: Roster | list[Person], *, max_points
             anchors.setdefault(word, set()).add(number)
         for form in plain:
             plain_anchors.setdefault(min(form, key=frequency.__getitem__), set()).add(number)
-    for index, row in enumerate(rows):
-        name = submission_name(row)
-        text = _Prepared([name] + ([str(row["student"])] if row.get("student") and row["student"] != name else []))
-        near = sorted({n for words in text.words for word in words for n in anchors.get(word, ())})
-        hits = [(prepared[n][0], how) for n in near if (how := _strong_matches(text, *prepared[n][1:3]))]
-        if len(hits) == 1:
-            strong[index] = (hits[0][0], "+".join(hits[0][1]))
-        elif len(hits) > 1:
-            ambiguous[index] = _ambiguity(row, [p for p, _ in hits], "matches several people")
-        else:
-            near = sorted({n for words in text.plain for word in words for n in plain_anchors.get(word, ())})
-            loose = [prepared[n][0] for n in near if _weak_match(text, prepared[n][3])]
-            if len(loose) == 1:
-                weak[index] = loose[0]
-            elif loose:
-                ambiguous[index] = _ambiguity(row, loose, "matches several people when accents are ignored")
-            else:
-                unmatched.append(index)
+    return anchors, plain_anchors
 
-    by_person: dict[int, list[int]] = {}
-    for index, (person, _) in strong.items():
-        by_person.setdefault(id(person), []).append(index)
-    weak_by_person: dict[int, list[int]] = {}
-    for index, person in weak.items():
-        weak_by_person.setdefault(id(person), []).append(index)
 
-    out = []
-    for person in people:
-        mine = by_person.get(id(person), [])
-        loose = weak_by_person.get(id(person), [])
-        chosen, how = None, ""
-        if len(mine) == 1:
-            chosen, how = mine[0], strong[mine[0]][1]
-            for index in loose:  # this person already has an exact match
-                ambiguous[index] = _ambiguity(rows[index], [person], f"matches {person.label()} only when "
-                                              f"accents are ignored, who already has {submission_name(rows[chosen])!r}")
-        elif not mine and len(loose) == 1:
-            chosen, how = loose[0], "name without accents"
-        elif mine or loose:
-            many = mine + loose
-            for index in many:
-                ambiguous[index] = _ambiguity(rows[index], [person], f"one of {len(many)} submissions matching "
-                                              f"{person.label()}")
-        if chosen is not None:
-            row = dict(rows[chosen])
-            missing = False
-        else:
-            maybe = [submission_name(rows[i]) for i, a in sorted(ambiguous.items())
-                     if any(c["key"] == person.key for c in a["candidates"])]
-            status = "ambiguous" if maybe else "missing"
-            detail = (f"could be {', '.join(repr(m) for m in maybe)} (ambiguous; see unmatched.csv)" if maybe
-                      else "no submission matched this person")
-            row = _missing_row(assignment, max_points, check_names, status, detail)
-            missing = status == "missing"
-        late, reason, days = (_is_late(person, submission_name(row), deadline) if chosen is not None
-                              else (None, "", None))
-        row.update(person=person.summary(), matched_by=how, late=late, late_reason=reason, days_late=days,
-                   missing=missing)
-        out.append(row)
-    return Reconciled(rows=out, unmatched=[dict(rows[i], problem="matches nobody in the roster") for i in unmatched],
-                      ambiguous=[ambiguous[i] for i in sorted(ambiguous)])
+def _choose(person, rows: list[dict], found: _Matches, mine: list[int], loose: list[int]) -> tuple[int | None, str]:
+    """The one submission that is this person's, and how it was matched; marks every doubt ambiguous."""
+    if len(mine) == 1:
+        chosen = mine[0]
+        for index in loose:  # this person already has an exact match
+            found.ambiguous[index] = _ambiguity(rows[index], [person], f"matches {person.label()} only when "
+                                                f"accents are ignored, who already has {submission_name(rows[chosen])!r}")
+        return chosen, found.strong[chosen][1]
+    if not mine and len(loose) == 1:
+        return loose[0], "name without accents"
+    many = mine + loose
+    for index in many:
+        found.ambiguous[index] = _ambiguity(rows[index], [person], f"one of {len(many)} submissions matching "
+                                            f"{person.label()}")
+    return None, ""
 
 
 def _ambiguity(row: dict, candidates: list[Person], reason: str) -> dict:
