@@ -198,13 +198,15 @@ def preflight_notebook(data: bytes) -> Preflight:
         return Preflight(problem="its JSON is nested too deeply to read (a notebook is a few levels deep)",
                          status=Status.INVALID_NOTEBOOK)
     if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
-        return Preflight(problem="valid JSON, but not a Jupyter notebook (no list of cells)", status=Status.INVALID_NOTEBOOK)
+        return Preflight(problem="valid JSON, but not a Jupyter notebook (no list of cells)",
+                         status=Status.INVALID_NOTEBOOK)
     # Checked before nbformat reads it: its validation is slow and deeply recursive.
     if len(raw.get("cells") or []) > MAX_CELLS:
         return Preflight(problem=f"the notebook has {len(raw['cells'])} cells; at most {MAX_CELLS} are graded: "
                          "start again from the released notebook", status=Status.INVALID_NOTEBOOK)
     if json_depth(raw) > MAX_JSON_DEPTH:
-        return Preflight(problem=f"its JSON is nested more than {MAX_JSON_DEPTH} levels deep", status=Status.INVALID_NOTEBOOK)
+        return Preflight(problem=f"its JSON is nested more than {MAX_JSON_DEPTH} levels deep",
+                         status=Status.INVALID_NOTEBOOK)
     try:
         nb = nbformat.reads(json.dumps(raw), as_version=4)
     except Exception as error:  # nbformat raises several kinds for broken structure
@@ -653,7 +655,8 @@ def _stopped(ran: RunnerReport, declared, results) -> Verdict | None:
         return None
     stop, cell = ran.stop, _cell_number(ran.stop)
     if stop["reason"] == "kernel-died":
-        how = f" (killed by signal {-ran.kernel_exit})" if isinstance(ran.kernel_exit, int) and ran.kernel_exit < 0 else ""
+        killed = isinstance(ran.kernel_exit, int) and ran.kernel_exit < 0
+        how = f" (killed by signal {-ran.kernel_exit})" if killed else ""
         return _verdict(Status.KERNEL_DIED, f"the kernel died in cell In [{cell}]{how}", declared, results, cell)
     if stop["reason"] == "kernel-broken":
         # The client's parse error depends on which garbled message arrived first, so it goes

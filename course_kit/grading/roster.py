@@ -585,8 +585,9 @@ def _choose(person, rows: list[dict], found: _Matches, mine: list[int], loose: l
     if len(mine) == 1:
         chosen = mine[0]
         for index in loose:  # this person already has an exact match
-            found.ambiguous[index] = _ambiguity(rows[index], [person], f"matches {person.label()} only when "
-                                                f"accents are ignored, who already has {submission_name(rows[chosen])!r}")
+            found.ambiguous[index] = _ambiguity(rows[index], [person], (
+                f"matches {person.label()} only when accents are ignored, who already has "
+                f"{submission_name(rows[chosen])!r}"))
         return chosen, found.strong[chosen][1]
     if not mine and len(loose) == 1:
         return loose[0], "name without accents"
