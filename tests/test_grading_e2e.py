@@ -27,8 +27,10 @@ from course_kit.grading import procs, sandbox  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-LIMITS = ["--timeout", "60", "--cell-timeout", "6", "--check-timeout", "30", "--memory", "1G", "-p", "scale", "3.0"]
-VOLATILE = {"runtime_s", "graded_at", "check_results"}
+# Generous for a busy machine (a DataLoader with worker processes must start inside a cell);
+# the infinite loop still stops at the cell limit.
+LIMITS = ["--timeout", "150", "--cell-timeout", "20", "--check-timeout", "60", "--memory", "1G", "-p", "scale", "3.0"]
+VOLATILE = {"runtime_s", "graded_at", "check_results", "kernel_peak_mb", "inputs_seed"}
 
 
 def grade(submissions: Path, out: Path, *extra: str, timeout: float = 420, tmp: Path | None = None
@@ -85,7 +87,7 @@ def test_every_row_has_the_expected_status_and_points(graded):
     # Where it happened: the pipeline cell runs as In [8] (papermill's cell is In [2]).
     assert book["s03_raising"]["error_cell"] == 8 and "ZeroDivisionError" in book["s03_raising"]["detail"]
     assert "SystemExit" in book["s05_sys_exit"]["detail"]  # papermill alone would call this run a success
-    assert "--cell-timeout 6" in book["s04_infinite_loop"]["detail"]
+    assert "--cell-timeout 20" in book["s04_infinite_loop"]["detail"]
     assert "signal 9" in book["s06_kernel_killed"]["detail"]
     # Reported, not scored: the checks called its functions with the grader's own inputs.
     assert "`scale` = 1.0 at the end (injected 3.0)" in book["s14_own_parameters"]["parameters_note"]
@@ -293,4 +295,4 @@ def test_stop_on_error_runs_nothing_after_the_first_failure():
     row = grade_job(job)["row"]
     assert row["status"] == "error" and row["detail"] == "cell In [8] raised ZeroDivisionError: division by zero"
     assert row["metrics"] is None  # the results cell after it never ran
-    assert row["points"] == 5
+    assert row["points"] == 6  # the checks call the functions, which are right: the pipeline cell does not matter
