@@ -13,8 +13,8 @@ HERE``). A written question's rubric (``### BEGIN RUBRIC`` ... ``### END RUBRIC`
 :mod:`course_kit.written`) is dropped whole, and its mark is checked. Outputs and execution
 counts are cleared, cells tagged ``solution-only`` are dropped, and ``solutions/hidden_checks/``
 is never copied. Every student notebook also gets the "Open in Colab" / Binder badges in its
-first Markdown cell and the install cell as its second code cell (both from :mod:`course_kit.colab`), and README.md's badge table is
-rewritten from the same setting. The output is deterministic, so ``course release --check``
+first Markdown cell and the install cell as its second code cell (both from
+:mod:`course_kit.colab`), and README.md's badge table is rewritten from the same setting. The output is deterministic, so ``course release --check``
 (and the test suite) can tell when ``notebooks/`` or the README table is stale.
 
 Example:
