@@ -15,7 +15,8 @@ counts are cleared, cells tagged ``solution-only`` are dropped, and ``solutions/
 is never copied. Every student notebook also gets the "Open in Colab" / Binder badges in its
 first Markdown cell and the install cell as its second code cell (both from
 :mod:`course_kit.colab`), and README.md's badge table is rewritten from the same setting. The
-output is deterministic, so ``course release --check`` (and the test suite) can tell when ``notebooks/`` or the README table is stale.
+output is deterministic, so ``course release --check`` (and the test suite) can tell when
+``notebooks/`` or the README table is stale.
 
 Example:
     $ course release            # writes notebooks/ from solutions/
