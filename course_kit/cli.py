@@ -18,6 +18,7 @@ COMMANDS = {
     "grade": ("course_kit.grading.cli", "grade student submissions into a gradebook"),
     "export": ("course_kit.grading.exports", "write a gradebook as a Canvas, Moodle or plain CSV import file"),
     "autograder": ("course_kit.grading.autograder", "build a Gradescope autograder zip from the hidden checks"),
+    "answers": ("course_kit.grading.answers", "written answers: review pages and scores file, merge scores, PDFs"),
     "feedback": ("course_kit.grading.feedback", "write one HTML (or Markdown) feedback file per student"),
     "fetch": ("course_kit.fetch", "download CIFAR-10 and ImageNet weights ahead of an offline session"),
     "submit": ("course_kit.submit", "re-run a notebook in a fresh kernel (grading profile) and write the hand-in folder/zip"),

@@ -9,12 +9,14 @@ Solution code sits between nbgrader-style markers inside exercise cells::
 
 In the student version the lines between the markers become ``# YOUR CODE HERE`` and
 ``raise NotImplementedError()`` at the same indentation (in Markdown cells: ``YOUR ANSWER
-HERE``). Outputs and execution counts are cleared, cells tagged ``solution-only`` are
-dropped, and ``solutions/hidden_checks/`` is never copied. Every student notebook also gets
-the "Open in Colab" / Binder badges in its first Markdown cell and the install cell as its
-second code cell (both from :mod:`course_kit.colab`), and README.md's badge table is
-rewritten from the same setting. The output is deterministic, so ``course release --check``
-(and the test suite) can tell when ``notebooks/`` or the README table is stale.
+HERE``). A written question's rubric (``### BEGIN RUBRIC`` ... ``### END RUBRIC``, see
+:mod:`course_kit.written`) is dropped whole, and its mark is checked. Outputs and execution
+counts are cleared, cells tagged ``solution-only`` are dropped, and ``solutions/hidden_checks/``
+is never copied. Every student notebook also gets the "Open in Colab" / Binder badges in its
+first Markdown cell and the install cell as its second code cell (both from
+:mod:`course_kit.colab`), and README.md's badge table is rewritten from the same setting. The
+output is deterministic, so ``course release --check`` (and the test suite) can tell when
+``notebooks/`` or the README table is stale.
 
 Example:
     $ course release            # writes notebooks/ from solutions/
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import colab
+from . import colab, written
 from .repository import NOTEBOOKS, PROJECT_ROOT, SOLUTIONS
 
 README = PROJECT_ROOT / "README.md"
@@ -77,6 +79,10 @@ def student_version(solution: nbformat.NotebookNode, name: str = "notebook") -> 
         has_marker = BEGIN in cell.source
         if "exercise" in tags and not has_marker:
             raise ReleaseError(f"{where} is tagged 'exercise' but has no '{BEGIN}' region.")
+        if written.mark(cell) is not None:
+            written.question(cell, index, name)  # a written question needs its mark, model answer and rubric
+        if cell.cell_type == "markdown":
+            cell.source = written.strip_rubric(cell.source, where=where)
         cell.source = strip_solution(cell.source, markdown=cell.cell_type == "markdown", where=where)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

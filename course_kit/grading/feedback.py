@@ -102,6 +102,7 @@ def render_html(row: dict, name: str | None = None, notebook_link: str | None = 
             parts.append(f"<tr><td>{e(item['title'])}</td><td>{_number(item['points'])} / "
                          f"{_number(item['max_points'])}</td><td class=\"{outcome}\">{outcome}{message}</td></tr>")
         parts.append("</tbody></table>")
+    parts += _written_html(row)
     if notebook_link:
         parts.append(f'<p><a href="{e(notebook_link)}">Your notebook as it was graded</a></p>')
     parts.append("</body></html>\n")
@@ -110,6 +111,20 @@ def render_html(row: dict, name: str | None = None, notebook_link: str | None = 
 
 def _number(value) -> str:
     return f"{value:g}" if isinstance(value, float) else html.escape(str(value))
+
+
+def _written_html(row: dict) -> list[str]:
+    """The written answers' table (merged by ``course answers merge``): each question's points and comment."""
+    written = row.get("written") or {}
+    if not written:
+        return []
+    parts = [f"<h2>Written answers ({html.escape(str(row.get('written_status', 'pending')))})</h2>",
+             "<table><thead><tr><th>Question</th><th>Points</th><th>Comment</th></tr></thead><tbody>"]
+    for qid, item in written.items():
+        given = "pending" if item.get("points") is None else _number(item["points"])
+        parts.append(f"<tr><td>{html.escape(qid)}</td><td>{given} / {_number(item['max_points'])}</td>"
+                     f'<td class="message">{html.escape(str(item.get("comment") or ""))}</td></tr>')
+    return parts + ["</tbody></table>"]
 
 
 # What a converted notebook may keep: text formatting, tables, lists, images, links, styles.

@@ -142,7 +142,28 @@ def render_feedback(row: dict, checks: list[dict]) -> str:
             lines.append(f"| {_cell_text(item['title'])} | {_number(item['points'])} / "
                          f"{_number(item['max_points'])} | {outcome} |")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + written_lines(row))
+
+
+def written_lines(row: dict) -> list[str]:
+    """The written answers' part of the Markdown feedback (merged by ``course answers merge``): points, comment.
+
+    Example:
+        >>> row = {"written": {"q1": {"points": 1.5, "max_points": 2, "comment": "good | brief"},
+        ...                    "q2": {"points": None, "max_points": 1, "comment": ""}}, "written_status": "pending"}
+        >>> written_lines(row)[-3:]
+        ['| q1 | 1.5 / 2 | good \\\\| brief |', '| q2 | pending / 1 |  |', '']
+    """
+    written = row.get("written") or {}
+    if not written:
+        return []
+    lines = [f"Written answers ({row.get('written_status', 'pending')}):", "",
+             "| Question | Points | Comment |", "|---|---|---|"]
+    for qid, item in written.items():
+        given = "pending" if item.get("points") is None else _number(item["points"])
+        lines.append(f"| {_cell_text(qid)} | {given} / {_number(item['max_points'])} | "
+                     f"{_cell_text(item.get('comment') or '')} |")
+    return lines + [""]
 
 
 def status_explanation(row: dict) -> str:
@@ -256,7 +277,11 @@ class Gradebook:
 
     def csv_text(self, rows: list[dict]) -> str:
         check_columns = [f"check:{c.name}" for c in self.declared]
-        columns = FIXED_FIRST + check_columns + ["runtime_s"] + [f"metric:{k}" for k in self.metric_keys] + FIXED_LAST
+        # Written questions, once merged (course answers merge): one column each, the automatic part apart.
+        questions = list(dict.fromkeys(q for row in rows for q in (row.get("written") or {})))
+        written = ([f"written:{q}" for q in questions] + ["written_status", "automatic_points"]) if questions else []
+        columns = (FIXED_FIRST + check_columns + written + ["runtime_s"] + [f"metric:{k}" for k in self.metric_keys]
+                   + FIXED_LAST)
         records = []
         for row in rows:
             flat = {key: row.get(key) for key in FIXED_FIRST + ["runtime_s"] + FIXED_LAST}
@@ -265,6 +290,9 @@ class Gradebook:
             flat["kit_version"] = (row.get("graded_with") or {}).get("kit_version")
             for name, points in (row.get("checks") or {}).items():
                 flat[f"check:{name}"] = points
+            for name, item in (row.get("written") or {}).items():
+                flat[f"written:{name}"] = "pending" if item.get("points") is None else item["points"]
+            flat.update({key: row.get(key) for key in ("written_status", "automatic_points")})
             for key, value in flatten(row.get("metrics")).items():
                 flat[f"metric:{key}"] = value
             records.append(flat)
