@@ -85,7 +85,7 @@ def test_the_autograder_defaults_fit_gradescopes_ten_minutes_and_768_mb():
     assert settings["CPU"].startswith("0.5 vCPU") and settings["Base image"].startswith("Ubuntu")
     # Limits that do not fit are not dressed up as Gradescope's defaults.
     big = autograder.gradescope_settings(Limits(timeout=1800, check_timeout=300, memory_bytes=2 * 1024**3))
-    assert big["Memory"].startswith("at least 2298 MB") and big["Autograder timeout"].startswith("38 minutes")
+    assert big["Memory"].startswith("at least 2304 MB") and big["Autograder timeout"].startswith("38 minutes")
     # The --timeout help says the sum.
     parser = argparse.ArgumentParser()
     autograder.add_arguments(parser)

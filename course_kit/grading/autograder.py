@@ -371,9 +371,9 @@ GRADESCOPE_BASE_IMAGE = "Ubuntu 22.04 (Base)"
 # results.json, and Gradescope's own copying. Generous: a few seconds were measured (docs/grading.md).
 OUTSIDE_LIMITS_S = 45
 # Memory the grader needs besides the kernel's own --memory: the grading process (it judges
-# the probes with torch), the runner, and the libraries' pages the kernel shares with them.
-# Measured with the CPU wheels Gradescope's setup.sh installs (docs/grading.md).
-GRADER_MEMORY_MB = 250
+# probes with torch: importing the CPU wheel alone is ~220 MB resident) and the runner.
+# Measured on the CPU wheels setup.sh installs; see docs/grading.md, Gradescope.
+GRADER_MEMORY_MB = 256
 # course autograder's defaults: they add up to under GRADESCOPE_SECONDS (see the --timeout help).
 DEFAULTS = PlanDefaults(timeout=360, cell_timeout=300, check_timeout=60, memory="512M")
 
@@ -406,7 +406,7 @@ def gradescope_settings(limits: Limits) -> dict[str, str]:
         ...                                               memory_bytes=512 * 1024**2)).items():
         ...     print(f"{name}: {value}")
         Base image: Ubuntu 22.04 (Base)
-        Memory: 768 MB (Gradescope's default; the kernel may use 512 MB, the grader ~250 MB)
+        Memory: 768 MB (Gradescope's default; the kernel may use 512 MB, the grader ~256 MB)
         CPU: 0.5 vCPU (Gradescope's default; kernels get 1 thread)
         Autograder timeout: 10 minutes (Gradescope's default; the limits stop a run within 540 s)
     """

@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="notebook name, e.g. 03_partial_freezing (hidden checks: SOLUTIONS/hidden_checks/NAME.py)")
     parser.add_argument("--out", required=True, metavar="DIR", help="gradebook folder (created; reruns continue it)")
     add_plan_arguments(parser, DEFAULTS)
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once (local executor)")
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS/OpenMP threads per kernel (default: the CPUs this grader may use, its "
                              "cgroup's CPU quota where one is set, / -j)")
