@@ -3,8 +3,11 @@
     course autograder ASSIGNMENT [--solutions DIR] [--out FILE.zip] [--visibility after_published]
                       [--profile grading] [-p KEY VALUE]... [--timeout S] [--memory SIZE] [--run-as USER]
 
-The zip (upload it under *Configure Autograder*) holds::
+It takes the options it shares with ``course grade`` from :mod:`.plan` (with defaults that fit
+Gradescope's default 10 minutes, 768 MB and half a vCPU) and prints the Gradescope settings
+to choose. The zip (upload it under *Configure Autograder*) holds::
 
+    README.txt             the Gradescope settings to choose and the limits it grades with
     setup.sh               run once by Gradescope, as root, to build the image: installs the kit
                            below into /opt/course-venv and makes the user student kernels run as
     run_autograder         run per submission: grades /autograder/submission with
@@ -64,14 +67,18 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from .gradebook import status_explanation
-from .job import GradingJob, Limits, SandboxOptions, declared_checks, grade_job
 from .files import replacing, write_text
+from .gradebook import status_explanation
+from .job import Limits, SandboxOptions, grade_job
+from .plan import (GradingPlan, PlanDefaults, add_plan_arguments, available_cpus, check_solution, make_plan,
+                   sweep, uses_load_parameters)
+from .status import Status
 from .submissions import BOOKKEEPING, Submission, find_nested, read_folder, read_zip, student_id
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 OUTPUT_FORMATS = ("text", "html", "simple_format", "md", "ansi")
 CONFIG_NAME = "autograder.json"
+README_NAME = "README.txt"
 DEFAULT_ROOT = "/autograder"
 DEFAULT_VENV = "/opt/course-venv"
 DEFAULT_USER = "course-student"
@@ -135,11 +142,11 @@ def gradescope_results(result: dict, visibility: str = "after_published") -> dic
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility {visibility!r}: choose one of {', '.join(VISIBILITIES)}")
     row = result["row"]
-    status, detail = row["status"], row.get("detail") or ""
+    status, detail = str(row["status"]), row.get("detail") or ""
     explanation = status_explanation(row)
     status_line = f"Notebook status: {status}" + (f" ({detail})" if detail else "")
     # Each test says how the whole notebook went, since a check can fail because of it.
-    context = status_line if status == "ok" else f"{status_line}\n{explanation}"
+    context = status_line if status == Status.OK else f"{status_line}\n{explanation}"
     tests = []
     for number, item in enumerate(result.get("checks") or [], start=1):
         outcome = "Passed." if item["passed"] else f"Failed: {item['message']}"
@@ -271,18 +278,17 @@ def run(root: Path, say=print) -> int:
     except (OSError, ValueError, KeyError) as error:
         say(f"the autograder folder {source} is incomplete ({error}): rebuild it with course autograder")
         return 1
-    say(f"kit: {Path(__file__).resolve().parent.parent}; python {sys.executable}")
-    limits = dict(config["limits"])
-    limits["threads"] = limits.get("threads") or os.cpu_count() or 1
+    limits = Limits(**dict(config["limits"], threads=config["limits"].get("threads") or available_cpus()))
+    say(f"kit: {Path(__file__).resolve().parent.parent}; python {sys.executable}; "
+        f"{limits.threads} thread(s) per kernel")
+    plan = GradingPlan(assignment=assignment, solutions=source, checks_path=source / "hidden_checks",
+                       checks_source=checks_source, declared=[], parameters=config["parameters"], limits=limits)
     marker = f"gradescope-{uuid.uuid4().hex[:12]}"
     try:
         submission = collect_submission(root / "submission", assignment, _student(root))
-        job = GradingJob(student=submission.student, assignment=assignment, source=str(submission.source),
-                         notebook_bytes=submission.notebook_bytes, files=submission.files,
-                         problem=submission.problem, checks_source=checks_source, parameters=config["parameters"],
-                         limits=Limits(**limits), marker=marker, notes=submission.notes_text,
-                         sandbox=SandboxOptions(mode=AUTOGRADER_SANDBOX, run_as=_run_as(config.get("run_as"), say)))
-        result = grade_job(job)
+        box = SandboxOptions(mode=AUTOGRADER_SANDBOX, run_as=_run_as(config.get("run_as"), say))
+        result = grade_job(plan.job(submission, box, marker,
+                                    uses_load_parameters=bool(config.get("uses_load_parameters"))))
     except Exception:  # noqa: BLE001 - reading the submission failed: the grader's problem, not a 0
         import traceback
 
@@ -290,13 +296,13 @@ def run(root: Path, say=print) -> int:
             + traceback.format_exc())
         return 1
     finally:
-        _sweep(marker)
+        sweep(marker)
     row = result["row"]
     say(f"{assignment}: {row['status']}, {row['points']}/{row['max_points']} points in {row['runtime_s']:.1f} s"
         + (f"; {row['detail']}" if row.get("detail") else "") + f"; sandbox: {row.get('sandbox') or 'none'}")
-    if result.get("kernel_log") and row["status"] != "ok":
+    if result.get("kernel_log") and row["status"] != Status.OK:
         say("kernel log (end):\n" + result["kernel_log"][-4000:])
-    if row["status"] == "grader-error":
+    if row["status"] == Status.GRADER_ERROR:
         say("grader-error: no results.json is written, so Gradescope shows this run as failed; rerun it")
         return 1
     results = gradescope_results(result, config.get("visibility", "after_published"))
@@ -309,19 +315,6 @@ def run(root: Path, say=print) -> int:
     write_text(out, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     say(f"wrote {out}")
     return 0
-
-
-def _sweep(marker: str) -> None:
-    """Kill anything still carrying this run's marker (a runner killed before it cleaned up)."""
-    import signal
-
-    from . import procs
-
-    for pid in procs.processes_with_marker(marker):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 # --------------------------------------------------------------------------- building the zip
@@ -368,112 +361,140 @@ def write_zip(out: Path, entries: dict[str, bytes], executable: set[str]) -> Non
                 archive.writestr(info, entries[name])
 
 
+# Gradescope's defaults for a programming assignment's autograder (its documentation):
+# 10 minutes per submission, 768 MB of memory, half a vCPU.
+GRADESCOPE_SECONDS = 600
+GRADESCOPE_MEMORY_MB = 768
+GRADESCOPE_CPUS = 0.5
+GRADESCOPE_BASE_IMAGE = "Ubuntu 22.04 (Base)"
+# Seconds outside the limits: starting Python and the kit, reading the submission, writing
+# results.json, and Gradescope's own copying. Generous: a few seconds were measured (docs/grading.md).
+OUTSIDE_LIMITS_S = 45
+# Memory the grader needs besides the kernel's own --memory: the grading process (it judges
+# probes with torch: importing the CPU wheel alone is ~220 MB resident) and the runner.
+# Measured on the CPU wheels setup.sh installs; see docs/grading.md, Gradescope.
+GRADER_MEMORY_MB = 256
+# course autograder's defaults: they add up to under GRADESCOPE_SECONDS (see the --timeout help).
+DEFAULTS = PlanDefaults(timeout=360, cell_timeout=300, check_timeout=60, memory="512M")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``course autograder``'s options on ``parser``."""
-    from .cli import parse_size
-
+    limits = Limits(timeout=DEFAULTS.timeout, check_timeout=DEFAULTS.check_timeout)
+    budget = (f": start-up {limits.startup_timeout:g} + this + --check-timeout {DEFAULTS.check_timeout:g} + "
+              f"{limits.hard_deadline() - limits.startup_timeout - limits.timeout - limits.check_timeout:g} s "
+              f"margin of the last-resort deadline = {limits.hard_deadline():g} s at most, under Gradescope's "
+              f"default {GRADESCOPE_SECONDS} s")
     parser.add_argument("assignment", metavar="ASSIGNMENT", help="notebook name, e.g. 03_partial_freezing")
-    parser.add_argument("--solutions", default="solutions", metavar="DIR",
-                        help="instructor notebooks and hidden_checks/ (default: ./solutions)")
-    parser.add_argument("--checks", metavar="FILE",
-                        help="hidden checks file (default: SOLUTIONS/hidden_checks/NAME.py)")
     parser.add_argument("--out", metavar="FILE.zip", help="the zip to write (default: ASSIGNMENT-gradescope.zip)")
     parser.add_argument("--visibility", choices=VISIBILITIES, default="after_published",
                         help="when students see each check's result (default after_published)")
-    parser.add_argument("--profile", default="grading", help="papermill `profile` parameter (default: grading)")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="a knob of the notebook's parameters cell, as for course grade (repeatable)")
-    parser.add_argument("--timeout", type=float, default=540, metavar="S",
-                        help="all cells of the notebook (default 540: under Gradescope's default 10 minutes)")
-    parser.add_argument("--cell-timeout", type=float, default=300, metavar="S", help="any one cell (default 300)")
-    parser.add_argument("--check-timeout", type=float, default=120, metavar="S", help="the hidden checks (default 120)")
-    parser.add_argument("--memory", type=parse_size, default=parse_size("2G"), metavar="SIZE",
-                        help="RLIMIT_DATA per kernel process (default 2G; keep it under the container's memory)")
-    parser.add_argument("--max-file-size", type=parse_size, default=parse_size("1G"), metavar="SIZE",
-                        help="largest file a kernel may write (default 1G)")
+    add_plan_arguments(parser, dataclasses.replace(
+        DEFAULTS, timeout_help=budget,
+        memory_help=f": with the grader's own ~{GRADER_MEMORY_MB} MB it fits Gradescope's default "
+                    f"{GRADESCOPE_MEMORY_MB} MB"))
     parser.add_argument("--run-as", default=DEFAULT_USER, metavar="USER",
                         help=f"unprivileged user for student kernels, made by setup.sh (default {DEFAULT_USER}; "
                              f"'' = run them as root)")
-    parser.add_argument("--no-solution-check", action="store_true", help="do not grade SOLUTIONS/NAME.ipynb first")
 
 
-def _solution_check(args, checks_source: str, parameters: dict, limits: Limits) -> str | None:
-    """None when the solution gets ``ok`` and full points, else what went wrong."""
-    solution = Path(args.solutions) / f"{args.assignment}.ipynb"
-    if not solution.is_file():
-        return None if args.no_solution_check else (f"no {solution} to check the hidden checks against "
-                                                     f"(or pass --no-solution-check)")
-    if args.no_solution_check:
-        return None
-    job = GradingJob(student="_solution", assignment=args.assignment, source=str(solution),
-                     notebook_bytes=solution.read_bytes(), files={}, problem=None, checks_source=checks_source,
-                     parameters=parameters, limits=limits, sandbox=SandboxOptions(mode=AUTOGRADER_SANDBOX),
-                     marker=f"gradescope-build-{uuid.uuid4().hex[:12]}")
-    try:
-        result = grade_job(job)
-    finally:
-        _sweep(job.marker)
-    row = result["row"]
-    if row["status"] == "ok" and row["points"] == row["max_points"]:
-        print(f"solution: ok, {row['points']}/{row['max_points']} points ({row['runtime_s']:.1f} s)")
-        return None
-    failed = "; ".join(f"{c['name']}: {c['message']}" for c in result.get("checks", []) if not c["passed"])
-    return (f"the solution notebook gets {row['status']!r} with {row['points']}/{row['max_points']} points "
-            f"({row.get('detail') or failed or 'no detail'}); fix the checks or the parameters first")
+def gradescope_settings(limits: Limits) -> dict[str, str]:
+    """The settings to choose in Gradescope's *Configure Autograder* for an autograder with ``limits``.
+
+    Example:
+        >>> for name, value in gradescope_settings(Limits(timeout=360, check_timeout=60,
+        ...                                               memory_bytes=512 * 1024**2)).items():
+        ...     print(f"{name}: {value}")
+        Base image: Ubuntu 22.04 (Base)
+        Memory: 768 MB (Gradescope's default; the kernel may use 512 MB, the grader ~256 MB)
+        CPU: 0.5 vCPU (Gradescope's default; kernels get 1 thread)
+        Autograder timeout: 10 minutes (Gradescope's default; the limits stop a run within 540 s)
+    """
+    seconds = limits.hard_deadline() + OUTSIDE_LIMITS_S
+    minutes = max(GRADESCOPE_SECONDS // 60, math.ceil(seconds / 60))
+    if limits.memory_bytes:
+        kernel_mb = math.ceil(limits.memory_bytes / 1024**2)
+        needed = kernel_mb + GRADER_MEMORY_MB
+        memory = (f"{GRADESCOPE_MEMORY_MB} MB (Gradescope's default; " if needed <= GRADESCOPE_MEMORY_MB
+                  else f"at least {needed} MB (above Gradescope's default {GRADESCOPE_MEMORY_MB} MB: ")
+        memory += f"the kernel may use {kernel_mb} MB, the grader ~{GRADER_MEMORY_MB} MB)"
+    else:
+        memory = "as much as the notebook needs: --memory none sets no limit on the kernel"
+    timeout = (f"{minutes} minutes" + (" (Gradescope's default; " if minutes * 60 == GRADESCOPE_SECONDS else " (")
+               + f"the limits stop a run within {limits.hard_deadline():g} s)")
+    return {"Base image": GRADESCOPE_BASE_IMAGE,
+            "Memory": memory,
+            "CPU": f"{GRADESCOPE_CPUS:g} vCPU (Gradescope's default; kernels get 1 thread)",
+            "Autograder timeout": timeout}
+
+
+def readme(assignment: str, config: dict, settings: dict[str, str]) -> str:
+    """The zip's README.txt: what it is, the Gradescope settings to choose, and the limits it grades with."""
+    limits = config["limits"]
+    lines = [f"Gradescope autograder for {assignment}, built by course autograder.", "",
+             "In Gradescope: create a Programming Assignment, open Configure Autograder, choose these",
+             "settings and upload this zip as it is:", ""]
+    lines += [f"  {name}: {value}" for name, value in settings.items()]
+    lines += ["", "Each submission is graded with:", "",
+              f"  parameters: {json.dumps(config['parameters'])}",
+              f"  --timeout {limits['timeout']:g} s for the notebook, --cell-timeout {limits['cell_timeout']:g} s "
+              f"for any cell, --check-timeout {limits['check_timeout']:g} s for the hidden checks",
+              f"  --memory {_mb(limits['memory_bytes'])} per kernel process (RLIMIT_DATA), "
+              f"--max-file-size {_mb(limits['file_size_bytes'])}",
+              f"  {config['max_points']:g} points in {len(config['checks'])} checks, visibility {config['visibility']}",
+              "", "Contents: setup.sh (run once by Gradescope to build the image), run_autograder (run per",
+              "submission), autograder.json (the settings above), hidden_checks/ (keep this zip away from",
+              "students), kit/ (the course kit, installed by setup.sh). See docs/grading.md, Gradescope.", ""]
+    return "\n".join(lines)
+
+
+def _mb(value: int | None) -> str:
+    return "none" if not value else f"{value / 1024**2:g}M"
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``course autograder``: check, then write the zip; returns the exit status."""
-    from ..parameters import check_overrides, parse_value, profile_names
-    from ..repository import PROJECT_ROOT
-
     started = time.monotonic()
-    checks_path = Path(args.checks) if args.checks else Path(args.solutions) / "hidden_checks" / f"{args.assignment}.py"
     out = Path(args.out or f"{args.assignment}-gradescope.zip")
     try:
         if out.suffix != ".zip":
             raise ValueError(f"--out {out}: Gradescope takes a .zip file")
-        if not checks_path.is_file():
-            raise ValueError(f"hidden checks not found at {checks_path}: pass --solutions DIR or --checks FILE")
-        checks_source = checks_path.read_text(encoding="utf-8")
-        try:
-            declared = declared_checks(checks_source)
-        except Exception as error:  # the instructor's module: report it, do not crash
-            raise ValueError(f"{checks_path} cannot be loaded: {type(error).__name__}: {error}") from None
-        if args.profile not in profile_names():
-            raise ValueError(f"--profile {args.profile}: not a profile; choose one of {', '.join(profile_names())}")
-        overrides = {key: parse_value(value) for key, value in args.parameter}
-        solution = Path(args.solutions) / f"{args.assignment}.ipynb"
-        if overrides:
-            if not solution.is_file():
-                raise ValueError(f"-p needs {solution} to know the assignment's knobs")
-            check_overrides([solution], overrides)
-        parameters = {"profile": args.profile, **overrides}
-        limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout, check_timeout=args.check_timeout,
-                        memory_bytes=args.memory, file_size_bytes=args.max_file_size, threads=1)
-        files = kit_files(PROJECT_ROOT)
-        problem = _solution_check(args, checks_source, parameters, limits)
-        if problem:
-            raise ValueError(problem)
+        plan = make_plan(args, threads=1)
+        files = kit_files(_project_root())
+        check = check_solution(plan, grade_job, SandboxOptions(mode=AUTOGRADER_SANDBOX),
+                               f"gradescope-build-{uuid.uuid4().hex[:12]}", print, require=True)
+        if not check.passed:
+            raise ValueError("\n  ".join([check.problem, *check.failed_checks]))
     except ValueError as problem:
         print(f"course autograder: {problem}", file=sys.stderr)
         return 2
-    config = {"format": 1, "assignment": args.assignment, "parameters": parameters,
-              "limits": dict(dataclasses.asdict(limits), threads=None), "visibility": args.visibility,
-              "run_as": args.run_as, "max_points": sum(c.points for c in declared),
-              "checks": [{"name": c.name, "title": c.title, "points": c.points} for c in declared]}
+    config = {"format": 1, "assignment": args.assignment, "parameters": plan.parameters,
+              "limits": dict(dataclasses.asdict(plan.limits), threads=None), "visibility": args.visibility,
+              "run_as": args.run_as, "max_points": plan.max_points,
+              "uses_load_parameters": uses_load_parameters(plan.solution),
+              "checks": [{"name": c.name, "title": c.title, "points": c.points} for c in plan.declared]}
+    settings = gradescope_settings(plan.limits)
     entries = {name: path.read_bytes() for name, path in files.items()}
     entries.update({
         "setup.sh": SETUP_SH.replace("@VENV@", DEFAULT_VENV).replace("@RUN_AS@", args.run_as).encode(),
         "run_autograder": RUN_AUTOGRADER.replace("@ROOT@", DEFAULT_ROOT).replace("@VENV@", DEFAULT_VENV).encode(),
         CONFIG_NAME: (json.dumps(config, indent=1) + "\n").encode(),
-        f"hidden_checks/{args.assignment}.py": checks_source.encode(),
+        README_NAME: readme(args.assignment, config, settings).encode(),
+        f"hidden_checks/{args.assignment}.py": plan.checks_source.encode(),
     })
     write_zip(out, entries, executable={"setup.sh", "run_autograder"})
     print(f"wrote {out} ({len(entries)} files, {out.stat().st_size / 1024:.0f} KiB, {config['max_points']:g} points "
-          f"in {len(declared)} checks, visibility {args.visibility}) in {time.monotonic() - started:.0f} s; "
-          f"upload it in Gradescope under Configure Autograder (see docs/grading.md)")
+          f"in {len(plan.declared)} checks, visibility {args.visibility}) in {time.monotonic() - started:.0f} s; "
+          f"upload it in Gradescope under Configure Autograder with these settings (also in its {README_NAME}):")
+    for name, value in settings.items():
+        print(f"  {name}: {value}")
     return 0
+
+
+def _project_root() -> Path:
+    from ..repository import PROJECT_ROOT
+
+    return PROJECT_ROOT
 
 
 def _gradescope_main(argv: list[str]) -> int:

@@ -23,46 +23,33 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import functools
-import json
 import os
 import pwd
 import signal
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..parameters import check_overrides, parse_value, profile_names
 from . import procs, sandbox
-from .executors import DaskExecutor, LocalExecutor
 from .checks import metric_names
+from .executors import DaskExecutor, LocalExecutor
+from .files import csv_text, write_text
 from .gradebook import Gradebook, GradebookError, flatten
+from .job import GradingJob, SandboxOptions
+from .plan import (GradingPlan, PlanDefaults, add_plan_arguments, available_cpus, check_solution, make_plan,
+                   parse_size, sweep)
 from .roster import (RosterError, add_roster_arguments, apply_roster, checked_late_policy, read_roster,
                      roster_options)
-from .job import GradingJob, Limits, SandboxOptions, declared_checks
-from .files import csv_text, write_text
+from .status import Status
 from .submissions import Skipped, Submission, scan
 
+__all__ = ["add_arguments", "main", "parse_size", "report_not_graded", "sandbox_mode"]
+
 NOT_GRADED = "not-graded.csv"
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
-
-def parse_size(text: str) -> int | None:
-    """``"4G"`` -> bytes; ``"0"`` or ``"none"`` -> no limit.
-
-    Example:
-        >>> parse_size("512M"), parse_size("none")
-        (536870912, None)
-    """
-    value = text.strip().upper().removesuffix("B").removesuffix("I")
-    if value in ("0", "NONE", ""):
-        return None
-    unit = value[-1] if value[-1] in _UNITS else ""
-    try:
-        number = float(value[: len(value) - len(unit)])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use for example 512M or 4G, or none)") from None
-    return int(number * _UNITS[unit])
+# course grade's defaults for the options it shares with course autograder (plan.py).
+DEFAULTS = PlanDefaults(timeout=1800, cell_timeout=600, check_timeout=300, memory="4G")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,23 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--assignment", required=True, metavar="NAME",
                         help="notebook name, e.g. 03_partial_freezing (hidden checks: SOLUTIONS/hidden_checks/NAME.py)")
     parser.add_argument("--out", required=True, metavar="DIR", help="gradebook folder (created; reruns continue it)")
-    parser.add_argument("--profile", default="grading", help="papermill `profile` parameter (default: grading)")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="a knob of the notebook's parameters cell, typed as for course run (a number, "
-                             "True/False/None or YAML such as '[0, 1]'); unknown knobs are refused (repeatable)")
+    add_plan_arguments(parser, DEFAULTS)
     parser.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once (local executor)")
-    parser.add_argument("--timeout", type=float, default=1800, metavar="S",
-                        help="wall-clock limit for all of a notebook's cells (default 1800)")
-    parser.add_argument("--cell-timeout", type=float, default=600, metavar="S",
-                        help="wall-clock limit for any one cell (default 600)")
-    parser.add_argument("--check-timeout", type=float, default=300, metavar="S",
-                        help="wall-clock limit for the hidden checks after the notebook (default 300)")
-    parser.add_argument("--memory", type=parse_size, default=parse_size("4G"), metavar="SIZE",
-                        help="memory a kernel process may make writable (RLIMIT_DATA), e.g. 2G; none = no limit")
-    parser.add_argument("--max-file-size", type=parse_size, default=parse_size("1G"), metavar="SIZE",
-                        help="largest file a kernel may write (default 1G)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS/OpenMP threads per kernel (default: CPU cores / -j)")
+                        help="BLAS/OpenMP threads per kernel (default: the CPUs this grader may use, its "
+                             "cgroup's CPU quota where one is set, / -j)")
     parser.add_argument("--stop-on-error", action="store_true",
                         help="stop a notebook at its first failing cell (papermill's way); by default later "
                              "cells still run so independent exercises still count")
@@ -96,9 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", choices=["local", "dask"], default="local",
                         help="local process pool (default) or a Dask cluster (--scheduler)")
     parser.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address for --executor dask")
-    parser.add_argument("--solutions", default="solutions", metavar="DIR",
-                        help="instructor notebooks and hidden_checks/ (default: ./solutions)")
-    parser.add_argument("--checks", metavar="FILE", help="hidden checks file (default: SOLUTIONS/hidden_checks/NAME.py)")
     parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
                         help="how student kernels are confined: auto (default) = bubblewrap, or with --container "
                              "the container alone; bwrap = bubblewrap, also inside --container; none = no sandbox "
@@ -112,8 +84,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="(grading as root) start each kernel's sandbox as this unprivileged user")
     parser.add_argument("--container", metavar="IMAGE",
                         help="run each submission in its own Docker container from IMAGE (see docs/grading.md)")
-    parser.add_argument("--no-solution-check", action="store_true",
-                        help="do not grade solutions/NAME.ipynb first")
     add_roster_arguments(parser)
 
 
@@ -132,64 +102,27 @@ class _Printer:
         self.log.close()
 
 
-def _job(submission: Submission, args, checks_source: str, parameters: dict, limits: Limits,
-         box: SandboxOptions, marker: str) -> GradingJob:
-    return GradingJob(student=submission.student, assignment=args.assignment, source=str(submission.source),
-                      notebook_bytes=submission.notebook_bytes, files=submission.files, problem=submission.problem,
-                      checks_source=checks_source, parameters=parameters, limits=limits, sandbox=box, marker=marker,
-                      stop_on_error=args.stop_on_error, file_name=submission.file_name, notes=submission.notes_text,
-                      uses_load_parameters=_uses_load_parameters(Path(args.solutions) / f"{args.assignment}.ipynb"))
+@dataclass
+class _Run:
+    """What ``course grade`` grades, set up and checked before anything runs."""
+
+    plan: GradingPlan
+    box: SandboxOptions
+    submissions: list[Submission]
+    skipped: list[Skipped]
+    warnings: list[str]
 
 
-@functools.lru_cache(maxsize=None)
-def _uses_load_parameters(solution: Path) -> bool:
-    """Whether the solution takes its knobs from cu.load_parameters (then every graded run must call it)."""
-    try:
-        cells = json.loads(solution.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError):
-        return False
-    return any(c.get("cell_type") == "code" and "load_parameters(" in "".join(c.get("source", "")) for c in cells)
-
-
-def _setup(args):
+def _setup(args) -> _Run:
     """Everything that can fail before grading starts; raises ValueError with a fix in the message."""
     if os.name != "posix":
         raise ValueError("course grade needs Linux or macOS (process groups, resource limits)")
-    checks_path = Path(args.checks) if args.checks else Path(args.solutions) / "hidden_checks" / f"{args.assignment}.py"
-    if not checks_path.is_file():
-        raise ValueError(f"hidden checks not found at {checks_path}: write them there (see "
-                         f"course_kit/grading/checks.py) or pass --checks FILE")
-    checks_source = checks_path.read_text(encoding="utf-8")
-    try:
-        declared = declared_checks(checks_source)
-    except Exception as error:  # the instructor's module: report, do not crash
-        raise ValueError(f"{checks_path} cannot be loaded: {type(error).__name__}: {error}") from None
     if args.executor == "dask" and not args.scheduler:
         raise ValueError("--executor dask needs --scheduler ADDRESS (for example tcp://127.0.0.1:8786)")
     if args.jobs < 1:
         raise ValueError("-j must be at least 1")
-    run_as = None
-    if args.run_as:
-        if os.geteuid() != 0:
-            raise ValueError("--run-as needs the grader to run as root (it switches the kernel's user)")
-        try:
-            entry = pwd.getpwnam(args.run_as)
-        except KeyError:
-            raise ValueError(f"--run-as: no user named {args.run_as!r} on this machine") from None
-        run_as = (entry.pw_uid, entry.pw_gid)
-        _check_run_as(args.run_as, *run_as)
-    overrides = {key: parse_value(value) for key, value in args.parameter}
-    solution = Path(args.solutions) / f"{args.assignment}.ipynb"
-    if overrides and not solution.is_file():
-        raise ValueError(f"-p needs {solution} to know the assignment's knobs (or grade without -p)")
-    if overrides:
-        check_overrides([solution], overrides)
-    if args.profile not in profile_names():
-        raise ValueError(f"--profile {args.profile}: not a profile; choose one of {', '.join(profile_names())}")
-    parameters = {"profile": args.profile, **overrides}
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout, check_timeout=args.check_timeout,
-                    memory_bytes=args.memory, file_size_bytes=args.max_file_size, threads=threads)
+    plan = make_plan(args, threads=args.threads or max(1, available_cpus() // args.jobs))
+    run_as = _run_as(args.run_as)
     read_paths = [str(Path(p).resolve()) for p in args.allow_read]
     box = SandboxOptions(mode=sandbox_mode(args.sandbox, args.container, run_as),
                          restrict_network=not args.allow_network, read_paths=read_paths,
@@ -213,7 +146,21 @@ def _setup(args):
         skipped += [Skipped(s.file_name, f"student {s.student} is not named by --only") for s in submissions
                     if s.student not in wanted]
         submissions = [s for s in submissions if s.student in wanted]
-    return checks_source, declared, parameters, limits, box, submissions, warnings, skipped
+    return _Run(plan, box, submissions, skipped, warnings)
+
+
+def _run_as(user: str | None) -> tuple[int, int] | None:
+    """``--run-as USER`` as ``(uid, gid)``, checked: grading as root, and that user can run the kit's Python."""
+    if not user:
+        return None
+    if os.geteuid() != 0:
+        raise ValueError("--run-as needs the grader to run as root (it switches the kernel's user)")
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError(f"--run-as: no user named {user!r} on this machine") from None
+    _check_run_as(user, entry.pw_uid, entry.pw_gid)
+    return entry.pw_uid, entry.pw_gid
 
 
 def report_not_graded(out: Path, skipped: list[Skipped], say) -> None:
@@ -295,45 +242,11 @@ def _check_container(image: str) -> None:
                              f"(see docs/grading.md for building the image)")
 
 
-def _solution_check(args, executor, say, checks_source, parameters, limits, box, marker) -> tuple[bool, dict | None]:
-    """Grade the instructor's notebook first: ``(passed, its metrics)``; False (after explaining)
-    when it does not earn full points."""
-    solution = Path(args.solutions) / f"{args.assignment}.ipynb"
-    if args.no_solution_check:
-        return True, None
-    if not solution.is_file():
-        say(f"note: no {solution} to check the hidden checks against; grading without that check")
-        return True, None
-    say(f"checking the hidden checks against {solution} ...")
-    results = []
-    job = _job(Submission("_solution", solution, solution.read_bytes()), args, checks_source, parameters,
-               limits, box, marker)
-    executor.run([job], results.append)
-    if not results:
-        return False, None
-    row = results[0]["row"]
-    out = Path(args.out) / "solution-check"
-    out.mkdir(parents=True, exist_ok=True)
-    if results[0].get("executed_notebook"):
-        write_text(out / f"{args.assignment}.ipynb", results[0]["executed_notebook"])
-    write_text(out / "kernel.log", results[0].get("kernel_log") or "")
-    if row["status"] == "ok" and row["points"] == row["max_points"]:
-        say(f"solution: ok, {row['points']}/{row['max_points']} points ({row['runtime_s']:.1f} s)")
-        return True, row.get("metrics")
-    say(f"the solution notebook gets status {row['status']!r} with {row['points']}/{row['max_points']} points "
-        f"({row['detail'] or 'no detail'}); fix the hidden checks, the grading profile or the solution before "
-        f"grading students (executed notebook and kernel log in {out}; --no-solution-check skips this)")
-    for item in results[0]["checks"]:
-        if not item["passed"]:
-            say(f"  check {item['name']}: {item['message']}")
-    return False, None
-
-
 def main(args: argparse.Namespace) -> int:
     """Run ``course grade``; returns the exit status."""
     try:
-        checks_source, declared, parameters, limits, box, submissions, warnings, skipped = _setup(args)
-        book = Gradebook(Path(args.out), args.assignment, declared)
+        run = _setup(args)
+        book = Gradebook(Path(args.out), args.assignment, run.plan.declared)
     except (ValueError, GradebookError, RosterError) as problem:
         print(f"course grade: {problem}", file=sys.stderr)
         return 2
@@ -347,63 +260,24 @@ def main(args: argparse.Namespace) -> int:
         faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
     started = time.monotonic()
     try:
-        for warning in warnings:
-            say(f"warning: {warning}")
-        report_not_graded(Path(args.out), skipped, say)
-        stale = procs.remove_stale_folders()
-        if stale:
-            say(f"removed {len(stale)} private folder(s) of earlier runs that did not finish "
-                f"({sum(size for _, size in stale) / 1024**2:.1f} MB): " + ", ".join(str(p) for p, _ in stale))
-        say(f"course grade {args.assignment}: {len(submissions)} submission(s)"
-            + (f" ({len(skipped)} other entries not graded, see {NOT_GRADED})" if skipped else "")
-            + f", parameters {parameters}, "
-            f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}")
-            # The marker every process of this run carries (COURSE_GRADE_RUN): what to look for, and what
-            # the final sweep kills; other runs on the machine have their own.
-            + f"; run {marker}")
-        if args.executor == "local":
-            say(f"student kernels: sandbox {sandbox.describe(box.mode, not box.restrict_network, box.run_as)}; "
-                f"memory {_size(limits.memory_bytes)}, {limits.threads} thread(s) each")
-            if box.mode == "none":
-                say("WARNING: --sandbox none: student code runs with this user's rights and can read and write "
-                    "whatever it can (the gradebook and hidden checks included); for notebooks you trust only")
-            elif box.mode == "bwrap" and os.geteuid() == 0 and not args.run_as:
-                say("note: grading as root without --run-as: each kernel is root only inside its own user namespace, "
-                    "without capabilities, on a read-only system; --run-as USER also makes it an unprivileged user "
-                    "outside (see docs/grading.md)")
-        passed, solution_metrics = _solution_check(args, executor, say, checks_source, parameters, limits, box,
-                                                   marker)
-        if not passed:
+        _announce(args, run, marker, say)
+        check = check_solution(run.plan, functools.partial(_grade_one, executor), run.box, marker, say,
+                               keep=Path(args.out) / "solution-check")
+        if not check.passed:
+            say(check.problem)
+            for line in check.failed_checks:
+                say(f"  {line}")
             return 2
-        book.metric_keys = _metric_columns(checks_source, solution_metrics, say)
-        todo = []
-        for submission in submissions:
-            job = _job(submission, args, checks_source, parameters, limits, box, marker)
-            grade, reason = book.should_grade(submission.student, job.sha256, args.force, job.graded_with)
-            if grade:
-                todo.append(job)
-                if submission.student in book.rows:
-                    say(f"regrade {submission.student}: {reason}")
-            else:
-                say(f"skip {submission.student}: {reason} (use --force to regrade)")
-        finished = [0]
-
-        def record(result: dict) -> None:
-            book.record(result)
-            finished[0] += 1
-            row = result["row"]
-            say(f"[{finished[0]:>{len(str(len(todo)))}}/{len(todo)}] {row['student']:<20} {row['status']:<18} "
-                f"{row['points']:g}/{row['max_points']:g}  {row['runtime_s']:.1f} s"
-                + (f"  {row['detail'][:100]}" if row["detail"] else ""))
-
-        executor.run(todo, record)
+        book.metric_keys = _metric_columns(run.plan.checks_source, check.metrics, say)
+        todo = _todo(args, run, book, marker, say)
+        executor.run(todo, _recorder(book, len(todo), say))
         if args.roster:
             apply_roster(args.out, args.roster, say, **roster_options(args))
         counts = book.counts()
         say(f"done in {time.monotonic() - started:.0f} s: "
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             + f"; gradebook {Path(args.out) / 'grades.csv'}")
-        return 1 if counts.get("grader-error") else 0
+        return 1 if counts.get(Status.GRADER_ERROR) else 0
     except KeyboardInterrupt:
         say(f"interrupted: {len(book.rows)} row(s) are in {Path(args.out) / 'grades.csv'}; "
             f"run the same command again to grade the rest")
@@ -412,8 +286,75 @@ def main(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous_handler)
         # Last resort: any process still carrying this run's marker (a runner killed before
         # it could clean up) goes now.
-        _sweep(marker)
+        sweep(marker)
         say.close()
+
+
+def _grade_one(executor, job: GradingJob) -> dict | None:
+    """Grade one job on ``executor`` (the solution check grades where the students are graded)."""
+    results: list[dict] = []
+    executor.run([job], results.append)
+    return results[0] if results else None
+
+
+def _announce(args, run: _Run, marker: str, say) -> None:
+    """The run's first lines: warnings, entries not graded, stale folders removed, what is graded how."""
+    for warning in run.warnings:
+        say(f"warning: {warning}")
+    report_not_graded(Path(args.out), run.skipped, say)
+    stale = procs.remove_stale_folders()
+    if stale:
+        say(f"removed {len(stale)} private folder(s) of earlier runs that did not finish "
+            f"({sum(size for _, size in stale) / 1024**2:.1f} MB): " + ", ".join(str(p) for p, _ in stale))
+    say(f"course grade {args.assignment}: {len(run.submissions)} submission(s)"
+        + (f" ({len(run.skipped)} other entries not graded, see {NOT_GRADED})" if run.skipped else "")
+        + f", parameters {run.plan.parameters}, "
+        f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}")
+        # The marker every process of this run carries (COURSE_GRADE_RUN): what to look for, and what
+        # the final sweep kills; other runs on the machine have their own.
+        + f"; run {marker}")
+    if args.executor != "local":
+        return
+    box, limits = run.box, run.plan.limits
+    say(f"student kernels: sandbox {sandbox.describe(box.mode, not box.restrict_network, box.run_as)}; "
+        f"memory {_size(limits.memory_bytes)}, {limits.threads} thread(s) each")
+    if box.mode == "none":
+        say("WARNING: --sandbox none: student code runs with this user's rights and can read and write "
+            "whatever it can (the gradebook and hidden checks included); for notebooks you trust only")
+    elif box.mode == "bwrap" and os.geteuid() == 0 and not args.run_as:
+        say("note: grading as root without --run-as: each kernel is root only inside its own user namespace, "
+            "without capabilities, on a read-only system; --run-as USER also makes it an unprivileged user "
+            "outside (see docs/grading.md)")
+
+
+def _todo(args, run: _Run, book: Gradebook, marker: str, say) -> list[GradingJob]:
+    """The jobs to grade: each submission without a row, or whose row is stale (or all with --force)."""
+    todo = []
+    for submission in run.submissions:
+        job = run.plan.job(submission, run.box, marker, stop_on_error=args.stop_on_error)
+        grade, reason = book.should_grade(submission.student, job.sha256, args.force, job.graded_with)
+        if grade:
+            todo.append(job)
+            if submission.student in book.rows:
+                say(f"regrade {submission.student}: {reason}")
+        else:
+            say(f"skip {submission.student}: {reason} (use --force to regrade)")
+    return todo
+
+
+def _recorder(book: Gradebook, total: int, say):
+    """``on_result`` for the executor: record the row and print one progress line."""
+    finished = [0]
+
+    def record(result: dict) -> None:
+        book.record(result)
+        finished[0] += 1
+        row = result["row"]
+        say(f"[{finished[0]:>{len(str(total))}}/{total}] {row['student']:<20} {str(row['status']):<18} "
+            f"{row['points']:g}/{row['max_points']:g}  {row['runtime_s']:.1f} s"
+            + (f"  {row['detail'][:100]}" if row["detail"] else ""))
+
+    return record
 
 
 def _metric_columns(checks_source: str, solution_metrics: dict | None, say) -> list[str]:
@@ -430,11 +371,3 @@ def _metric_columns(checks_source: str, solution_metrics: dict | None, say) -> l
 
 def _size(value: int | None) -> str:
     return "unlimited" if not value else f"{value / 1024**3:g} GiB"
-
-
-def _sweep(marker: str) -> None:
-    for pid in procs.processes_with_marker(marker):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
