@@ -6,8 +6,9 @@
 
 Needs only Python 3.10+ and git. The environment is (re)installed when
 ``pyproject.toml`` changed since the last install, so running either command again is
-cheap. Browser tests need Chromium: ``test`` installs Debian's ``chromium`` with apt-get
-when it is missing and it can (root, apt present); otherwise those tests skip and say why.
+cheap. Browser tests need Chromium and grading tests bubblewrap: ``test`` installs Debian's
+``chromium`` and ``bubblewrap`` with apt-get when missing and it can (root, apt present);
+otherwise it says which tests will skip or fail.
 """
 from __future__ import annotations
 
@@ -43,19 +44,31 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
-def ensure_chromium() -> None:
-    """Install Debian's chromium for the browser tests when missing and possible; never fatal."""
-    if shutil.which("chromium") or Path("/usr/bin/chromium").exists() or os.environ.get("COURSE_CHROMIUM"):
+# Debian packages the test suite uses: (package, the program it installs, what needs it).
+TEST_PACKAGES = [
+    ("chromium", "chromium", "the browser tests"),
+    ("bubblewrap", "bwrap", "the grading tests (course grade runs each kernel under bubblewrap)"),
+]
+
+
+def ensure_debian_packages(packages=TEST_PACKAGES) -> None:
+    """Install the Debian packages the tests use when missing and possible; never fatal."""
+    missing = [(name, program, why) for name, program, why in packages
+               if not (shutil.which(program) or Path("/usr/bin", program).exists())
+               and not (name == "chromium" and os.environ.get("COURSE_CHROMIUM"))]
+    if not missing:
         return
+    names = " ".join(name for name, _, _ in missing)
+    needed_by = "; ".join(f"{name} for {why}" for name, _, why in missing)
     if not shutil.which("apt-get") or (hasattr(os, "geteuid") and os.geteuid() != 0):
-        say("Chromium is missing and cannot be installed here (needs root and apt-get): browser tests will skip.")
+        say(f"missing and not installable here (needs root and apt-get): {needed_by}. Those tests will skip or fail.")
         return
-    say("installing Debian's chromium for the browser tests")
+    say(f"installing Debian's {names} ({needed_by})")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *names.split()]):
         result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if result.returncode != 0:
-            say(f"`{' '.join(command)}` failed ({result.stderr.strip()[-300:]}): browser tests will skip.")
+            say(f"`{' '.join(command)}` failed ({result.stderr.strip()[-300:]}): {needed_by} will be missing.")
             return
 
 
@@ -68,7 +81,7 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(VENV))
     if command == "run":
         return subprocess.call([str(BIN / "course"), "run", *rest], cwd=ROOT, env=env)
-    ensure_chromium()
+    ensure_debian_packages()
     code = subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT, env=env)
     if code == 5:
         say("pytest collected no tests: that is a failure here.")
