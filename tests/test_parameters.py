@@ -13,10 +13,13 @@ NOTEBOOKS = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_grading_is_smoke_and_full_is_the_base(name):
+def test_grading_extends_smoke_and_full_is_the_base(name):
     smoke, smoke_session = parameters.read_profile(name, "smoke")
     grading, grading_session = parameters.read_profile(name, "grading")
-    assert grading == smoke and grading_session == smoke_session and smoke_session["standin_weights"]
+    # Grading is smoke, changed only where the notebook's own `grading` section says (smaller
+    # architectures for the Gradescope container in 01 and 02).
+    delta = yaml.safe_load((parameters.PROFILE_DIR / f"{name}.yaml").read_text()).get("grading") or {}
+    assert grading == {**smoke, **delta} and grading_session == smoke_session and smoke_session["standin_weights"]
     full, full_session = parameters.read_profile(name, "full")
     assert full == yaml.safe_load((parameters.PROFILE_DIR / f"{name}.yaml").read_text())["base"]
     assert not any(full_session[k] for k in ("offline", "synthetic_data", "standin_weights"))
