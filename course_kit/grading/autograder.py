@@ -70,8 +70,7 @@ from pathlib import Path
 from .files import replacing, write_text
 from .gradebook import status_explanation
 from .job import Limits, SandboxOptions, grade_job
-from .plan import (GradingPlan, PlanDefaults, add_plan_arguments, available_cpus, check_solution, make_plan,
-                   sweep, uses_load_parameters)
+from .plan import GradingPlan, PlanDefaults, add_plan_arguments, available_cpus, check_solution, make_plan, sweep
 from .status import Status
 from .submissions import BOOKKEEPING, Submission, find_nested, read_folder, read_zip, student_id
 
@@ -287,8 +286,7 @@ def run(root: Path, say=print) -> int:
     try:
         submission = collect_submission(root / "submission", assignment, _student(root))
         box = SandboxOptions(mode=AUTOGRADER_SANDBOX, run_as=_run_as(config.get("run_as"), say))
-        result = grade_job(plan.job(submission, box, marker,
-                                    uses_load_parameters=bool(config.get("uses_load_parameters"))))
+        result = grade_job(plan.job(submission, box, marker))
     except Exception:  # noqa: BLE001 - reading the submission failed: the grader's problem, not a 0
         import traceback
 
@@ -474,7 +472,6 @@ def main(args: argparse.Namespace) -> int:
     config = {"format": 1, "assignment": args.assignment, "parameters": plan.parameters,
               "limits": dict(dataclasses.asdict(plan.limits), threads=None), "visibility": args.visibility,
               "run_as": args.run_as, "max_points": plan.max_points,
-              "uses_load_parameters": uses_load_parameters(plan.solution),
               "checks": [{"name": c.name, "title": c.title, "points": c.points} for c in plan.declared]}
     settings = gradescope_settings(plan.limits)
     entries = {name: path.read_bytes() for name, path in files.items()}

@@ -131,7 +131,6 @@ class GradingJob:
     marker: str
     stop_on_error: bool = False
     file_name: str = ""  # the submission's own file or folder name, as the student named it
-    uses_load_parameters: bool = False  # the solution calls cu.load_parameters (what the run used is reported)
     # The seed the checks' inputs are drawn from: new for every grading unless given (to repeat
     # one). It stays in the grader: the kernel only ever sees the inputs, at check time.
     inputs_seed: str = field(default_factory=lambda: secrets.token_hex(16))

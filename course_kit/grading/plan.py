@@ -18,8 +18,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import os
 import signal
 from dataclasses import dataclass, field
@@ -120,7 +118,6 @@ class GradingPlan:
 
     def job(self, submission: Submission, sandbox: SandboxOptions, marker: str, **extra) -> GradingJob:
         """The grading job for ``submission`` under this plan (``extra``: other GradingJob fields)."""
-        extra.setdefault("uses_load_parameters", uses_load_parameters(self.solution))
         return GradingJob(student=submission.student, assignment=self.assignment, source=str(submission.source),
                           notebook_bytes=submission.notebook_bytes, files=submission.files,
                           problem=submission.problem, checks_source=self.checks_source, parameters=self.parameters,
@@ -156,16 +153,6 @@ def make_plan(args: argparse.Namespace, threads: int) -> GradingPlan:
                        checks_source=checks_source, declared=declared, parameters={"profile": args.profile,
                                                                                    **overrides},
                        limits=limits, solution_check=not args.no_solution_check)
-
-
-@functools.lru_cache(maxsize=None)
-def uses_load_parameters(solution: Path) -> bool:
-    """Whether the solution takes its knobs from cu.load_parameters (then every graded run must call it)."""
-    try:
-        cells = json.loads(solution.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError):
-        return False
-    return any(c.get("cell_type") == "code" and "load_parameters(" in "".join(c.get("source", "")) for c in cells)
 
 
 @dataclass
