@@ -3,6 +3,7 @@
 It sits at the repository's root so that it also covers the doctests of ``course_utils`` and
 ``course_kit`` (``--doctest-modules``): an example never downloads or touches the user's caches.
 """
+
 from __future__ import annotations
 
 import os

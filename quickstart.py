@@ -10,6 +10,7 @@ cheap. Browser tests need Chromium and grading tests bubblewrap: ``test`` instal
 ``chromium`` and ``bubblewrap`` with apt-get when missing and it can (root, apt present);
 otherwise it says which tests will skip or fail.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,9 +54,12 @@ TEST_PACKAGES = [
 
 def ensure_debian_packages(packages=TEST_PACKAGES) -> None:
     """Install the Debian packages the tests use when missing and possible; never fatal."""
-    missing = [(name, program, why) for name, program, why in packages
-               if not (shutil.which(program) or Path("/usr/bin", program).exists())
-               and not (name == "chromium" and os.environ.get("COURSE_CHROMIUM"))]
+    missing = [
+        (name, program, why)
+        for name, program, why in packages
+        if not (shutil.which(program) or Path("/usr/bin", program).exists())
+        and not (name == "chromium" and os.environ.get("COURSE_CHROMIUM"))
+    ]
     if not missing:
         return
     names = " ".join(name for name, _, _ in missing)

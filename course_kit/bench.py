@@ -39,6 +39,7 @@ Example:
     $ course bench                   # full run, prints a table, writes bench-results/bench-<time>.json
     $ course bench --quick           # seconds: proves the command works
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,19 +84,25 @@ def format_table(results: list) -> str:
     ``vs seed`` is the kit against the reference pipeline (what the target is for), ``vs tv``
     against stock torchvision written with care.
     """
-    lines = [f"{'case':<16} {'images':>7} {'px':>4}  {'seed img/s':>10}  {'tv img/s':>8}  {'kit img/s':>9}  "
-             f"{'vs seed':>7}  {'(median)':>8}  {'vs tv':>6}  {'target':>7}"]
+    lines = [
+        f"{'case':<16} {'images':>7} {'px':>4}  {'seed img/s':>10}  {'tv img/s':>8}  {'kit img/s':>9}  "
+        f"{'vs seed':>7}  {'(median)':>8}  {'vs tv':>6}  {'target':>7}"
+    ]
     for r in results:
         target = f">= {r.target:g}x" if r.target is not None else ""
         met = "" if r.target is None else (" met" if r.ratio >= r.target else " MISSED")
         tv_rate = f"{r.torchvision_images_per_second:>8,.0f}" if r.torchvision_seconds else f"{'-':>8}"
         tv_ratio = f"{r.torchvision_ratio:>5.2f}x" if r.torchvision_seconds else f"{'-':>6}"
-        lines.append(f"{r.name:<16} {r.images:>7,} {r.image_size:>4}  {r.seed_images_per_second:>10,.0f}  {tv_rate}  "
-                     f"{r.kit_images_per_second:>9,.0f}  {r.ratio:>6.2f}x  {r.median_ratio:>7.2f}x  {tv_ratio}  "
-                     f"{target:>7}{met}")
+        lines.append(
+            f"{r.name:<16} {r.images:>7,} {r.image_size:>4}  {r.seed_images_per_second:>10,.0f}  {tv_rate}  "
+            f"{r.kit_images_per_second:>9,.0f}  {r.ratio:>6.2f}x  {r.median_ratio:>7.2f}x  {tv_ratio}  "
+            f"{target:>7}{met}"
+        )
         if r.per_epoch_of is not None:
-            lines.append(f"{'':<16} seconds per epoch of {r.per_epoch_of:,} images: "
-                         f"seed-style {r.seconds_per_epoch('seed'):.1f} s, kit {r.seconds_per_epoch('kit'):.2f} s")
+            lines.append(
+                f"{'':<16} seconds per epoch of {r.per_epoch_of:,} images: "
+                f"seed-style {r.seconds_per_epoch('seed'):.1f} s, kit {r.seconds_per_epoch('kit'):.2f} s"
+            )
     return "\n".join(lines)
 
 
@@ -103,13 +110,18 @@ def format_table(results: list) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes (seconds): proves the command works, numbers mean little")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes (seconds): proves the command works, numbers mean little"
+    )
     parser.add_argument("--output", default="bench-results", help="folder for the JSON (default: bench-results)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--compile", action="store_true", help="CUDA cases: torch.compile on the kit's side")
-    parser.add_argument("--cuda-images", type=int, default=None,
-                        help="images per CUDA epoch measurement (default 25,000; fewer are scaled to 25,000)")
+    parser.add_argument(
+        "--cuda-images",
+        type=int,
+        default=None,
+        help="images per CUDA epoch measurement (default 25,000; fewer are scaled to 25,000)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -126,9 +138,12 @@ def main(args: argparse.Namespace) -> int:
     os.environ.setdefault("COURSE_PROGRESS", "off")
     machine = machine_description(device)
     speed = kit_speedups(device)
-    kit_side = {"mixed_precision": speed.mixed_precision, "channels_last": speed.channels_last,
-                # torch.compile only in the CUDA cases at the seeds' settings (seed_*)
-                "compile_seed_cases": bool(args.compile and device.type == "cuda")}
+    kit_side = {
+        "mixed_precision": speed.mixed_precision,
+        "channels_last": speed.channels_last,
+        # torch.compile only in the CUDA cases at the seeds' settings (seed_*)
+        "compile_seed_cases": bool(args.compile and device.type == "cuda"),
+    }
     print(f"course bench on {device} ({'quick' if args.quick else 'full'} sizes): {sizes}")
     print("kit side's training speed-ups: " + ", ".join(f"{k}={v}" for k, v in kit_side.items()))
     if args.compile and device.type != "cuda":
@@ -143,15 +158,20 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     path = output / f"bench-{started_at:%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps({
-        "command": "course bench" + (" --quick" if args.quick else "") + (" --compile" if args.compile else ""),
-        "started": started_at.isoformat(timespec="seconds"),
-        "wall_seconds": wall,
-        "machine": {**machine, "load_average_at_end": _load_average()},
-        "sizes": asdict(sizes),
-        "kit_speedups": kit_side,
-        "cases": [r.to_dict() for r in results],
-        "table": table,
-    }, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "command": "course bench" + (" --quick" if args.quick else "") + (" --compile" if args.compile else ""),
+                "started": started_at.isoformat(timespec="seconds"),
+                "wall_seconds": wall,
+                "machine": {**machine, "load_average_at_end": _load_average()},
+                "sizes": asdict(sizes),
+                "kit_speedups": kit_side,
+                "cases": [r.to_dict() for r in results],
+                "table": table,
+            },
+            indent=2,
+        )
+    )
     print(f"written {path}")
     return 0

@@ -4,12 +4,13 @@ This is the part of the benchmark that trains, so it imports torch and the stude
 :mod:`course_kit.bench` (the command line, the table, the JSON) imports it only when the
 benchmark runs. What the cases measure is written there.
 """
+
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -20,7 +21,6 @@ from course_utils import apply_strategy, build_model, fit, make_loader, trainabl
 from course_utils.models import IMAGENET_MEAN, IMAGENET_STD
 from course_utils.train import Speedups
 from course_utils.train.speedups import native_bf16
-
 
 SEED_BATCH_SIZE = 64
 SEED_WORKERS = 2
@@ -71,8 +71,14 @@ def seed_style_loader(dataset: ArrayImages, image_size: int, augment: bool, shuf
         steps += [T.RandomCrop(image_size, padding=4), T.RandomHorizontalFlip()]
     steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     view = ArrayImages(dataset.data, dataset.targets, transform=T.Compose(steps))
-    loader = DataLoader(view, batch_size=SEED_BATCH_SIZE, shuffle=shuffle, num_workers=SEED_WORKERS,
-                        persistent_workers=True, pin_memory=torch.cuda.is_available())
+    loader = DataLoader(
+        view,
+        batch_size=SEED_BATCH_SIZE,
+        shuffle=shuffle,
+        num_workers=SEED_WORKERS,
+        persistent_workers=True,
+        pin_memory=torch.cuda.is_available(),
+    )
     return loader
 
 
@@ -100,13 +106,20 @@ def torchvision_loader(dataset: ArrayImages, image_size: int, augment: bool, shu
     if augment:
         steps += [v2.RandomCrop(image_size, padding=4), v2.RandomHorizontalFlip()]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    return DataLoader(TensorImages(dataset, v2.Compose(steps)), batch_size=SEED_BATCH_SIZE, shuffle=shuffle,
-                      num_workers=SEED_WORKERS, persistent_workers=True, pin_memory=torch.cuda.is_available())
+    return DataLoader(
+        TensorImages(dataset, v2.Compose(steps)),
+        batch_size=SEED_BATCH_SIZE,
+        shuffle=shuffle,
+        num_workers=SEED_WORKERS,
+        persistent_workers=True,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 def kit_loader(dataset: ArrayImages, image_size: int, augment: bool, shuffle: bool, device: torch.device):
-    return make_loader(dataset, batch_size=SEED_BATCH_SIZE, shuffle=shuffle, augment=augment,
-                       image_size=image_size, device=device)
+    return make_loader(
+        dataset, batch_size=SEED_BATCH_SIZE, shuffle=shuffle, augment=augment, image_size=image_size, device=device
+    )
 
 
 SIDES = ("seed", "torchvision", "kit")
@@ -167,15 +180,17 @@ class CaseResult:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out.update({
-            "seed_images_per_second": self.seed_images_per_second,
-            "kit_images_per_second": self.kit_images_per_second,
-            "ratio": self.ratio,
-            "median_ratio": self.median_ratio,
-            "torchvision_images_per_second": self.torchvision_images_per_second,
-            "torchvision_ratio": self.torchvision_ratio,
-            "meets_target": None if self.target is None else self.ratio >= self.target,
-        })
+        out.update(
+            {
+                "seed_images_per_second": self.seed_images_per_second,
+                "kit_images_per_second": self.kit_images_per_second,
+                "ratio": self.ratio,
+                "median_ratio": self.median_ratio,
+                "torchvision_images_per_second": self.torchvision_images_per_second,
+                "torchvision_ratio": self.torchvision_ratio,
+                "meets_target": None if self.target is None else self.ratio >= self.target,
+            }
+        )
         if self.per_epoch_of is not None:
             out["seed_seconds_per_epoch"] = self.seconds_per_epoch("seed")
             out["kit_seconds_per_epoch"] = self.seconds_per_epoch("kit")
@@ -203,9 +218,20 @@ class Sizes:
     cuda_rounds: int = 1
 
 
-QUICK = Sizes(data_images=128, data_rounds=1, finetune_images=64, finetune_rounds=1, last_only_images=64,
-              last_only_val_images=32, last_only_epochs=2, last_only_rounds=1, small_size=32, large_size=64,
-              cuda_images=256, cuda_rounds=1)
+QUICK = Sizes(
+    data_images=128,
+    data_rounds=1,
+    finetune_images=64,
+    finetune_rounds=1,
+    last_only_images=64,
+    last_only_val_images=32,
+    last_only_epochs=2,
+    last_only_rounds=1,
+    small_size=32,
+    large_size=64,
+    cuda_images=256,
+    cuda_rounds=1,
+)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -224,9 +250,15 @@ def _timed(work: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def _alternate(case: CaseResult, seed_round: Callable, kit_round: Callable, device: torch.device,
-               say: Callable[[str], None], make_model: Callable | None = None,
-               torchvision_round: Callable | None = None) -> CaseResult:
+def _alternate(
+    case: CaseResult,
+    seed_round: Callable,
+    kit_round: Callable,
+    device: torch.device,
+    say: Callable[[str], None],
+    make_model: Callable | None = None,
+    torchvision_round: Callable | None = None,
+) -> CaseResult:
     """Run the sides in the order seed, torchvision, kit, kit, torchvision, seed, ... for ``case.rounds`` rounds each.
 
     With ``make_model``, each round gets a freshly built model (same initial weights),
@@ -262,11 +294,18 @@ def bench_data_pipeline(count: int, image_size: int, rounds: int, device, say) -
         def epoch():
             for images, labels in loader:
                 images.to(device, non_blocking=True)  # the kit's batches are already there
+
         return epoch
 
     next(iter(seed)), next(iter(careful)), next(iter(kit))  # start the workers; first-call setup on every side
-    case = CaseResult(f"data_{image_size}", f"data pipeline alone, {image_size} px, crop+flip augmentation",
-                      images=count, image_size=image_size, rounds=rounds, target=5.0)
+    case = CaseResult(
+        f"data_{image_size}",
+        f"data pipeline alone, {image_size} px, crop+flip augmentation",
+        images=count,
+        image_size=image_size,
+        rounds=rounds,
+        target=5.0,
+    )
     return _alternate(case, epoch_of(seed), epoch_of(kit), device, say, torchvision_round=epoch_of(careful))
 
 
@@ -284,8 +323,17 @@ def _sgd(model):
 
 def _seed_fit(model, loader, val_loader, epochs: int, device):
     # The seed-style side trains in float32 without any of the kit's speed-ups.
-    fit(model, loader, val_loader, num_epochs=epochs, loss_fn=nn.CrossEntropyLoss(), optimizer=_sgd, device=device,
-        verbose=False, speedups=Speedups(device))
+    fit(
+        model,
+        loader,
+        val_loader,
+        num_epochs=epochs,
+        loss_fn=nn.CrossEntropyLoss(),
+        optimizer=_sgd,
+        device=device,
+        verbose=False,
+        speedups=Speedups(device),
+    )
 
 
 def kit_speedups(device, compile_model: bool = False) -> Speedups:
@@ -304,8 +352,18 @@ def kit_speedups(device, compile_model: bool = False) -> Speedups:
 
 
 def _kit_fit(model, loader, val_loader, epochs: int, device, cache: bool = False, compile_model: bool = False):
-    fit(model, loader, val_loader, num_epochs=epochs, loss_fn=nn.CrossEntropyLoss(), optimizer=_sgd, device=device,
-        verbose=False, cache_features=cache, speedups=kit_speedups(device, compile_model))
+    fit(
+        model,
+        loader,
+        val_loader,
+        num_epochs=epochs,
+        loss_fn=nn.CrossEntropyLoss(),
+        optimizer=_sgd,
+        device=device,
+        verbose=False,
+        cache_features=cache,
+        speedups=kit_speedups(device, compile_model),
+    )
 
 
 def _warm_up(name: str, image_size: int, device) -> None:
@@ -316,9 +374,18 @@ def _warm_up(name: str, image_size: int, device) -> None:
     torch.nn.functional.cross_entropy(model(images), labels).backward()
 
 
-def bench_fine_tune(model_name: str, count: int, image_size: int, rounds: int, device, say,
-                    name: str, target: float | None = None, per_epoch_of: int | None = None,
-                    compile_model: bool = False) -> CaseResult:
+def bench_fine_tune(
+    model_name: str,
+    count: int,
+    image_size: int,
+    rounds: int,
+    device,
+    say,
+    name: str,
+    target: float | None = None,
+    per_epoch_of: int | None = None,
+    compile_model: bool = False,
+) -> CaseResult:
     """One epoch of full fine-tuning (augmentation on) of ``count`` images."""
     dataset = random_cifar_like(count)
     seed = seed_style_loader(dataset, image_size, augment=True, shuffle=True)
@@ -328,17 +395,27 @@ def bench_fine_tune(model_name: str, count: int, image_size: int, rounds: int, d
     _warm_up(model_name, image_size, device)
     if compile_model:
         # Compilation happens in the first batches; do it before the timed rounds, on a few images.
-        few = kit_loader(random_cifar_like(4 * SEED_BATCH_SIZE), image_size, augment=True, shuffle=True,
-                         device=device)
+        few = kit_loader(random_cifar_like(4 * SEED_BATCH_SIZE), image_size, augment=True, shuffle=True, device=device)
         _kit_fit(_fresh_model(model_name), few, None, 1, device, compile_model=True)
-    case = CaseResult(name, f"{model_name} full fine-tune, {image_size} px, 1 epoch, crop+flip augmentation",
-                      images=count, image_size=image_size, rounds=rounds, target=target,
-                      per_epoch_of=per_epoch_of, epoch_images=count)
-    return _alternate(case,
-                      lambda model: _seed_fit(model, seed, None, 1, device),
-                      lambda model: _kit_fit(model, kit, None, 1, device, compile_model=compile_model),
-                      device, say, make_model=lambda: _fresh_model(model_name),
-                      torchvision_round=lambda model: _seed_fit(model, careful, None, 1, device))
+    case = CaseResult(
+        name,
+        f"{model_name} full fine-tune, {image_size} px, 1 epoch, crop+flip augmentation",
+        images=count,
+        image_size=image_size,
+        rounds=rounds,
+        target=target,
+        per_epoch_of=per_epoch_of,
+        epoch_images=count,
+    )
+    return _alternate(
+        case,
+        lambda model: _seed_fit(model, seed, None, 1, device),
+        lambda model: _kit_fit(model, kit, None, 1, device, compile_model=compile_model),
+        device,
+        say,
+        make_model=lambda: _fresh_model(model_name),
+        torchvision_round=lambda model: _seed_fit(model, careful, None, 1, device),
+    )
 
 
 def bench_last_only(count: int, val_count: int, epochs: int, image_size: int, rounds: int, device, say) -> CaseResult:
@@ -353,30 +430,63 @@ def bench_last_only(count: int, val_count: int, epochs: int, image_size: int, ro
     next(iter(seed_train)), next(iter(seed_val)), next(iter(careful_train)), next(iter(careful_val))
     _warm_up("resnet18", image_size, device)
     case = CaseResult(
-        f"last_only_{image_size}", f"resnet18 last_only, {image_size} px, {epochs} epochs end to end "
+        f"last_only_{image_size}",
+        f"resnet18 last_only, {image_size} px, {epochs} epochs end to end "
         f"(+ validation of {val_count} images each epoch), no augmentation on either side",
-        images=count * epochs, image_size=image_size, rounds=rounds, target=15.0, epoch_images=count)
-    return _alternate(case,
-                      lambda model: _seed_fit(model, seed_train, seed_val, epochs, device),
-                      lambda model: _kit_fit(model, kit_train, kit_val, epochs, device, cache=True),
-                      device, say, make_model=lambda: _fresh_model("resnet18", "last_only"),
-                      torchvision_round=lambda model: _seed_fit(model, careful_train, careful_val, epochs, device))
+        images=count * epochs,
+        image_size=image_size,
+        rounds=rounds,
+        target=15.0,
+        epoch_images=count,
+    )
+    return _alternate(
+        case,
+        lambda model: _seed_fit(model, seed_train, seed_val, epochs, device),
+        lambda model: _kit_fit(model, kit_train, kit_val, epochs, device, cache=True),
+        device,
+        say,
+        make_model=lambda: _fresh_model("resnet18", "last_only"),
+        torchvision_round=lambda model: _seed_fit(model, careful_train, careful_val, epochs, device),
+    )
 
 
 def run_benchmark(sizes: Sizes, device: torch.device, compile_model: bool = False, say=print) -> list[CaseResult]:
     """Run every case for ``device`` and return the results (see the module notes)."""
     results = [
         bench_data_pipeline(sizes.data_images, sizes.large_size, sizes.data_rounds, device, say),
-        bench_fine_tune("resnet18", sizes.finetune_images, sizes.small_size, sizes.finetune_rounds, device, say,
-                        name=f"finetune_{sizes.small_size}", target=1.3),
-        bench_last_only(sizes.last_only_images, sizes.last_only_val_images, sizes.last_only_epochs,
-                        sizes.small_size, sizes.last_only_rounds, device, say),
+        bench_fine_tune(
+            "resnet18",
+            sizes.finetune_images,
+            sizes.small_size,
+            sizes.finetune_rounds,
+            device,
+            say,
+            name=f"finetune_{sizes.small_size}",
+            target=1.3,
+        ),
+        bench_last_only(
+            sizes.last_only_images,
+            sizes.last_only_val_images,
+            sizes.last_only_epochs,
+            sizes.small_size,
+            sizes.last_only_rounds,
+            device,
+            say,
+        ),
     ]
     if device.type == "cuda":
         for model_name in ("alexnet", "resnet18", "vgg16"):
-            results.append(bench_fine_tune(model_name, sizes.cuda_images, sizes.large_size, sizes.cuda_rounds,
-                                           device, say, name=f"seed_{model_name}_{sizes.large_size}",
-                                           per_epoch_of=25_000, compile_model=compile_model))
+            results.append(
+                bench_fine_tune(
+                    model_name,
+                    sizes.cuda_images,
+                    sizes.large_size,
+                    sizes.cuda_rounds,
+                    device,
+                    say,
+                    name=f"seed_{model_name}_{sizes.large_size}",
+                    per_epoch_of=25_000,
+                    compile_model=compile_model,
+                )
+            )
     return results
-
-

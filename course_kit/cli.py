@@ -4,6 +4,7 @@ Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
 ``main(args) -> int``; this file only wires them up, importing a module when its
 command runs (so ``course --help`` stays fast).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,14 @@ COMMANDS = {
     "answers": ("course_kit.grading.answers", "written answers: review pages and scores file, merge scores, PDFs"),
     "feedback": ("course_kit.grading.feedback", "write one HTML (or Markdown) feedback file per student"),
     "fetch": ("course_kit.fetch", "download CIFAR-10 and ImageNet weights ahead of an offline session"),
-    "submit": ("course_kit.submit", "re-run a notebook in a fresh kernel (grading profile) and write the hand-in folder/zip"),
-    "pair": ("course_kit.pairing", "write the reviewable py:percent files of solutions/ (jupytext); --check finds stale ones"),
+    "submit": (
+        "course_kit.submit",
+        "re-run a notebook in a fresh kernel (grading profile) and write the hand-in folder/zip",
+    ),
+    "pair": (
+        "course_kit.pairing",
+        "write the reviewable py:percent files of solutions/ (jupytext); --check finds stale ones",
+    ),
     "bench": ("course_kit.bench", "side-by-side speed benchmark of the seed-style and the kit's data paths"),
 }
 

@@ -21,6 +21,7 @@ Example:
     >>> "COURSE_INSTALL_SOURCE" in install_cell_source("github.com/example/kit", "v1.0")
     True
 """
+
 from __future__ import annotations
 
 from .repository import PUBLIC_REPOSITORY, RELEASE_TAG
@@ -36,9 +37,11 @@ def _github_path(repository: str) -> str:
     """``owner/name`` of ``github.com/owner/name`` (what both services put in their URLs)."""
     prefix = "github.com/"
     if not repository.startswith(prefix) or repository.count("/") != 2:
-        raise ValueError(f"PUBLIC_REPOSITORY must look like 'github.com/OWNER/NAME', not {repository!r} "
-                         "(set it in course_kit/repository.py).")
-    return repository[len(prefix):]
+        raise ValueError(
+            f"PUBLIC_REPOSITORY must look like 'github.com/OWNER/NAME', not {repository!r} "
+            "(set it in course_kit/repository.py)."
+        )
+    return repository[len(prefix) :]
 
 
 def colab_url(notebook: str, repository: str = PUBLIC_REPOSITORY, tag: str = RELEASE_TAG) -> str:
@@ -58,8 +61,10 @@ def binder_url(notebook: str, repository: str = PUBLIC_REPOSITORY, tag: str = RE
 
 def badges(notebook: str, repository: str = PUBLIC_REPOSITORY, tag: str = RELEASE_TAG) -> str:
     """The Markdown badge line for one notebook: Open in Colab, launch Binder."""
-    return (f"[![Open In Colab]({COLAB_BADGE})]({colab_url(notebook, repository, tag)}) "
-            f"[![Binder]({BINDER_BADGE})]({binder_url(notebook, repository, tag)})")
+    return (
+        f"[![Open In Colab]({COLAB_BADGE})]({colab_url(notebook, repository, tag)}) "
+        f"[![Binder]({BINDER_BADGE})]({binder_url(notebook, repository, tag)})"
+    )
 
 
 def install_cell_source(repository: str = PUBLIC_REPOSITORY, tag: str = RELEASE_TAG) -> str:
@@ -145,8 +150,9 @@ def readme_table(notebooks: list[str], repository: str = PUBLIC_REPOSITORY, tag:
     return "\n".join([README_BEGIN, "| notebook | open it |", "|---|---|", *rows, README_END])
 
 
-def with_readme_table(readme: str, notebooks: list[str], repository: str = PUBLIC_REPOSITORY,
-                      tag: str = RELEASE_TAG) -> str:
+def with_readme_table(
+    readme: str, notebooks: list[str], repository: str = PUBLIC_REPOSITORY, tag: str = RELEASE_TAG
+) -> str:
     """``readme`` with the text between its ``colab-badges`` markers replaced by :func:`readme_table`.
 
     Raises:
@@ -155,4 +161,4 @@ def with_readme_table(readme: str, notebooks: list[str], repository: str = PUBLI
     start, end = readme.find(README_BEGIN), readme.find(README_END)
     if start < 0 or end < start:
         raise ValueError(f"README.md needs the lines {README_BEGIN} and {README_END} where the badge table goes.")
-    return readme[:start] + readme_table(notebooks, repository, tag) + readme[end + len(README_END):]
+    return readme[:start] + readme_table(notebooks, repository, tag) + readme[end + len(README_END) :]

@@ -13,33 +13,43 @@ The checks and downloads themselves belong to the student library (a notebook do
 the same way when it is allowed to); this module is the command line around them, and
 imports the library (and torch) only when the command runs.
 """
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 DEFAULT_TIMEOUT_HELP = "$COURSE_DOWNLOAD_TIMEOUT, else 30"
 
 
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``course fetch``."""
-    parser.add_argument("what", nargs="?", default="all", choices=("all", "cifar10", "weights"),
-                        help="what to fetch (default: all)")
-    parser.add_argument("models", nargs="*", metavar="MODEL",
-                        help="with 'weights': model names (default: every model of the architecture table)")
-    parser.add_argument("--data-dir",
-                        help="data directory for CIFAR-10 (default: $COURSE_DATA_DIR, else the kit's data/)")
-    parser.add_argument("--offline", action="store_true",
-                        help="no network access at all: only check what is there (same as COURSE_OFFLINE=1)")
-    parser.add_argument("--mirror", help="base URL serving the same file names (default: $COURSE_MIRROR_URL, "
-                                         "else the original servers)")
-    parser.add_argument("--timeout", type=float,
-                        help=f"seconds to wait for a connection or data (default: {DEFAULT_TIMEOUT_HELP})")
+    parser.add_argument(
+        "what", nargs="?", default="all", choices=("all", "cifar10", "weights"), help="what to fetch (default: all)"
+    )
+    parser.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="with 'weights': model names (default: every model of the architecture table)",
+    )
+    parser.add_argument(
+        "--data-dir", help="data directory for CIFAR-10 (default: $COURSE_DATA_DIR, else the kit's data/)"
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="no network access at all: only check what is there (same as COURSE_OFFLINE=1)",
+    )
+    parser.add_argument(
+        "--mirror", help="base URL serving the same file names (default: $COURSE_MIRROR_URL, else the original servers)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, help=f"seconds to wait for a connection or data (default: {DEFAULT_TIMEOUT_HELP})"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -89,8 +99,10 @@ def _run(steps) -> int:
         try:
             done = action()
         except NetworkUnavailableError as err:
-            print(f"error: {err}\nStopped: the network is unreachable, so the remaining assets were not tried.",
-                  file=sys.stderr)
+            print(
+                f"error: {err}\nStopped: the network is unreachable, so the remaining assets were not tried.",
+                file=sys.stderr,
+            )
             return 1
         except (AssetUnavailableError, CorruptDownloadError, ImportError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)

@@ -35,6 +35,7 @@ Example:
     >>> verdict.passed, verdict.margin_text
     (True, '+36.0 points (pretrained 91.0 ± 1.0 vs scratch 55.0 ± 5.0)')
 """
+
 from __future__ import annotations
 
 import statistics
@@ -134,9 +135,11 @@ def _comparison(finding: dict, rows: list[dict]) -> Verdict:
             margins.append(margin)
             overlap = "" if apart or not finding.get("separated") else ", error bars overlap"
             d = finding.get("digits", 1)
-            lines.append(f"{'✓' if ok else '✗'} {where}{margin:+.{d}f} {unit} ({_label(better, finding['than'])} "
-                         f"{m_mean:.{d}f} ± {m_std:.{d}f} vs {_label(finding['than'], better)} {o_mean:.{d}f} ± "
-                         f"{o_std:.{d}f}{overlap})".replace("  ", " "))
+            lines.append(
+                f"{'✓' if ok else '✗'} {where}{margin:+.{d}f} {unit} ({_label(better, finding['than'])} "
+                f"{m_mean:.{d}f} ± {m_std:.{d}f} vs {_label(finding['than'], better)} {o_mean:.{d}f} ± "
+                f"{o_std:.{d}f}{overlap})".replace("  ", " ")
+            )
     if not margins:
         return Verdict(finding["claim"], False, "no matching rows", lines)
     if len(lines) == 1:
@@ -144,8 +147,9 @@ def _comparison(finding: dict, rows: list[dict]) -> Verdict:
         text = text.split(": ", 1)[1] if group_key else text
         return Verdict(finding["claim"], passed, text, lines)
     worst = min(margins)
-    return Verdict(finding["claim"], passed, f"smallest margin {worst:+.{finding.get('digits', 1)}f} {unit}".rstrip(),
-                   lines)
+    return Verdict(
+        finding["claim"], passed, f"smallest margin {worst:+.{finding.get('digits', 1)}f} {unit}".rstrip(), lines
+    )
 
 
 def _format_group(value) -> str:
@@ -158,23 +162,37 @@ def _format_group(value) -> str:
 def _below_chance(finding: dict, rows: list[dict]) -> Verdict:
     checked = [r for r in rows if r.get("final_train_loss") is not None and r.get("chance_loss") is not None]
     if not checked:
-        return Verdict(finding["claim"], False, "no row records final_train_loss and chance_loss",
-                       ["the notebook's rows must carry final_train_loss and chance_loss"])
+        return Verdict(
+            finding["claim"],
+            False,
+            "no row records final_train_loss and chance_loss",
+            ["the notebook's rows must carry final_train_loss and chance_loss"],
+        )
     above = [r for r in checked if r["final_train_loss"] >= r["chance_loss"]]
     closest = min(checked, key=lambda r: r["chance_loss"] - r["final_train_loss"])
     name = _row_name(closest)
-    text = (f"closest: {name} ended at {closest['final_train_loss']:.3f} vs chance {closest['chance_loss']:.3f} "
-            f"({len(checked)} runs)")
-    lines = [f"✗ {_row_name(r)}: final training loss {r['final_train_loss']:.3f} ≥ chance {r['chance_loss']:.3f}"
-             for r in above]
+    text = (
+        f"closest: {name} ended at {closest['final_train_loss']:.3f} vs chance {closest['chance_loss']:.3f} "
+        f"({len(checked)} runs)"
+    )
+    lines = [
+        f"✗ {_row_name(r)}: final training loss {r['final_train_loss']:.3f} ≥ chance {r['chance_loss']:.3f}"
+        for r in above
+    ]
     return Verdict(finding["claim"], not above, text, lines)
 
 
 def _row_name(row: dict) -> str:
     skip = {"final_train_loss", "chance_loss"}
-    parts = [f"{k} {_format_group(v)}" for k, v in row.items()
-             if k not in skip and not isinstance(v, bool) and "param" not in k and not k.endswith("images")
-             and (isinstance(v, (str, int)) or (isinstance(v, float) and k.endswith("fraction")))]
+    parts = [
+        f"{k} {_format_group(v)}"
+        for k, v in row.items()
+        if k not in skip
+        and not isinstance(v, bool)
+        and "param" not in k
+        and not k.endswith("images")
+        and (isinstance(v, (str, int)) or (isinstance(v, float) and k.endswith("fraction")))
+    ]
     return ", ".join(parts[:4])
 
 

@@ -12,6 +12,7 @@ Example:
     $ course pair            # writes solutions/*.py from solutions/*.ipynb
     $ course pair --check    # exit 1 and list the stale ones
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,10 @@ def _jupytext():
     try:
         import jupytext
     except ImportError:
-        raise RuntimeError("course pair needs jupytext: pip install 'jupytext>=1.16' (or the kit's dev extra, "
-                           "pip install -e '.[dev]').") from None
+        raise RuntimeError(
+            "course pair needs jupytext: pip install 'jupytext>=1.16' (or the kit's dev extra, "
+            "pip install -e '.[dev]')."
+        ) from None
     return jupytext
 
 
@@ -53,8 +56,10 @@ def render(notebook: Path) -> str:
     # the pair look stale forever: name it instead of writing a twin that differs.
     for i, (cell, back) in enumerate(zip(nb.cells, jupytext.reads(text, fmt=FORMAT).cells)):
         if (cell.cell_type, cell.source) != (back.cell_type, back.source):
-            raise ValueError(f"{notebook}: cell {i} does not survive the py:percent form unchanged "
-                             "(trailing blank lines or a line that looks like a cell marker); edit the cell.")
+            raise ValueError(
+                f"{notebook}: cell {i} does not survive the py:percent form unchanged "
+                "(trailing blank lines or a line that looks like a cell marker); edit the cell."
+            )
     return text
 
 

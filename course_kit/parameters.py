@@ -14,6 +14,7 @@ Example:
     >>> parse_value("[0, 1]"), parse_value("1e-3"), parse_value("None"), parse_value("resnet18")
     ([0, 1], 0.001, None, 'resnet18')
 """
+
 from __future__ import annotations
 
 import ast
@@ -69,7 +70,9 @@ def knob_names(notebook: Path) -> list[str]:
         raise ValueError(f"{notebook}: the parameters cell is not valid Python ({error}).") from None
     names = []
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
     return names
 
@@ -87,5 +90,6 @@ def check_overrides(notebooks: list[Path], overrides: dict) -> None:
             raise ValueError("set the profile with --profile, not -p profile")
         if unknown:
             listed = ", ".join(name for name in valid if name != "profile")
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for {Path(notebook).stem}; "
-                             f"its knobs are: {listed}")
+            raise ValueError(
+                f"unknown parameter(s) {', '.join(unknown)} for {Path(notebook).stem}; its knobs are: {listed}"
+            )

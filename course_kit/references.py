@@ -20,6 +20,7 @@ Example:
     $ course references            # all notebooks
     $ course references 03         # one
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,13 +51,21 @@ def regenerate(notebooks: list[Path], out: Path = REFERENCES) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    with tempfile.TemporaryDirectory(prefix="course-references-") as scratch, \
-            environment({**REFERENCE_ENV, "COURSE_RESULTS_DIR": scratch}):
+    with (
+        tempfile.TemporaryDirectory(prefix="course-references-") as scratch,
+        environment({**REFERENCE_ENV, "COURSE_RESULTS_DIR": scratch}),
+    ):
         for source in notebooks:
             target = out / source.name
             print(f"executing {source.stem} (smoke) -> {target}", flush=True)
-            pm.execute_notebook(str(source), str(target), parameters={"profile": "smoke"}, cwd=str(out),
-                                kernel_name="python3", progress_bar=False)
+            pm.execute_notebook(
+                str(source),
+                str(target),
+                parameters={"profile": "smoke"},
+                cwd=str(out),
+                kernel_name="python3",
+                progress_bar=False,
+            )
             _strip_volatile_metadata(target)
             written.append(target)
     return written

@@ -22,6 +22,7 @@ Example:
     $ course release            # writes notebooks/ from solutions/
     $ course release --check    # exit 1 and list the stale files
 """
+
 from __future__ import annotations
 
 import argparse
@@ -107,8 +108,10 @@ def _add_colab_cells(cells: list, name: str) -> None:
         markdown.source = colab.with_badges(markdown.source, name)
     code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
     if not code or "parameters" not in cells[code[0]].get("metadata", {}).get("tags", []):
-        raise ReleaseError(f"{name}: the first code cell must be the one tagged 'parameters' "
-                           "(papermill and course grade inject their values right after it).")
+        raise ReleaseError(
+            f"{name}: the first code cell must be the one tagged 'parameters' "
+            "(papermill and course grade inject their values right after it)."
+        )
     if len(code) > 1 and colab.INSTALL_CELL_TAG in cells[code[1]].get("metadata", {}).get("tags", []):
         cells[code[1]] = colab.install_cell()  # a solution carrying it gets the current text
     else:
@@ -120,8 +123,9 @@ def _render(notebook) -> str:
     return nbformat.writes(notebook) + "\n"
 
 
-def release(solutions: Path = SOLUTIONS, out: Path = NOTEBOOKS,
-            check_only: bool = False, readme: Path | None = README) -> list[Path]:
+def release(
+    solutions: Path = SOLUTIONS, out: Path = NOTEBOOKS, check_only: bool = False, readme: Path | None = README
+) -> list[Path]:
     """Write (or with ``check_only`` just compare) every student notebook and README's badge table.
 
     Args:

@@ -9,6 +9,7 @@ Example:
     >>> (student_library_dir() / "__init__.py").exists()
     True
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -33,9 +34,12 @@ def student_library_dir() -> Path:
     """
     spec = importlib.util.find_spec(STUDENT_LIBRARY)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"The student library {STUDENT_LIBRARY!r} is not installed in this Python; "
-                           "install the kit (`pip install -e .` in its checkout).")
+        raise RuntimeError(
+            f"The student library {STUDENT_LIBRARY!r} is not installed in this Python; "
+            "install the kit (`pip install -e .` in its checkout)."
+        )
     return Path(list(spec.submodule_search_locations)[0]).resolve()
+
 
 # The kit's public repository and the tag students install from: the one setting behind the
 # "Open in Colab" / Binder badges, the install cell of every student notebook and README's

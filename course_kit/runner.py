@@ -11,6 +11,7 @@ Example:
     $ course run                           # all notebooks, offline profile
     $ course run 01 03 --profile smoke -p seeds "[0, 1]"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
 
 from . import findings
 from .parameters import check_overrides, parse_value, profile_names
@@ -69,9 +69,16 @@ def run_notebook(source: Path, run_dir: Path, parameters: dict, timeout: int | N
     run = NotebookRun(name=source.stem, output=run_dir / source.name)
     started = time.perf_counter()
     try:
-        pm.execute_notebook(str(source), str(run.output), parameters=parameters, cwd=str(run_dir),
-                            kernel_name="python3", progress_bar=True, execution_timeout=timeout,
-                            report_mode=False)
+        pm.execute_notebook(
+            str(source),
+            str(run.output),
+            parameters=parameters,
+            cwd=str(run_dir),
+            kernel_name="python3",
+            progress_bar=True,
+            execution_timeout=timeout,
+            report_mode=False,
+        )
         run.status = "ok"
     except pm.PapermillExecutionError as err:
         run.status = "failed"
@@ -110,10 +117,16 @@ def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, paramete
     md += [f"| [{r.name}]({r.output.name}) | {r.status} | {r.seconds:.0f} s | {_lesson_count(r)} |" for r in runs]
     if len(runs) > 1:
         md += [f"| all | | {sum(r.seconds for r in runs):.0f} s | |"]
-    body = [f"<h1>Course run — profile <code>{html.escape(profile)}</code> — {stamp}</h1>", "<table border=1 "
-            "cellpadding=4><tr><th>notebook</th><th>status</th><th>wall time</th><th>lessons shown</th></tr>"]
-    body += [f"<tr><td><a href='{html.escape(r.output.name)}'>{html.escape(r.name)}</a></td><td>{r.status}</td>"
-             f"<td>{r.seconds:.0f} s</td><td>{_lesson_count(r)}</td></tr>" for r in runs]
+    body = [
+        f"<h1>Course run — profile <code>{html.escape(profile)}</code> — {stamp}</h1>",
+        "<table border=1 "
+        "cellpadding=4><tr><th>notebook</th><th>status</th><th>wall time</th><th>lessons shown</th></tr>",
+    ]
+    body += [
+        f"<tr><td><a href='{html.escape(r.output.name)}'>{html.escape(r.name)}</a></td><td>{r.status}</td>"
+        f"<td>{r.seconds:.0f} s</td><td>{_lesson_count(r)}</td></tr>"
+        for r in runs
+    ]
     body.append("</table>")
     for r in runs:
         md += ["", f"## {r.name} — {r.status}", ""]
@@ -126,18 +139,31 @@ def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, paramete
             md += [f"| {v.claim} | {v.mark} | {v.margin_text} |" for v in r.lessons]
             details = [line for v in r.lessons if len(v.lines) > 1 or not v.passed for line in v.lines]
             md += [""] + [f"* {line}" for line in details] + [""] if details else [""]
-            body.append("<table border=1 cellpadding=4><tr><th>lesson</th><th></th><th>margin (mean ± std over "
-                        "seeds)</th></tr>" + "".join(
-                            f"<tr><td>{html.escape(v.claim)}</td><td style='color:{'green' if v.passed else 'red'}'>"
-                            f"{v.mark}</td><td>{html.escape(v.margin_text)}</td></tr>" for v in r.lessons) + "</table>")
+            body.append(
+                "<table border=1 cellpadding=4><tr><th>lesson</th><th></th><th>margin (mean ± std over "
+                "seeds)</th></tr>"
+                + "".join(
+                    f"<tr><td>{html.escape(v.claim)}</td><td style='color:{'green' if v.passed else 'red'}'>"
+                    f"{v.mark}</td><td>{html.escape(v.margin_text)}</td></tr>"
+                    for v in r.lessons
+                )
+                + "</table>"
+            )
             if details:
                 body.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in details) + "</ul>")
         summary = r.results.get("summary", {})
         if summary:
-            md += ["| key number | value |", "|---|---|"] + [f"| {k} | {_format_value(v)} |" for k, v in summary.items()]
-            body.append("<table border=1 cellpadding=4>" + "".join(
-                f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_format_value(v))}</td></tr>"
-                for k, v in summary.items()) + "</table>")
+            md += ["| key number | value |", "|---|---|"] + [
+                f"| {k} | {_format_value(v)} |" for k, v in summary.items()
+            ]
+            body.append(
+                "<table border=1 cellpadding=4>"
+                + "".join(
+                    f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_format_value(v))}</td></tr>"
+                    for k, v in summary.items()
+                )
+                + "</table>"
+            )
         notes = r.results.get("notes", [])
         if notes:
             md += [""] + [f"* {n}" for n in notes]
@@ -147,13 +173,20 @@ def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, paramete
             body.append(f"<p><img src='{html.escape(str(figure))}' style='max-width:900px'></p>")
     md_path, html_path = run_dir / "summary.md", run_dir / "summary.html"
     md_path.write_text("\n".join(md) + "\n")
-    html_path.write_text("<!doctype html><meta charset=utf-8><title>Course run</title>"
-                         "<body style='font-family:sans-serif'>" + "\n".join(body) + "</body>")
+    html_path.write_text(
+        "<!doctype html><meta charset=utf-8><title>Course run</title>"
+        "<body style='font-family:sans-serif'>" + "\n".join(body) + "</body>"
+    )
     return md_path, html_path
 
 
-def run(notebooks: list[Path], profile: str = "offline", overrides: dict | None = None, out: Path = Path("runs"),
-        timeout: int | None = None) -> tuple[Path, list[NotebookRun]]:
+def run(
+    notebooks: list[Path],
+    profile: str = "offline",
+    overrides: dict | None = None,
+    out: Path = Path("runs"),
+    timeout: int | None = None,
+) -> tuple[Path, list[NotebookRun]]:
     """Run ``notebooks`` in order into a fresh ``out/<profile>-<timestamp>/`` and summarise them."""
     if profile not in profile_names():
         raise ValueError(f"Unknown profile {profile!r}. Choose one of: {', '.join(profile_names())}.")
@@ -164,8 +197,10 @@ def run(notebooks: list[Path], profile: str = "offline", overrides: dict | None 
     # OpenMP keeps its default wait policy: forcing PASSIVE (idle threads sleep at once) made
     # EfficientNet-Lite0 train 1.7x slower on 2 cores (96 vs 169 images/s at 48 px), because its
     # many small depthwise layers wake the threads thousands of times per epoch.
-    kernel_env = {"COURSE_PROGRESS": os.environ.get("COURSE_PROGRESS", "plain"),
-                  "COURSE_RESULTS_DIR": str(run_dir.resolve())}
+    kernel_env = {
+        "COURSE_PROGRESS": os.environ.get("COURSE_PROGRESS", "plain"),
+        "COURSE_RESULTS_DIR": str(run_dir.resolve()),
+    }
     runs = []
     with environment(kernel_env):
         for index, source in enumerate(notebooks, start=1):
@@ -199,10 +234,19 @@ def environment(values: dict[str, str]):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebooks", nargs="*", help="stems or number prefixes (default: all in solutions/)")
-    parser.add_argument("--profile", default="offline", choices=profile_names(), help="parameter set (default: offline)")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="override one knob of the parameters cell; VALUE is a number, True/False/None or "
-                             "YAML (e.g. -p seeds '[0, 1]'); unknown knobs are refused")
+    parser.add_argument(
+        "--profile", default="offline", choices=profile_names(), help="parameter set (default: offline)"
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="override one knob of the parameters cell; VALUE is a number, True/False/None or "
+        "YAML (e.g. -p seeds '[0, 1]'); unknown knobs are refused",
+    )
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "runs", help="parent folder of run folders")
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
 
@@ -217,6 +261,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     run_dir, runs = run(notebooks, args.profile, overrides, args.out, args.timeout)
     failed = [r for r in runs if r.status != "ok"]
-    print(f"\n{len(runs) - len(failed)}/{len(runs)} notebooks ok. Executed notebooks, results and "
-          f"figures: {run_dir}\nSummary: {run_dir / 'summary.md'} (and summary.html)")
+    print(
+        f"\n{len(runs) - len(failed)}/{len(runs)} notebooks ok. Executed notebooks, results and "
+        f"figures: {run_dir}\nSummary: {run_dir / 'summary.md'} (and summary.html)"
+    )
     return 1 if failed else 0

@@ -7,6 +7,7 @@ the cells that failed, and writes ``submission/<ID>/`` (notebook + results recor
 Example:
     $ course submit notebooks/03_partial_freezing.ipynb --student s1234567
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,14 @@ def main(args: argparse.Namespace) -> int:
     from course_utils.notebook.handin import submit  # loads torch: only when the command runs
 
     try:
-        report = submit(args.student, path=args.notebook, out=args.out, profile=args.profile, zip=not args.no_zip,
-                        cell_timeout=args.cell_timeout)
+        report = submit(
+            args.student,
+            path=args.notebook,
+            out=args.out,
+            profile=args.profile,
+            zip=not args.no_zip,
+            cell_timeout=args.cell_timeout,
+        )
     except (ValueError, FileNotFoundError) as error:
         print(f"course submit: {error}")
         return 2

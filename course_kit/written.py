@@ -30,6 +30,7 @@ Example:
     >>> answer_text("**Q1.** Why?\\nIt overfits.", question)
     'It overfits.'
 """
+
 from __future__ import annotations
 
 import re
@@ -116,22 +117,36 @@ def question(cell, index: int = -1, where: str = "notebook") -> Question:
     where = f"{where} cell {index}"
     course = mark(cell)
     if cell.get("cell_type") != "markdown":
-        raise WrittenError(f"{where}: a written question must be a Markdown cell (it is a {cell.get('cell_type')} "
-                           f"cell); put the question and its answer in Markdown.")
+        raise WrittenError(
+            f"{where}: a written question must be a Markdown cell (it is a {cell.get('cell_type')} "
+            f"cell); put the question and its answer in Markdown."
+        )
     qid, points, kind = course.get("question"), course.get("points"), course.get("kind", "explanation")
     if not isinstance(qid, str) or not _QUESTION_ID.fullmatch(qid):
-        raise WrittenError(f"{where}: question id {qid!r} must be 1-64 letters, digits, '_', '.' or '-', "
-                           f"starting with a letter or digit.")
+        raise WrittenError(
+            f"{where}: question id {qid!r} must be 1-64 letters, digits, '_', '.' or '-', "
+            f"starting with a letter or digit."
+        )
     if isinstance(points, bool) or not isinstance(points, (int, float)) or not 0 < points <= 1000:
         raise WrittenError(f"{where}: question {qid!r} needs 'points', a number above 0 (got {points!r}).")
     if kind not in KINDS:
         raise WrittenError(f"{where}: question {qid!r} has kind {kind!r}; use one of {', '.join(KINDS)}.")
     parts = _regions(cell.get("source", ""), where)
     if not _text(parts["solution"]) or not _text(parts["rubric"]):
-        raise WrittenError(f"{where}: question {qid!r} needs a model answer ({SOLUTION_BEGIN} ... {SOLUTION_END}) "
-                           f"and a rubric ({RUBRIC_BEGIN} ... {RUBRIC_END}) in the solution notebook.")
-    return Question(qid, points, kind, _text(parts["before"]), _text(parts["solution"]), _text(parts["rubric"]),
-                    _text(parts["after"]), index)
+        raise WrittenError(
+            f"{where}: question {qid!r} needs a model answer ({SOLUTION_BEGIN} ... {SOLUTION_END}) "
+            f"and a rubric ({RUBRIC_BEGIN} ... {RUBRIC_END}) in the solution notebook."
+        )
+    return Question(
+        qid,
+        points,
+        kind,
+        _text(parts["before"]),
+        _text(parts["solution"]),
+        _text(parts["rubric"]),
+        _text(parts["after"]),
+        index,
+    )
 
 
 def questions_in(notebook, name: str = "notebook") -> list[Question]:
@@ -147,8 +162,9 @@ def questions_in(notebook, name: str = "notebook") -> list[Question]:
         item = question(cell, index, name)
         clash = next((q for q in found if q.id == item.id), None)
         if clash:
-            raise WrittenError(f"{name} cells {clash.cell} and {index} both mark question {item.id!r}; "
-                               f"give each question its own id.")
+            raise WrittenError(
+                f"{name} cells {clash.cell} and {index} both mark question {item.id!r}; give each question its own id."
+            )
         found.append(item)
     return found
 
@@ -190,9 +206,9 @@ def answer_text(source: str, asked: Question) -> str:
     """
     text = source.strip()
     if asked.prompt and text.startswith(asked.prompt):
-        text = text[len(asked.prompt):]
+        text = text[len(asked.prompt) :]
     if asked.after and text.rstrip().endswith(asked.after):
-        text = text.rstrip()[:-len(asked.after)]
+        text = text.rstrip()[: -len(asked.after)]
     text = text.strip()
     return "" if text in ("", PLACEHOLDER) else text
 

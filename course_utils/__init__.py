@@ -24,8 +24,9 @@ Example:
     >>> cu.count_parameters(model, trainable_only=True)
     5130
 """
-from ._util import default_device
+
 from . import assets, data, freezing, models, notebook, selfcheck, train
+from ._util import default_device
 from .data import class_counts, get_targets, make_loader, subset_fraction, subset_per_class
 from .freezing import (
     STRATEGIES,
@@ -51,16 +52,41 @@ from .train import (
 
 __all__ = [
     # models
-    "build_model", "available_models", "normalization_for", "count_parameters",
+    "build_model",
+    "available_models",
+    "normalization_for",
+    "count_parameters",
     # freezing
-    "layer_groups", "apply_strategy", "set_trainable_layers", "freeze_until", "unfreeze_all",
-    "trainable_parameters", "trainable_summary", "STRATEGIES",
+    "layer_groups",
+    "apply_strategy",
+    "set_trainable_layers",
+    "freeze_until",
+    "unfreeze_all",
+    "trainable_parameters",
+    "trainable_summary",
+    "STRATEGIES",
     # data
-    "subset_fraction", "subset_per_class", "make_loader", "class_counts", "get_targets",
+    "subset_fraction",
+    "subset_per_class",
+    "make_loader",
+    "class_counts",
+    "get_targets",
     # training
-    "train_one_epoch", "evaluate", "fit", "extract_features", "History",
-    "Checkpoint", "seed_everything", "default_device",
+    "train_one_epoch",
+    "evaluate",
+    "fit",
+    "extract_features",
+    "History",
+    "Checkpoint",
+    "seed_everything",
+    "default_device",
     # notebooks
-    "load_parameters", "start_session", "submit", "plots", "results", "widgets", "selfcheck",
+    "load_parameters",
+    "start_session",
+    "submit",
+    "plots",
+    "results",
+    "widgets",
+    "selfcheck",
 ]
 __version__ = "0.3.0"

@@ -1,4 +1,5 @@
 """Small helpers every part of the student library uses: the default device, sizes for people."""
+
 from __future__ import annotations
 
 import torch

@@ -18,6 +18,7 @@ Example:
     >>> assets.data_dir("/tmp/my-data").name
     'my-data'
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -265,8 +266,9 @@ def download_file(
     return destination
 
 
-def _stream_to_file(url: str, target: Path, timeout: float, progress: bool, what: str,
-                    destination: Path, fetch_args: str) -> None:
+def _stream_to_file(
+    url: str, target: Path, timeout: float, progress: bool, what: str, destination: Path, fetch_args: str
+) -> None:
     """Copy the body at ``url`` into ``target``, turning network failures into clear errors.
 
     Raises:
@@ -277,8 +279,15 @@ def _stream_to_file(url: str, target: Path, timeout: float, progress: bool, what
         with urllib.request.urlopen(request, timeout=timeout) as response, open(target, "wb") as out:
             announced = int(response.headers.get("Content-Length") or 0) or None
             received = 0
-            with tqdm(total=announced, unit="B", unit_scale=True, unit_divisor=1024, desc=what,
-                      disable=not progress, leave=False) as bar:
+            with tqdm(
+                total=announced,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=what,
+                disable=not progress,
+                leave=False,
+            ) as bar:
                 for chunk in iter(lambda: response.read(1 << 16), b""):
                     out.write(chunk)
                     received += len(chunk)
@@ -301,6 +310,4 @@ def _check_download(path: Path, md5: str | None, sha256_prefix: str | None) -> N
     if md5 is not None and (actual := file_md5(path)) != md5:
         raise CorruptDownloadError(f"MD5 {actual}, expected {md5}.")
     if sha256_prefix is not None and not (actual := file_sha256(path)).startswith(sha256_prefix):
-        raise CorruptDownloadError(f"SHA-256 starts with {actual[:len(sha256_prefix)]}, expected {sha256_prefix}.")
-
-
+        raise CorruptDownloadError(f"SHA-256 starts with {actual[: len(sha256_prefix)]}, expected {sha256_prefix}.")

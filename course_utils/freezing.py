@@ -16,8 +16,8 @@ Example:
     >>> model.bn1
     FrozenStatsBatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, ...track_running_stats=True, running stats frozen)
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 from torch import nn
 
@@ -64,8 +64,12 @@ class FrozenStatsSyncBatchNorm(_FrozenStats, nn.SyncBatchNorm):
     __doc__ = _FrozenStats.__doc__
 
 
-_FROZEN_CLASS = {nn.BatchNorm1d: FrozenStatsBatchNorm1d, nn.BatchNorm2d: FrozenStatsBatchNorm2d,
-                 nn.BatchNorm3d: FrozenStatsBatchNorm3d, nn.SyncBatchNorm: FrozenStatsSyncBatchNorm}
+_FROZEN_CLASS = {
+    nn.BatchNorm1d: FrozenStatsBatchNorm1d,
+    nn.BatchNorm2d: FrozenStatsBatchNorm2d,
+    nn.BatchNorm3d: FrozenStatsBatchNorm3d,
+    nn.SyncBatchNorm: FrozenStatsSyncBatchNorm,
+}
 _PLAIN_CLASS = {frozen: plain for plain, frozen in _FROZEN_CLASS.items()}
 
 
@@ -101,8 +105,10 @@ def freeze_batchnorm_stats(module: nn.Module, frozen: bool = True) -> None:
             continue
         if frozen and not batchnorm_stats_frozen(m):
             if type(m) not in _FROZEN_CLASS:
-                raise TypeError(f"Cannot freeze the statistics of a {type(m).__name__}: the kit knows "
-                                f"{', '.join(c.__name__ for c in _FROZEN_CLASS)}.")
+                raise TypeError(
+                    f"Cannot freeze the statistics of a {type(m).__name__}: the kit knows "
+                    f"{', '.join(c.__name__ for c in _FROZEN_CLASS)}."
+                )
             m.__class__ = _FROZEN_CLASS[type(m)]
             m.training = False
         elif not frozen and batchnorm_stats_frozen(m):
@@ -312,12 +318,14 @@ def trainable_summary(model: nn.Module) -> list[dict]:
         params = list(_group_parameters(modules))
         pinned = [batchnorm_stats_frozen(m) for mod in modules for m in mod.modules() if is_batchnorm(m)]
         bn_stats = "-" if not pinned else "frozen" if all(pinned) else "updating" if not any(pinned) else "mixed"
-        rows.append({
-            "group": name,
-            "trainable": sum(p.numel() for p in params if p.requires_grad),
-            "total": sum(p.numel() for p in params),
-            "bn_stats": bn_stats,
-        })
+        rows.append(
+            {
+                "group": name,
+                "trainable": sum(p.numel() for p in params if p.requires_grad),
+                "total": sum(p.numel() for p in params),
+                "bn_stats": bn_stats,
+            }
+        )
     return rows
 
 
@@ -330,7 +338,9 @@ def format_trainable_summary(model: nn.Module) -> str:
         lines.append(f"{r['group']:<{width}}  {r['trainable']:>12,}  {r['total']:>12,}  {r['bn_stats']}")
     trainable = sum(r["trainable"] for r in rows)
     total = sum(r["total"] for r in rows)
-    lines.append(f"{'total':<{width}}  {trainable:>12,}  {total:>12,}  ({100 * trainable / max(total, 1):.1f}% trainable)")
+    lines.append(
+        f"{'total':<{width}}  {trainable:>12,}  {total:>12,}  ({100 * trainable / max(total, 1):.1f}% trainable)"
+    )
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ Example:
     ...     server.serve("cut.bin", b"hello world", send=5)   # announces 11 bytes, sends 5
     ...     url = server.url + "/file.bin"
 """
+
 from __future__ import annotations
 
 import socket
@@ -54,7 +55,7 @@ class AssetServer:
         """Queue a response for ``name``: ``body`` announced in full, only ``send`` bytes actually sent."""
         self.httpd.responses.setdefault(name, []).append((body, len(body) if send is None else send))
 
-    def __enter__(self) -> "AssetServer":
+    def __enter__(self) -> AssetServer:
         self.thread.start()
         return self
 

@@ -8,6 +8,7 @@ because the test machines are small and shared and a step may take a minute unde
 Nothing here is specific to one notebook; the notebook facts (cell indices, labels, the
 expected numbers) live in the tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,16 +29,23 @@ from pathlib import Path
 
 import nbformat
 
-from course_kit.repository import PROJECT_ROOT
 from course_kit.grading.procs import descendants, kill_tree
+from course_kit.repository import PROJECT_ROOT
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 # Flags for Debian's Chromium in a container: no sandbox (we run as root), no GPU, and no
 # background traffic (component updates, sync, QUIC) that would wait for a network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
 
 # Generous: JupyterLab's first start compiles nothing, but on two busy cores importing its
 # server extensions alone can take half a minute.
@@ -47,12 +55,12 @@ SERVER_STOP_TIMEOUT_S = 30
 # Settings a student could change in the Settings Editor; we only switch off what would put
 # pop-ups over the notebook (news and update notifications), never how notebooks behave.
 LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                        "checkForUpdates": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
 }
 
 
 # --------------------------------------------------------------------------- the browser
+
 
 def find_chromium() -> str | None:
     """Path of a Chromium to drive: ``$COURSE_CHROMIUM``, else Debian's ``chromium`` on PATH."""
@@ -82,6 +90,7 @@ def skip_loudly(reason: str) -> None:
 
 # --------------------------------------------------------------------------- the server
 
+
 @dataclass
 class LabServer:
     """A running JupyterLab: where it listens, its token, its folder and its process."""
@@ -103,8 +112,9 @@ class LabServer:
 
     def api(self, path: str, method: str = "GET"):
         """Call the server's REST API; returns the decoded JSON (or None for an empty reply)."""
-        request = urllib.request.Request(f"{self.base_url}/api/{path.lstrip('/')}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.base_url}/api/{path.lstrip('/')}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             body = response.read()
         return json.loads(body) if body else None
@@ -138,21 +148,43 @@ def start_lab(root: Path, home: Path, env: dict[str, str]) -> LabServer:
         path = settings / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    env = dict(env, PYTHONUNBUFFERED="1", JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTER_DATA_DIR=str(home / "data"), IPYTHONDIR=str(home / "ipython"))
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser",
-               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-               f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    env = dict(
+        env,
+        PYTHONUNBUFFERED="1",
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        IPYTHONDIR=str(home / "ipython"),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.user_settings_dir={settings}",
+        f"--LabApp.workspaces_dir={home / 'workspaces'}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # CI containers run as root; JupyterLab refuses without this
     # The log stays next to the server's files while it runs (another checkout's tests may run
     # at the same time) and is copied to test-artifacts/ when the server stops.
     log_path = home / "jupyterlab-server.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     server = LabServer(process, port, token, root, log_path)
     try:
         _wait_until_serving(server)
@@ -167,15 +199,17 @@ def _wait_until_serving(server: LabServer) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while True:
         if server.process.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with code {server.process.returncode} while starting:\n"
-                               f"{server.log_tail()}")
+            raise RuntimeError(
+                f"JupyterLab exited with code {server.process.returncode} while starting:\n{server.log_tail()}"
+            )
         try:
             server.api("status")
             return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"JupyterLab did not answer within {SERVER_START_TIMEOUT_S} s:\n"
-                                   f"{server.log_tail()}") from None
+                raise TimeoutError(
+                    f"JupyterLab did not answer within {SERVER_START_TIMEOUT_S} s:\n{server.log_tail()}"
+                ) from None
             # A server that is still starting refuses connections at once: poll, but gently.
             time.sleep(0.5)
 
@@ -221,6 +255,7 @@ def _signal_group(pid: int, signum: int) -> None:
 
 # --------------------------------------------------------------------------- notebooks
 
+
 def smoke_copy(source: Path, target: Path) -> Path:
     """Copy a notebook with ``profile = "smoke"`` and no stored outputs or execution counts.
 
@@ -250,8 +285,11 @@ def exercise_index(notebook: nbformat.NotebookNode, exercise: str) -> int:
 
 def solved_source(solution_cell_source: str) -> str:
     """What a student types for an exercise: the solution cell without the marker lines."""
-    return "\n".join(line for line in solution_cell_source.splitlines()
-                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+    return "\n".join(
+        line
+        for line in solution_cell_source.splitlines()
+        if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
+    )
 
 
 # --------------------------------------------------------------------------- JupyterLab UI
@@ -287,8 +325,13 @@ _KERNEL_READY_JS = """() => {
 def launch_chromium(playwright, executable: str, profile_dir: Path):
     """Headless Chromium with a fresh profile; returns a browser context (closing it ends Chromium)."""
     return playwright.chromium.launch_persistent_context(
-        str(profile_dir), executable_path=executable, headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 1400, "height": 1000}, timeout=120_000)
+        str(profile_dir),
+        executable_path=executable,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": 1000},
+        timeout=120_000,
+    )
 
 
 def open_notebook(page, server: LabServer, name: str, timeout_s: float = 240) -> None:
@@ -340,7 +383,10 @@ def wait_for_new_count(cell, previous: str, timeout_s: float) -> None:
              const count = (text.match(/\\[(\\d+)\\]/) || [])[1];
              return count !== undefined && count !== previous;
            }""",
-        arg=[cell.element_handle(), previous], timeout=timeout_s * 1000, polling=250)
+        arg=[cell.element_handle(), previous],
+        timeout=timeout_s * 1000,
+        polling=250,
+    )
 
 
 def output_text(cell) -> str:
@@ -409,7 +455,10 @@ def scroll_to(element, block: str = "start", timeout_s: float = 60) -> None:
              }
              return settled;
            }""",
-        arg=[element.element_handle(), block], timeout=timeout_s * 1000, polling=200)
+        arg=[element.element_handle(), block],
+        timeout=timeout_s * 1000,
+        polling=200,
+    )
 
 
 def screenshot(page, name: str, element=None) -> Path:

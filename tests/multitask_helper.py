@@ -3,6 +3,7 @@
 The student library holds no multi-task model class (writing one is notebook 04's first
 exercise); it only recognises one by its ``backbone`` and ``heads`` (course_utils.models.multitask).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Starting a process that a test interrupts with SIGINT (Ctrl-C), whatever started the test run."""
+
 from __future__ import annotations
 
 import signal

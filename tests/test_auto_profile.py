@@ -1,4 +1,5 @@
 """``profile = "auto"`` sized to the device (CPU, small GPU, large GPU), and the estimate printed before training."""
+
 from __future__ import annotations
 
 import time
@@ -18,14 +19,17 @@ SMALL_NEW = DeviceInfo(cuda=True, name="NVIDIA GeForce RTX 3060", memory_gib=12.
 CPU = DeviceInfo(cuda=False)
 
 
-@pytest.mark.parametrize("device,missing,profile", [
-    (T4, None, "colab"),
-    (SMALL_NEW, None, "colab"),   # new but small
-    (BIG_OLD, None, "colab"),     # large but no native bf16 and slower
-    (A100, None, "full"),
-    (CPU, [], "laptop"),
-    (CPU, ["CIFAR-10"], "offline"),
-])
+@pytest.mark.parametrize(
+    "device,missing,profile",
+    [
+        (T4, None, "colab"),
+        (SMALL_NEW, None, "colab"),  # new but small
+        (BIG_OLD, None, "colab"),  # large but no native bf16 and slower
+        (A100, None, "full"),
+        (CPU, [], "laptop"),
+        (CPU, ["CIFAR-10"], "offline"),
+    ],
+)
 def test_auto_chooses_by_what_it_finds(device, missing, profile):
     chosen, why = choose_profile(device, missing)
     assert chosen == profile
@@ -38,8 +42,7 @@ def test_why_names_what_is_missing_and_how_to_get_laptop():
 
 
 @pytest.mark.parametrize("device,profile", [(T4, "colab"), (A100, "full"), (CPU, "offline")])
-def test_load_parameters_with_auto_takes_the_chosen_profiles_knobs_and_says_why(monkeypatch, tmp_path, device,
-                                                                               profile):
+def test_load_parameters_with_auto_takes_the_chosen_profiles_knobs_and_says_why(monkeypatch, tmp_path, device, profile):
     monkeypatch.setattr(choice, "probe_device", lambda knob=None: device)
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "empty-data"))  # nothing downloaded: CPU -> offline
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch"))
@@ -84,7 +87,7 @@ def test_colab_keeps_the_seeds_architectures_and_plans_far_less_than_full(name):
     assert not any(colab_session[k] for k in ("offline", "synthetic_data", "standin_weights"))
     P_colab = parameters.load_parameters(name, profile="colab")
     P_full = parameters.load_parameters(name, profile="full")
-    pixels = lambda P: sum(w.train_steps * w.batch_size * w.image_size ** 2 for w in estimate.planned_work(P))  # noqa: E731
+    pixels = lambda P: sum(w.train_steps * w.batch_size * w.image_size**2 for w in estimate.planned_work(P))  # noqa: E731
     assert pixels(P_colab) <= pixels(P_full) / 4, f"{name}: colab is not much smaller than full"
 
 

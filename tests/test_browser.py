@@ -12,6 +12,7 @@ they always run.
 
 Run them alone with ``pytest -m browser tests/test_browser.py``.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,15 +23,33 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_support import (
+    cells,
+    editor_text,
+    exercise_index,
+    find_chromium,
+    image_ink,
+    launch_chromium,
+    menu_command,
+    open_notebook,
+    output_text,
+    prompt,
+    replace_cell_code,
+    screenshot,
+    scroll_to,
+    shutdown_kernels,
+    skip_loudly,
+    smoke_copy,
+    solved_source,
+    start_lab,
+    stop_lab,
+    wait_for_new_count,
+    wait_for_run_to_finish,
+)
 from playwright.sync_api import expect
 
 import course_utils as cu
 from course_kit.repository import PROJECT_ROOT
-
-from browser_support import (cells, editor_text, exercise_index, find_chromium, image_ink, launch_chromium,
-                             menu_command, open_notebook, output_text, prompt, replace_cell_code, screenshot,
-                             scroll_to, shutdown_kernels, skip_loudly, smoke_copy, solved_source, start_lab,
-                             stop_lab, wait_for_new_count, wait_for_run_to_finish)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -48,9 +67,11 @@ def chromium() -> str:
     """Path of the Chromium to drive, or a loud skip when there is none."""
     path = find_chromium()
     if path is None:
-        skip_loudly("no Chromium found (install Debian's `chromium`, e.g. `apt-get install -y chromium`, "
-                    "or set COURSE_CHROMIUM to a Chromium binary; `python3 quickstart.py test` installs it "
-                    "when it runs as root)")
+        skip_loudly(
+            "no Chromium found (install Debian's `chromium`, e.g. `apt-get install -y chromium`, "
+            "or set COURSE_CHROMIUM to a Chromium binary; `python3 quickstart.py test` installs it "
+            "when it runs as root)"
+        )
     return path
 
 
@@ -67,9 +88,15 @@ def lab(chromium, tmp_path_factory):
     root = base / "course"
     smoke_copy(PROJECT_ROOT / "solutions" / f"{FREEZING}.ipynb", root / f"{FREEZING}.ipynb")
     smoke_copy(PROJECT_ROOT / "notebooks" / f"{DATA_FRACTION}.ipynb", root / f"{DATA_FRACTION}.ipynb")
-    env = dict(os.environ, COURSE_DATA_DIR=str(base / "data"), TORCH_HOME=str(base / "torch"),
-               COURSE_RESULTS_DIR=str(base / "results"), COURSE_OFFLINE="1", COURSE_PROGRESS="off",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        COURSE_DATA_DIR=str(base / "data"),
+        TORCH_HOME=str(base / "torch"),
+        COURSE_RESULTS_DIR=str(base / "results"),
+        COURSE_OFFLINE="1",
+        COURSE_PROGRESS="off",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     server = start_lab(root, base / "jupyter-home", env)
     try:
         yield server
@@ -135,8 +162,9 @@ def test_strategy_panel_runs_the_chosen_strategy(page, lab):
     assert parameters.dataset == "cifar10", "the expected counts below assume CIFAR-10's 10 classes"
     expected, total = trainable_parameters(parameters.backbone, len(cu.data.CIFAR10_CLASSES), chosen)
     default = parameters.strategies[0]
-    assert expected != trainable_parameters(parameters.backbone, len(cu.data.CIFAR10_CLASSES), default)[0], \
+    assert expected != trainable_parameters(parameters.backbone, len(cu.data.CIFAR10_CLASSES), default)[0], (
         "the chosen strategy must train a different share than the default, or the test proves nothing"
+    )
 
     with screenshot_on_failure(page, "browser-03"):
         open_notebook(page, lab, f"{FREEZING}.ipynb")
@@ -161,16 +189,18 @@ def test_strategy_panel_runs_the_chosen_strategy(page, lab):
 
         text = output.inner_text()
         assert f"strategy: {chosen}" in text, text
-        assert f"trainable parameters: {expected:,} of {total:,}" in text, \
+        assert f"trainable parameters: {expected:,} of {total:,}" in text, (
             f"expected {expected:,} of {total:,} trainable parameters for {chosen!r}; the panel shows:\n{text}"
+        )
         assert "test accuracy:" in text, text
         assert f"'freezing': '{chosen}'" in text, f"the result row shown is not the chosen strategy's:\n{text}"
         plot = output.locator("img")
         expect(plot).to_have_count(1)
         # A figure that arrived and decoded (not a broken-image icon) and that shows something:
         # curves, bars and labels cover several per cent of a healthy figure, a blank one 0.
-        assert plot.evaluate("img => img.complete && img.naturalWidth > 100 && img.naturalHeight > 100"), \
+        assert plot.evaluate("img => img.complete && img.naturalWidth > 100 && img.naturalHeight > 100"), (
             "the panel's figure did not load"
+        )
         ink = image_ink(plot, save_as=f"browser-03-panel-{chosen}-figure")
         assert ink > 0.01, f"the panel's figure is (nearly) blank: {ink:.2%} of its pixels are not white"
         scroll_to(panel)
@@ -197,8 +227,11 @@ def test_student_exercise_feedback_then_solution_passes(page, lab):
         assert "not implemented yet" in feedback and "NotImplementedError" in feedback, feedback
         assert "all checks passed" not in feedback, feedback
         # Run All stops at the unsolved exercise: nothing after its check ran.
-        later_prompts = {prompt(cell) for cell in cells(page).all()[index + 2:]
-                         if "jp-CodeCell" in (cell.get_attribute("class") or "")}
+        later_prompts = {
+            prompt(cell)
+            for cell in cells(page).all()[index + 2 :]
+            if "jp-CodeCell" in (cell.get_attribute("class") or "")
+        }
         assert later_prompts == {""}, f"cells after the failing self-check ran: prompts {later_prompts}"
         assert len(tracebacks(page)) == 1, "only the self-check may fail"
         scroll_to(cells(page).nth(index - 1))  # the exercise's text, its code and the feedback
@@ -254,6 +287,7 @@ def test_feedback_notebook_pages_run_no_script(browser, tmp_path):
     """
     sys.path.insert(0, str(PROJECT_ROOT / "tests" / "grading_toy"))
     import crafted
+
     from course_kit.grading.feedback import POLICY, notebook_html
 
     notebook = tmp_path / "hostile.ipynb"
@@ -262,11 +296,15 @@ def test_feedback_notebook_pages_run_no_script(browser, tmp_path):
     written.write_text(notebook_html(notebook), encoding="utf-8")
     assert POLICY in written.read_text(encoding="utf-8")
     without_policy = tmp_path / "no-policy.html"
-    without_policy.write_text(written.read_text(encoding="utf-8").replace(POLICY, "default-src * 'unsafe-inline'"),
-                              encoding="utf-8")
+    without_policy.write_text(
+        written.read_text(encoding="utf-8").replace(POLICY, "default-src * 'unsafe-inline'"), encoding="utf-8"
+    )
     control = tmp_path / "control.html"
-    control.write_text(f'<!DOCTYPE html><img src=x onerror="{crafted.ran("control-img")}">'
-                       f'<details open ontoggle="{crafted.ran("control-toggle")}">d</details>', encoding="utf-8")
+    control.write_text(
+        f'<!DOCTYPE html><img src=x onerror="{crafted.ran("control-img")}">'
+        f'<details open ontoggle="{crafted.ran("control-toggle")}">d</details>',
+        encoding="utf-8",
+    )
 
     ran, alerts, handlers = _open_and_collect(browser, control)
     assert sorted(ran) == sorted(alerts) == ["control-img", "control-toggle"], (ran, alerts)

@@ -17,6 +17,7 @@ imported package, the install cell says to restart the runtime: a fresh environm
 small package installed twice (1.0, imported, then 2.0 through ``COURSE_INSTALL_SOURCE``)
 shows it.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,20 +26,20 @@ import subprocess
 import sys
 import sysconfig
 import time
-import tomllib
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pip
 import pytest
+import tomllib
 
 from course_kit import colab
 
 ROOT = Path(__file__).resolve().parent.parent
 COLAB_IPYWIDGETS = "7.7.1"  # what Colab's runtime has preinstalled (googlecolab/colabtools #3020, #4525)
 
-DRIVER = r'''
+DRIVER = r"""
 import json, os, sys, types, importlib.util
 import nbformat
 import pip
@@ -61,7 +62,7 @@ from course_utils import assets
 print("RESULT " + json.dumps({"found_before": found_before, "kit": course_utils.__file__,
                               "data_dir": str(assets.data_dir()), "torch_home": torch_home,
                               "profile": namespace["P"].profile}))
-'''
+"""
 
 
 def _site_without_the_kit(target: Path) -> Path:
@@ -82,12 +83,19 @@ def test_the_install_cell_installs_the_kit_on_colab_and_keeps_data_under_the_col
     full = os.environ.get("COURSE_TEST_FULL_INSTALL") == "1"
     # Seeing this environment's packages, the venv needs no pip or setuptools of its own: like Colab's
     # preinstalled ones, theirs satisfy the kit's requirements (venv's bundled setuptools would not).
-    subprocess.run([sys.executable, "-m", "venv", str(venv)] + ([] if full else ["--without-pip"]), check=True,
-                   timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(venv)] + ([] if full else ["--without-pip"]), check=True, timeout=120
+    )
     python = venv / "bin" / "python"
     if not full:
-        fresh_site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                         capture_output=True, text=True, check=True).stdout.strip())
+        fresh_site = Path(
+            subprocess.run(
+                [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         (fresh_site / "third_party.pth").write_text(str(_site_without_the_kit(tmp_path / "third-party")) + "\n")
     probe = subprocess.run([str(python), "-c", "import course_utils"], capture_output=True, text=True, cwd=tmp_path)
     assert probe.returncode != 0, "the fresh environment must not see the kit"
@@ -95,15 +103,20 @@ def test_the_install_cell_installs_the_kit_on_colab_and_keeps_data_under_the_col
     root = tmp_path / "colab-root"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSE_", "PYTHON", "VIRTUAL_ENV"))}
     env.pop("TORCH_HOME", None)
-    env.update(COURSE_INSTALL_SOURCE=f"{ROOT}[offline]", COURSE_COLAB_ROOT=str(root),
-               COURSE_SCRATCH_DIR=str(tmp_path / "scratch"), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.update(
+        COURSE_INSTALL_SOURCE=f"{ROOT}[offline]",
+        COURSE_COLAB_ROOT=str(root),
+        COURSE_SCRATCH_DIR=str(tmp_path / "scratch"),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+    )
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     notebook = ROOT / "notebooks" / "01_alexnet_data_fraction.ipynb"
     assert nbformat.read(notebook, as_version=4).cells[2].source == colab.install_cell_source()
     started = time.monotonic()
-    result = subprocess.run([str(python), str(driver), str(notebook)], capture_output=True, text=True, cwd=tmp_path,
-                            env=env, timeout=900)
+    result = subprocess.run(
+        [str(python), str(driver), str(notebook)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900
+    )
     seconds = time.monotonic() - started
     print(f"\ninstall cell + first cells in a fresh environment: {seconds:.0f} s ({'full' if full else 'kit only'})")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -111,7 +124,7 @@ def test_the_install_cell_installs_the_kit_on_colab_and_keeps_data_under_the_col
     if not full:
         assert "Restart session" not in result.stdout  # nothing this kernel had imported was changed
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
-    found = json.loads(line[len("RESULT "):])
+    found = json.loads(line[len("RESULT ") :])
     assert found["found_before"] is False
     assert Path(found["kit"]).is_relative_to(venv), f"the kit was imported from {found['kit']}, not the install"
     assert found["data_dir"] == str(root / "data") and found["torch_home"] == str(root / "torch")
@@ -130,9 +143,11 @@ def _wheel(folder: Path, version: str) -> Path:
     """A minimal wheel of a package ``colabdemo`` (what pip needs: module, METADATA, WHEEL, RECORD)."""
     path = folder / f"colabdemo-{version}-py3-none-any.whl"
     info = f"colabdemo-{version}.dist-info"
-    files = {"colabdemo/__init__.py": f"VERSION = {version!r}\n",
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: colabdemo\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files = {
+        "colabdemo/__init__.py": f"VERSION = {version!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: colabdemo\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
     files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
     with zipfile.ZipFile(path, "w") as archive:
         for name, text in files.items():
@@ -140,42 +155,56 @@ def _wheel(folder: Path, version: str) -> Path:
     return path
 
 
-RESTART_DRIVER = r'''
+RESTART_DRIVER = r"""
 import sys, types
 google = types.ModuleType("google")
 google.colab = types.ModuleType("google.colab")
 sys.modules.update({"google": google, "google.colab": google.colab})
 import colabdemo                      # Colab's kernel has imported its preinstalled copy
 exec(open(sys.argv[1]).read(), {"__name__": "__main__"})
-'''
+"""
 
 
 def test_the_install_cell_asks_for_a_restart_when_it_changed_an_imported_package(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     links = tmp_path / "links"  # this environment's pip, and nothing else of it
     links.mkdir()
     (links / "pip").symlink_to(Path(pip.__file__).parent)
     (site / "links.pth").write_text(f"{links}\n")
     old, new = _wheel(tmp_path, "1.0"), _wheel(tmp_path, "2.0")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSE_", "PYTHON", "VIRTUAL_ENV", "PIP_"))}
-    env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", COURSE_COLAB_ROOT=str(tmp_path / "root"),
-               COURSE_INSTALL_SOURCE=str(new))
+    env.update(
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        COURSE_COLAB_ROOT=str(tmp_path / "root"),
+        COURSE_INSTALL_SOURCE=str(new),
+    )
     subprocess.run([str(python), "-m", "pip", "install", "-q", str(old)], check=True, env=env, timeout=300)
     cell, driver = tmp_path / "cell.py", tmp_path / "driver.py"
     cell.write_text(colab.install_cell_source())
     driver.write_text(RESTART_DRIVER)
-    upgraded = subprocess.run([str(python), str(driver), str(cell)], capture_output=True, text=True, env=env,
-                              cwd=tmp_path, timeout=300)
+    upgraded = subprocess.run(
+        [str(python), str(driver), str(cell)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
     restart = [line for line in upgraded.stdout.splitlines() if "Restart" in line]
-    assert restart == ["Restart the runtime now (Runtime > Restart session), then run the notebook again from the "
-                       "top: the install changed colabdemo 1.0 -> 2.0, which this session had already imported."]
+    assert restart == [
+        "Restart the runtime now (Runtime > Restart session), then run the notebook again from the "
+        "top: the install changed colabdemo 1.0 -> 2.0, which this session had already imported."
+    ]
     # Installed again, nothing changes: no restart asked for.
-    again = subprocess.run([str(python), str(driver), str(cell)], capture_output=True, text=True, env=env,
-                           cwd=tmp_path, timeout=300)
+    again = subprocess.run(
+        [str(python), str(driver), str(cell)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert again.returncode == 0 and "installing the course library" in again.stdout
     assert "Restart" not in again.stdout, again.stdout

@@ -1,4 +1,5 @@
 """Data: CIFAR-10 through torchvision, subsets, digits, transforms."""
+
 from __future__ import annotations
 
 import pickle

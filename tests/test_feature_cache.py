@@ -1,15 +1,16 @@
 """Frozen-prefix feature caching: where the cut goes, same logits and training, memory check, fallbacks."""
+
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
 import torch
+from multitask_helper import multitask_model
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 import course_utils as cu
-from multitask_helper import multitask_model
 from course_utils.models import architectures
 from course_utils.train import features as feature_cache
 from course_utils.train.features import (
@@ -34,8 +35,10 @@ def resnet(seed=0):
 def digits_loaders(n_train=96, n_val=64, size=32, shuffle=True, augment=False):
     train = Subset(cu.data.digits_dataset(train=True), list(range(n_train)))
     val = Subset(cu.data.digits_dataset(train=False), list(range(n_val)))
-    return (cu.make_loader(train, batch_size=32, shuffle=shuffle, augment=augment, image_size=size, device="cpu"),
-            cu.make_loader(val, batch_size=64, image_size=size, device="cpu"))
+    return (
+        cu.make_loader(train, batch_size=32, shuffle=shuffle, augment=augment, image_size=size, device="cpu"),
+        cu.make_loader(val, batch_size=64, image_size=size, device="cpu"),
+    )
 
 
 def test_cut_goes_right_before_the_first_trainable_stage():
@@ -101,8 +104,9 @@ def test_training_on_cached_features_matches_training_the_whole_model(freeze):
         cu.freeze_until(model, freeze)
         train, val = digits_loaders()
         torch.manual_seed(5)  # same shuffles on both sides: building the cache draws no random numbers
-        history = cu.fit(model, train, val, num_epochs=2, loss_fn=CE, optimizer=sgd(0.05), verbose=False,
-                         cache_features=cache)
+        history = cu.fit(
+            model, train, val, num_epochs=2, loss_fn=CE, optimizer=sgd(0.05), verbose=False, cache_features=cache
+        )
         results.append((model.state_dict(), history))
     (plain, plain_history), (cached, cached_history) = results
     for key, value in plain.items():
@@ -117,9 +121,17 @@ def test_cached_run_resumes_exactly(tmp_path):
         model = resnet(seed=2)
         cu.apply_strategy(model, "last_only")
         train, val = digits_loaders()
-        history = cu.fit(model, train, val, num_epochs=3, loss_fn=CE, optimizer=sgd(0.05), verbose=False,
-                         cache_features=True,
-                         checkpoint=cu.Checkpoint(checkpoint, resume=resume, stop_after_epoch=stop_after))
+        history = cu.fit(
+            model,
+            train,
+            val,
+            num_epochs=3,
+            loss_fn=CE,
+            optimizer=sgd(0.05),
+            verbose=False,
+            cache_features=True,
+            checkpoint=cu.Checkpoint(checkpoint, resume=resume, stop_after_epoch=stop_after),
+        )
         return model, [{k: v for k, v in r.items() if k != "seconds"} for r in history.records]
 
     torch.manual_seed(0)
@@ -164,7 +176,9 @@ def test_without_a_frozen_front_or_stages_fit_warns_and_trains_whole(monkeypatch
     model = resnet()  # everything trains: nothing to cache
     train, val = digits_loaders(n_train=32, n_val=32)
     with pytest.warns(UserWarning, match="no frozen front"):
-        history = cu.fit(model, train, val, num_epochs=1, loss_fn=CE, optimizer=sgd(0.01), verbose=False, cache_features=True)
+        history = cu.fit(
+            model, train, val, num_epochs=1, loss_fn=CE, optimizer=sgd(0.01), verbose=False, cache_features=True
+        )
     assert len(history) == 1
     # An architecture entry without `stages` (as a new backbone may be) falls back the same way.
     entry = architectures.ARCHITECTURES["resnet18"]
@@ -194,10 +208,18 @@ def test_the_visible_step_and_the_shortcut_train_the_same():
         torch.manual_seed(7)
         if visible:
             features = extract_features(model, train, val)
-            history = cu.fit(features.head, features.train_loader, features.val_loader, num_epochs=2, loss_fn=CE,
-                             optimizer=sgd(0.05), verbose=False)
+            history = cu.fit(
+                features.head,
+                features.train_loader,
+                features.val_loader,
+                num_epochs=2,
+                loss_fn=CE,
+                optimizer=sgd(0.05),
+                verbose=False,
+            )
         else:
-            history = cu.fit(model, train, val, num_epochs=2, loss_fn=CE, optimizer=sgd(0.05), verbose=False,
-                             cache_features=True)
+            history = cu.fit(
+                model, train, val, num_epochs=2, loss_fn=CE, optimizer=sgd(0.05), verbose=False, cache_features=True
+            )
         results.append((model.fc.weight.detach().clone(), [r["val_acc"] for r in history.records]))
     assert torch.equal(results[0][0], results[1][0]) and results[0][1] == results[1][1]

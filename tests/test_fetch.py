@@ -1,4 +1,5 @@
 """``course fetch`` against a local HTTP server: good, truncated and wrong files, offline, unreachable."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,11 +14,11 @@ import torch
 from asset_server import AssetServer, SilentServer, closed_port_url
 
 import course_utils as cu
+from course_kit.cli import main as course
 from course_utils import assets
+from course_utils._util import format_bytes
 from course_utils.data import cifar
 from course_utils.models import weights as weight_files
-from course_utils._util import format_bytes
-from course_kit.cli import main as course
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
@@ -48,8 +49,13 @@ def small_cifar(tmp_path) -> tuple[cifar.ArchiveDataset, bytes]:
         tar.add(folder, arcname=folder.name)
     archive = buffer.getvalue()
     dataset = cifar.ArchiveDataset(
-        name="CIFAR-10", fetch_args="cifar10", url=CIFAR_URL, archive="cifar-10-python.tar.gz",
-        md5=hashlib.md5(archive).hexdigest(), folder=folder.name, files=files,
+        name="CIFAR-10",
+        fetch_args="cifar10",
+        url=CIFAR_URL,
+        archive="cifar-10-python.tar.gz",
+        md5=hashlib.md5(archive).hexdigest(),
+        folder=folder.name,
+        files=files,
     )
     return dataset, archive
 
@@ -278,8 +284,9 @@ def test_course_offline_env_blocks_every_download(server, monkeypatch):
 def test_refused_connection_is_a_clear_error_not_a_urlerror(tmp_path):
     started = time.perf_counter()
     with pytest.raises(cu.assets.NetworkUnavailableError) as caught:
-        assets.download_file(closed_port_url() + "/x.bin", tmp_path / "x.bin", what="Test file",
-                             fetch_args="all", progress=False)
+        assets.download_file(
+            closed_port_url() + "/x.bin", tmp_path / "x.bin", what="Test file", fetch_args="all", progress=False
+        )
     assert time.perf_counter() - started < 5
     message = str(caught.value)
     assert "Test file is not available" in message and "refused" in message.lower()
@@ -316,6 +323,8 @@ def test_bad_settings_name_the_fix():
 
 def test_cifar10_loader_downloads_through_fetch_and_fails_clearly_when_unreachable(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_MIRROR_URL", closed_port_url())
-    with pytest.raises(cu.assets.NetworkUnavailableError, match="(?s)CIFAR-10 archive is not available.*course fetch cifar10"):
+    with pytest.raises(
+        cu.assets.NetworkUnavailableError, match="(?s)CIFAR-10 archive is not available.*course fetch cifar10"
+    ):
         cu.data.cifar10(train=False, root=tmp_path, download=True)
     assert list(tmp_path.iterdir()) == []

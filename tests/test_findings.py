@@ -1,4 +1,5 @@
 """The lesson checks of ``course run``: declared findings, checked on a run's rows, on the summary page."""
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,21 @@ NOTEBOOKS = ["01_alexnet_data_fraction", "02_resnet_vs_vgg", "03_partial_freezin
 
 
 def rows_of(values: dict[str, list[float]], column: str = "init", metric: str = "test_acc") -> list[dict]:
-    return [{column: name, "seed": seed, metric: value}
-            for name, seeds in values.items() for seed, value in enumerate(seeds)]
+    return [
+        {column: name, "seed": seed, metric: value}
+        for name, seeds in values.items()
+        for seed, value in enumerate(seeds)
+    ]
 
 
-BEATS = {"claim": "a beats b", "metric": "test_acc", "scale": 100, "higher": {"init": "a"}, "than": {"init": "b"},
-         "separated": True}
+BEATS = {
+    "claim": "a beats b",
+    "metric": "test_acc",
+    "scale": 100,
+    "higher": {"init": "a"},
+    "than": {"init": "b"},
+    "separated": True,
+}
 
 
 def test_a_clear_win_passes_with_its_margin_and_spread():
@@ -39,16 +49,25 @@ def test_overlapping_error_bars_fail_a_separated_finding_but_not_a_plain_one():
 
 
 def test_a_loss_finding_is_lower_is_better():
-    finding = {"claim": "a is faster", "metric": "seconds", "lower": {"init": "a"}, "than": {"init": "b"},
-               "unit": "s", "separated": True}
+    finding = {
+        "claim": "a is faster",
+        "metric": "seconds",
+        "lower": {"init": "a"},
+        "than": {"init": "b"},
+        "unit": "s",
+        "separated": True,
+    }
     assert findings.check(finding, rows_of({"a": [1.0, 1.1], "b": [2.0, 2.2]}, metric="seconds")).passed
     assert not findings.check(finding, rows_of({"a": [2.0, 2.2], "b": [1.0, 1.1]}, metric="seconds")).passed
 
 
 def test_every_group_of_for_each_must_hold_and_the_smallest_margin_is_reported():
-    rows = [{"fraction": f, "init": i, "seed": s, "test_acc": acc}
-            for f, (good, bad) in [(0.1, (0.9, 0.5)), (0.5, (0.9, 0.95))]
-            for i, acc in [("a", good), ("b", bad)] for s in range(2)]
+    rows = [
+        {"fraction": f, "init": i, "seed": s, "test_acc": acc}
+        for f, (good, bad) in [(0.1, (0.9, 0.5)), (0.5, (0.9, 0.95))]
+        for i, acc in [("a", good), ("b", bad)]
+        for s in range(2)
+    ]
     verdict = findings.check({**BEATS, "for_each": "fraction", "separated": False}, rows)
     assert not verdict.passed
     assert verdict.margin_text == "smallest margin -5.0 points"
@@ -61,18 +80,29 @@ def test_a_filter_that_matches_nothing_fails_instead_of_passing_silently():
 
 
 def test_only_where_both_leaves_out_groups_without_one_side():
-    rows = [{"fraction": 0.1, "budget": b, "seed": s, "test_acc": acc}
-            for b, acc in [("long", 0.8), ("short", 0.4)] for s in range(2)]
+    rows = [
+        {"fraction": 0.1, "budget": b, "seed": s, "test_acc": acc}
+        for b, acc in [("long", 0.8), ("short", 0.4)]
+        for s in range(2)
+    ]
     rows += [{"fraction": 0.5, "budget": "short", "seed": s, "test_acc": 0.9} for s in range(2)]
-    finding = {"claim": "longer helps", "metric": "test_acc", "scale": 100, "for_each": "fraction",
-               "higher": {"budget": "long"}, "than": {"budget": "short"}}
+    finding = {
+        "claim": "longer helps",
+        "metric": "test_acc",
+        "scale": 100,
+        "for_each": "fraction",
+        "higher": {"budget": "long"},
+        "than": {"budget": "short"},
+    }
     assert not findings.check(finding, rows).passed  # 50 % has no long run
     assert findings.check({**finding, "only_where_both": True}, rows).passed
 
 
 def test_below_chance_names_the_run_that_learned_nothing():
-    rows = [{"init": "pretrained", "seed": 0, "final_train_loss": 0.3, "chance_loss": 2.3026},
-            {"init": "scratch", "seed": 1, "final_train_loss": 2.5, "chance_loss": 2.3026}]
+    rows = [
+        {"init": "pretrained", "seed": 0, "final_train_loss": 0.3, "chance_loss": 2.3026},
+        {"init": "scratch", "seed": 1, "final_train_loss": 2.5, "chance_loss": 2.3026},
+    ]
     verdict = findings.check({"claim": "no run above chance", "below_chance": True}, rows)
     assert not verdict.passed and verdict.lines == ["✗ init scratch, seed 1: final training loss 2.500 ≥ chance 2.303"]
     assert findings.check({"claim": "c", "below_chance": True}, rows[:1]).passed
@@ -87,9 +117,13 @@ def test_stand_in_profiles_are_not_checked():
 
 def test_the_summary_page_marks_each_lesson(tmp_path):
     run = NotebookRun(name="01_alexnet_data_fraction", output=tmp_path / "01.ipynb", status="ok", seconds=12.0)
-    run.lessons = [findings.check(BEATS, rows_of({"a": [0.9, 0.92], "b": [0.5, 0.6]})),
-                   findings.check({**BEATS, "claim": "b beats a", "higher": {"init": "b"}, "than": {"init": "a"}},
-                                  rows_of({"a": [0.9, 0.92], "b": [0.5, 0.6]}))]
+    run.lessons = [
+        findings.check(BEATS, rows_of({"a": [0.9, 0.92], "b": [0.5, 0.6]})),
+        findings.check(
+            {**BEATS, "claim": "b beats a", "higher": {"init": "b"}, "than": {"init": "a"}},
+            rows_of({"a": [0.9, 0.92], "b": [0.5, 0.6]}),
+        ),
+    ]
     md_path, html_path = write_summary(tmp_path, [run], "offline", {"profile": "offline"})
     md = md_path.read_text()
     assert "| a beats b | ✓ | +36.0 points (a 91.0 ± 1.4 vs b 55.0 ± 7.1) |" in md

@@ -1,12 +1,13 @@
 """Freezing: layer groups, strategies, TRAINABLE_LAYERS counting, BatchNorm pinning, LR groups."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from multitask_helper import multitask_model
 from torch import nn
 
 import course_utils as cu
-from multitask_helper import multitask_model
 
 
 def n_params(*modules: nn.Module) -> int:
@@ -15,7 +16,9 @@ def n_params(*modules: nn.Module) -> int:
 
 @pytest.fixture(scope="module")
 def resnets():
-    return {name: cu.build_model(name, num_classes=10, pretrained=False) for name in ("resnet18", "resnet34", "resnet50")}
+    return {
+        name: cu.build_model(name, num_classes=10, pretrained=False) for name in ("resnet18", "resnet34", "resnet50")
+    }
 
 
 # Totals with a 10-class head, from the architectures' published sizes minus the ImageNet head.
@@ -46,8 +49,14 @@ def test_resnet_strategies_and_trainable_layers_counts(resnets, name):
         cu.apply_strategy(model, strategy)
         assert cu.count_parameters(model, trainable_only=True) == expected, strategy
 
-    expected_layers = {1: fc, 2: l4 + fc, 3: l3 + l4 + fc, 4: l2 + l3 + l4 + fc, 5: l1 + l2 + l3 + l4 + fc,
-                       6: KNOWN_TOTALS[name]}
+    expected_layers = {
+        1: fc,
+        2: l4 + fc,
+        3: l3 + l4 + fc,
+        4: l2 + l3 + l4 + fc,
+        5: l1 + l2 + l3 + l4 + fc,
+        6: KNOWN_TOTALS[name],
+    }
     for n, expected in expected_layers.items():
         cu.set_trainable_layers(model, n)
         assert cu.count_parameters(model, trainable_only=True) == expected, n
@@ -59,7 +68,9 @@ def test_plain_cnn_groups_strategies_and_counts(name, convs, linears):
     model = cu.build_model(name, num_classes=10, pretrained=False)
     conv_layers = [m for m in model.features if isinstance(m, nn.Conv2d)]
     fc_layers = [m for m in model.classifier if isinstance(m, nn.Linear)]
-    assert cu.freezing.group_names(model) == [f"conv{i}" for i in range(1, convs + 1)] + [f"fc{i}" for i in range(1, linears + 1)]
+    assert cu.freezing.group_names(model) == [f"conv{i}" for i in range(1, convs + 1)] + [
+        f"fc{i}" for i in range(1, linears + 1)
+    ]
     assert cu.count_parameters(model) == KNOWN_TOTALS[name]
 
     cu.apply_strategy(model, "last_only")
@@ -137,8 +148,14 @@ def test_frozen_weights_and_batchnorm_stats_unchanged_after_training(resnets):
         after = getattr(model, name).state_dict()
         for key, value in before[name].items():
             assert torch.equal(after[key], value), f"{name}.{key} changed although frozen"
-    changed_stats = [k for k, v in before["layer3"].items() if "running" in k and not torch.equal(model.layer3.state_dict()[k], v)]
-    changed_weights = [k for k, v in before["layer3"].items() if k.endswith("weight") and not torch.equal(model.layer3.state_dict()[k], v)]
+    changed_stats = [
+        k for k, v in before["layer3"].items() if "running" in k and not torch.equal(model.layer3.state_dict()[k], v)
+    ]
+    changed_weights = [
+        k
+        for k, v in before["layer3"].items()
+        if k.endswith("weight") and not torch.equal(model.layer3.state_dict()[k], v)
+    ]
     assert changed_stats and changed_weights, "trainable layer3 should have moved"
     assert not torch.equal(model.bn1.running_mean, before["bn1"]["running_mean"]), "stem is trainable under 'early'"
 
@@ -149,7 +166,9 @@ def test_unpinned_batchnorm_stats_drift_when_asked():
     before = model.layer1[0].bn1.running_mean.clone()
     weights = model.layer1[0].conv1.weight.clone()
     _train_steps(model, steps=2)
-    assert not torch.equal(model.layer1[0].bn1.running_mean, before)  # the drift the transfer-learning chapter warns about
+    assert not torch.equal(
+        model.layer1[0].bn1.running_mean, before
+    )  # the drift the transfer-learning chapter warns about
     assert torch.equal(model.layer1[0].conv1.weight, weights)
 
 

@@ -1,4 +1,5 @@
 """Fruit multi-task dataset: both folder conventions, hidden folders, bad images, colour modes."""
+
 from __future__ import annotations
 
 import warnings
@@ -12,12 +13,18 @@ import course_utils as cu
 from course_utils.data.fruit import parse_class_folder, to_rgb
 
 
-@pytest.mark.parametrize("folder,expected", [
-    ("freshapples", ("apple", "fresh")), ("rottenbanana", ("banana", "rotten")),
-    ("freshoranges", ("orange", "fresh")), ("fresh_apple", ("apple", "fresh")),
-    ("stale_apple", ("apple", "stale")), ("Rotten_Tomatoes", ("tomato", "rotten")),
-    ("fresh_cherries", ("cherry", "fresh")),
-])
+@pytest.mark.parametrize(
+    "folder,expected",
+    [
+        ("freshapples", ("apple", "fresh")),
+        ("rottenbanana", ("banana", "rotten")),
+        ("freshoranges", ("orange", "fresh")),
+        ("fresh_apple", ("apple", "fresh")),
+        ("stale_apple", ("apple", "stale")),
+        ("Rotten_Tomatoes", ("tomato", "rotten")),
+        ("fresh_cherries", ("cherry", "fresh")),
+    ],
+)
 def test_folder_name_conventions(folder, expected):
     assert parse_class_folder(folder) == expected
 
@@ -29,8 +36,9 @@ def test_unrecognised_folder_name_says_how_to_name_it():
 
 @pytest.mark.parametrize("style,rotten_name", [("compact", "rotten"), ("underscore", "stale")])
 def test_synthetic_tree_loads_with_both_conventions(tmp_path, style, rotten_name):
-    root = cu.data.standins.write_synthetic_fruit(tmp_path, per_class_train=3, per_class_test=2, size=32,
-                                    fruits=["apple", "banana", "lime"], style=style)
+    root = cu.data.standins.write_synthetic_fruit(
+        tmp_path, per_class_train=3, per_class_test=2, size=32, fruits=["apple", "banana", "lime"], style=style
+    )
     (root / "train" / ".ipynb_checkpoints").mkdir()  # must never become a class
     (root / "train" / ".ipynb_checkpoints" / "junk.png").write_bytes(b"not an image")
     train = cu.data.FruitFreshnessDataset(root / "train")
@@ -45,7 +53,9 @@ def test_synthetic_tree_loads_with_both_conventions(tmp_path, style, rotten_name
 
 
 def test_unreadable_images_are_named_before_training(tmp_path):
-    root = cu.data.standins.write_synthetic_fruit(tmp_path, per_class_train=2, per_class_test=1, size=32, fruits=["apple"])
+    root = cu.data.standins.write_synthetic_fruit(
+        tmp_path, per_class_train=2, per_class_test=1, size=32, fruits=["apple"]
+    )
     folder = root / "train" / "freshapples"
     good = folder / "apple_0000.png"
     truncated = folder / "truncated.png"
@@ -72,7 +82,7 @@ def test_empty_class_folder_and_missing_root_raise(tmp_path):
 def test_every_colour_mode_becomes_rgb(tmp_path, mode):
     rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8))
     if mode == "I;16":
-        image = Image.fromarray((np.arange(256, dtype=np.uint16).reshape(16, 16) * 200))
+        image = Image.fromarray(np.arange(256, dtype=np.uint16).reshape(16, 16) * 200)
     elif mode == "P":
         image = rgb.convert("P")
     else:
@@ -103,7 +113,9 @@ def test_files_in_any_colour_mode_load_as_rgb(tmp_path):
 
 
 def test_tensor_cache_matches_file_decoding(tmp_path):
-    root = cu.data.standins.write_synthetic_fruit(tmp_path, per_class_train=2, per_class_test=1, size=40, fruits=["grape", "pear"])
+    root = cu.data.standins.write_synthetic_fruit(
+        tmp_path, per_class_train=2, per_class_test=1, size=40, fruits=["grape", "pear"]
+    )
     dataset = cu.data.FruitFreshnessDataset(root / "test")
     cached = dataset.to_tensor_dataset(size=32)
     assert cached.images.shape == (len(dataset), 3, 32, 32)

@@ -8,6 +8,7 @@ made for this test's own run (named after its temporary folder) and removed afte
 Where cgroups cannot be made (no v1 memory controller, not root), the test is skipped and
 says why.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from course_kit.cli import main as course
@@ -47,8 +47,10 @@ def own_group(controller: str) -> Path:
 def gradescope_limits(tmp_path):
     """Memory and CPU groups for this test's run: 768 MB without swap, half a CPU; removed afterwards."""
     if not (CGROUPS / "memory" / "memory.limit_in_bytes").is_file():
-        pytest.skip("no cgroup v1 memory controller at /sys/fs/cgroup/memory (cgroup v2 or none): "
-                    "the 768 MB limit cannot be set here")
+        pytest.skip(
+            "no cgroup v1 memory controller at /sys/fs/cgroup/memory (cgroup v2 or none): "
+            "the 768 MB limit cannot be set here"
+        )
     name = f"course-gradescope-{os.getpid()}-{tmp_path.name}"
     groups = []
     try:
@@ -67,8 +69,10 @@ def gradescope_limits(tmp_path):
     except OSError as error:
         for group in reversed(groups):
             group.rmdir()
-        pytest.skip(f"cannot make a cgroup for the 768 MB limit here ({error}); run the tests as root on a "
-                    f"machine with a writable cgroup v1 memory controller")
+        pytest.skip(
+            f"cannot make a cgroup for the 768 MB limit here ({error}); run the tests as root on a "
+            f"machine with a writable cgroup v1 memory controller"
+        )
     yield groups
     for group in reversed(groups):
         deadline = time.monotonic() + 60
@@ -89,8 +93,12 @@ def test_run_autograder_grades_the_solution_within_768_mb_and_half_a_cpu(tmp_pat
     # The autograder's time defaults, and the memory that fits Gradescope's default 768 MB with the
     # grader's share (the toy fits it; the real assignments need more today, see docs/grading.md);
     # the run-as user is left out because this test does not run setup.sh (which makes that user).
-    assert course(["autograder", "00_toy", "--solutions", str(TOY), "--out", str(archive), "--run-as", "",
-                   "--memory", "512M"]) == 0
+    assert (
+        course(
+            ["autograder", "00_toy", "--solutions", str(TOY), "--out", str(archive), "--run-as", "", "--memory", "512M"]
+        )
+        == 0
+    )
     root = tmp_path / "autograder"
     with zipfile.ZipFile(archive) as opened:
         opened.extractall(root / "source")
@@ -100,11 +108,20 @@ def test_run_autograder_grades_the_solution_within_768_mb_and_half_a_cpu(tmp_pat
     (root / "results").mkdir()
     shutil.copy(TOY / "00_toy.ipynb", root / "submission" / "00_toy.ipynb")
     (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": "ana@uni.edu"}]}))
-    env = dict(os.environ, COURSE_AUTOGRADER_ROOT=str(root), COURSE_AUTOGRADER_PYTHON=sys.executable,
-               PYTHONPATH=str(root / "source" / "kit"),  # the kit packed in the zip
-               COURSE_BWRAP=str(tmp_path / "no-bwrap-here"))  # as in Docker without user namespaces
-    done = subprocess.run(in_groups(gradescope_limits, ["bash", str(root / "source" / "run_autograder")]),
-                          env=env, capture_output=True, text=True, timeout=autograder.GRADESCOPE_SECONDS)
+    env = dict(
+        os.environ,
+        COURSE_AUTOGRADER_ROOT=str(root),
+        COURSE_AUTOGRADER_PYTHON=sys.executable,
+        PYTHONPATH=str(root / "source" / "kit"),  # the kit packed in the zip
+        COURSE_BWRAP=str(tmp_path / "no-bwrap-here"),
+    )  # as in Docker without user namespaces
+    done = subprocess.run(
+        in_groups(gradescope_limits, ["bash", str(root / "source" / "run_autograder")]),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=autograder.GRADESCOPE_SECONDS,
+    )
     log = done.stdout + done.stderr
     memory = gradescope_limits[0]
     peak_mb = int((memory / "memory.max_usage_in_bytes").read_text()) / 1024**2

@@ -4,6 +4,7 @@ The toy assignment (tests/grading_toy) takes a second per notebook, so these tes
 measure the grader, not training. Every crafted submission is described in
 tests/grading_toy/crafted.py with the status and points it must get.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,25 @@ LIMITS = ["--timeout", "150", "--cell-timeout", "20", "--check-timeout", "60", "
 VOLATILE = {"runtime_s", "graded_at", "check_results", "kernel_peak_mb", "inputs_seed"}
 
 
-def grade(submissions: Path, out: Path, *extra: str, timeout: float = 420, tmp: Path | None = None
-          ) -> subprocess.CompletedProcess:
+def grade(
+    submissions: Path, out: Path, *extra: str, timeout: float = 420, tmp: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run course grade; its private folders go under ``tmp`` (this test's own) when given."""
-    command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
-               "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), *LIMITS, *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "course_kit.cli",
+        "grade",
+        str(submissions),
+        "--assignment",
+        crafted.ASSIGNMENT,
+        "--out",
+        str(out),
+        "--solutions",
+        str(crafted.SOLUTION.parent),
+        *LIMITS,
+        *extra,
+    ]
     env = dict(os.environ, **({"TMPDIR": str(tmp)} if tmp else {}))
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -74,8 +89,15 @@ def graded(tmp_path_factory):
     seconds = time.monotonic() - started
     print(f"\nlocal pool -j 2: {len(expected)} submissions graded in {seconds:.1f} s (incl. solution check)")
     assert result.returncode == 0, result.stdout + result.stderr
-    return {"submissions": submissions, "out": out, "expected": expected, "stdout": result.stdout,
-            "seconds": seconds, "scratch": scratch, "marker": run_marker(result.stdout)}
+    return {
+        "submissions": submissions,
+        "out": out,
+        "expected": expected,
+        "stdout": result.stdout,
+        "seconds": seconds,
+        "scratch": scratch,
+        "marker": run_marker(result.stdout),
+    }
 
 
 def test_every_row_has_the_expected_status_and_points(graded):
@@ -94,8 +116,12 @@ def test_every_row_has_the_expected_status_and_points(graded):
     assert book["s01_correct"]["parameters_note"] == ""
     assert book["s13_deleted_exercise"]["detail"].endswith("scaled_mean")
     # Per check: forged records and a rigged __eq__ earn nothing; real work still counts.
-    assert book["s10_forging"]["checks"] == {"squares_hidden": 0, "squares_small": 0, "scaled_mean_hidden": 2,
-                                             "pipeline_result": 0}
+    assert book["s10_forging"]["checks"] == {
+        "squares_hidden": 0,
+        "squares_small": 0,
+        "scaled_mean_hidden": 2,
+        "pipeline_result": 0,
+    }
     # The checks call the functions on their own inputs: a pipeline cell that never finished costs nothing.
     assert book["s04_infinite_loop"]["checks"]["pipeline_result"] == 1
     assert book["s01_correct"]["metrics"] == {"n_points": 8, "scale": 3.0, "result": 52.5}
@@ -106,10 +132,21 @@ def test_student_code_could_not_reach_the_gradebook_or_the_checks(graded):
     attack = crafted.printed_attempts(out / "executed" / "s11_gradebook_attack.ipynb")
     if sandbox.bwrap_problem() is None:
         # Not even there in the kernel's own filesystem view, or refused (read-only, other namespaces).
-        for attempt in ("gradebook_csv_write", "gradebook_json_write", "hidden_checks_read", "network_connect",
-                        "signal_runner", "instructor_kit_read", "solutions_read"):
-            assert attack[attempt] in ("blocked: PermissionError", "blocked: FileNotFoundError",
-                                       "blocked: ProcessLookupError", "blocked: ConnectionRefusedError"), (attempt, attack)
+        for attempt in (
+            "gradebook_csv_write",
+            "gradebook_json_write",
+            "hidden_checks_read",
+            "network_connect",
+            "signal_runner",
+            "instructor_kit_read",
+            "solutions_read",
+        ):
+            assert attack[attempt] in (
+                "blocked: PermissionError",
+                "blocked: FileNotFoundError",
+                "blocked: ProcessLookupError",
+                "blocked: ConnectionRefusedError",
+            ), (attempt, attack)
         # Only the student library is importable in a graded kernel: no grading code, no checks API.
         assert attack["student_library_import"] == "succeeded", attack
         for attempt in ("instructor_kit_import", "grading_import"):
@@ -139,8 +176,10 @@ def test_outputs_kept_and_feedback_reveals_no_check_code(graded):
         assert "injected-parameters" in text
     partly_wrong = (out / "feedback" / "s02_partly_wrong.md").read_text()
     # Its function ran while the checks were in the kernel: only the kind of value it gave is shown.
-    assert "| scaled_mean() on numbers drawn for this submission | 0 / 2 | failed: got a number, not the expected " \
-           "value |" in partly_wrong
+    assert (
+        "| scaled_mean() on numbers drawn for this submission | 0 / 2 | failed: got a number, not the expected "
+        "value |" in partly_wrong
+    )
 
 
 def test_nothing_left_running_or_on_disk(graded):
@@ -158,17 +197,20 @@ def test_force_regrades_only_the_named_student(graded):
     assert after["s01_correct"]["graded_at"] >= before["s01_correct"]["graded_at"]
     # Graded again (its progress line), not skipped; equal runtimes can happen by chance, so they prove nothing.
     assert "[1/1] s01_correct" in forced.stdout and "skip s01_correct" not in forced.stdout
-    assert {k: v for k, v in after.items() if k != "s01_correct"} == {k: v for k, v in before.items()
-                                                                        if k != "s01_correct"}
+    assert {k: v for k, v in after.items() if k != "s01_correct"} == {
+        k: v for k, v in before.items() if k != "s01_correct"
+    }
 
 
 def test_dask_executor_gives_the_same_gradebook(graded, tmp_path):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=40) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40
+    ) as cluster:
         started = time.monotonic()
-        result = grade(graded["submissions"], tmp_path / "out", "--executor", "dask", "--scheduler",
-                       cluster.scheduler_address)
+        result = grade(
+            graded["submissions"], tmp_path / "out", "--executor", "dask", "--scheduler", cluster.scheduler_address
+        )
         seconds = time.monotonic() - started
     print(f"\nDask LocalCluster (2 workers): graded in {seconds:.1f} s; local pool -j 2: {graded['seconds']:.1f} s")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -188,21 +230,44 @@ def test_interrupt_keeps_finished_rows_and_leaves_nothing_running(tmp_path):
     crafted._write(submissions, "a_correct", crafted.solution())
     # A loop that also keeps DataLoader workers alive and starts a daemon in its own
     # session: all of them must be found and killed.
-    loop = ("import subprocess, sys, torch\n"
-            "from torch.utils.data import DataLoader, TensorDataset\n"
-            "loader = DataLoader(TensorDataset(torch.arange(64.0)), batch_size=8, num_workers=2, persistent_workers=True)\n"
-            "batches = iter(loader)\n"
-            "next(batches)\n"
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
-            "while True:\n    pass")
+    loop = (
+        "import subprocess, sys, torch\n"
+        "from torch.utils.data import DataLoader, TensorDataset\n"
+        "loader = DataLoader(TensorDataset(torch.arange(64.0)), batch_size=8, num_workers=2, persistent_workers=True)\n"
+        "batches = iter(loader)\n"
+        "next(batches)\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
+        "while True:\n    pass"
+    )
     crafted._write(submissions, "b_loop", crafted._with({crafted.PIPELINE: loop}))
     crafted._write(submissions, "c_loop", crafted._with({crafted.PIPELINE: loop}))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
-               "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), "-j", "2", "--no-solution-check",
-               "--cell-timeout", "300", "--timeout", "300", "-p", "scale", "3.0"]  # the rerun's parameters
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               preexec_fn=default_sigint)
+    command = [
+        sys.executable,
+        "-m",
+        "course_kit.cli",
+        "grade",
+        str(submissions),
+        "--assignment",
+        crafted.ASSIGNMENT,
+        "--out",
+        str(out),
+        "--solutions",
+        str(crafted.SOLUTION.parent),
+        "-j",
+        "2",
+        "--no-solution-check",
+        "--cell-timeout",
+        "300",
+        "--timeout",
+        "300",
+        "-p",
+        "scale",
+        "3.0",
+    ]  # the rerun's parameters
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint
+    )
     try:
         deadline = time.monotonic() + 120
         # Wait until a_correct has its row and both loops' kernels are spinning.
@@ -235,7 +300,11 @@ def test_interrupt_keeps_finished_rows_and_leaves_nothing_running(tmp_path):
     rerun = grade(submissions, out, "-j", "2", "--no-solution-check")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "skip a_correct: already graded" in rerun.stdout
-    assert {s: r["status"] for s, r in rows(out).items()} == {"a_correct": "ok", "b_loop": "timeout", "c_loop": "timeout"}
+    assert {s: r["status"] for s, r in rows(out).items()} == {
+        "a_correct": "ok",
+        "b_loop": "timeout",
+        "c_loop": "timeout",
+    }
     assert grading_processes(run_marker(rerun.stdout)) == []
 
 
@@ -244,13 +313,29 @@ def test_usr1_prints_where_a_running_grader_waits_and_the_run_goes_on(tmp_path):
     submissions.mkdir()
     crafted._write(submissions, "sleeper", crafted._with({crafted.PIPELINE: "import time\ntime.sleep(600)"}))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
-               "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), "--no-solution-check",
-               "--cell-timeout", "300", "--timeout", "300"]
+    command = [
+        sys.executable,
+        "-m",
+        "course_kit.cli",
+        "grade",
+        str(submissions),
+        "--assignment",
+        crafted.ASSIGNMENT,
+        "--out",
+        str(out),
+        "--solutions",
+        str(crafted.SOLUTION.parent),
+        "--no-solution-check",
+        "--cell-timeout",
+        "300",
+        "--timeout",
+        "300",
+    ]
     errors_file = tmp_path / "stderr.txt"
     with open(errors_file, "w") as errors_stream:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=errors_stream, text=True,
-                                   preexec_fn=default_sigint)
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=errors_stream, text=True, preexec_fn=default_sigint
+        )
     try:
         # Wait for the state the test is about: this run's runner process exists, so the worker
         # thread has started it and waits in run_runner (not still importing or checking the notebook).
@@ -289,9 +374,20 @@ def test_stop_on_error_runs_nothing_after_the_first_failure():
     from course_kit.grading.job import GradingJob, Limits, SandboxOptions, grade_job
 
     nb = crafted._with({crafted.PIPELINE: "result = 1 / 0"})
-    job = GradingJob("raising", crafted.ASSIGNMENT, "raising.ipynb", nbformat.writes(nb).encode(), {}, None,
-                     crafted.HIDDEN_CHECKS.read_text(), {"profile": "grading"}, Limits(timeout=60, cell_timeout=20),
-                     SandboxOptions(), f"grade-{uuid.uuid4().hex[:12]}", stop_on_error=True)
+    job = GradingJob(
+        "raising",
+        crafted.ASSIGNMENT,
+        "raising.ipynb",
+        nbformat.writes(nb).encode(),
+        {},
+        None,
+        crafted.HIDDEN_CHECKS.read_text(),
+        {"profile": "grading"},
+        Limits(timeout=60, cell_timeout=20),
+        SandboxOptions(),
+        f"grade-{uuid.uuid4().hex[:12]}",
+        stop_on_error=True,
+    )
     row = grade_job(job)["row"]
     assert row["status"] == "error" and row["detail"] == "cell In [8] raised ZeroDivisionError: division by zero"
     assert row["metrics"] is None  # the results cell after it never ran

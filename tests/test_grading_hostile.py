@@ -7,6 +7,7 @@ temp folders, colliding student ids, oversized submissions, gradebook shape, stu
 failures, damaged data and tests that assume they are alone. They grade the toy assignment
 (tests/grading_toy), which takes a second or two per notebook.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,11 +36,25 @@ needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None, reason="bu
 
 
 def grade(submissions: Path, out: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
-               "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), "--no-solution-check", *LIMITS,
-               *extra]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, **(env or {})))
+    command = [
+        sys.executable,
+        "-m",
+        "course_kit.cli",
+        "grade",
+        str(submissions),
+        "--assignment",
+        crafted.ASSIGNMENT,
+        "--out",
+        str(out),
+        "--solutions",
+        str(crafted.SOLUTION.parent),
+        "--no-solution-check",
+        *LIMITS,
+        *extra,
+    ]
+    return subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, **(env or {}))
+    )
 
 
 def rows(out: Path) -> dict[str, dict]:
@@ -51,7 +66,7 @@ def write(folder: Path, student: str, changes: dict[int, str]) -> None:
     nbformat.write(crafted._with(changes), folder / f"{student}.ipynb")
 
 
-PROBE = '''
+PROBE = """
 import json, os, socket
 attempts = {{}}
 def attempt(name, action):
@@ -91,7 +106,7 @@ attempt("shm_write", shm)
 print("attempts:", json.dumps(attempts))
 with open("00_toy.results.json", "w") as handle:
     json.dump({{"n_points": n_points, "scale": scale, "result": result, **attempts}}, handle)
-'''
+"""
 
 
 @needs_bwrap
@@ -127,8 +142,11 @@ def test_the_kernel_cannot_reach_other_processes_sockets_or_the_machines_shared_
     attempts = crafted.printed_attempts(out / "executed" / "prober.ipynb")
     assert row["status"] == "ok", row
     for name in ("runner_environ", "grader_environ", "unix_socket"):
-        assert attempts[name] in ("blocked: PermissionError", "blocked: FileNotFoundError",
-                                  "blocked: ProcessLookupError"), (name, attempts)
+        assert attempts[name] in (
+            "blocked: PermissionError",
+            "blocked: FileNotFoundError",
+            "blocked: ProcessLookupError",
+        ), (name, attempts)
     assert attempts["init_environ"] in ("blocked: PermissionError", "blocked: LookupError"), attempts
     assert talked == []  # the listener never heard from the kernel
     # The kernel wrote to a /dev/shm of its own: the machine's never held the file, and it is gone.
@@ -142,8 +160,10 @@ def test_the_kernel_cannot_reach_other_processes_sockets_or_the_machines_shared_
 # Stubs that return what a correct answer looks like for some input: what a forger can offer
 # without solving the exercises. The hidden checks draw other inputs for every submission.
 PLAUSIBLE = [[0, 1, 4, 9, 16, 25, 36], [[], [0], [0, 1]], 8.0, 35.0]
-STUBS = {crafted.SQUARES: "def squares(n):\n    return [0, 1, 4, 9, 16, 25, 36]",
-         crafted.SCALED_MEAN: "def scaled_mean(values, scale):\n    return 8.0"}
+STUBS = {
+    crafted.SQUARES: "def squares(n):\n    return [0, 1, 4, 9, 16, 25, 36]",
+    crafted.SCALED_MEAN: "def scaled_mean(values, scale):\n    return 8.0",
+}
 
 FORGE_STDOUT = '''
 import json, sys
@@ -165,7 +185,7 @@ print("done")
 
 # Watches the work folder for the probes' report file and writes its own records into it first:
 # started, a plausible observation for every check name it can find, done.
-FORGE_REPORT = '''
+FORGE_REPORT = """
 import json, os, threading, time
 PLAUSIBLE = {plausible!r}
 NAMES = ["squares_hidden", "squares_small", "scaled_mean_hidden", "pipeline_result"]
@@ -186,12 +206,12 @@ def watch():
                     pass
         time.sleep(0.005)
 threading.Thread(target=watch, daemon=True).start()
-'''
+"""
 
 # Reaches the probes' own writer from the call stack of a check that calls student code (the
 # attack that forged 12/12 on the signed design): writes a pass for every check, with the
 # inputs it finds there as the observation, then stops the probes before they write theirs.
-FORGE_STACK = '''
+FORGE_STACK = """
 import json, sys
 def _forge():
     frame = sys._getframe(1)
@@ -207,7 +227,7 @@ def squares(n):
     _forge()
 def scaled_mean(values, scale):
     _forge()
-'''
+"""
 
 
 @needs_bwrap
@@ -250,18 +270,31 @@ def _named(text):
 def test_student_code_cannot_carry_the_checks_out_through_feedback(tmp_path):
     """Class 2: values, messages and type names made from what student code read while a check ran."""
     submissions, out = tmp_path / "submissions", tmp_path / "out"
-    write(submissions, "leaker", {
-        crafted.SQUARES: STEAL + "def squares(n):\n    raise ValueError(_stolen())",
-        crafted.SCALED_MEAN: STEAL + "def scaled_mean(values, scale):\n    return _stolen()",
-    })
-    write(submissions, "type_name_leaker", {
-        crafted.SQUARES: STEAL + "def squares(n):\n    raise type(_named(_stolen()), (Exception,), {})()",
-        crafted.SCALED_MEAN: STEAL + "def scaled_mean(values, scale):\n    return type(_named(_stolen()), (), {})()",
-    })
-    write(submissions, "number_leaker", {
-        crafted.SQUARES: "import sys\ndef squares(n):\n    return [n, *sys._getframe(1).f_code.co_code[:6]]",
-        crafted.SCALED_MEAN: "def scaled_mean(values, scale):\n    return float(len(values) * 1000 + values[0])",
-    })
+    write(
+        submissions,
+        "leaker",
+        {
+            crafted.SQUARES: STEAL + "def squares(n):\n    raise ValueError(_stolen())",
+            crafted.SCALED_MEAN: STEAL + "def scaled_mean(values, scale):\n    return _stolen()",
+        },
+    )
+    write(
+        submissions,
+        "type_name_leaker",
+        {
+            crafted.SQUARES: STEAL + "def squares(n):\n    raise type(_named(_stolen()), (Exception,), {})()",
+            crafted.SCALED_MEAN: STEAL
+            + "def scaled_mean(values, scale):\n    return type(_named(_stolen()), (), {})()",
+        },
+    )
+    write(
+        submissions,
+        "number_leaker",
+        {
+            crafted.SQUARES: "import sys\ndef squares(n):\n    return [n, *sys._getframe(1).f_code.co_code[:6]]",
+            crafted.SCALED_MEAN: "def scaled_mean(values, scale):\n    return float(len(values) * 1000 + values[0])",
+        },
+    )
     result = grade(submissions, out)
     assert result.returncode == 0, result.stdout + result.stderr
     for student in ("leaker", "type_name_leaker", "number_leaker"):
@@ -283,7 +316,7 @@ def test_student_code_cannot_carry_the_checks_out_through_feedback(tmp_path):
 
 
 # --------------------------------------------------------------------------- 3. parameters evaded
-EVADE_PARAMETERS = '''
+EVADE_PARAMETERS = """
 import os, sys
 os.environ.pop("COURSE_INJECTED_PARAMETERS", None)
 library = sys.modules.get("course_utils.notebook.parameters")
@@ -293,7 +326,7 @@ scale = 1.0  # trains with its own, cheaper setting ...
 data = squares(n_points)
 result = scaled_mean(data, scale)
 scale = 3.0  # ... and puts the grader's value back before the end
-'''
+"""
 
 
 @needs_bwrap
@@ -336,9 +369,22 @@ def test_a_rerun_regrades_rows_graded_with_other_checks_parameters_or_kit(tmp_pa
     write(submissions, "bo", {crafted.SQUARES: "def squares(n):\n    return [i * i for i in range(n)][1:]"})
 
     def grade_here(*extra):
-        command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment",
-                   crafted.ASSIGNMENT, "--out", str(out), "--solutions", str(solutions), "--no-solution-check",
-                   *LIMITS, *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "course_kit.cli",
+            "grade",
+            str(submissions),
+            "--assignment",
+            crafted.ASSIGNMENT,
+            "--out",
+            str(out),
+            "--solutions",
+            str(solutions),
+            "--no-solution-check",
+            *LIMITS,
+            *extra,
+        ]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout, rows(out)
@@ -358,7 +404,9 @@ def test_a_rerun_regrades_rows_graded_with_other_checks_parameters_or_kit(tmp_pa
     assert after_checks["ana"]["graded_with"]["checks_sha256"] != first["ana"]["graded_with"]["checks_sha256"]
     printed, after_parameters = grade_here("-p", "scale", "3.0")
     assert "regrade ana: it was graded with parameters {'profile': 'grading'}" in printed
-    assert {json.dumps(row["parameters"]) for row in after_parameters.values()} == {'{"profile": "grading", "scale": 3.0}'}
+    assert {json.dumps(row["parameters"]) for row in after_parameters.values()} == {
+        '{"profile": "grading", "scale": 3.0}'
+    }
     csv_header = (out / "grades.csv").read_text().splitlines()[0].split(",")
     assert {"checks_sha256", "kit_version", "parameters"} <= set(csv_header)
     # A row written by another kit version (here: edited to say so) is regraded too.
@@ -371,12 +419,12 @@ def test_a_rerun_regrades_rows_graded_with_other_checks_parameters_or_kit(tmp_pa
 
 
 # --------------------------------------------------------------------------- 9. temp folders after a crash
-SLEEPER = '''
+SLEEPER = """
 import time
 with open("ballast.bin", "wb") as handle:
     handle.write(b"0" * 20 * 1024 * 1024)
 time.sleep(300)
-'''
+"""
 
 
 def test_the_next_run_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
@@ -393,18 +441,39 @@ def test_the_next_run_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
     (scratch / "course-grade-no-owner").mkdir()
     alive = scratch / "course-grade-live-owner"
     alive.mkdir()
-    (alive / procs.OWNER_FILE).write_text(json.dumps({"kit": "course_kit", "pid": os.getpid(),
-                                                      "started": procs._start_time(os.getpid()), "marker": "x"}))
+    (alive / procs.OWNER_FILE).write_text(
+        json.dumps({"kit": "course_kit", "pid": os.getpid(), "started": procs._start_time(os.getpid()), "marker": "x"})
+    )
     write(tmp_path / "first", "sleeper", {crafted.PIPELINE: SLEEPER})
-    command = [sys.executable, "-m", "course_kit.cli", "grade", str(tmp_path / "first"), "--assignment",
-               crafted.ASSIGNMENT, "--out", str(tmp_path / "out1"), "--solutions", str(crafted.SOLUTION.parent),
-               "--no-solution-check", *LIMITS]
-    grader = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "course_kit.cli",
+        "grade",
+        str(tmp_path / "first"),
+        "--assignment",
+        crafted.ASSIGNMENT,
+        "--out",
+        str(tmp_path / "out1"),
+        "--solutions",
+        str(crafted.SOLUTION.parent),
+        "--no-solution-check",
+        *LIMITS,
+    ]
+    grader = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=dict(os.environ, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline, left = time.monotonic() + 120, None
     while time.monotonic() < deadline and left is None:
-        left = next((path for path in scratch.glob("course-grade-*/**/ballast.bin")
-                     if path.stat().st_size == 20 * 1024 * 1024), None)
+        left = next(
+            (path for path in scratch.glob("course-grade-*/**/ballast.bin") if path.stat().st_size == 20 * 1024 * 1024),
+            None,
+        )
         time.sleep(0.5)
     assert left is not None, "the sleeper never started"
     stale = next(p for p in scratch.glob("course-grade-*") if p in left.parents)
@@ -427,7 +496,7 @@ def test_the_next_run_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
 
 
 # --------------------------------------------------------------------------- 12. gradebook shape
-FLOOD = '''
+FLOOD = """
 import csv
 import json
 print("x" * (30 * 1024 * 1024))  # one 30 MB message: above the cell and notebook caps
@@ -435,7 +504,7 @@ for line in range(5000):
     print("line", line, "." * 1000)  # many small ones: the cell cap cuts them
 with open("00_toy.results.json", "w") as handle:
     json.dump({"n_points": n_points, "scale": scale, "result": result, **{f"k{i}": i for i in range(20000)}}, handle)
-'''
+"""
 
 
 @needs_bwrap
@@ -455,19 +524,20 @@ def test_one_student_cannot_reshape_the_gradebook_or_flood_the_executed_notebook
     assert book["calm"]["metrics_problem"] is None
     executed = out / "executed" / "flood.ipynb"
     assert executed.stat().st_size < 3 * 1024**2
-    assert "[course grade: output cut here: this cell's output passed 2 MB; the rest was not kept]" \
-        in executed.read_text()
+    assert (
+        "[course grade: output cut here: this cell's output passed 2 MB; the rest was not kept]" in executed.read_text()
+    )
 
 
 # --------------------------------------------------------------------------- 13. student-caused failures
 SILENCERS = {
     "stdout_none": "import sys\nsys.stdout = None\nsys.stderr = None",
     "stdout_devnull": "import os, sys\nsys.stdout = open(os.devnull, 'w')\nos.dup2(sys.stdout.fileno(), 1)\n"
-                      "os.dup2(sys.stdout.fileno(), 2)",
+    "os.dup2(sys.stdout.fileno(), 2)",
     "fds_closed": "import os\nfor fd in (0, 1, 2):\n    os.close(fd)",
     "cwd_gone": "import os, shutil\nos.chdir('/')\nshutil.rmtree(os.environ['HOME'], ignore_errors=True)",
     "results_nested": "with open('00_toy.results.json', 'w') as handle:\n"
-                      "    handle.write('{\"a\": ' + '[' * 100000 + ']' * 100000 + '}')",
+    "    handle.write('{\"a\": ' + '[' * 100000 + ']' * 100000 + '}')",
     "results_fifo": "import os\nos.remove('00_toy.results.json')\nos.mkfifo('00_toy.results.json')",
     "disk_full": "with open('filler.bin', 'wb') as handle:\n    handle.write(b'0' * (1024 ** 3 + 1))",
 }
@@ -499,10 +569,10 @@ def test_what_student_code_does_gives_a_student_status_never_grader_error(tmp_pa
 
 
 # --------------------------------------------------------------------------- 14. data errors
-READ_CIFAR = '''
+READ_CIFAR = """
 from course_utils.data.cifar import cifar10
 train_set = cifar10(train=True)
-'''
+"""
 
 
 @needs_bwrap
@@ -516,12 +586,16 @@ def test_damaged_data_gives_the_kits_message_naming_the_file_and_the_fetch(tmp_p
     for name, _ in CIFAR10.train_list + CIFAR10.test_list + [(CIFAR10.meta["filename"], None)]:
         (folder / name).write_bytes(b"\x80\x04 truncated")
     submissions, out = tmp_path / "submissions", tmp_path / "out"
-    write(submissions, "reads_cifar", {crafted.PIPELINE: READ_CIFAR + crafted.solution().cells[crafted.PIPELINE].source})
+    write(
+        submissions, "reads_cifar", {crafted.PIPELINE: READ_CIFAR + crafted.solution().cells[crafted.PIPELINE].source}
+    )
     result = grade(submissions, out, "--data-dir", str(data))
     assert result.returncode == 0, result.stdout + result.stderr
     row = rows(out)["reads_cifar"]
-    assert row["status"] == "error" and "AssetUnavailableError: CIFAR-10 is not available: data_batch_1 damaged" \
-        in row["detail"], row
+    assert (
+        row["status"] == "error"
+        and "AssetUnavailableError: CIFAR-10 is not available: data_batch_1 damaged" in row["detail"]
+    ), row
     shown = (out / "executed" / "reads_cifar.ipynb").read_text()
     assert "course fetch cifar10" in shown and str(folder) in shown and "You can use download=True" not in shown
 
@@ -540,17 +614,42 @@ def test_a_run_sees_and_sweeps_only_its_own_processes_and_folders(tmp_path):
     env = {"TMPDIR": str(scratch)}  # shared by both runs, as /tmp is on a real server
     write(tmp_path / "other", "sleeper", {crafted.PIPELINE: SLEEPER})
     other_out = tmp_path / "other_out"
-    command = [sys.executable, "-m", "course_kit.cli", "grade", str(tmp_path / "other"), "--assignment",
-               crafted.ASSIGNMENT, "--out", str(other_out), "--solutions", str(crafted.SOLUTION.parent),
-               "--no-solution-check", *LIMITS, "--cell-timeout", "600", "--timeout", "900"]
+    command = [
+        sys.executable,
+        "-m",
+        "course_kit.cli",
+        "grade",
+        str(tmp_path / "other"),
+        "--assignment",
+        crafted.ASSIGNMENT,
+        "--out",
+        str(other_out),
+        "--solutions",
+        str(crafted.SOLUTION.parent),
+        "--no-solution-check",
+        *LIMITS,
+        "--cell-timeout",
+        "600",
+        "--timeout",
+        "900",
+    ]
     # (Long limits, the last of each flag counting: the other run must still be running when this test
     # interrupts it, however long this run takes on a busy machine; with LIMITS' 30 s it could finish first.)
-    other = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, preexec_fn=default_sigint)
+    other = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=dict(os.environ, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=default_sigint,
+    )
     try:
         deadline, other_marker = time.monotonic() + 120, None
-        while time.monotonic() < deadline and not (other_marker and procs.processes_with_marker(other_marker)
-                                                   and list(scratch.glob("course-grade-*/**/ballast.bin"))):
+        while time.monotonic() < deadline and not (
+            other_marker
+            and procs.processes_with_marker(other_marker)
+            and list(scratch.glob("course-grade-*/**/ballast.bin"))
+        ):
             log = other_out / "grading.log"
             found = re.search(r"; run (grade-[0-9a-f]{12})$", log.read_text() if log.exists() else "", re.M)
             other_marker = found.group(1) if found else None
@@ -577,13 +676,13 @@ def test_a_run_sees_and_sweeps_only_its_own_processes_and_folders(tmp_path):
 
 
 # --------------------------------------------------------------------------- 16. hand-ins as students make them
-LOOK_AROUND = '''
+LOOK_AROUND = """
 import json, os
 seen = {"own_dot_file": open(".scale_note").read().strip() if os.path.exists(".scale_note") else None,
         "hard_link": os.path.exists("checks_copy.py"),
         "startup_file": os.path.exists(".ipython/profile_default/startup/00.py")}
 print("attempts:", json.dumps(seen))
-'''
+"""
 
 
 def test_hand_ins_as_students_make_them_are_graded_and_hostile_ones_are_their_own_status(tmp_path):
@@ -596,8 +695,9 @@ def test_hand_ins_as_students_make_them_are_graded_and_hostile_ones_are_their_ow
     solutions, submissions, out = tmp_path / "solutions", tmp_path / "submissions", tmp_path / "out"
     shutil.copytree(crafted.SOLUTION.parent, solutions)
     submissions.mkdir()
-    solved = nbformat.writes(crafted._with({crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source
-                                            + "\n" + LOOK_AROUND})).encode()
+    solved = nbformat.writes(
+        crafted._with({crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source + "\n" + LOOK_AROUND})
+    ).encode()
     crafted.handin_zip(submissions / "zipped.zip", "zipped", {"00_toy.ipynb": solved, ".scale_note": b"mine\n"})
     folder = submissions / "folder"
     (folder / ".ipython" / "profile_default" / "startup").mkdir(parents=True)
@@ -614,9 +714,23 @@ def test_hand_ins_as_students_make_them_are_graded_and_hostile_ones_are_their_ow
     (submissions / "elsewhere.ipynb").symlink_to(crafted.SOLUTION)
     try:
         crafted.make_deep(submissions / "deep", 1100)
-        command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment",
-                   crafted.ASSIGNMENT, "--out", str(out), "--solutions", str(solutions), "--no-solution-check",
-                   *LIMITS, "-j", "2"]
+        command = [
+            sys.executable,
+            "-m",
+            "course_kit.cli",
+            "grade",
+            str(submissions),
+            "--assignment",
+            crafted.ASSIGNMENT,
+            "--out",
+            str(out),
+            "--solutions",
+            str(solutions),
+            "--no-solution-check",
+            *LIMITS,
+            "-j",
+            "2",
+        ]
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     finally:
         crafted.remove_deep(submissions / "deep")
@@ -641,13 +755,13 @@ def test_hand_ins_as_students_make_them_are_graded_and_hostile_ones_are_their_ow
 
 
 # --------------------------------------------------------------------------- 17. malformed, huge or self-breaking notebooks
-PATCH_IMPORT = '''
+PATCH_IMPORT = """
 import builtins
 def _no_imports(*args, **kwargs):
     raise ImportError("imports are off")
 builtins.__import__ = _no_imports
-'''
-HUGE_ERRORS = '''
+"""
+HUGE_ERRORS = """
 for _ in range(3):
     try:
         raise ValueError("x" * 5_000_000)
@@ -655,7 +769,7 @@ for _ in range(3):
         from IPython.core.getipython import get_ipython
         get_ipython().showtraceback()
 raise ValueError("y" * 5_000_000)
-'''
+"""
 
 
 @needs_bwrap
@@ -671,7 +785,11 @@ def test_malformed_huge_or_self_breaking_notebooks_are_the_students_status(tmp_p
     many = crafted.solution()
     many.cells += [nbformat.v4.new_markdown_cell("x") for _ in range(100_000)]
     nbformat.write(many, submissions / "many_cells.ipynb")
-    write(submissions, "patched_import", {crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source + PATCH_IMPORT})
+    write(
+        submissions,
+        "patched_import",
+        {crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source + PATCH_IMPORT},
+    )
     write(submissions, "huge_errors", {crafted.RESULTS: crafted.solution().cells[crafted.RESULTS].source + HUGE_ERRORS})
     write(submissions, "fine", {})
     result = grade(submissions, out, "-j", "2")

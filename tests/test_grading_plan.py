@@ -1,6 +1,7 @@
 """The grading plan both grading commands share (course_kit/grading/plan.py): the options
 declared once with per-command defaults, the CPU quota a container sets (cgroup files faked
 here), and the Gradescope settings the autograder prints."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,19 +27,28 @@ def fake_cgroup(tmp_path: Path, files: dict[str, str], membership: str) -> tuple
     return root, proc
 
 
-@pytest.mark.parametrize("files, membership, quota", [
-    ({"cpu.max": "max 100000\n"}, "0::/\n", None),  # v2, no limit
-    ({"cpu.max": "50000 100000\n"}, "0::/\n", 0.5),  # v2, Gradescope's half a vCPU
-    ({"cpu.max": "max 100000\n", "grading/job/cpu.max": "150000 100000\n"}, "0::/grading/job\n", 1.5),
-    # The smallest quota on the way up is what the process gets.
-    ({"grading/cpu.max": "100000 100000\n", "grading/job/cpu.max": "max 100000\n"}, "0::/grading/job\n", 1.0),
-    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, "3:cpu:/\n", None),  # v1, none
-    ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, "3:cpu:/\n", 0.5),
-    ({"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "200000\n", "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"},
-     "5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n", 2.0),
-    ({"cpu.max": "garbage\n"}, "0::/\n", None),  # unreadable: no quota, not a crash
-    ({}, "", None),  # no cgroup files at all (macOS, a bare chroot)
-])
+@pytest.mark.parametrize(
+    "files, membership, quota",
+    [
+        ({"cpu.max": "max 100000\n"}, "0::/\n", None),  # v2, no limit
+        ({"cpu.max": "50000 100000\n"}, "0::/\n", 0.5),  # v2, Gradescope's half a vCPU
+        ({"cpu.max": "max 100000\n", "grading/job/cpu.max": "150000 100000\n"}, "0::/grading/job\n", 1.5),
+        # The smallest quota on the way up is what the process gets.
+        ({"grading/cpu.max": "100000 100000\n", "grading/job/cpu.max": "max 100000\n"}, "0::/grading/job\n", 1.0),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, "3:cpu:/\n", None),  # v1, none
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, "3:cpu:/\n", 0.5),
+        (
+            {
+                "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "200000\n",
+                "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+            },
+            "5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n",
+            2.0,
+        ),
+        ({"cpu.max": "garbage\n"}, "0::/\n", None),  # unreadable: no quota, not a crash
+        ({}, "", None),  # no cgroup files at all (macOS, a bare chroot)
+    ],
+)
 def test_cpu_quota_is_read_from_cgroup_v2_and_v1(tmp_path, files, membership, quota):
     root, proc = fake_cgroup(tmp_path, files, membership)
     assert plan.cgroup_cpu_quota(root, proc) == quota
@@ -60,8 +70,18 @@ def test_both_commands_declare_the_shared_options_once_with_their_own_defaults()
     grade, build = argparse.ArgumentParser(), argparse.ArgumentParser()
     cli.add_arguments(grade)
     autograder.add_arguments(build)
-    shared = ["--solutions", "--checks", "--profile", "--parameter", "--timeout", "--cell-timeout",
-              "--check-timeout", "--memory", "--max-file-size", "--no-solution-check"]
+    shared = [
+        "--solutions",
+        "--checks",
+        "--profile",
+        "--parameter",
+        "--timeout",
+        "--cell-timeout",
+        "--check-timeout",
+        "--memory",
+        "--max-file-size",
+        "--no-solution-check",
+    ]
     for parser in (grade, build):
         options = {option for action in parser._actions for option in action.option_strings}
         assert set(shared) <= options and "-p" in options
@@ -73,9 +93,12 @@ def test_both_commands_declare_the_shared_options_once_with_their_own_defaults()
 
 
 def test_the_autograder_defaults_fit_gradescopes_ten_minutes_and_name_the_memory_they_need():
-    limits = Limits(timeout=autograder.DEFAULTS.timeout, cell_timeout=autograder.DEFAULTS.cell_timeout,
-                    check_timeout=autograder.DEFAULTS.check_timeout,
-                    memory_bytes=plan.parse_size(autograder.DEFAULTS.memory))
+    limits = Limits(
+        timeout=autograder.DEFAULTS.timeout,
+        cell_timeout=autograder.DEFAULTS.cell_timeout,
+        check_timeout=autograder.DEFAULTS.check_timeout,
+        memory_bytes=plan.parse_size(autograder.DEFAULTS.memory),
+    )
     # The last-resort deadline (start-up + notebook + checks + its margin), plus what runs outside
     # the limits, stays under Gradescope's default 600 s.
     assert limits.hard_deadline() + autograder.OUTSIDE_LIMITS_S < autograder.GRADESCOPE_SECONDS
@@ -83,7 +106,8 @@ def test_the_autograder_defaults_fit_gradescopes_ten_minutes_and_name_the_memory
     # The assignments' grading runs do not fit 768 MB yet: the settings say what to choose instead.
     needed = limits.memory_bytes // 1024**2 + autograder.GRADER_MEMORY_MB
     assert settings["Memory"].startswith(f"at least {needed} MB") and settings["Autograder timeout"].startswith(
-        "10 minutes")
+        "10 minutes"
+    )
     assert settings["CPU"].startswith("0.5 vCPU") and settings["Base image"].startswith("Ubuntu")
     small = autograder.gradescope_settings(Limits(timeout=360, check_timeout=60, memory_bytes=512 * 1024**2))
     assert small["Memory"].startswith("768 MB")  # limits that fit are Gradescope's default
@@ -101,8 +125,10 @@ def test_sweep_kills_only_this_runs_processes(tmp_path):
     marker = f"plan-test-{tmp_path.name}"
     env = {"PATH": "/usr/bin:/bin", plan.procs.MARKER_VARIABLE: marker}
     mine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], env=env)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
-                             env=dict(env, **{plan.procs.MARKER_VARIABLE: marker + "-other"}))
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)"],
+        env=dict(env, **{plan.procs.MARKER_VARIABLE: marker + "-other"}),
+    )
     try:
         assert plan.sweep(marker) == [mine.pid]
         assert mine.wait(timeout=30) == -9

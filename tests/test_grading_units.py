@@ -1,8 +1,8 @@
 """Fast tests of the grading engine's parts: checks API, probes, preflight, submissions,
 gradebook, judging, sandbox and process cleanup. The end-to-end runs are in test_grading_e2e.py."""
+
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import nbformat
@@ -18,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 
-from course_kit.grading import checks, probe, procs, runner, sandbox
+from course_kit.grading import checks, probe, procs, runner
 from course_kit.grading.cli import parse_size
-from course_kit.parameters import parse_value as parameter_value
 from course_kit.grading.gradebook import Gradebook, GradebookError, render_feedback
 from course_kit.grading.job import GradingJob, Limits, SandboxOptions, drawn_inputs, judge_report, preflight_notebook
 from course_kit.grading.submissions import discover, student_id
+from course_kit.parameters import parse_value as parameter_value
 
 HERE = Path(__file__).resolve().parent
 TOY_CHECKS = (HERE / "grading_toy" / "solutions" / "hidden_checks" / "00_toy.py").read_text()
@@ -91,7 +90,10 @@ def test_matchers_compare_plain_data_strictly_and_describe_only_kind_and_size():
     assert checks.equal(2).judge(2.0)[0]
     assert not checks.equal(1).judge(True)[0]
     assert checks.equal([1, 2]).judge([1, 2, 3]) == (False, "got a list of 3 items, expected 2")
-    assert checks.equal({"a": 1, "b": 2}).judge({"a": 1}) == (False, "got a dict without the expected keys (missing: b)")
+    assert checks.equal({"a": 1, "b": 2}).judge({"a": 1}) == (
+        False,
+        "got a dict without the expected keys (missing: b)",
+    )
     assert checks.close([0.1, 0.2], rel=1e-6).judge([0.1 + 1e-12, 0.2])[0]
     assert not checks.close(1.0, rel=1e-6).judge(1.1)[0]
     assert checks.close(float("nan")).judge(float("nan"))[0]
@@ -103,8 +105,9 @@ def test_matchers_compare_plain_data_strictly_and_describe_only_kind_and_size():
 
 
 def test_judge_computes_the_expectation_from_the_inputs_and_parameters():
-    @checks.check(inputs=lambda rng, params: rng.randint(1, 99),
-                  expect=lambda n, params: checks.equal(n * params["epochs"]))
+    @checks.check(
+        inputs=lambda rng, params: rng.randint(1, 99), expect=lambda n, params: checks.equal(n * params["epochs"])
+    )
     def scaled(ns, n):
         return ns.call("times_epochs", n)
 
@@ -127,7 +130,10 @@ def test_failure_messages_use_only_the_graders_words():
     def probe_it(ns):
         return ns.call("squares", 3)
 
-    declared, words = probe_it.__course_check__, checks.vocabulary("ns.call('squares', 3)\nraise CheckFailed('too few')")
+    declared, words = (
+        probe_it.__course_check__,
+        checks.vocabulary("ns.call('squares', 3)\nraise CheckFailed('too few')"),
+    )
 
     def message(failure, detail):
         return checks.failure_message({"ok": False, "failure": failure, "detail": detail}, declared, words)
@@ -165,15 +171,22 @@ def test_kernel_source_keeps_no_expectations_inputs_or_references():
 
 
 # --------------------------------------------------------------------------- probes
-def _run_probes(source: str, user_ns: dict, tmp_path: Path, inputs=None, parameter_names=(), declared=None
-                ) -> list[dict]:
+def _run_probes(
+    source: str, user_ns: dict, tmp_path: Path, inputs=None, parameter_names=(), declared=None
+) -> list[dict]:
     declared = declared or checks.load_checks(source)
     drawn = inputs or {}
     report = tmp_path / ".course-report-test"
-    args = {"report": str(report), "probes_source": checks.kernel_source(source), "probes_filename": "<hidden checks>",
-            "checks": [{"name": c.name, "timeout": c.timeout, "has_inputs": c.name in drawn,
-                        "inputs": drawn.get(c.name)} for c in declared],
-            "parameter_names": list(parameter_names)}
+    args = {
+        "report": str(report),
+        "probes_source": checks.kernel_source(source),
+        "probes_filename": "<hidden checks>",
+        "checks": [
+            {"name": c.name, "timeout": c.timeout, "has_inputs": c.name in drawn, "inputs": drawn.get(c.name)}
+            for c in declared
+        ],
+        "parameter_names": list(parameter_names),
+    }
     probe.run(args, user_ns)
     records, started, done = runner.read_probe_report(report)
     assert started and done
@@ -181,7 +194,7 @@ def _run_probes(source: str, user_ns: dict, tmp_path: Path, inputs=None, paramet
 
 
 def test_probes_report_observations_and_structured_failures(tmp_path):
-    source = textwrap.dedent('''
+    source = textwrap.dedent("""
         from course_kit.grading.checks import check, equal, CheckFailed
         @check(inputs=lambda rng, params: 3, expect=lambda n, params: equal(list(range(n))))
         def observed(ns, n):
@@ -202,7 +215,7 @@ def test_probes_report_observations_and_structured_failures(tmp_path):
         @check()
         def raising(ns):
             return ns.call("boom")
-    ''')
+    """)
 
     class Leak_secret(Exception):
         pass
@@ -214,8 +227,14 @@ def test_probes_report_observations_and_structured_failures(tmp_path):
     sentinel, real = object(), sys.modules.get(probe.API_MODULE)
     sys.modules[probe.API_MODULE] = sentinel  # what a student might have planted
     try:
-        records = _run_probes(source, {"f": lambda n: list(range(n)), "odd": object, "boom": boom, "epochs": 2},
-                              tmp_path, inputs={"observed": 3}, parameter_names=["epochs", "gone"], declared=declared)
+        records = _run_probes(
+            source,
+            {"f": lambda n: list(range(n)), "odd": object, "boom": boom, "epochs": 2},
+            tmp_path,
+            inputs={"observed": 3},
+            parameter_names=["epochs", "gone"],
+            declared=declared,
+        )
         assert sys.modules[probe.API_MODULE] is sentinel  # put back as it was
     finally:
         sys.modules[probe.API_MODULE] = real
@@ -224,19 +243,27 @@ def test_probes_report_observations_and_structured_failures(tmp_path):
     assert isinstance(records[0]["resolved"], list)
     results = {r["name"]: r for r in records[1:]}
     assert results["observed"] == {"name": "observed", "ok": True, "observation": [0, 1, 2]}
-    assert results["failing"]["failure"] == "check-failed" and results["failing"]["detail"] == "a message for the student"
+    assert (
+        results["failing"]["failure"] == "check-failed" and results["failing"]["detail"] == "a message for the student"
+    )
     assert results["slow"]["failure"] == "timeout"
     assert results["missing"] == {"name": "missing", "ok": False, "failure": "undefined", "detail": "nope"}
     assert results["odd"]["failure"] == "not-plain"
     assert results["raising"]["detail"] == ["boom", "Leak_secret"]  # the kernel says it; the grader does not repeat it
     declared = {c.name: c for c in declared}
     words = checks.vocabulary(checks.kernel_source(source))
-    assert checks.judge(declared["raising"], results["raising"], {}, None, words) == (False, "calling `boom` raised an exception")
-    assert checks.judge(declared["failing"], results["failing"], {}, None, words) == (False, "a message for the student")
+    assert checks.judge(declared["raising"], results["raising"], {}, None, words) == (
+        False,
+        "calling `boom` raised an exception",
+    )
+    assert checks.judge(declared["failing"], results["failing"], {}, None, words) == (
+        False,
+        "a message for the student",
+    )
 
 
 def test_probe_encoding_is_json():
-    value = {"text": "quote \" backslash \\ newline \n snow \u2603 emoji \U0001F600", "n": [1, -2.5, None, True]}
+    value = {"text": 'quote " backslash \\ newline \n snow \u2603 emoji \U0001f600', "n": [1, -2.5, None, True]}
     assert json.loads(probe.encode(value)) == value
 
 
@@ -264,6 +291,7 @@ def test_preflight_refuses_broken_notebooks():
 
 def test_preflight_wants_the_parameters_cell_first_and_plain():
     """papermill injects after the tagged cell: a later tag or code in that cell would run before the grader's values."""
+
     def tagged(source):
         return nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})
 
@@ -280,7 +308,9 @@ def test_preflight_wants_the_parameters_cell_first_and_plain():
 
 def test_preflight_neutralizes_execution_tags_and_outputs():
     parameters = nbformat.v4.new_code_cell("profile = 'auto'", metadata={"tags": ["parameters"]})
-    sneaky = nbformat.v4.new_code_cell("raise ValueError", metadata={"tags": ["raises-exception", "skip-execution", "x"]})
+    sneaky = nbformat.v4.new_code_cell(
+        "raise ValueError", metadata={"tags": ["raises-exception", "skip-execution", "x"]}
+    )
     sneaky.outputs = [nbformat.v4.new_output("stream", name="stdout", text="fake\n")]
     sneaky.execution_count = 3
     checked = preflight_notebook(b"\xef\xbb\xbf" + _notebook(parameters, sneaky))  # a BOM is fine
@@ -290,14 +320,30 @@ def test_preflight_neutralizes_execution_tags_and_outputs():
 
 
 def _job(parameters=None) -> GradingJob:
-    return GradingJob("s", "00_toy", "s.ipynb", b"", {}, None, TOY_CHECKS, parameters or {"profile": "grading"},
-                      Limits(), SandboxOptions(), "m")
+    return GradingJob(
+        "s",
+        "00_toy",
+        "s.ipynb",
+        b"",
+        {},
+        None,
+        TOY_CHECKS,
+        parameters or {"profile": "grading"},
+        Limits(),
+        SandboxOptions(),
+        "m",
+    )
 
 
 def _report(records=(), **extra) -> dict:
-    report = {"stop": None, "errors": [], "check_phase": "ran", "exercises": {"squares": True, "scaled_mean": True},
-              "report_complete": True,
-              "records": [{"name": "", "kind": "parameters", "values": {"profile": "grading"}}, *records]}
+    report = {
+        "stop": None,
+        "errors": [],
+        "check_phase": "ran",
+        "exercises": {"squares": True, "scaled_mean": True},
+        "report_complete": True,
+        "records": [{"name": "", "kind": "parameters", "values": {"profile": "grading"}}, *records],
+    }
     report.update(extra)
     return report
 
@@ -314,10 +360,12 @@ def _all_right(job: GradingJob) -> list[dict]:
     def squares(k):
         return [i * i for i in range(k)]
 
-    return [_check("squares_hidden", squares(n)),
-            _check("squares_small", [squares(k) for k in drawn["squares_small"]]),
-            _check("scaled_mean_hidden", given["scale"] * sum(given["values"]) / len(given["values"])),
-            _check("pipeline_result", pipeline["scale"] * sum(squares(pipeline["n"])) / pipeline["n"])]
+    return [
+        _check("squares_hidden", squares(n)),
+        _check("squares_small", [squares(k) for k in drawn["squares_small"]]),
+        _check("scaled_mean_hidden", given["scale"] * sum(given["values"]) / len(given["values"])),
+        _check("pipeline_result", pipeline["scale"] * sum(squares(pipeline["n"])) / pipeline["n"]),
+    ]
 
 
 def test_judging_statuses():
@@ -330,14 +378,25 @@ def test_judging_statuses():
     # A second record for a check changes nothing: the first counts, and nothing in the report is trusted.
     doubled = judge_report(job, _report(right + [_check("squares_small", [[]])]))
     assert doubled.status == "ok" and doubled.points == 6
-    error = {"cell_index": 9, "execution_count": 8, "code_cell": 8, "ename": "MemoryError", "evalue": "", "exercise": None}
+    error = {
+        "cell_index": 9,
+        "execution_count": 8,
+        "code_cell": 8,
+        "ename": "MemoryError",
+        "evalue": "",
+        "exercise": None,
+    }
     assert judge_report(job, _report(right, errors=[error])).status == "out-of-memory"
     placeholder = dict(error, ename="NotImplementedError", exercise="squares")
     verdict = judge_report(job, _report(right, errors=[placeholder]))
     assert verdict.status == "incomplete" and verdict.error_cell == 8 and verdict.points == 6
     assert judge_report(job, _report(right, exercises={"squares": True})).status == "incomplete"
-    died = judge_report(job, _report((), stop={"reason": "kernel-died", "execution_count": 4}, kernel_exit=-9,
-                                     check_phase="skipped: kernel-died"))
+    died = judge_report(
+        job,
+        _report(
+            (), stop={"reason": "kernel-died", "execution_count": 4}, kernel_exit=-9, check_phase="skipped: kernel-died"
+        ),
+    )
     assert died.status == "kernel-died" and "signal 9" in died.detail and died.points == 0
     assert judge_report(job, {"runner_error": "Traceback...\nBoom"}).status == "grader-error"
     assert judge_report(job, _report(right, check_phase="timeout", check_detail="ran past 5 s")).status == "timeout"
@@ -379,8 +438,14 @@ def test_student_ids_are_unicode_aware_unique_and_nobody_vanishes(tmp_path):
     found = {s.student: s for s in discover(tmp_path, "00_toy", warn=warnings.append)}
     # Two people whose names differ only in an accent are two students; a clash of ids is
     # resolved by a stable suffix, and everyone keeps their own file name.
-    assert {s.file_name for s in found.values()} == {"José.ipynb", "Josè.ipynb", "Ana María.ipynb",
-                                                      "Ana_María.ipynb", ".bob.ipynb", "..ipynb"}
+    assert {s.file_name for s in found.values()} == {
+        "José.ipynb",
+        "Josè.ipynb",
+        "Ana María.ipynb",
+        "Ana_María.ipynb",
+        ".bob.ipynb",
+        "..ipynb",
+    }
     assert {"José", "Josè", "Ana_María", "bob"} <= set(found)
     renamed = found.keys() - {"José", "Josè", "Ana_María", "bob"}
     assert len(renamed) == 2 and any(key.startswith("Ana_María~") for key in renamed)
@@ -414,13 +479,39 @@ def test_sizes_are_checked_before_anything_is_read(tmp_path, monkeypatch):
 
 
 def _result(student, status="ok", points=1, sha="a"):
-    row = {"student": student, "assignment": "00_toy", "status": status, "detail": "", "error_cell": None,
-           "points": points, "max_points": 6, "checks": {"squares_hidden": points}, "runtime_s": 1.0,
-           "metrics": {"acc": {"top1": 0.5}, "note": "=CMD()"}, "metrics_problem": None,
-           "parameters": {"profile": "grading"}, "sandbox": "x", "submission": "s", "sha256": sha, "graded_at": "t"}
-    return {"row": row, "checks": [{"name": "squares_hidden", "title": "T", "points": points, "max_points": 2,
-                                    "passed": bool(points), "message": "correct"}],
-            "executed_notebook": "{}", "kernel_log": "log"}
+    row = {
+        "student": student,
+        "assignment": "00_toy",
+        "status": status,
+        "detail": "",
+        "error_cell": None,
+        "points": points,
+        "max_points": 6,
+        "checks": {"squares_hidden": points},
+        "runtime_s": 1.0,
+        "metrics": {"acc": {"top1": 0.5}, "note": "=CMD()"},
+        "metrics_problem": None,
+        "parameters": {"profile": "grading"},
+        "sandbox": "x",
+        "submission": "s",
+        "sha256": sha,
+        "graded_at": "t",
+    }
+    return {
+        "row": row,
+        "checks": [
+            {
+                "name": "squares_hidden",
+                "title": "T",
+                "points": points,
+                "max_points": 2,
+                "passed": bool(points),
+                "message": "correct",
+            }
+        ],
+        "executed_notebook": "{}",
+        "kernel_log": "log",
+    }
 
 
 def test_gradebook_rows_resume_and_columns(tmp_path):
@@ -429,8 +520,15 @@ def test_gradebook_rows_resume_and_columns(tmp_path):
     book.record(_result("b"))
     book.record(_result("a", status="grader-error", points=0))
     header, *lines = (tmp_path / "grades.csv").read_text().splitlines()
-    assert header.split(",")[:7] == ["student", "status", "points", "max_points", "detail", "error_cell",
-                                     "check:squares_hidden"]
+    assert header.split(",")[:7] == [
+        "student",
+        "status",
+        "points",
+        "max_points",
+        "detail",
+        "error_cell",
+        "check:squares_hidden",
+    ]
     assert "metric:acc.top1" in header and lines[0].startswith("a,") and "'=CMD()" in lines[1]
     assert (tmp_path / "executed" / "b.ipynb").exists() and (tmp_path / "feedback" / "b.md").exists()
     again = Gradebook(tmp_path, "00_toy", declared)
@@ -461,8 +559,9 @@ def test_only_declared_metrics_become_columns_and_the_rest_is_noted(tmp_path):
 def test_feedback_shows_titles_and_messages_only():
     row = _result("s", status="error", points=0)["row"]
     row["detail"] = "cell In [8] raised ZeroDivisionError"
-    text = render_feedback(row, [{"title": "squares works", "points": 0, "max_points": 2, "passed": False,
-                                  "message": "got [1]"}])
+    text = render_feedback(
+        row, [{"title": "squares works", "points": 0, "max_points": 2, "passed": False, "message": "got [1]"}]
+    )
     assert "squares works" in text and "failed: got [1]" in text and "In [8]" in text
 
 
@@ -495,39 +594,55 @@ def test_cli_value_parsing():
 def test_cli_setup_errors_name_the_fix(tmp_path, capsys):
     from course_kit.cli import main
 
-    code = main(["grade", str(tmp_path), "--assignment", "nope", "--out", str(tmp_path / "out"),
-                 "--solutions", str(tmp_path)])
+    code = main(
+        ["grade", str(tmp_path), "--assignment", "nope", "--out", str(tmp_path / "out"), "--solutions", str(tmp_path)]
+    )
     assert code == 2 and "hidden checks not found" in capsys.readouterr().err
     checks_dir = HERE / "grading_toy" / "solutions"
-    code = main(["grade", str(tmp_path), "--assignment", "00_toy", "--out", str(tmp_path / "out"),
-                 "--solutions", str(checks_dir), "--executor", "dask"])
+    code = main(
+        [
+            "grade",
+            str(tmp_path),
+            "--assignment",
+            "00_toy",
+            "--out",
+            str(tmp_path / "out"),
+            "--solutions",
+            str(checks_dir),
+            "--executor",
+            "dask",
+        ]
+    )
     assert code == 2 and "--scheduler" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- sandbox and processes
 def _in_child(code: str) -> subprocess.CompletedProcess:
     prelude = f"import sys; sys.path.insert(0, {str(HERE.parent / 'course_kit' / 'grading')!r}); import sandbox\n"
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_memory_limit_turns_a_hog_into_memory_error():
-    result = _in_child('''
+    result = _in_child("""
         sandbox.set_limits(512 * 1024 ** 2, None)
         try:
             hog = bytearray(2 * 1024 ** 3)
             print("allocated")
         except MemoryError:
             print("MemoryError")
-    ''')
+    """)
     assert result.stdout.strip() == "MemoryError", result.stderr
 
 
 def test_kill_tree_reaches_processes_that_left_the_group():
     # A child that starts a grandchild in its own session (the usual escape from killpg).
-    code = ("import subprocess, sys, time\n"
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)\n"
-            "time.sleep(120)\n")
+    code = (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)\n"
+        "time.sleep(120)\n"
+    )
     child = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, **{procs.MARKER_VARIABLE: "unit:x"}))
     deadline = time.monotonic() + 20
     while len(procs.descendants(child.pid)) < 1 and time.monotonic() < deadline:
@@ -544,13 +659,31 @@ def test_container_command_limits_the_whole_submission(tmp_path):
     from course_kit.grading.job import container_name, runner_command
 
     box = SandboxOptions(container="course-grader:1", data_dir="/srv/data")
-    job = GradingJob("ana", "00_toy", "", b"", {}, None, TOY_CHECKS, {}, Limits(memory_bytes=2 * 1024**3, threads=2),
-                     box, "grade-abc")
+    job = GradingJob(
+        "ana",
+        "00_toy",
+        "",
+        b"",
+        {},
+        None,
+        TOY_CHECKS,
+        {},
+        Limits(memory_bytes=2 * 1024**3, threads=2),
+        box,
+        "grade-abc",
+    )
     command = runner_command(job, tmp_path)
     joined = " ".join(command)
     assert command[:2] == ["docker", "run"] and container_name(job) == "course-grade-abc-ana"
-    for flag in ("--network none", f"--memory {2 * 1024**3 + 512 * 1024**2}", "--read-only", "--pids-limit 1024",
-                 f"-v {tmp_path}:{tmp_path}", "-v /srv/data:/srv/data:ro", "course-grader:1 python -m course_kit.grading.runner"):
+    for flag in (
+        "--network none",
+        f"--memory {2 * 1024**3 + 512 * 1024**2}",
+        "--read-only",
+        "--pids-limit 1024",
+        f"-v {tmp_path}:{tmp_path}",
+        "-v /srv/data:/srv/data:ro",
+        "course-grader:1 python -m course_kit.grading.runner",
+    ):
         assert flag in joined, flag
     assert runner_command(_job(), tmp_path)[0] == sys.executable  # no image: the local runner
 
@@ -562,8 +695,19 @@ def test_a_runner_that_dies_costs_one_grader_error_row(monkeypatch, tmp_path):
     broken.write_text("import sys\nsys.exit(3)\n")  # ends without writing a report
     monkeypatch.setattr(job_module, "runner_command", lambda job, private: [sys.executable, str(broken)])
     parameters = nbformat.v4.new_code_cell("profile = 'auto'", metadata={"tags": ["parameters"]})
-    job = GradingJob("s", "00_toy", "s.ipynb", _notebook(parameters), {}, None, TOY_CHECKS, {"profile": "grading"},
-                     Limits(), SandboxOptions(), "grade-unit")
+    job = GradingJob(
+        "s",
+        "00_toy",
+        "s.ipynb",
+        _notebook(parameters),
+        {},
+        None,
+        TOY_CHECKS,
+        {"profile": "grading"},
+        Limits(),
+        SandboxOptions(),
+        "grade-unit",
+    )
     row = job_module.grade_job(job)["row"]
     assert row["status"] == "grader-error" and "without a report" in row["detail"] and row["max_points"] == 6
 
@@ -581,11 +725,15 @@ def test_parameters_the_notebook_reports_are_noted_never_scored():
     from course_kit.grading.job import parameters_note
 
     injected = {"profile": "grading", "scale": 2.0}
-    same = {"values": {"profile": "grading", "scale": 2.0},
-            "resolved": [{"requested_profile": "grading", "values": {"profile": "grading", "scale": 2.0}}]}
+    same = {
+        "values": {"profile": "grading", "scale": 2.0},
+        "resolved": [{"requested_profile": "grading", "values": {"profile": "grading", "scale": 2.0}}],
+    }
     assert parameters_note(injected, same) == ""
-    other = {"values": {"profile": "grading", "scale": 2.0},
-             "resolved": [{"requested_profile": "grading", "values": {"profile": "grading", "scale": 1.0}}]}
+    other = {
+        "values": {"profile": "grading", "scale": 2.0},
+        "resolved": [{"requested_profile": "grading", "values": {"profile": "grading", "scale": 1.0}}],
+    }
     assert parameters_note(injected, other) == "cu.load_parameters reported `scale` = 1.0 (injected 2.0)"
     assert "did not report" in parameters_note(injected, None)
     job = _job(injected)

@@ -5,6 +5,7 @@ What ``course grade`` makes of a submissions folder (notebooks, folders, the zip
 folders), and the CSV files every grading command writes (no cell a spreadsheet could run).
 The end-to-end versions, graded by ``course grade``, are in test_grading_hostile.py.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,7 @@ from course_kit.grading.autograder import collect_submission
 from course_kit.grading.exports import canvas_export, moodle_export, plain_export
 from course_kit.grading.files import csv_lines, csv_text, spreadsheet_safe
 from course_kit.grading.gradebook import Gradebook, render_feedback
-from course_kit.grading.roster import problems_csv, reconcile, parse_roster, roster_csv
+from course_kit.grading.roster import parse_roster, problems_csv, reconcile, roster_csv
 from course_kit.grading.submissions import MAX_DEPTH, MAX_ENTRIES, read_zip, scan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "grading_toy"))
@@ -43,8 +44,11 @@ def by_student(folder: Path) -> tuple[dict, dict]:
 # --------------------------------------------------------------------------- zips
 def test_the_zip_cu_submit_writes_is_graded_like_its_folder(tmp_path):
     record = json.dumps({"result": 35.0}).encode()
-    crafted.handin_zip(tmp_path / "s1.zip", "s1", {"00_toy.ipynb": NOTEBOOK, "00_toy.results.json": record,
-                                                   ".env": b"SEED=1\n", "data/train.csv": b"a,b\n"})
+    crafted.handin_zip(
+        tmp_path / "s1.zip",
+        "s1",
+        {"00_toy.ipynb": NOTEBOOK, "00_toy.results.json": record, ".env": b"SEED=1\n", "data/train.csv": b"a,b\n"},
+    )
     # A zip made by hand, without the top folder, and one named after nobody's folder.
     with zipfile.ZipFile(tmp_path / "Ana María.zip", "w") as bundle:
         bundle.writestr("mine.ipynb", NOTEBOOK)
@@ -94,8 +98,7 @@ HOSTILE_ZIPS = {
     "absolute": ([("/etc/cron.d/evil", b"x")], "is an absolute path"),
     "drive_letter": ([("C:/Windows/evil.py", b"x")], "starts with a drive letter"),
     "backslashes": ([("s\\..\\evil.py", b"x")], "uses backslashes"),
-    "symlink": ([(_mode("s/checks.py", stat.S_IFLNK | 0o777), b"/srv/hidden_checks/00_toy.py")],
-                "is a symbolic link"),
+    "symlink": ([(_mode("s/checks.py", stat.S_IFLNK | 0o777), b"/srv/hidden_checks/00_toy.py")], "is a symbolic link"),
     "device": ([(_mode("s/dev", stat.S_IFCHR | 0o666), b"")], "not a regular file or folder"),
     "encrypted": ([("s/secret.py", b"x")], "is encrypted"),
     "duplicate": ([("s/a.py", b"1"), ("s/a.py", b"2")], "holds 's/a.py' twice"),
@@ -142,7 +145,7 @@ def test_zip_bombs_are_refused_by_declared_and_by_inflated_size(tmp_path, monkey
     data = bytearray((tmp_path / "liar.zip").read_bytes())
     for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local header, central directory
         at = data.rfind(signature)
-        data[at + offset:at + offset + 4] = struct.pack("<L", 100)
+        data[at + offset : at + offset + 4] = struct.pack("<L", 100)
     (tmp_path / "liar.zip").write_bytes(bytes(data))
     liar = read_zip(tmp_path / "liar.zip", "00_toy", "liar")
     assert liar.problem and "zeros.bin" in liar.problem and liar.files == {}
@@ -195,8 +198,13 @@ def test_a_folder_keeps_dot_files_and_names_everything_it_leaves_out(tmp_path):
     assert ana.files == {".env": b"SEED=1\n", ".data/train.csv": b"a,b\n"}
     assert not any(b"the secret" in data for data in ana.files.values())
     notes = "\n".join(ana.notes)
-    for name, why in ((".ipython", "the grader's own name"), (".ipynb_checkpoints", "bookkeeping"),
-                      ("link.py", "symbolic link"), ("copied.py", "hard link"), ("pipe", "not a regular file")):
+    for name, why in (
+        (".ipython", "the grader's own name"),
+        (".ipynb_checkpoints", "bookkeeping"),
+        ("link.py", "symbolic link"),
+        ("copied.py", "hard link"),
+        ("pipe", "not a regular file"),
+    ):
         assert f"{name}: " in notes and why in notes, (name, notes)
     assert ana.notes_text.startswith("left out ") and "copied.py" in ana.notes_text
 
@@ -204,8 +212,11 @@ def test_a_folder_keeps_dot_files_and_names_everything_it_leaves_out(tmp_path):
 def test_the_kernels_own_configuration_names_are_all_reserved():
     """Every folder the grader sets up in the kernel's work folder is a name a submission cannot bring."""
     environment = runner.kernel_environment({"threads": 1, "marker": "m", "data_dir": "/data"}, Path("/w"))
-    made_here = {Path(value).relative_to("/w").parts[0] for value in environment.values()
-                 if isinstance(value, str) and value.startswith("/w/")}
+    made_here = {
+        Path(value).relative_to("/w").parts[0]
+        for value in environment.values()
+        if isinstance(value, str) and value.startswith("/w/")
+    }
     assert made_here and made_here <= submissions.RESERVED, made_here - submissions.RESERVED
     # The runner's own names there too: the library link and the kernel's five ipc sockets.
     sockets = {f"{runner.KERNEL_SOCKETS}-{n}" for n in range(1, 6)}
@@ -255,18 +266,41 @@ def test_the_autograder_reads_a_zip_uploaded_as_it_is(tmp_path):
 def test_what_is_left_out_reaches_the_row_and_the_feedback():
     from course_kit.grading.job import GradingJob, Limits, SandboxOptions, error_result
 
-    job = GradingJob("ana", "00_toy", "ana/", b"", {}, None, "", {}, Limits(), SandboxOptions(), "m",
-                     notes="left out copied.py: a hard link")
+    job = GradingJob(
+        "ana",
+        "00_toy",
+        "ana/",
+        b"",
+        {},
+        None,
+        "",
+        {},
+        Limits(),
+        SandboxOptions(),
+        "m",
+        notes="left out copied.py: a hard link",
+    )
     row = error_result(job, "Traceback\nOSError: disk full")["row"]
     assert row["detail"] == "OSError: disk full; submission: left out copied.py: a hard link"
-    page = render_feedback(dict(row, status="timeout", detail="ran past 60 s; submission: left out copied.py: a "
-                                                                "hard link"), [])
+    page = render_feedback(
+        dict(row, status="timeout", detail="ran past 60 s; submission: left out copied.py: a hard link"), []
+    )
     assert "ran too long (ran past 60 s)" in page and "Not given to your notebook: copied.py: a hard link." in page
 
 
 # --------------------------------------------------------------------------- CSV cells
-FORMULAS = ["=1+1", "x;=1+1;y", "a,=cmd|' /C calc'!A0", "ok\t=2", "line\r+3", "two\n-4+1", "@SUM(A1)", "x; =1",
-            "-2+3", "+cmd"]
+FORMULAS = [
+    "=1+1",
+    "x;=1+1;y",
+    "a,=cmd|' /C calc'!A0",
+    "ok\t=2",
+    "line\r+3",
+    "two\n-4+1",
+    "@SUM(A1)",
+    "x; =1",
+    "-2+3",
+    "+cmd",
+]
 
 
 @pytest.mark.parametrize("text", FORMULAS)
@@ -279,8 +313,16 @@ def test_a_formula_is_neutralized_after_any_separator(text):
 
 
 def test_numbers_stay_numbers():
-    assert [spreadsheet_safe(v) for v in (-1.5, 0, 3, "-1.5", "+2", "1e-3", " -7 ", True)] == \
-        [-1.5, 0, 3, "-1.5", "+2", "1e-3", " -7 ", True]
+    assert [spreadsheet_safe(v) for v in (-1.5, 0, 3, "-1.5", "+2", "1e-3", " -7 ", True)] == [
+        -1.5,
+        0,
+        3,
+        "-1.5",
+        "+2",
+        "1e-3",
+        " -7 ",
+        True,
+    ]
     assert csv_lines([["points"], [-2]]) == "points\n-2\n"
 
 
@@ -295,29 +337,52 @@ def _cells(text: str):
 
 def _runnable(cell: str) -> bool:
     stripped = cell.strip(" \r\n")
-    return bool(stripped) and stripped[0] in "=+-@" and not re.fullmatch(
-        r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", stripped)
+    return (
+        bool(stripped)
+        and stripped[0] in "=+-@"
+        and not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", stripped)
+    )
 
 
 def test_no_csv_the_grading_commands_write_holds_a_formula(tmp_path):
     hostile = "x;=1+1;y"
-    rows = [{"student": hostile, "file_name": "a,=cmd|' /C calc'!A0.ipynb", "status": "error", "points": 2,
-             "max_points": 6, "detail": "cell raised ValueError: \t@SUM(A1)\n-1+2", "checks": {"c": 2},
-             "metrics": {"note": "=HYPERLINK(1)"}, "assignment": "00_toy", "sha256": "s", "runtime_s": 1.0,
-             "parameters": {"profile": "+grading"}, "graded_at": "t", "submission": "-s", "error_cell": "=1"}]
+    rows = [
+        {
+            "student": hostile,
+            "file_name": "a,=cmd|' /C calc'!A0.ipynb",
+            "status": "error",
+            "points": 2,
+            "max_points": 6,
+            "detail": "cell raised ValueError: \t@SUM(A1)\n-1+2",
+            "checks": {"c": 2},
+            "metrics": {"note": "=HYPERLINK(1)"},
+            "assignment": "00_toy",
+            "sha256": "s",
+            "runtime_s": 1.0,
+            "parameters": {"profile": "+grading"},
+            "graded_at": "t",
+            "submission": "-s",
+            "error_cell": "=1",
+        }
+    ]
     book = Gradebook(tmp_path / "out", "00_toy", [], metric_keys=["note"])
     grades_csv = book.csv_text(rows)
     roster = parse_roster("name,email,id\n=Ana;=1+1,@ana@uni.edu,-1001\n")
     result = reconcile([dict(rows[0], file_name="Ana.ipynb"), rows[0]], roster, check_names=["c"])
     person_rows = [dict(r, person=dict(r["person"], name="=Ana;=1+1")) for r in result.rows]
-    canvas = ("Student,ID,SIS User ID,SIS Login ID,Section,00_toy\n    Points Possible,,,,,6\n"
-              '"=Ana;=1+1",-1001,"+s1",@ana@uni.edu,"x;=2",\n')
-    texts = {"grades.csv": grades_csv, "roster-grades.csv": roster_csv(person_rows, ["c"]),
-             "unmatched.csv": problems_csv(result),
-             "plain": plain_export(person_rows, [dict(rows[0], placement="unmatched", problem="=x")])[0],
-             "moodle": moodle_export(person_rows, identifier="email")[0],
-             "canvas": canvas_export(person_rows, canvas, column="00_toy", all_columns=True)[0],
-             "not-graded": csv_text(["entry", "reason"], [{"entry": "=evil.pdf", "reason": "x"}])}
+    canvas = (
+        "Student,ID,SIS User ID,SIS Login ID,Section,00_toy\n    Points Possible,,,,,6\n"
+        '"=Ana;=1+1",-1001,"+s1",@ana@uni.edu,"x;=2",\n'
+    )
+    texts = {
+        "grades.csv": grades_csv,
+        "roster-grades.csv": roster_csv(person_rows, ["c"]),
+        "unmatched.csv": problems_csv(result),
+        "plain": plain_export(person_rows, [dict(rows[0], placement="unmatched", problem="=x")])[0],
+        "moodle": moodle_export(person_rows, identifier="email")[0],
+        "canvas": canvas_export(person_rows, canvas, column="00_toy", all_columns=True)[0],
+        "not-graded": csv_text(["entry", "reason"], [{"entry": "=evil.pdf", "reason": "x"}]),
+    }
     for name, text in texts.items():
         runnable = [cell for cell in _cells(text) if _runnable(cell)]
         assert runnable == [], (name, runnable)

@@ -5,6 +5,7 @@ scikit-learn ships two photographs: ``china.jpg`` (a Chinese temple roof) and ``
 The full 1000-class head must name them sensibly; the same network with random weights
 must fail the very same check.
 """
+
 from __future__ import annotations
 
 import pytest

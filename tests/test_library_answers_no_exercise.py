@@ -5,6 +5,7 @@ library's nearest counterpart of the step (what a student might try instead of w
 is handed to that exercise's self-check as if it were the student's answer. Every one of them
 must fail: the later notebooks' library versions of a step have another form on purpose.
 """
+
 from __future__ import annotations
 
 import contextlib

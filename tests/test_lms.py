@@ -4,6 +4,7 @@ The roster and export tests work on gradebook rows written here (the shape of
 ``grades.json``); the Gradescope test builds the autograder zip for the toy assignment
 and runs its ``run_autograder`` against a folder laid out like Gradescope's ``/autograder``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,10 @@ from course_kit.grading.exports import canvas_export
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ROOT / "tests" / "grading_toy" / "solutions"
-CHECKS = [{"name": "squares_hidden", "title": "squares", "points": 2, "exercise": "squares"},
-          {"name": "scaled", "title": "scaled mean", "points": 4, "exercise": "scaled_mean"}]
+CHECKS = [
+    {"name": "squares_hidden", "title": "squares", "points": 2, "exercise": "squares"},
+    {"name": "scaled", "title": "scaled mean", "points": 4, "exercise": "scaled_mean"},
+]
 
 # The course: two people whose names differ only in an accent, an e-mail written with
 # capitals, a "Last, First" name, and one person who submits nothing.
@@ -44,15 +47,40 @@ Missing Person,missing@uni.edu,1004,B,
 
 def row(file_name: str, points: float, status: str = "ok", detail: str = "") -> dict:
     student = rosters.submission_name({"file_name": file_name}).replace(" ", "_")
-    return {"student": student, "file_name": file_name, "status": status, "points": points, "max_points": 6,
-            "detail": detail, "error_cell": None, "checks": {"squares_hidden": min(points, 2),
-                                                             "scaled": max(points - 2, 0)},
-            "check_results": [{"name": "squares_hidden", "title": "squares", "points": min(points, 2),
-                               "max_points": 2, "passed": points >= 2, "message": "correct"},
-                              {"name": "scaled", "title": "scaled mean", "points": max(points - 2, 0),
-                               "max_points": 4, "passed": points >= 6, "message": "got <script>alert(1)</script>"}],
-            "submission": f"/submissions/{file_name}", "sha256": "0" * 64, "graded_at": "2025-03-02T10:00:00+00:00",
-            "assignment": "00_toy", "runtime_s": 1.0, "metrics": None}
+    return {
+        "student": student,
+        "file_name": file_name,
+        "status": status,
+        "points": points,
+        "max_points": 6,
+        "detail": detail,
+        "error_cell": None,
+        "checks": {"squares_hidden": min(points, 2), "scaled": max(points - 2, 0)},
+        "check_results": [
+            {
+                "name": "squares_hidden",
+                "title": "squares",
+                "points": min(points, 2),
+                "max_points": 2,
+                "passed": points >= 2,
+                "message": "correct",
+            },
+            {
+                "name": "scaled",
+                "title": "scaled mean",
+                "points": max(points - 2, 0),
+                "max_points": 4,
+                "passed": points >= 6,
+                "message": "got <script>alert(1)</script>",
+            },
+        ],
+        "submission": f"/submissions/{file_name}",
+        "sha256": "0" * 64,
+        "graded_at": "2025-03-02T10:00:00+00:00",
+        "assignment": "00_toy",
+        "runtime_s": 1.0,
+        "metrics": None,
+    }
 
 
 SUBMISSIONS = [
@@ -60,7 +88,7 @@ SUBMISSIONS = [
     row(unicodedata.normalize("NFD", "Josè Martínez.ipynb"), 4),  # as macOS names files: decomposed accents
     row("ana.lopez@uni.edu.ipynb", 5, "error", "cell In [8] raised ZeroDivisionError"),
     row("hw_1005_LATE_kim.ipynb", 3),  # Canvas marks late work with _LATE_ in the downloaded name
-    row("Jose Martinez.ipynb", 2),     # no accents: could be either José or Josè
+    row("Jose Martinez.ipynb", 2),  # no accents: could be either José or Josè
     row("stranger.ipynb", 6),
 ]
 
@@ -71,8 +99,9 @@ def people(result) -> dict:
 
 def write_gradebook(folder: Path, rows: list[dict]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "grades.json").write_text(json.dumps({"assignment": "00_toy", "checks": CHECKS, "rows": rows},
-                                                   ensure_ascii=False), encoding="utf-8")
+    (folder / "grades.json").write_text(
+        json.dumps({"assignment": "00_toy", "checks": CHECKS, "rows": rows}, ensure_ascii=False), encoding="utf-8"
+    )
     return folder
 
 
@@ -110,9 +139,15 @@ def test_roster_gives_every_person_a_row_and_reports_every_stray_submission(tmp_
 
 def test_ambiguous_matches_are_reported_never_guessed():
     roster = rosters.parse_roster("name,id\nJosé Martínez,1001\nBo Li,1002\nCleo Ng,1003\n")
-    result = rosters.reconcile([row("bo li.ipynb", 6), row("1002_resubmitted.ipynb", 5),  # two for Bo
-                                row("1001_1003_pair.ipynb", 4),                           # names two people
-                                row("JOSE MARTINEZ.ipynb", 3)], roster)                  # one fits, ignoring accents
+    result = rosters.reconcile(
+        [
+            row("bo li.ipynb", 6),
+            row("1002_resubmitted.ipynb", 5),  # two for Bo
+            row("1001_1003_pair.ipynb", 4),  # names two people
+            row("JOSE MARTINEZ.ipynb", 3),
+        ],
+        roster,
+    )  # one fits, ignoring accents
     by_name = people(result)
     assert by_name["Bo Li"]["status"] == "ambiguous" and by_name["Bo Li"]["points"] == 0
     assert by_name["Cleo Ng"]["status"] == "ambiguous" and "1001_1003_pair" in by_name["Cleo Ng"]["detail"]
@@ -146,8 +181,9 @@ def test_apply_roster_writes_the_roster_view_and_lists_the_problems(tmp_path):
     out = write_gradebook(tmp_path / "grades", SUBMISSIONS)
     before = (out / "grades.json").read_bytes()
     said = []
-    problems = rosters.apply_roster(out, write_roster(tmp_path / "roster.csv"), said.append,
-                                    deadline="2025-03-01T23:59")
+    problems = rosters.apply_roster(
+        out, write_roster(tmp_path / "roster.csv"), said.append, deadline="2025-03-01T23:59"
+    )
     assert problems == 2
     assert (out / "grades.json").read_bytes() == before
     assert any(line.startswith("unmatched: 'stranger'") for line in said)
@@ -157,8 +193,10 @@ def test_apply_roster_writes_the_roster_view_and_lists_the_problems(tmp_path):
     assert table["Ana López"]["late"] == "yes"
     assert table["José Martínez"]["late"] == ""  # a deadline, but no submitted_at: unknown, not "on time"
     strays = list(csv.DictReader(io.StringIO((out / "unmatched.csv").read_text())))
-    assert [(s["problem"], s["file_name"]) for s in strays] == [("unmatched", "stranger"),
-                                                                ("ambiguous", "Jose Martinez")]
+    assert [(s["problem"], s["file_name"]) for s in strays] == [
+        ("unmatched", "stranger"),
+        ("ambiguous", "Jose Martinez"),
+    ]
     view = json.loads((out / "roster-grades.json").read_text())
     assert len(view["rows"]) == 5 and view["deadline"] == "2025-03-01T23:59:00+00:00"
 
@@ -193,8 +231,13 @@ def test_exports_read_back_as_their_formats(tmp_path, capsys):
     assert course(["export", "moodle", str(out), "--max-points", "10"]) == 1
     moodle = read_csv(out / "moodle-grades.csv")
     assert moodle[0] == ["email", "grade"]
-    assert dict(moodle[1:]) == {"jose@uni.edu": "10", "josep@uni.edu": "6.67", "Ana.Lopez@Uni.EDU": "8.33",
-                                "kim@uni.edu": "5", "missing@uni.edu": "0"}
+    assert dict(moodle[1:]) == {
+        "jose@uni.edu": "10",
+        "josep@uni.edu": "6.67",
+        "Ana.Lopez@Uni.EDU": "8.33",
+        "kim@uni.edu": "5",
+        "missing@uni.edu": "0",
+    }
 
     # Canvas: the downloaded export stays as it was; the upload keeps its header rows.
     canvas = tmp_path / "Grades-course.csv"
@@ -208,8 +251,13 @@ def test_exports_read_back_as_their_formats(tmp_path, capsys):
     grades = {r[0]: r[-1] for r in upload[3:]}
     # Scaled to Canvas's 10 points; matched by SIS Login ID (e-mail, any case). Grades given in Canvas
     # stay: the test student's 7 (not on the roster), and the 8 of a person who handed in on paper.
-    assert grades == {"Martínez, José": "10", "Martínez, Josè": "6.67", "López, Ana": "8.33",
-                      "Missing, Person": "8", "Student, Test": "7"}
+    assert grades == {
+        "Martínez, José": "10",
+        "Martínez, Josè": "6.67",
+        "López, Ana": "8.33",
+        "Missing, Person": "8",
+        "Student, Test": "7",
+    }
     report = capsys.readouterr().out
     assert "'Missing, Person' has no submission here but a grade in Canvas (8); kept" in report
     assert "points scaled to Canvas's 10 points possible" in report
@@ -221,21 +269,46 @@ def test_exports_read_back_as_their_formats(tmp_path, capsys):
 
 def test_canvas_export_without_a_roster_uses_canvas_as_the_roster(tmp_path):
     # Canvas's bulk download names files <name>_<Canvas ID>_<submission id>_<file>.
-    rows = [row("martinezjose_1_9001_00_toy.ipynb", 6), row("martinezjose_2_9002_00_toy.ipynb", 3),
-            row("lopezana_LATE_3_9003_00_toy.ipynb", 4.5), row("someone_else.ipynb", 1)]
+    rows = [
+        row("martinezjose_1_9001_00_toy.ipynb", 6),
+        row("martinezjose_2_9002_00_toy.ipynb", 3),
+        row("lopezana_LATE_3_9003_00_toy.ipynb", 4.5),
+        row("someone_else.ipynb", 1),
+    ]
     out = write_gradebook(tmp_path / "grades", rows)
     canvas = tmp_path / "export.csv"
     canvas.write_bytes(b"\xef\xbb\xbf" + CANVAS.encode("utf-8"))
-    assert course(["export", "canvas", str(out), "--canvas-export", str(canvas), "--column", "Lab 2",
-                   "--new-column", "--max-points", "20", "--all-columns"]) == 1  # someone_else matches nobody
+    assert (
+        course(
+            [
+                "export",
+                "canvas",
+                str(out),
+                "--canvas-export",
+                str(canvas),
+                "--column",
+                "Lab 2",
+                "--new-column",
+                "--max-points",
+                "20",
+                "--all-columns",
+            ]
+        )
+        == 1
+    )  # someone_else matches nobody
     raw = (out / "canvas-upload.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # the export's encoding is kept
     upload = read_csv(out / "canvas-upload.csv")
     assert upload[0][-1] == "Lab 2" and upload[0][:-1] == CANVAS.splitlines()[0].split(",")
     assert upload[1][-1] == "20"  # a new column: Canvas reads its points from this row
     grades = {r[0]: r[-1] for r in upload[3:]}
-    assert grades == {"Martínez, José": "20", "Martínez, Josè": "10", "López, Ana": "15", "Missing, Person": "0",
-                      "Student, Test": "0"}
+    assert grades == {
+        "Martínez, José": "20",
+        "Martínez, Josè": "10",
+        "López, Ana": "15",
+        "Missing, Person": "0",
+        "Student, Test": "0",
+    }
     assert {r[0]: r[5] for r in upload[3:]}["López, Ana"] == "3"  # other columns kept as exported
 
 
@@ -271,8 +344,10 @@ López, Ana;3;S1003;ana.lopez@uni.edu;B;3;;60
 
 def canvas_upload(tmp_path, export_text: str, *options: str, roster: bool = True) -> tuple[int, list[list[str]], str]:
     """Run course export canvas on SUBMISSIONS (with the roster, or with Canvas as the roster)."""
-    out = write_gradebook(tmp_path / "grades", SUBMISSIONS if roster else [
-        row("martinezjose_1_9001_00_toy.ipynb", 6), row("lopezana_3_9003_00_toy.ipynb", 3)])
+    out = write_gradebook(
+        tmp_path / "grades",
+        SUBMISSIONS if roster else [row("martinezjose_1_9001_00_toy.ipynb", 6), row("lopezana_3_9003_00_toy.ipynb", 3)],
+    )
     canvas = tmp_path / "export.csv"
     canvas.write_text(export_text, encoding="utf-8")
     args = ["export", "canvas", str(out), "--canvas-export", str(canvas), *options]
@@ -288,12 +363,14 @@ def test_canvas_export_without_sis_columns_matches_by_id_or_name(tmp_path, capsy
     status, upload, _ = canvas_upload(tmp_path / "a", CANVAS_NO_SIS, roster=False)
     assert status == 0, capsys.readouterr()
     assert upload[0] == ["Student", "ID", "Section", "00_toy (4242)"]
-    assert {r[0]: r[-1] for r in upload[2:]} == {"Martínez, José": "10", "López, Ana": "5",
-                                                   "Martínez, Josè": "0"}  # no submission: missing
+    assert {r[0]: r[-1] for r in upload[2:]} == {
+        "Martínez, José": "10",
+        "López, Ana": "5",
+        "Martínez, Josè": "0",
+    }  # no submission: missing
     # A roster of names and e-mails: no identifier is in the export, so unique names place people.
     status, upload, _ = canvas_upload(tmp_path / "b", CANVAS_NO_SIS)
-    assert {r[0]: r[-1] for r in upload[2:]} == {"Martínez, José": "10", "Martínez, Josè": "6.67",
-                                                   "López, Ana": "8.33"}
+    assert {r[0]: r[-1] for r in upload[2:]} == {"Martínez, José": "10", "Martínez, Josè": "6.67", "López, Ana": "8.33"}
     assert "'Martínez, Josè' matched by name" in capsys.readouterr().out
 
 
@@ -302,8 +379,16 @@ def test_canvas_export_with_split_names_keeps_them_as_canvas_reads_them(tmp_path
     for text in (CANVAS_SPLIT, variant):
         status, upload, _ = canvas_upload(tmp_path / str(len(text)), text)
         assert status == 1  # roster people who are not in this (shorter) export are listed
-        assert upload[0] == ["LastName", "FirstName", "ID", "SIS User ID", "SIS Login ID", "Integration ID",
-                             "Section", "00_toy (4242)"]
+        assert upload[0] == [
+            "LastName",
+            "FirstName",
+            "ID",
+            "SIS User ID",
+            "SIS Login ID",
+            "Integration ID",
+            "Section",
+            "00_toy (4242)",
+        ]
         assert [r[:2] + r[-1:] for r in upload[2:]] == [["Martínez", "José", "10"], ["López", "Ana", "8.33"]]
 
 
@@ -322,15 +407,23 @@ def test_canvas_export_with_semicolons_and_decimal_commas_scales_and_writes_them
 def test_canvas_upload_in_semicolons_is_spreadsheet_safe_and_keeps_decimal_commas():
     # The upload keeps the export's ';' and decimal commas, and goes through files.csv_lines like every
     # CSV: a formula after any separator is neutralized, numbers (negative, with a comma) stay numbers.
-    canvas = ("Student;ID;SIS Login ID;Section;Lab (77)\n"
-              "    Points Possible;;;;10,00\n"
-              "@SUM(A1);101;bo@uni.edu;A,=1+1;\n"
-              "Li, Bo;102;li@uni.edu;B;\n")
-    rows = [{"person": {"id": "101"}, "status": "ok", "points": 4, "max_points": 6},
-            {"person": {"id": "102"}, "status": "ok", "points": -1.5, "max_points": 6}]
+    canvas = (
+        "Student;ID;SIS Login ID;Section;Lab (77)\n"
+        "    Points Possible;;;;10,00\n"
+        "@SUM(A1);101;bo@uni.edu;A,=1+1;\n"
+        "Li, Bo;102;li@uni.edu;B;\n"
+    )
+    rows = [
+        {"person": {"id": "101"}, "status": "ok", "points": 4, "max_points": 6},
+        {"person": {"id": "102"}, "status": "ok", "points": -1.5, "max_points": 6},
+    ]
     text, report = canvas_export(rows, canvas, column="Lab")
-    assert text.splitlines() == ["Student;ID;SIS Login ID;Section;Lab (77)", "    Points Possible;;;;10,00",
-                                 "'@SUM(A1);101;bo@uni.edu;A,'=1+1;6,67", "Li, Bo;102;li@uni.edu;B;-2,5"]
+    assert text.splitlines() == [
+        "Student;ID;SIS Login ID;Section;Lab (77)",
+        "    Points Possible;;;;10,00",
+        "'@SUM(A1);101;bo@uni.edu;A,'=1+1;6,67",
+        "Li, Bo;102;li@uni.edu;B;-2,5",
+    ]
     assert report.written == 2 and not report.problems
 
 
@@ -360,8 +453,9 @@ def test_a_mistyped_canvas_column_is_an_error_unless_a_new_column_is_asked_for(t
 
 def test_canvas_upload_without_a_section_column_gets_an_empty_one():
     rows = [{"person": {"id": "7"}, "status": "ok", "points": 2, "max_points": 4}]
-    text, report = canvas_export(rows, "Student,ID,SIS User ID,Lab (5)\n    Points Possible,,,8\nBo,7,,\n",
-                                 column="Lab")
+    text, report = canvas_export(
+        rows, "Student,ID,SIS User ID,Lab (5)\n    Points Possible,,,8\nBo,7,,\n", column="Lab"
+    )
     # Canvas's importer wants SIS User ID only next to SIS Login ID, and a Section last.
     assert text.splitlines() == ["Student,ID,Section,Lab (5)", "    Points Possible,,,8", "Bo,7,,4"]
     assert any("no Section column" in note for note in report.notes)
@@ -380,8 +474,22 @@ def test_moodle_export_checks_everyone_against_the_participants(tmp_path, capsys
     out = write_gradebook(tmp_path / "grades", SUBMISSIONS)
     participants = tmp_path / "courseid_12_participants.csv"
     participants.write_bytes(b"\xef\xbb\xbf" + MOODLE_PARTICIPANTS.encode())  # Moodle writes a BOM
-    assert course(["export", "moodle", str(out), "--roster", str(write_roster(tmp_path / "roster.csv")),
-                   "--participants", str(participants), "--feedback", "--per-check"]) == 1
+    assert (
+        course(
+            [
+                "export",
+                "moodle",
+                str(out),
+                "--roster",
+                str(write_roster(tmp_path / "roster.csv")),
+                "--participants",
+                str(participants),
+                "--feedback",
+                "--per-check",
+            ]
+        )
+        == 1
+    )
     moodle = read_csv(out / "moodle-grades.csv")
     assert moodle[0] == ["email", "grade", "feedback", "00_toy: squares", "00_toy: scaled mean"]
     by_email = {r[0]: r[1:] for r in moodle[1:]}
@@ -392,8 +500,10 @@ def test_moodle_export_checks_everyone_against_the_participants(tmp_path, capsys
     assert by_email["missing@uni.edu"][:2] == ["0", "0 / 6 points: no submission"]
     assert "<script>" not in (out / "moodle-grades.csv").read_text()  # check messages stay out
     report = capsys.readouterr().out
-    assert ("problem: 'Lee, Kim' (email kim@uni.edu) is not among the Moodle participants in "
-            f"{participants}: Moodle would abort the whole import at this row") in report
+    assert (
+        "problem: 'Lee, Kim' (email kim@uni.edu) is not among the Moodle participants in "
+        f"{participants}: Moodle would abort the whole import at this row"
+    ) in report
     (tmp_path / "no-email.csv").write_text("First name,Last name\nAna,López\n")
     assert course(["export", "moodle", str(out), "--participants", str(tmp_path / "no-email.csv")]) == 2
     assert "has no email column (its columns: First name, Last name)" in capsys.readouterr().err
@@ -407,9 +517,14 @@ def test_late_policies_parse_strictly():
     assert [parse_late_policy("ZERO-AFTER 3d").percent(d) for d in (3, 4)] == [0, 100]
     assert [parse_late_policy("12.5 % / day, zero-after 2 days").percent(d) for d in (2, 3)] == [25, 100]
     assert parse_late_policy(" none ") is None
-    for text, problem in [("10%", "'10%' is not a rule"), ("10%/day, 5%/day", "repeats a rule"),
-                          ("max 30%", "caps a per-day penalty"), ("150%/day", "not between 0 and 100"),
-                          ("zero-after 2.5d", "is not a rule"), ("none, 10%/day", "write 'none' alone")]:
+    for text, problem in [
+        ("10%", "'10%' is not a rule"),
+        ("10%/day, 5%/day", "repeats a rule"),
+        ("max 30%", "caps a per-day penalty"),
+        ("150%/day", "not between 0 and 100"),
+        ("zero-after 2.5d", "is not a rule"),
+        ("none, 10%/day", "write 'none' alone"),
+    ]:
         with pytest.raises(LatePolicyError, match=problem):
             parse_late_policy(text)
 
@@ -425,12 +540,31 @@ Missing Person,missing@uni.edu,1004,,
 def test_a_late_policy_takes_points_off_the_total_and_says_so(tmp_path, capsys):
     out = write_gradebook(tmp_path / "grades", SUBMISSIONS[:3])
     roster = write_roster(tmp_path / "roster.csv", LATE_ROSTER)
-    assert course(["export", "csv", str(out), "--roster", str(roster), "--deadline", "2025-03-01T23:59+00:00",
-                   "--late-policy", "10%/day, max 30%", "--per-check"]) == 1
+    assert (
+        course(
+            [
+                "export",
+                "csv",
+                str(out),
+                "--roster",
+                str(roster),
+                "--deadline",
+                "2025-03-01T23:59+00:00",
+                "--late-policy",
+                "10%/day, max 30%",
+                "--per-check",
+            ]
+        )
+        == 1
+    )
     plain = {r["name"]: r for r in csv.DictReader(io.StringIO((out / "grades-export.csv").read_text("utf-8-sig")))}
     josep = plain["Josè Martínez"]  # 34 h late: 2 days, 20 % of 6 points off
     assert (josep["days_late"], josep["points_before_late"], josep["late_penalty"], josep["points"]) == (
-        "2", "4", "1.2", "2.8")
+        "2",
+        "4",
+        "1.2",
+        "2.8",
+    )
     assert (josep["check:squares_hidden"], josep["check:scaled"]) == ("2", "2")  # checks keep their points
     assert (plain["José Martínez"]["days_late"], plain["José Martínez"]["points"]) == ("0", "6")
     ana = plain["Ana López"]  # late by the roster, but when? No penalty is guessed: it is listed.
@@ -439,8 +573,9 @@ def test_a_late_policy_takes_points_off_the_total_and_says_so(tmp_path, capsys):
     assert course(["feedback", str(out), "--format", "md"]) == 0
     josep_id = SUBMISSIONS[1]["student"]  # decomposed accents, as the file was named
     page = (out / "feedback-md" / f"{josep_id}.md").read_text()
-    assert ("Submitted 2 days late: late policy 10%/day, max 30% takes off 20% of 6 points (1.2), from 4 to 2.8 "
-            "points.") in page
+    assert (
+        "Submitted 2 days late: late policy 10%/day, max 30% takes off 20% of 6 points (1.2), from 4 to 2.8 points."
+    ) in page
     assert course(["feedback", str(out)]) == 0
     assert "takes off 20% of 6 points" in (out / "feedback-html" / f"{josep_id}.html").read_text()
     assert "late" not in (out / "feedback-md" / "José_Martínez.md").read_text().casefold()
@@ -464,8 +599,18 @@ def test_feedback_pages_are_escaped_and_named(tmp_path):
     rosters.apply_roster(out, write_roster(tmp_path / "roster.csv"), lambda line: None)
     executed = out / "executed"
     executed.mkdir()
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("show()", outputs=[nbformat.v4.new_output(
-        "display_data", data={"text/html": "<b>plot</b><script>alert('from student')</script>"})])])
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "show()",
+                outputs=[
+                    nbformat.v4.new_output(
+                        "display_data", data={"text/html": "<b>plot</b><script>alert('from student')</script>"}
+                    )
+                ],
+            )
+        ]
+    )
     nbformat.write(notebook, str(executed / "José_Martínez.ipynb"))
     assert course(["feedback", str(out), "--html-notebooks"]) == 0
     page = (out / "feedback-html" / "José_Martínez.html").read_text(encoding="utf-8")
@@ -480,7 +625,8 @@ def test_feedback_pages_are_escaped_and_named(tmp_path):
     converted = (out / "feedback-html" / "José_Martínez.notebook.html").read_text(encoding="utf-8")
     assert "<b>plot</b>" in converted and "<script>alert('from student')" not in converted
     assert sorted(p.name for p in (out / "feedback-html").glob("*.html") if "notebook" not in p.name) == sorted(
-        f"{r['student']}.html" for r in SUBMISSIONS[:3])
+        f"{r['student']}.html" for r in SUBMISSIONS[:3]
+    )
     assert course(["feedback", str(out), "--format", "md"]) == 0
     assert "(Ana López, ana.lopez@uni.edu)" in (out / "feedback-md" / "ana.lopez@uni.edu.md").read_text()
 
@@ -500,6 +646,7 @@ def test_converted_notebooks_keep_no_script_handler_or_script_url(tmp_path):
     """Outputs, Markdown and metadata built to run script (an image's width, alt text, HTML, SVG) lose it."""
     sys.path.insert(0, str(ROOT / "tests" / "grading_toy"))
     import crafted
+
     from course_kit.grading.feedback import POLICY, notebook_html
 
     path = tmp_path / "hostile.ipynb"
@@ -513,8 +660,9 @@ def test_converted_notebooks_keep_no_script_handler_or_script_url(tmp_path):
     assert handlers == []
     urls = [value for _, attrs in parser.elements for name, value in attrs.items() if name in ("href", "src")]
     assert urls and all(not value.strip().lower().startswith("javascript:") for value in urls), urls
-    assert all(value.startswith("data:image/") for _, attrs in parser.elements if "src" in attrs
-               for value in [attrs["src"]]), urls
+    assert all(
+        value.startswith("data:image/") for _, attrs in parser.elements if "src" in attrs for value in [attrs["src"]]
+    ), urls
     assert ("meta", {"http-equiv": "Content-Security-Policy", "content": POLICY}) in parser.elements
     assert tags.index("meta") < tags.index("body")  # the policy is in force before any content
     # The work itself is still there: the Markdown text, the images, the traceback (as text).
@@ -531,12 +679,17 @@ def run_autograder(source: Path, base: Path, notebook: nbformat.NotebookNode) ->
     source = root / "source"
     nbformat.write(notebook, str(root / "submission" / "00_toy.ipynb"))
     (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": "ana@uni.edu", "name": "Ana"}]}))
-    env = dict(os.environ, COURSE_AUTOGRADER_ROOT=str(root), COURSE_AUTOGRADER_PYTHON=sys.executable,
-               PYTHONPATH=str(source / "kit"),  # the kit packed in the zip, instead of pip-installing it
-               # As in a Docker container whose seccomp profile forbids user namespaces: no bubblewrap.
-               COURSE_BWRAP=str(base / "no-bwrap-here"))
-    done = subprocess.run(["bash", str(source / "run_autograder")], env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = dict(
+        os.environ,
+        COURSE_AUTOGRADER_ROOT=str(root),
+        COURSE_AUTOGRADER_PYTHON=sys.executable,
+        PYTHONPATH=str(source / "kit"),  # the kit packed in the zip, instead of pip-installing it
+        # As in a Docker container whose seccomp profile forbids user namespaces: no bubblewrap.
+        COURSE_BWRAP=str(base / "no-bwrap-here"),
+    )
+    done = subprocess.run(
+        ["bash", str(source / "run_autograder")], env=env, capture_output=True, text=True, timeout=300
+    )
     results = root / "results" / "results.json"
     log = done.stdout + done.stderr
     assert f"kit: {source / 'kit' / 'course_kit'}" in log, log  # graded by the kit packed in the zip
@@ -552,11 +705,30 @@ def test_course_grade_with_a_roster_gives_missing_people_rows_and_reports_strays
     for name in ("José García.ipynb", "Josè García.ipynb", "nobody-we-know.ipynb"):
         nbformat.write(solution, submissions / name)
     roster = tmp_path / "roster.csv"
-    roster.write_text("name,email,id\nJosé García,jose@uni.example,1\nJosè García,JOSE2@uni.example,2\n"
-                      "Ana Silva,ana@uni.example,3\n", encoding="utf-8")
-    command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", "00_toy",
-               "--out", str(out), "--solutions", str(TOY), "--no-solution-check", "--roster", str(roster),
-               "--timeout", "60", "--cell-timeout", "10"]
+    roster.write_text(
+        "name,email,id\nJosé García,jose@uni.example,1\nJosè García,JOSE2@uni.example,2\nAna Silva,ana@uni.example,3\n",
+        encoding="utf-8",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "course_kit.cli",
+        "grade",
+        str(submissions),
+        "--assignment",
+        "00_toy",
+        "--out",
+        str(out),
+        "--solutions",
+        str(TOY),
+        "--no-solution-check",
+        "--roster",
+        str(roster),
+        "--timeout",
+        "60",
+        "--cell-timeout",
+        "10",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     view = json.loads((out / "roster-grades.json").read_text(encoding="utf-8"))
@@ -571,14 +743,42 @@ def test_gradescope_autograder_grades_like_course_grade(tmp_path):
     from course_kit.release import student_version
 
     archive = tmp_path / "toy.zip"
-    assert course(["autograder", "00_toy", "--solutions", str(TOY), "--out", str(archive), "--run-as", "",
-                   "--visibility", "after_published", "--timeout", "60", "--cell-timeout", "10"]) == 0
+    assert (
+        course(
+            [
+                "autograder",
+                "00_toy",
+                "--solutions",
+                str(TOY),
+                "--out",
+                str(archive),
+                "--run-as",
+                "",
+                "--visibility",
+                "after_published",
+                "--timeout",
+                "60",
+                "--cell-timeout",
+                "10",
+            ]
+        )
+        == 0
+    )
     with zipfile.ZipFile(archive) as opened:
         names = set(opened.namelist())
         modes = {info.filename: info.external_attr >> 16 for info in opened.infolist()}
         opened.extractall(tmp_path / "source")
-    assert {"setup.sh", "run_autograder", "autograder.json", "hidden_checks/00_toy.py", "kit/pyproject.toml",
-            "kit/README.md", "kit/LICENSE", "kit/course_kit/grading/job.py", "kit/course_utils/__init__.py"} <= names
+    assert {
+        "setup.sh",
+        "run_autograder",
+        "autograder.json",
+        "hidden_checks/00_toy.py",
+        "kit/pyproject.toml",
+        "kit/README.md",
+        "kit/LICENSE",
+        "kit/course_kit/grading/job.py",
+        "kit/course_utils/__init__.py",
+    } <= names
     assert not any(n.startswith(("kit/tests/", "kit/solutions/")) or n.endswith((".ipynb", ".pyc")) for n in names)
     assert modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111
     source = tmp_path / "source"
@@ -606,8 +806,7 @@ def test_gradescope_autograder_grades_like_course_grade(tmp_path):
 
 def test_autograder_setup_installs_the_packed_kit(tmp_path):
     archive = tmp_path / "toy.zip"
-    assert course(["autograder", "00_toy", "--solutions", str(TOY), "--out", str(archive),
-                   "--no-solution-check"]) == 0
+    assert course(["autograder", "00_toy", "--solutions", str(TOY), "--out", str(archive), "--no-solution-check"]) == 0
     with zipfile.ZipFile(archive) as opened:
         setup = opened.read("setup.sh").decode()
         config = json.loads(opened.read("autograder.json"))
@@ -623,8 +822,22 @@ def test_autograder_setup_installs_the_packed_kit(tmp_path):
     assert '"$SOURCE/kit"' in setup and 'RUN_AS="course-student"' in setup and "chmod -R go-rwx" in setup
     assert config["parameters"] == {"profile": "grading"} and config["visibility"] == "after_published"
     assert config["max_points"] == 6
-    assert course(["autograder", "00_toy", "--solutions", str(TOY), "--out", str(tmp_path / "x.zip"),
-                   "-p", "no_such_knob", "1"]) == 2
+    assert (
+        course(
+            [
+                "autograder",
+                "00_toy",
+                "--solutions",
+                str(TOY),
+                "--out",
+                str(tmp_path / "x.zip"),
+                "-p",
+                "no_such_knob",
+                "1",
+            ]
+        )
+        == 2
+    )
 
 
 NO_TORCH = """

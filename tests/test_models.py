@@ -1,4 +1,5 @@
 """Models: heads, pretrained loading through torchvision's cache file names, multi-task forward."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,17 +7,23 @@ import os
 
 import pytest
 import torch
+from multitask_helper import multitask_model
 from torch import nn
 
 import course_utils as cu
-from multitask_helper import multitask_model
 from course_utils.models import weights as weight_files
 
 
-@pytest.mark.parametrize("name,head_path,in_features", [
-    ("resnet18", "fc", 512), ("resnet34", "fc", 512), ("resnet50", "fc", 2048),
-    ("alexnet", "classifier.6", 4096), ("vgg16", "classifier.6", 4096),
-])
+@pytest.mark.parametrize(
+    "name,head_path,in_features",
+    [
+        ("resnet18", "fc", 512),
+        ("resnet34", "fc", 512),
+        ("resnet50", "fc", 2048),
+        ("alexnet", "classifier.6", 4096),
+        ("vgg16", "classifier.6", 4096),
+    ],
+)
 def test_build_model_replaces_head(name, head_path, in_features):
     model = cu.build_model(name, num_classes=7, pretrained=False)
     head = model.get_submodule(head_path)
@@ -63,7 +70,9 @@ def test_truncated_checkpoint_is_never_loaded(isolated_assets):
     path = cu.models.weights.write_standin_checkpoints(["resnet18"])[0]
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(FileNotFoundError, match=r"corrupt.*\n.*resnet18-f37072fd.pth.*\n.*course fetch weights resnet18"):
+    with pytest.raises(
+        FileNotFoundError, match=r"corrupt.*\n.*resnet18-f37072fd.pth.*\n.*course fetch weights resnet18"
+    ):
         cu.build_model("resnet18", num_classes=10, pretrained=True)
 
 
@@ -113,8 +122,13 @@ def test_torchvision_models_built_directly_are_recognised_exactly_or_refused():
 
     from course_utils.models import architecture_of
 
-    for builder, name in ((tvm.resnet18, "resnet18"), (tvm.resnet34, "resnet34"), (tvm.resnet50, "resnet50"),
-                          (tvm.alexnet, "alexnet"), (tvm.vgg16, "vgg16")):
+    for builder, name in (
+        (tvm.resnet18, "resnet18"),
+        (tvm.resnet34, "resnet34"),
+        (tvm.resnet50, "resnet50"),
+        (tvm.alexnet, "alexnet"),
+        (tvm.vgg16, "vgg16"),
+    ):
         assert architecture_of(builder(weights=None)).name == name
     # Not in the table: refused with the list, never mapped to a look-alike's groups.
     for builder in (tvm.vgg11, tvm.vgg16_bn, tvm.resnet101):

@@ -5,6 +5,7 @@ same notebooks run through ``course run`` (papermill), and the student versions 
 as released (they must stop at the first exercise) and with the solution code put back
 (every self-check must pass, and the widget panel must reproduce a headless result).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ print("widget run reproduces the headless row:", comparable)
 
 
 def _exercise_sources(notebook) -> dict[str, str]:
-    return {c.metadata["course"]["exercise"]: c.source for c in notebook.cells
-            if "exercise" in c.metadata.get("tags", [])}
+    return {
+        c.metadata["course"]["exercise"]: c.source for c in notebook.cells if "exercise" in c.metadata.get("tags", [])
+    }
 
 
 @pytest.mark.slow
@@ -59,15 +61,21 @@ def test_course_run_smoke_runs_every_notebook_and_writes_summary(tmp_path):
 def test_runner_survives_a_failing_notebook(tmp_path):
     folder = tmp_path / "solutions"
     folder.mkdir()
-    good = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell('profile = "auto"', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import json; json.dump({'summary': {'answer': 42}, 'notes': ['fine'], "
-                                  "'figures': []}, open('01_good.results.json', 'w'))"),
-    ])
-    bad = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell('profile = "auto"', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("raise ValueError('broken on purpose')"),
-    ])
+    good = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell('profile = "auto"', metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(
+                "import json; json.dump({'summary': {'answer': 42}, 'notes': ['fine'], "
+                "'figures': []}, open('01_good.results.json', 'w'))"
+            ),
+        ]
+    )
+    bad = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell('profile = "auto"', metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("raise ValueError('broken on purpose')"),
+        ]
+    )
     for name, notebook in (("00_bad", bad), ("01_good", good)):
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(notebook, folder / f"{name}.ipynb")
@@ -89,9 +97,15 @@ def test_find_notebooks_by_prefix_and_helpful_error():
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_student_version_stops_at_first_exercise(name, tmp_path):
     with pytest.raises(pm.PapermillExecutionError) as info:
-        pm.execute_notebook(str(STUDENT / f"{name}.ipynb"), str(tmp_path / "out.ipynb"),
-                            parameters={"profile": "smoke"}, cwd=str(tmp_path), kernel_name="python3",
-                            progress_bar=False, execution_timeout=900)
+        pm.execute_notebook(
+            str(STUDENT / f"{name}.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            parameters={"profile": "smoke"},
+            cwd=str(tmp_path),
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=900,
+        )
     assert info.value.ename == "NotImplementedError"
     executed = [c for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells if c.cell_type == "code"]
     failed = [i for i, c in enumerate(executed) if any(o.get("output_type") == "error" for o in c.outputs)]
@@ -116,8 +130,15 @@ def test_solved_student_version_passes_every_self_check_and_widget_reproduces_ru
     student.cells.append(nbformat.v4.new_code_cell(WIDGET_CHECK))
     source = tmp_path / "solved.ipynb"
     nbformat.write(student, source)
-    pm.execute_notebook(str(source), str(tmp_path / "out.ipynb"), parameters={"profile": "smoke"},
-                        cwd=str(tmp_path), kernel_name="python3", progress_bar=False, execution_timeout=900)
+    pm.execute_notebook(
+        str(source),
+        str(tmp_path / "out.ipynb"),
+        parameters={"profile": "smoke"},
+        cwd=str(tmp_path),
+        kernel_name="python3",
+        progress_bar=False,
+        execution_timeout=900,
+    )
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     checks = [c for c in executed.cells if "self-check" in c.metadata.get("tags", [])]
     assert len(checks) >= 3
@@ -125,14 +146,17 @@ def test_solved_student_version_passes_every_self_check_and_widget_reproduces_ru
         text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
         assert "all checks passed" in text and "✗" not in text, text
     assert "widget run reproduces the headless row" in "".join(
-        o.get("text", "") for o in executed.cells[-1].outputs if o.get("output_type") == "stream")
+        o.get("text", "") for o in executed.cells[-1].outputs if o.get("output_type") == "stream"
+    )
 
 
 # A subtle mistake per notebook, each one that its self-check would catch; put in *after* the
 # self-check has passed, it must still change what the run records: the exercise's function is
 # what the experiment runs, not a library copy of it.
 WRONG_ANSWERS = {
-    "01_alexnet_data_fraction": ("train_one_epoch", '''
+    "01_alexnet_data_fraction": (
+        "train_one_epoch",
+        """
 def train_one_epoch(model, loader, loss_fn, optimizer, device):
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
@@ -146,20 +170,31 @@ def train_one_epoch(model, loader, loss_fn, optimizer, device):
         correct += (logits.argmax(dim=1) == labels).sum().item()
         seen += len(labels)
     return total_loss / seen, correct / seen
-'''),
-    "04_multitask_fruit": ("multitask_loss", '''
+""",
+    ),
+    "04_multitask_fruit": (
+        "multitask_loss",
+        """
 def multitask_loss(outputs, fruit_labels, freshness_labels, fruit_weight, freshness_weight):
     # Summed over the batch instead of averaged: the step grows with the batch size.
     return (fruit_weight * F.cross_entropy(outputs["fruit"], fruit_labels, reduction="sum")
             + freshness_weight * F.cross_entropy(outputs["freshness"], freshness_labels, reduction="sum"))
-'''),
+""",
+    ),
 }
 
 
 def _recorded(notebook, name: str, folder) -> dict:
     folder.mkdir()
-    pm.execute_notebook(str(notebook), str(folder / "out.ipynb"), parameters={"profile": "smoke"}, cwd=str(folder),
-                        kernel_name="python3", progress_bar=False, execution_timeout=900)
+    pm.execute_notebook(
+        str(notebook),
+        str(folder / "out.ipynb"),
+        parameters={"profile": "smoke"},
+        cwd=str(folder),
+        kernel_name="python3",
+        progress_bar=False,
+        execution_timeout=900,
+    )
     return json.loads((folder / f"{name}.results.json").read_text())
 
 
@@ -176,8 +211,12 @@ def test_a_wrong_answer_after_its_self_check_changes_the_recorded_numbers(name, 
     cells.insert(exercise_at + 2, nbformat.v4.new_code_cell(wrong))
     nbformat.write(solution, tmp_path / "wrong.ipynb")
     mistaken = _recorded(tmp_path / "wrong.ipynb", name, tmp_path / "wrong")
-    measured = [(k, row[k], other.get(k)) for row, other in zip(right["rows"], mistaken["rows"]) for k in row
-                if ("acc" in k or "loss" in k) and isinstance(row[k], float)]
+    measured = [
+        (k, row[k], other.get(k))
+        for row, other in zip(right["rows"], mistaken["rows"])
+        for k in row
+        if ("acc" in k or "loss" in k) and isinstance(row[k], float)
+    ]
     assert measured and len(right["rows"]) == len(mistaken["rows"])
     changed = [k for k, a, b in measured if a != b]
     assert changed, f"{exercise} done wrong left every recorded accuracy and loss as it was: {measured}"

@@ -1,4 +1,5 @@
 """solutions/ for review: each notebook's py:percent twin holds the same cells and tags; no outputs are committed."""
+
 from __future__ import annotations
 
 import shutil
@@ -48,8 +49,9 @@ def test_pair_check_finds_a_stale_twin_and_pair_rewrites_it(tmp_path):
 def test_the_checker_sees_a_changed_tag():
     # The sync test must be able to fail: a dropped tag makes the cells differ.
     notebook = nbformat.read(NOTEBOOKS[0], as_version=4)
-    text = jupytext.reads(pairing.pair_path(NOTEBOOKS[0]).read_text().replace('tags=["parameters"]', "", 1),
-                          fmt="py:percent")
+    text = jupytext.reads(
+        pairing.pair_path(NOTEBOOKS[0]).read_text().replace('tags=["parameters"]', "", 1), fmt="py:percent"
+    )
     assert _cells(text) != _cells(notebook)
 
 

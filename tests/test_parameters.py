@@ -1,4 +1,5 @@
 """Profiles inherit (a base plus deltas, grading extends smoke); the parameters cell is the one list of knobs."""
+
 from __future__ import annotations
 
 import pytest
@@ -74,10 +75,13 @@ def test_the_command_line_reads_the_same_knobs_without_running_anything(name):
     assert outside.profile_names() == parameters.profile_names()
 
 
-@pytest.mark.parametrize("command", [
-    ["run", "01", "--profile", "smoke", "-p", "num_epoch", "3"],
-    ["grade", "nowhere", "--assignment", "01_alexnet_data_fraction", "--out", "OUT", "-p", "num_epoch", "3"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "01", "--profile", "smoke", "-p", "num_epoch", "3"],
+        ["grade", "nowhere", "--assignment", "01_alexnet_data_fraction", "--out", "OUT", "-p", "num_epoch", "3"],
+    ],
+)
 def test_course_run_and_grade_refuse_unknown_knobs(command, tmp_path, capsys):
     command = [str(tmp_path / "out") if part == "OUT" else part for part in command]
     assert course(command) == 2

@@ -5,6 +5,7 @@ Each solution notebook gets ``ok`` and full points from ``course grade`` with ev
 builds each Gradescope zip with its defaults. A notebook or hidden-check change that breaks
 its grading fails here, in CI.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ NOTEBOOKS = sorted(path.stem for path in SOLUTIONS.glob("0*.ipynb"))
 
 
 def course(*arguments: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "course_kit.cli", *arguments], cwd=cwd, capture_output=True,
-                          text=True, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "course_kit.cli", *arguments], cwd=cwd, capture_output=True, text=True, timeout=1800
+    )
 
 
 def test_every_real_assignment_is_here():
@@ -42,8 +44,10 @@ def test_course_grade_gives_the_solution_full_points_with_its_defaults(name, tmp
     [row] = json.loads((out / "grades.json").read_text())["rows"]
     assert (row["status"], row["points"]) == ("ok", row["max_points"]), row
     assert row["max_points"] > 0
-    print(f"\n{name}: {row['points']}/{row['max_points']} in {row['runtime_s']:.0f} s, "
-          f"kernel peak {row['kernel_peak_mb']} MB")
+    print(
+        f"\n{name}: {row['points']}/{row['max_points']} in {row['runtime_s']:.0f} s, "
+        f"kernel peak {row['kernel_peak_mb']} MB"
+    )
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

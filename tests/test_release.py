@@ -1,12 +1,13 @@
 """Student release: solution markers, generated notebooks up to date, notebook structure."""
+
 from __future__ import annotations
 
 import nbformat
 import pytest
 
 from course_kit import release
-from course_utils.notebook import parameters
 from course_kit.repository import SOLUTIONS
+from course_utils.notebook import parameters
 
 NOTEBOOKS = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))
 
@@ -18,15 +19,19 @@ def test_there_are_four_course_notebooks():
 def test_strip_solution_keeps_indentation_and_code_around():
     source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n\nprint(f)"
     assert release.strip_solution(source) == (
-        "def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n\nprint(f)")
+        "def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n\nprint(f)"
+    )
     assert release.strip_solution("### BEGIN SOLUTION\nIt is 4.\n### END SOLUTION", markdown=True) == "YOUR ANSWER HERE"
 
 
-@pytest.mark.parametrize("source,message", [
-    ("### BEGIN SOLUTION\nx = 1", "never closed"),
-    ("x = 1\n### END SOLUTION", "without a"),
-    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "nested"),
-])
+@pytest.mark.parametrize(
+    "source,message",
+    [
+        ("### BEGIN SOLUTION\nx = 1", "never closed"),
+        ("x = 1\n### END SOLUTION", "without a"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "nested"),
+    ],
+)
 def test_malformed_markers_name_the_problem(source, message):
     with pytest.raises(release.ReleaseError, match=message):
         release.strip_solution(source, where="nb cell 3")
@@ -84,7 +89,8 @@ def test_notebook_structure(name):
 # --- one click to a running notebook: badges, install cell, README table (course_kit.colab) ---
 
 from course_kit import colab  # noqa: E402
-from course_kit.repository import NOTEBOOKS as STUDENT_NOTEBOOKS, PUBLIC_REPOSITORY, RELEASE_TAG  # noqa: E402
+from course_kit.repository import NOTEBOOKS as STUDENT_NOTEBOOKS  # noqa: E402
+from course_kit.repository import PUBLIC_REPOSITORY, RELEASE_TAG
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -163,6 +169,9 @@ def test_binder_installs_cpu_torch_and_the_kit_with_the_offline_extra():
 def test_every_code_cell_reads_in_a_minute(name):
     # Long helpers that are not the lesson belong in the library or in several short cells.
     cells = nbformat.read(SOLUTIONS / f"{name}.ipynb", as_version=4).cells
-    long = {i: len(c.source.splitlines()) for i, c in enumerate(cells)
-            if c.cell_type == "code" and len(c.source.splitlines()) > 30}
+    long = {
+        i: len(c.source.splitlines())
+        for i, c in enumerate(cells)
+        if c.cell_type == "code" and len(c.source.splitlines()) > 30
+    }
     assert not long, f"{name}: cells over 30 lines (index: lines): {long}"

@@ -1,4 +1,5 @@
 """Self-check machinery: what a student sees for a missing, a wrong, a crashing and a correct answer."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Speed-ups stay off on the CPU unless asked (so CPU results are unchanged); on a GPU they run."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,10 @@ def test_everything_is_off_on_the_cpu():
         assert model(images).dtype == torch.float32
 
 
-@pytest.mark.parametrize("option,reason", [("mixed_precision", "no bfloat16 arithmetic"),
-                                           ("compile_model", "torch.compile is used on CUDA only")])
+@pytest.mark.parametrize(
+    "option,reason",
+    [("mixed_precision", "no bfloat16 arithmetic"), ("compile_model", "torch.compile is used on CUDA only")],
+)
 def test_what_a_cpu_without_bf16_cannot_do_is_explained(monkeypatch, option, reason):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True})  # AVX-512, no BF16
     assert Speedups.for_device("cpu", channels_last=True).channels_last  # this one any CPU can do
@@ -44,7 +47,7 @@ def test_bf16_on_a_cpu_that_computes_it(monkeypatch):
     speed = Speedups.for_device("cpu", mixed_precision=True, channels_last=True)
     model, images = torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8)
     speed.prepare_model(model)
-    moved, = speed.to_device([images])
+    (moved,) = speed.to_device([images])
     assert model.weight.is_contiguous(memory_format=torch.channels_last)
     assert moved.is_contiguous(memory_format=torch.channels_last)
     with speed.autocast():
@@ -75,8 +78,12 @@ def test_fit_on_cuda_uses_bf16_channels_last_and_the_device_loader():
     images, labels = next(iter(train))
     assert images.is_cuda and images.is_contiguous(memory_format=torch.channels_last)
     model = cu.build_model("resnet18", num_classes=10, pretrained=False)
-    options = dict(loss_fn=nn.CrossEntropyLoss(), device=device, verbose=False,
-                   optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=0.01, momentum=0.9))
+    options = dict(
+        loss_fn=nn.CrossEntropyLoss(),
+        device=device,
+        verbose=False,
+        optimizer=lambda m: torch.optim.SGD(cu.trainable_parameters(m), lr=0.01, momentum=0.9),
+    )
     history = cu.fit(model, train, val, num_epochs=2, **options)
     assert len(history) == 2 and model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     cu.apply_strategy(model, "last_only")

@@ -4,6 +4,7 @@
 * ``course_kit`` imports without torch: its modules load, and ``course --help`` and every
   command's ``--help`` answer, in a Python where ``import torch`` fails.
 """
+
 from __future__ import annotations
 
 import ast
@@ -48,20 +49,27 @@ def _imported_names(path: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module)
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             found.add(str(node.args[0].value))
     return found
 
 
 def _run_without_torch(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", NO_TORCH + code], capture_output=True, text=True, timeout=300,
-                          cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", NO_TORCH + code], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
 
 
 def test_student_library_never_imports_the_instructor_kit():
-    offenders = {str(path.relative_to(ROOT)): sorted(n for n in _imported_names(path) if n.split(".")[0] == "course_kit")
-                 for path in STUDENT.rglob("*.py")}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(n for n in _imported_names(path) if n.split(".")[0] == "course_kit")
+        for path in STUDENT.rglob("*.py")
+    }
     assert not {k: v for k, v in offenders.items() if v}
 
 
@@ -79,10 +87,12 @@ def test_the_rule_checker_sees_imports():
 def test_instructor_kit_imports_without_torch():
     modules = [m for m in _modules(KIT) if m not in KIT_MODULES_WITH_TORCH]
     assert "course_kit.grading.runner" in modules and "course_kit.cli" in modules
-    code = ("import importlib\n"
-            f"for name in {modules!r}:\n"
-            "    importlib.import_module(name)\n"
-            "print('torch' in sys.modules, 'course_utils' in sys.modules)\n")
+    code = (
+        "import importlib\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print('torch' in sys.modules, 'course_utils' in sys.modules)\n"
+    )
     result = _run_without_torch(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
@@ -93,13 +103,29 @@ def test_the_torch_block_works():
     assert result.returncode != 0 and "blocked in this test" in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["release"], ["references"], ["grade"], ["fetch"], ["bench"],
-                                     ["export"], ["autograder"], ["feedback"],
-                                     ["submit"], ["pair"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["run"],
+        ["release"],
+        ["references"],
+        ["grade"],
+        ["fetch"],
+        ["bench"],
+        ["export"],
+        ["autograder"],
+        ["feedback"],
+        ["submit"],
+        ["pair"],
+    ],
+)
 def test_course_help_answers_without_torch(command):
-    code = ("from course_kit.cli import main\n"
-            f"try:\n    main({command + ['--help']!r})\nexcept SystemExit as end:\n    assert end.code in (0, None)\n"
-            "print('torch loaded:', 'torch' in sys.modules)\n")
+    code = (
+        "from course_kit.cli import main\n"
+        f"try:\n    main({command + ['--help']!r})\nexcept SystemExit as end:\n    assert end.code in (0, None)\n"
+        "print('torch loaded:', 'torch' in sys.modules)\n"
+    )
     result = _run_without_torch(code)
     assert result.returncode == 0, result.stderr
     assert "usage: course" in result.stdout and "torch loaded: False" in result.stdout

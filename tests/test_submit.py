@@ -1,4 +1,5 @@
 """``cu.submit`` / ``course submit``: a fresh-kernel run in the grading profile, its failures, a folder course grade reads."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "grading_toy"))
 import crafted  # noqa: E402
 
-from course_kit import release  # noqa: E402
 from course_kit.grading.runner import write_submission  # noqa: E402
 from course_utils.notebook import handin as submitting  # noqa: E402
 
@@ -57,8 +57,12 @@ def test_a_broken_notebook_reports_each_failing_cell_and_is_still_written(tmp_pa
     assert not report.ok
     # Cells are numbered from the top of the student's notebook (Markdown included), 1 first.
     kinds = {failure.cell: failure.kind for failure in report.failures}
-    assert kinds == {crafted.SQUARES + 2: "exercise not done", crafted.SCALED_MEAN + 2: "self-check failed",
-                     crafted.PIPELINE + 1: "exercise not done", crafted.RESULTS + 1: "NameError"}, report.failures
+    assert kinds == {
+        crafted.SQUARES + 2: "exercise not done",
+        crafted.SCALED_MEAN + 2: "self-check failed",
+        crafted.PIPELINE + 1: "exercise not done",
+        crafted.RESULTS + 1: "NameError",
+    }, report.failures
     assert "scaled_mean([1, 2, 3], 2.0) should be 4.0" in str(report)
     assert (report.folder / "00_toy.ipynb").exists() and report.archive.exists()
 
@@ -81,11 +85,28 @@ def test_course_grade_accepts_the_zip_and_the_unzipped_submission(tmp_path):
     shutil.copy(report.archive, submissions / "s7654321.zip")  # ... or not: the zip as it was handed in
     shutil.copy(report.archive, submissions)  # next to its own folder: that folder is graded, once
     out = tmp_path / "grades"
-    command = [sys.executable, "-m", "course_kit.cli", "grade", str(submissions), "--assignment", crafted.ASSIGNMENT,
-               "--out", str(out), "--solutions", str(crafted.SOLUTION.parent), "--timeout", "60",
-               "--cell-timeout", "20", "--memory", "1G"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=420,
-                            env=dict(os.environ, TMPDIR=str(tmp_path)))
+    command = [
+        sys.executable,
+        "-m",
+        "course_kit.cli",
+        "grade",
+        str(submissions),
+        "--assignment",
+        crafted.ASSIGNMENT,
+        "--out",
+        str(out),
+        "--solutions",
+        str(crafted.SOLUTION.parent),
+        "--timeout",
+        "60",
+        "--cell-timeout",
+        "20",
+        "--memory",
+        "1G",
+    ]
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=420, env=dict(os.environ, TMPDIR=str(tmp_path))
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {row["student"]: row for row in json.loads((out / "grades.json").read_text())["rows"]}
     assert sorted(rows) == ["s1234567", "s7654321"]
@@ -96,7 +117,11 @@ def test_course_grade_accepts_the_zip_and_the_unzipped_submission(tmp_path):
 
 
 def test_a_submitted_results_record_never_stands_in_for_the_graders_run(tmp_path):
-    job = {"assignment": "00_toy", "notebook": nbformat.v4.new_notebook(), "results_name": "00_toy.results.json",
-           "files": {"00_toy.results.json": "e30=", "helper.py": "eD0x"}}
+    job = {
+        "assignment": "00_toy",
+        "notebook": nbformat.v4.new_notebook(),
+        "results_name": "00_toy.results.json",
+        "files": {"00_toy.results.json": "e30=", "helper.py": "eD0x"},
+    }
     write_submission(job, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["00_toy.ipynb", "helper.py"]

@@ -1,4 +1,5 @@
 """Training: one epoch, evaluation, fit's per-epoch history, schedules, warm-up, early stopping, checkpoints."""
+
 from __future__ import annotations
 
 import inspect
@@ -6,11 +7,11 @@ import math
 
 import pytest
 import torch
+from multitask_helper import multitask_model
 from torch import nn
 from torch.utils.data import DataLoader
 
 import course_utils as cu
-from multitask_helper import multitask_model
 from course_utils.train import checkpoint as checkpoints
 from course_utils.train import loop
 
@@ -22,12 +23,13 @@ def digits_loaders(n_train=96, n_val=64, size=32, augment=True, batch_size=32):
     test_set = cu.data.digits_dataset(train=False)
     train = torch.utils.data.Subset(
         train_set.with_transform(cu.data.image_transforms(size, augment=augment, from_tensor=True)),
-        cu.subset_per_class(train_set, n_train // 10, seed=0).indices)
+        cu.subset_per_class(train_set, n_train // 10, seed=0).indices,
+    )
     val = torch.utils.data.Subset(
         test_set.with_transform(cu.data.image_transforms(size, from_tensor=True)),
-        cu.subset_per_class(test_set, n_val // 10, seed=0).indices)
-    return (DataLoader(train, batch_size=batch_size, shuffle=True),
-            DataLoader(val, batch_size=64, shuffle=False))
+        cu.subset_per_class(test_set, n_val // 10, seed=0).indices,
+    )
+    return (DataLoader(train, batch_size=batch_size, shuffle=True), DataLoader(val, batch_size=64, shuffle=False))
 
 
 def small_resnet(seed=0):
@@ -64,7 +66,7 @@ def test_train_one_epoch_and_evaluate_are_the_pieces_fit_is_made_of():
 
 def test_fit_is_a_short_loop():
     source = inspect.getsource(cu.fit)
-    body = source[source.index('"""', source.index('"""') + 3) + 3:]
+    body = source[source.index('"""', source.index('"""') + 3) + 3 :]
     assert len([line for line in body.splitlines() if line.strip()]) < 60
 
 
@@ -106,8 +108,9 @@ def test_cosine_schedule_per_epoch():
     def cosine(optimizer, num_epochs):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=num_epochs, eta_min=0.001)
 
-    history = cu.fit(small_resnet(), train, num_epochs=4, loss_fn=CE, optimizer=sgd(0.1), scheduler=cosine,
-                     verbose=False)
+    history = cu.fit(
+        small_resnet(), train, num_epochs=4, loss_fn=CE, optimizer=sgd(0.1), scheduler=cosine, verbose=False
+    )
     expected = [0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
     assert history["lr"] == pytest.approx(expected)
 
@@ -115,8 +118,10 @@ def test_cosine_schedule_per_epoch():
 def _backbone_and_head(model, backbone_lr, head_lr):
     """Two optimizer groups, as notebook 03's students write them (Exercise 5)."""
     head = {id(p) for p in model.fc.parameters()}
-    return [{"params": [p for p in model.parameters() if id(p) not in head], "lr": backbone_lr},
-            {"params": list(model.fc.parameters()), "lr": head_lr}]
+    return [
+        {"params": [p for p in model.parameters() if id(p) not in head], "lr": backbone_lr},
+        {"params": list(model.fc.parameters()), "lr": head_lr},
+    ]
 
 
 def test_differential_learning_rates_reach_the_optimizer():
@@ -125,21 +130,29 @@ def test_differential_learning_rates_reach_the_optimizer():
     optimizer = cu.train.make_optimizer("adam", groups, lr=0.5)
     assert [g["lr"] for g in optimizer.param_groups] == [1e-4, 1e-3]
     train, _ = digits_loaders()
-    history = cu.fit(model, train, num_epochs=1, loss_fn=CE, verbose=False, optimizer=lambda m: cu.train.make_optimizer(
-        "adam", _backbone_and_head(m, 1e-4, 1e-3), lr=0.5))
+    history = cu.fit(
+        model,
+        train,
+        num_epochs=1,
+        loss_fn=CE,
+        verbose=False,
+        optimizer=lambda m: cu.train.make_optimizer("adam", _backbone_and_head(m, 1e-4, 1e-3), lr=0.5),
+    )
     assert history["lr"] == [1e-3]
 
 
 def test_early_stopping_restores_best_epoch_weights():
     train, val = digits_loaders()
     torch.manual_seed(1)
-    history = cu.fit(small_resnet(), train, val, num_epochs=8, loss_fn=CE, optimizer=sgd(0.2),
-                     early_stopping=1, verbose=False)
+    history = cu.fit(
+        small_resnet(), train, val, num_epochs=8, loss_fn=CE, optimizer=sgd(0.2), early_stopping=1, verbose=False
+    )
     assert history.stopped_early and len(history) == history.best_epoch + 1 < 8
     torch.manual_seed(1)
     model = small_resnet()
-    history_full = cu.fit(model, train, val, num_epochs=8, loss_fn=CE, optimizer=sgd(0.2),
-                          early_stopping=1, verbose=False)
+    history_full = cu.fit(
+        model, train, val, num_epochs=8, loss_fn=CE, optimizer=sgd(0.2), early_stopping=1, verbose=False
+    )
     assert cu.evaluate(model, val, CE)["acc"] == pytest.approx(history_full.best("val_acc")["val_acc"])
     assert history_full.best_epoch == history.best_epoch
 
@@ -147,8 +160,9 @@ def test_early_stopping_restores_best_epoch_weights():
 def test_early_stopping_without_patience_only_picks_the_best_epoch():
     train, val = digits_loaders()
     model = small_resnet()
-    history = cu.fit(model, train, val, num_epochs=3, loss_fn=CE, optimizer=sgd(0.2),
-                     early_stopping="best", verbose=False)
+    history = cu.fit(
+        model, train, val, num_epochs=3, loss_fn=CE, optimizer=sgd(0.2), early_stopping="best", verbose=False
+    )
     assert len(history) == 3 and not history.stopped_early
     assert history.best_epoch == history.best("val_acc")["epoch"]
     assert cu.evaluate(model, val, CE)["acc"] == pytest.approx(history.best("val_acc")["val_acc"])
@@ -159,8 +173,9 @@ def multitask_data(n=48, size=32):
     digits = cu.data.digits_dataset(train=True)
     images = digits.images[:n]
     parity = digits.targets[:n] % 2  # a second task: odd or even
-    dataset = cu.data.TensorImageDataset(images, digits.targets[:n], parity,
-                                         transform=cu.data.image_transforms(size, from_tensor=True))
+    dataset = cu.data.TensorImageDataset(
+        images, digits.targets[:n], parity, transform=cu.data.image_transforms(size, from_tensor=True)
+    )
     return DataLoader(dataset, batch_size=16, shuffle=True), DataLoader(dataset, batch_size=48)
 
 
@@ -172,8 +187,15 @@ def weighted(outputs, digit, parity):
 def test_multitask_weighted_loss_and_per_head_metrics():
     train, val = multitask_data()
     model = multitask_model("resnet18", {"digit": 10, "parity": 2}, pretrained=False)
-    history = cu.fit(model, train, val, num_epochs=2, loss_fn=weighted, verbose=False,
-                     optimizer=lambda m: torch.optim.AdamW(cu.trainable_parameters(m), lr=0.05, weight_decay=1e-4))
+    history = cu.fit(
+        model,
+        train,
+        val,
+        num_epochs=2,
+        loss_fn=weighted,
+        verbose=False,
+        optimizer=lambda m: torch.optim.AdamW(cu.trainable_parameters(m), lr=0.05, weight_decay=1e-4),
+    )
     record = history.last()
     for key in ("val_acc_digit", "val_acc_parity", "val_loss_digit", "val_loss_parity", "train_acc_digit"):
         assert key in record
@@ -198,9 +220,18 @@ def _run(tmp_path, stop_after=None, resume=False):
     def cosine(optimizer, num_epochs):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=num_epochs)
 
-    history = cu.fit(model, train, val, num_epochs=4, loss_fn=CE, optimizer=sgd(0.05),
-                     scheduler=cosine, early_stopping=10, verbose=False,
-                     checkpoint=cu.Checkpoint(tmp_path / "ckpt.pt", resume=resume, stop_after_epoch=stop_after))
+    history = cu.fit(
+        model,
+        train,
+        val,
+        num_epochs=4,
+        loss_fn=CE,
+        optimizer=sgd(0.05),
+        scheduler=cosine,
+        early_stopping=10,
+        verbose=False,
+        checkpoint=cu.Checkpoint(tmp_path / "ckpt.pt", resume=resume, stop_after_epoch=stop_after),
+    )
     return model, history
 
 
@@ -242,27 +273,60 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
 def test_resume_with_other_settings_refuses(tmp_path):
     train, _ = digits_loaders()
-    cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE, optimizer=sgd(0.01),
-           checkpoint=cu.Checkpoint(tmp_path / "c.pt"), verbose=False)
+    cu.fit(
+        small_resnet(),
+        train,
+        num_epochs=2,
+        loss_fn=CE,
+        optimizer=sgd(0.01),
+        checkpoint=cu.Checkpoint(tmp_path / "c.pt"),
+        verbose=False,
+    )
     with pytest.raises(ValueError, match="other settings"):
-        cu.fit(small_resnet(), train, num_epochs=3, loss_fn=CE, optimizer=sgd(0.01),
-               checkpoint=cu.Checkpoint(tmp_path / "c.pt", resume=True), verbose=False)
+        cu.fit(
+            small_resnet(),
+            train,
+            num_epochs=3,
+            loss_fn=CE,
+            optimizer=sgd(0.01),
+            checkpoint=cu.Checkpoint(tmp_path / "c.pt", resume=True),
+            verbose=False,
+        )
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda train: cu.fit(small_resnet(), train, num_epochs=0, loss_fn=CE, optimizer=sgd(0.1)),
-     "num_epochs must be a positive integer"),
-    (lambda train: cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE,
-                          optimizer=lambda m: cu.train.make_optimizer("lbfgs", m.parameters(), lr=0.1)),
-     "'sgd', 'adam' or 'adamw'"),
-    (lambda train: cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE, optimizer=sgd(0.1),
-                          early_stopping=2),
-     "needs a val_loader"),
-    (lambda train: cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE, optimizer=sgd(0.1), early_stopping=0),
-     "patience must be a positive number"),
-    (lambda train: cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE, optimizer=sgd(0.1), early_stopping="last"),
-     "must be a patience in epochs"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (
+            lambda train: cu.fit(small_resnet(), train, num_epochs=0, loss_fn=CE, optimizer=sgd(0.1)),
+            "num_epochs must be a positive integer",
+        ),
+        (
+            lambda train: cu.fit(
+                small_resnet(),
+                train,
+                num_epochs=2,
+                loss_fn=CE,
+                optimizer=lambda m: cu.train.make_optimizer("lbfgs", m.parameters(), lr=0.1),
+            ),
+            "'sgd', 'adam' or 'adamw'",
+        ),
+        (
+            lambda train: cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE, optimizer=sgd(0.1), early_stopping=2),
+            "needs a val_loader",
+        ),
+        (
+            lambda train: cu.fit(small_resnet(), train, num_epochs=2, loss_fn=CE, optimizer=sgd(0.1), early_stopping=0),
+            "patience must be a positive number",
+        ),
+        (
+            lambda train: cu.fit(
+                small_resnet(), train, num_epochs=2, loss_fn=CE, optimizer=sgd(0.1), early_stopping="last"
+            ),
+            "must be a patience in epochs",
+        ),
+    ],
+)
 def test_bad_arguments_raise(call, message):
     train, _ = digits_loaders()
     with pytest.raises(ValueError, match=message):

@@ -28,6 +28,7 @@ own BatchNorm statistics. With a longer budget scratch catches up (10 epochs at 
 0.76 vs 0.81), which is the course's point: pretrained features win when data *and*
 time are short.
 """
+
 from __future__ import annotations
 
 import time
@@ -66,9 +67,16 @@ def train_and_test(pretrained: bool, strategy: str, seed: int = 0, normalization
     cu.apply_strategy(model, strategy)
     # A probe's frozen backbone is a fixed function: run it once and train the head on its outputs.
     loss_fn = torch.nn.CrossEntropyLoss()
-    cu.fit(model, train_loader, num_epochs=EPOCHS, loss_fn=loss_fn, device="cpu", verbose=False,
-           optimizer=lambda m: torch.optim.Adam(cu.trainable_parameters(m), lr=1e-3),
-           cache_features=strategy == "last_only")
+    cu.fit(
+        model,
+        train_loader,
+        num_epochs=EPOCHS,
+        loss_fn=loss_fn,
+        device="cpu",
+        verbose=False,
+        optimizer=lambda m: torch.optim.Adam(cu.trainable_parameters(m), lr=1e-3),
+        cache_features=strategy == "last_only",
+    )
     return cu.evaluate(model, test_loader, loss_fn)["acc"]
 
 

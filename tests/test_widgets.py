@@ -1,4 +1,5 @@
 """ExperimentPanel without a front end: values reach the callback, errors are shown, figures stay out of pyplot."""
+
 from __future__ import annotations
 
 import ipywidgets as widgets
@@ -15,10 +16,14 @@ from course_utils.train.loop import History  # noqa: E402
 
 def test_panel_passes_the_controls_values_and_keeps_the_result():
     calls = []
-    panel = ui.ExperimentPanel({"strategy": ui.choice("strategy", ["none", "last_only"], "none"),
-                                "seeds": ui.multi_choice("seeds", [0, 1, 2], [0, 2]),
-                                "lr": ui.number("lr", 0.01, 0.001, 0.1, 0.001)},
-                               on_run=lambda **values: calls.append(values) or len(calls))
+    panel = ui.ExperimentPanel(
+        {
+            "strategy": ui.choice("strategy", ["none", "last_only"], "none"),
+            "seeds": ui.multi_choice("seeds", [0, 1, 2], [0, 2]),
+            "lr": ui.number("lr", 0.01, 0.001, 0.1, 0.001),
+        },
+        on_run=lambda **values: calls.append(values) or len(calls),
+    )
     panel.controls["strategy"].value = "last_only"
     assert panel.run() == 1
     assert calls == [{"strategy": "last_only", "seeds": [0, 2], "lr": 0.01}]
@@ -39,8 +44,12 @@ def test_panel_failure_is_shown_not_raised():
 
 
 def test_figures_made_in_a_panel_are_not_tracked_by_pyplot():
-    history = History([{"epoch": epoch, "train_loss": loss, "train_acc": acc}
-                       for epoch, (loss, acc) in enumerate([(2.0, 0.3), (1.5, 0.5), (1.0, 0.7)], start=1)])
+    history = History(
+        [
+            {"epoch": epoch, "train_loss": loss, "train_acc": acc}
+            for epoch, (loss, acc) in enumerate([(2.0, 0.3), (1.5, 0.5), (1.0, 0.7)], start=1)
+        ]
+    )
     made = {}
 
     def show(seed):
@@ -82,7 +91,9 @@ def test_detached_figures_draw_completely():
     assert np.abs(attached.astype(int) - detached.astype(int)).mean() < 2
 
 
-@pytest.mark.parametrize("args, kind", [((3, 1, 10, 1), widgets.IntSlider), ((0.5, 0.0, 5.0, 0.25), widgets.FloatSlider)])
+@pytest.mark.parametrize(
+    "args, kind", [((3, 1, 10, 1), widgets.IntSlider), ((0.5, 0.0, 5.0, 0.25), widgets.FloatSlider)]
+)
 def test_number_picks_int_or_float_slider(args, kind):
     assert isinstance(ui.number("x", *args), kind)
 

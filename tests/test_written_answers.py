@@ -5,6 +5,7 @@ answers, goes into a gradebook folder laid out as ``course grade --out`` writes 
 (``grades.json`` and ``executed/<student>.ipynb``), so these tests need no kernel; one
 slow test runs the real ``course grade`` on the toy first.
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,25 +46,44 @@ def _student_notebook(answers: dict[str, str | None]) -> nbformat.NotebookNode:
 
 
 def _row(student: str, points: int) -> dict:
-    return {"student": student, "status": "ok", "points": points, "max_points": crafted.MAX_POINTS, "detail": "",
-            "error_cell": None, "checks": {"squares_hidden": 2, "scaled": points - 2},
-            "check_results": [{"name": "squares_hidden", "title": "squares", "points": 2, "max_points": 2,
-                               "passed": True, "message": "correct"}],
-            "file_name": f"{student}.ipynb", "submission": f"/submissions/{student}.ipynb", "sha256": "0" * 64,
-            "assignment": crafted.ASSIGNMENT, "runtime_s": 1.0, "metrics": None}
+    return {
+        "student": student,
+        "status": "ok",
+        "points": points,
+        "max_points": crafted.MAX_POINTS,
+        "detail": "",
+        "error_cell": None,
+        "checks": {"squares_hidden": 2, "scaled": points - 2},
+        "check_results": [
+            {
+                "name": "squares_hidden",
+                "title": "squares",
+                "points": 2,
+                "max_points": 2,
+                "passed": True,
+                "message": "correct",
+            }
+        ],
+        "file_name": f"{student}.ipynb",
+        "submission": f"/submissions/{student}.ipynb",
+        "sha256": "0" * 64,
+        "assignment": crafted.ASSIGNMENT,
+        "runtime_s": 1.0,
+        "metrics": None,
+    }
 
 
 def make_gradebook(folder: Path) -> Path:
     """A gradebook folder as course grade writes it: three graded students and one unreadable hand-in."""
     (folder / "executed").mkdir(parents=True)
-    rows = [_row("ana", 6), _row("bo", 4), _row("cy", 2),
-            dict(_row("dee", 0), status="invalid-notebook", points=0)]
+    rows = [_row("ana", 6), _row("bo", 4), _row("cy", 2), dict(_row("dee", 0), status="invalid-notebook", points=0)]
     for student, answers in ANSWERS.items():
         nbformat.write(_student_notebook(answers), folder / "executed" / f"{student}.ipynb")
-    checks = [{"name": "squares_hidden", "title": "squares", "points": 2, "exercise": "squares"},
-              {"name": "scaled", "title": "scaled mean", "points": 4, "exercise": "scaled_mean"}]
-    (folder / "grades.json").write_text(json.dumps({"assignment": crafted.ASSIGNMENT, "checks": checks,
-                                                    "rows": rows}))
+    checks = [
+        {"name": "squares_hidden", "title": "squares", "points": 2, "exercise": "squares"},
+        {"name": "scaled", "title": "scaled mean", "points": 4, "exercise": "scaled_mean"},
+    ]
+    (folder / "grades.json").write_text(json.dumps({"assignment": crafted.ASSIGNMENT, "checks": checks, "rows": rows}))
     return folder
 
 
@@ -79,8 +99,9 @@ def fill(path: Path, scores: dict[tuple[str, str], tuple[str, str]]) -> None:
     """Type scores into the scores file as a TA would (other lines as they are)."""
     lines = read_scores(path)
     for line in lines:
-        line["points"], line["comment"] = scores.get((line["student"], line["question"]),
-                                                     (line["points"], line["comment"]))
+        line["points"], line["comment"] = scores.get(
+            (line["student"], line["question"]), (line["points"], line["comment"])
+        )
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["student", "question", "points", "comment"], lineterminator="\n")
     writer.writeheader()
@@ -135,8 +156,9 @@ def test_each_answer_is_on_its_question_page_escaped_beside_rubric_and_model_ans
         assert "Content-Security-Policy" in page and "dee" in page  # the unreadable hand-in is listed, not dropped
     assert "(left blank)" in pages["predict_result"]
     lines = read_scores(grades / "written-scores.csv")
-    assert {(r["student"], r["question"]) for r in lines} == {(s, q) for s in ("ana", "bo", "cy", "dee")
-                                                             for q in QUESTIONS}
+    assert {(r["student"], r["question"]) for r in lines} == {
+        (s, q) for s in ("ana", "bo", "cy", "dee") for q in QUESTIONS
+    }
     assert all(r["points"] == "" and r["comment"] == "" for r in lines)
 
 
@@ -150,16 +172,19 @@ def test_anonymous_pages_hide_names_with_stable_ids_and_a_rerun_keeps_typed_scor
     scores = grades / "written-scores.csv"
     first = read_scores(scores)
     assert {r["student"] for r in first} == set(labels)
-    ana = next(r["student"] for r in first if r["question"] == "why_mean" and r["student"] in page.split(
-        "Ana: the denominator")[0].rsplit('class="who">', 1)[1])
+    ana = next(
+        r["student"]
+        for r in first
+        if r["question"] == "why_mean"
+        and r["student"] in page.split("Ana: the denominator")[0].rsplit('class="who">', 1)[1]
+    )
     fill(scores, {(ana, "why_mean"): ("1,5", "=clear but brief")})
     assert collect(grades, "--anonymous", "--seed", "3") == 0
     again = read_scores(scores)
     assert {r["student"] for r in again} == set(labels)  # the same ids on a rerun
     kept = next(r for r in again if (r["student"], r["question"]) == (ana, "why_mean"))
     assert (kept["points"], kept["comment"]) == ("1,5", "'=clear but brief")
-    assert re.findall(r'class="who">(anon-[0-9a-f]{10})<', (grades / "written" / "why_mean.html").read_text()) \
-        == labels
+    assert re.findall(r'class="who">(anon-[0-9a-f]{10})<', (grades / "written" / "why_mean.html").read_text()) == labels
 
 
 def test_a_rerun_refuses_to_drop_a_score_it_cannot_place(tmp_path, capsys):
@@ -182,8 +207,15 @@ def test_filled_scores_give_columns_totals_and_pending(tmp_path):
     grades = make_gradebook(tmp_path / "grades")
     assert collect(grades) == 0
     scores = grades / "written-scores.csv"
-    fill(scores, {("ana", "why_mean"): ("2", "complete"), ("ana", "predict_result"): ("1", ""),
-                  ("bo", "why_mean"): ("0.5", "no reason given"), ("bo", "predict_result"): ("0", "")})
+    fill(
+        scores,
+        {
+            ("ana", "why_mean"): ("2", "complete"),
+            ("ana", "predict_result"): ("1", ""),
+            ("bo", "why_mean"): ("0.5", "no reason given"),
+            ("bo", "predict_result"): ("0", ""),
+        },
+    )
     assert course(["answers", "merge", str(grades), str(scores)]) == 0
     rows = merged(grades)
     assert (rows["ana"]["points"], rows["ana"]["max_points"], rows["ana"]["written_status"]) == (9, 9, "complete")
@@ -204,8 +236,9 @@ def test_bad_score_lines_are_refused_by_line_and_nothing_is_written(tmp_path, ca
     grades = make_gradebook(tmp_path / "grades")
     assert collect(grades) == 0
     scores = grades / "written-scores.csv"
-    fill(scores, {("ana", "why_mean"): ("3", ""), ("bo", "predict_result"): ("-1", ""),
-                  ("cy", "why_mean"): ("lots", "")})
+    fill(
+        scores, {("ana", "why_mean"): ("3", ""), ("bo", "predict_result"): ("-1", ""), ("cy", "why_mean"): ("lots", "")}
+    )
     scores.write_text(scores.read_text() + "zed,why_mean,1,\nana,essay,1,\nbo,why_mean,1,\n")
     before = (grades / "grades.json").read_text()
     assert course(["answers", "merge", str(grades), str(scores)]) == 2
@@ -233,8 +266,14 @@ def test_canvas_export_and_feedback_include_the_written_points(tmp_path):
     grades = make_gradebook(tmp_path / "grades")
     assert collect(grades) == 0
     scores = grades / "written-scores.csv"
-    fill(scores, {("ana", "why_mean"): ("2", "complete & <clear>"), ("ana", "predict_result"): ("1", ""),
-                  ("bo", "why_mean"): ("1", "")})
+    fill(
+        scores,
+        {
+            ("ana", "why_mean"): ("2", "complete & <clear>"),
+            ("ana", "predict_result"): ("1", ""),
+            ("bo", "why_mean"): ("1", ""),
+        },
+    )
     assert course(["answers", "merge", str(grades), str(scores)]) == 0
     canvas = tmp_path / "canvas.csv"
     canvas.write_text(CANVAS, encoding="utf-8")
@@ -276,7 +315,23 @@ def test_course_grade_then_collect_finds_the_answers_in_the_executed_notebook(tm
     submissions.mkdir()
     nbformat.write(_student_notebook(ANSWERS["ana"]), submissions / "ana.ipynb")
     grades = tmp_path / "grades"
-    assert course(["grade", str(submissions), "--assignment", crafted.ASSIGNMENT, "--out", str(grades),
-                   "--solutions", str(SOLUTIONS), "--no-solution-check", "--timeout", "300"]) == 0
+    assert (
+        course(
+            [
+                "grade",
+                str(submissions),
+                "--assignment",
+                crafted.ASSIGNMENT,
+                "--out",
+                str(grades),
+                "--solutions",
+                str(SOLUTIONS),
+                "--no-solution-check",
+                "--timeout",
+                "300",
+            ]
+        )
+        == 0
+    )
     assert collect(grades) == 0
     assert ANSWERS["ana"]["why_mean"] in (grades / "written" / "why_mean.html").read_text(encoding="utf-8")

@@ -21,6 +21,7 @@ Example::
     course answers collect grades/00 --anonymous
     course answers merge grades/00 grades/00/written-scores.csv
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,20 +42,29 @@ def _solution(args) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``course answers``' sub-commands and options on ``parser``."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    for name, summary in (("collect", "write the review pages and the scores file for TAs"),
-                          ("merge", "merge a filled scores file into the gradebook"),
-                          ("pdf", "one PDF per student, one written question per page (Gradescope)")):
+    for name, summary in (
+        ("collect", "write the review pages and the scores file for TAs"),
+        ("merge", "merge a filled scores file into the gradebook"),
+        ("pdf", "one PDF per student, one written question per page (Gradescope)"),
+    ):
         action = sub.add_parser(name, help=summary, description=summary)
         action.add_argument("grades_dir", metavar="GRADES_DIR", type=Path, help="the course grade --out folder")
         if name == "merge":
             action.add_argument("scores", metavar="SCORES.csv", type=Path, help="the filled written-scores.csv")
             continue
         action.add_argument("--assignment", metavar="NAME", help="notebook name (default: the gradebook's)")
-        action.add_argument("--solutions", default="solutions", metavar="DIR",
-                            help="where NAME.ipynb, with the model answers and rubrics, is (default: ./solutions)")
+        action.add_argument(
+            "--solutions",
+            default="solutions",
+            metavar="DIR",
+            help="where NAME.ipynb, with the model answers and rubrics, is (default: ./solutions)",
+        )
         if name == "collect":
-            action.add_argument("--anonymous", action="store_true",
-                                help="name students by stable opaque ids and shuffle each page's order")
+            action.add_argument(
+                "--anonymous",
+                action="store_true",
+                help="name students by stable opaque ids and shuffle each page's order",
+            )
             action.add_argument("--seed", type=int, default=0, help="the shuffle's seed (default 0)")
         else:
             action.add_argument("--out", metavar="DIR", type=Path, help="where the PDFs go (GRADES_DIR/written-pdf)")

@@ -54,6 +54,7 @@ Example:
     >>> validate_results(results)
     []
 """
+
 from __future__ import annotations
 
 import argparse
@@ -149,16 +150,36 @@ def gradescope_results(result: dict, visibility: str = "after_published") -> dic
     tests = []
     for number, item in enumerate(result.get("checks") or [], start=1):
         outcome = "Passed." if item["passed"] else f"Failed: {item['message']}"
-        tests.append({"number": str(number), "name": item["title"], "name_format": "text",
-                      "score": item["points"], "max_score": item["max_points"],
-                      "status": "passed" if item["passed"] else "failed", "visibility": visibility,
-                      "output": f"{outcome}\n\n{context}", "output_format": "text",
-                      "tags": [item["exercise"]] if item.get("exercise") else []})
-    return {"score": row["points"], "execution_time": round(row.get("runtime_s") or 0),
-            "output": f"{status_line}\n\n{explanation}", "output_format": "text", "visibility": visibility,
-            "stdout_visibility": "hidden", "tests": tests,
-            "extra_data": {"status": status, "detail": detail, "max_points": row.get("max_points"),
-                           "assignment": row.get("assignment"), "sha256": row.get("sha256")}}
+        tests.append(
+            {
+                "number": str(number),
+                "name": item["title"],
+                "name_format": "text",
+                "score": item["points"],
+                "max_score": item["max_points"],
+                "status": "passed" if item["passed"] else "failed",
+                "visibility": visibility,
+                "output": f"{outcome}\n\n{context}",
+                "output_format": "text",
+                "tags": [item["exercise"]] if item.get("exercise") else [],
+            }
+        )
+    return {
+        "score": row["points"],
+        "execution_time": round(row.get("runtime_s") or 0),
+        "output": f"{status_line}\n\n{explanation}",
+        "output_format": "text",
+        "visibility": visibility,
+        "stdout_visibility": "hidden",
+        "tests": tests,
+        "extra_data": {
+            "status": status,
+            "detail": detail,
+            "max_points": row.get("max_points"),
+            "assignment": row.get("assignment"),
+            "sha256": row.get("sha256"),
+        },
+    }
 
 
 def validate_results(results) -> list[str]:
@@ -171,6 +192,7 @@ def validate_results(results) -> list[str]:
         tests[0].max_score is not a number
         tests[0].score is missing
     """
+
     def number(value):
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -278,10 +300,18 @@ def run(root: Path, say=print) -> int:
         say(f"the autograder folder {source} is incomplete ({error}): rebuild it with course autograder")
         return 1
     limits = Limits(**dict(config["limits"], threads=config["limits"].get("threads") or available_cpus()))
-    say(f"kit: {Path(__file__).resolve().parent.parent}; python {sys.executable}; "
-        f"{limits.threads} thread(s) per kernel")
-    plan = GradingPlan(assignment=assignment, solutions=source, checks_path=source / "hidden_checks",
-                       checks_source=checks_source, declared=[], parameters=config["parameters"], limits=limits)
+    say(
+        f"kit: {Path(__file__).resolve().parent.parent}; python {sys.executable}; {limits.threads} thread(s) per kernel"
+    )
+    plan = GradingPlan(
+        assignment=assignment,
+        solutions=source,
+        checks_path=source / "hidden_checks",
+        checks_source=checks_source,
+        declared=[],
+        parameters=config["parameters"],
+        limits=limits,
+    )
     marker = f"gradescope-{uuid.uuid4().hex[:12]}"
     try:
         submission = collect_submission(root / "submission", assignment, _student(root))
@@ -290,14 +320,16 @@ def run(root: Path, say=print) -> int:
     except Exception:  # noqa: BLE001 - reading the submission failed: the grader's problem, not a 0
         import traceback
 
-        say("grader-error: the submission could not be graded, no results.json is written\n"
-            + traceback.format_exc())
+        say("grader-error: the submission could not be graded, no results.json is written\n" + traceback.format_exc())
         return 1
     finally:
         sweep(marker)
     row = result["row"]
-    say(f"{assignment}: {row['status']}, {row['points']}/{row['max_points']} points in {row['runtime_s']:.1f} s"
-        + (f"; {row['detail']}" if row.get("detail") else "") + f"; sandbox: {row.get('sandbox') or 'none'}")
+    say(
+        f"{assignment}: {row['status']}, {row['points']}/{row['max_points']} points in {row['runtime_s']:.1f} s"
+        + (f"; {row['detail']}" if row.get("detail") else "")
+        + f"; sandbox: {row.get('sandbox') or 'none'}"
+    )
     if result.get("kernel_log") and row["status"] != Status.OK:
         say("kernel log (end):\n" + result["kernel_log"][-4000:])
     if row["status"] == Status.GRADER_ERROR:
@@ -330,14 +362,21 @@ def kit_files(project_root: Path) -> dict[str, Path]:
     """
     missing = [name for name in KIT_FILES if not (project_root / name).is_file()]
     if missing:
-        raise ValueError(f"course autograder packs the kit from its checkout, but {project_root} has no "
-                         f"{', '.join(missing)}: run it from a clone of the course repository")
+        raise ValueError(
+            f"course autograder packs the kit from its checkout, but {project_root} has no "
+            f"{', '.join(missing)}: run it from a clone of the course repository"
+        )
     files = {f"kit/{name}": project_root / name for name in KIT_FILES}
     for package in KIT_PACKAGES:
         for path in sorted((project_root / package).rglob("*")):
             parts = path.relative_to(project_root).parts
-            if (path.is_file() and not path.is_symlink() and "__pycache__" not in parts
-                    and not any(p.startswith(".") for p in parts) and path.suffix not in (".pyc", ".pyo")):
+            if (
+                path.is_file()
+                and not path.is_symlink()
+                and "__pycache__" not in parts
+                and not any(p.startswith(".") for p in parts)
+                and path.suffix not in (".pyc", ".pyo")
+            ):
                 files["kit/" + "/".join(parts)] = path
     return files
 
@@ -382,21 +421,35 @@ DEFAULTS = PlanDefaults(timeout=360, cell_timeout=300, check_timeout=60, memory=
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``course autograder``'s options on ``parser``."""
     limits = Limits(timeout=DEFAULTS.timeout, check_timeout=DEFAULTS.check_timeout)
-    budget = (f": start-up {limits.startup_timeout:g} + this + --check-timeout {DEFAULTS.check_timeout:g} + "
-              f"{limits.hard_deadline() - limits.startup_timeout - limits.timeout - limits.check_timeout:g} s "
-              f"margin of the last-resort deadline = {limits.hard_deadline():g} s at most, under Gradescope's "
-              f"default {GRADESCOPE_SECONDS} s")
+    budget = (
+        f": start-up {limits.startup_timeout:g} + this + --check-timeout {DEFAULTS.check_timeout:g} + "
+        f"{limits.hard_deadline() - limits.startup_timeout - limits.timeout - limits.check_timeout:g} s "
+        f"margin of the last-resort deadline = {limits.hard_deadline():g} s at most, under Gradescope's "
+        f"default {GRADESCOPE_SECONDS} s"
+    )
     parser.add_argument("assignment", metavar="ASSIGNMENT", help="notebook name, e.g. 03_partial_freezing")
     parser.add_argument("--out", metavar="FILE.zip", help="the zip to write (default: ASSIGNMENT-gradescope.zip)")
-    parser.add_argument("--visibility", choices=VISIBILITIES, default="after_published",
-                        help="when students see each check's result (default after_published)")
-    add_plan_arguments(parser, dataclasses.replace(
-        DEFAULTS, timeout_help=budget,
-        memory_help=f"; the command prints the memory to choose in Gradescope (this plus the grader's own "
-                    f"~{GRADER_MEMORY_MB} MB; Gradescope's default is {GRADESCOPE_MEMORY_MB} MB)"))
-    parser.add_argument("--run-as", default=DEFAULT_USER, metavar="USER",
-                        help=f"unprivileged user for student kernels, made by setup.sh (default {DEFAULT_USER}; "
-                             f"'' = run them as root)")
+    parser.add_argument(
+        "--visibility",
+        choices=VISIBILITIES,
+        default="after_published",
+        help="when students see each check's result (default after_published)",
+    )
+    add_plan_arguments(
+        parser,
+        dataclasses.replace(
+            DEFAULTS,
+            timeout_help=budget,
+            memory_help=f"; the command prints the memory to choose in Gradescope (this plus the grader's own "
+            f"~{GRADER_MEMORY_MB} MB; Gradescope's default is {GRADESCOPE_MEMORY_MB} MB)",
+        ),
+    )
+    parser.add_argument(
+        "--run-as",
+        default=DEFAULT_USER,
+        metavar="USER",
+        help=f"unprivileged user for student kernels, made by setup.sh (default {DEFAULT_USER}; '' = run them as root)",
+    )
 
 
 def gradescope_settings(limits: Limits) -> dict[str, str]:
@@ -416,36 +469,54 @@ def gradescope_settings(limits: Limits) -> dict[str, str]:
     if limits.memory_bytes:
         kernel_mb = math.ceil(limits.memory_bytes / 1024**2)
         needed = kernel_mb + GRADER_MEMORY_MB
-        memory = (f"{GRADESCOPE_MEMORY_MB} MB (Gradescope's default; " if needed <= GRADESCOPE_MEMORY_MB
-                  else f"at least {needed} MB (above Gradescope's default {GRADESCOPE_MEMORY_MB} MB: ")
+        memory = (
+            f"{GRADESCOPE_MEMORY_MB} MB (Gradescope's default; "
+            if needed <= GRADESCOPE_MEMORY_MB
+            else f"at least {needed} MB (above Gradescope's default {GRADESCOPE_MEMORY_MB} MB: "
+        )
         memory += f"the kernel may use {kernel_mb} MB, the grader ~{GRADER_MEMORY_MB} MB)"
     else:
         memory = "as much as the notebook needs: --memory none sets no limit on the kernel"
-    timeout = (f"{minutes} minutes" + (" (Gradescope's default; " if minutes * 60 == GRADESCOPE_SECONDS else " (")
-               + f"the limits stop a run within {limits.hard_deadline():g} s)")
-    return {"Base image": GRADESCOPE_BASE_IMAGE,
-            "Memory": memory,
-            "CPU": f"{GRADESCOPE_CPUS:g} vCPU (Gradescope's default; kernels get 1 thread)",
-            "Autograder timeout": timeout}
+    timeout = (
+        f"{minutes} minutes"
+        + (" (Gradescope's default; " if minutes * 60 == GRADESCOPE_SECONDS else " (")
+        + f"the limits stop a run within {limits.hard_deadline():g} s)"
+    )
+    return {
+        "Base image": GRADESCOPE_BASE_IMAGE,
+        "Memory": memory,
+        "CPU": f"{GRADESCOPE_CPUS:g} vCPU (Gradescope's default; kernels get 1 thread)",
+        "Autograder timeout": timeout,
+    }
 
 
 def readme(assignment: str, config: dict, settings: dict[str, str]) -> str:
     """The zip's README.txt: what it is, the Gradescope settings to choose, and the limits it grades with."""
     limits = config["limits"]
-    lines = [f"Gradescope autograder for {assignment}, built by course autograder.", "",
-             "In Gradescope: create a Programming Assignment, open Configure Autograder, choose these",
-             "settings and upload this zip as it is:", ""]
+    lines = [
+        f"Gradescope autograder for {assignment}, built by course autograder.",
+        "",
+        "In Gradescope: create a Programming Assignment, open Configure Autograder, choose these",
+        "settings and upload this zip as it is:",
+        "",
+    ]
     lines += [f"  {name}: {value}" for name, value in settings.items()]
-    lines += ["", "Each submission is graded with:", "",
-              f"  parameters: {json.dumps(config['parameters'])}",
-              f"  --timeout {limits['timeout']:g} s for the notebook, --cell-timeout {limits['cell_timeout']:g} s "
-              f"for any cell, --check-timeout {limits['check_timeout']:g} s for the hidden checks",
-              f"  --memory {_mb(limits['memory_bytes'])} per kernel process (RLIMIT_DATA), "
-              f"--max-file-size {_mb(limits['file_size_bytes'])}",
-              f"  {config['max_points']:g} points in {len(config['checks'])} checks, visibility {config['visibility']}",
-              "", "Contents: setup.sh (run once by Gradescope to build the image), run_autograder (run per",
-              "submission), autograder.json (the settings above), hidden_checks/ (keep this zip away from",
-              "students), kit/ (the course kit, installed by setup.sh). See docs/grading.md, Gradescope.", ""]
+    lines += [
+        "",
+        "Each submission is graded with:",
+        "",
+        f"  parameters: {json.dumps(config['parameters'])}",
+        f"  --timeout {limits['timeout']:g} s for the notebook, --cell-timeout {limits['cell_timeout']:g} s "
+        f"for any cell, --check-timeout {limits['check_timeout']:g} s for the hidden checks",
+        f"  --memory {_mb(limits['memory_bytes'])} per kernel process (RLIMIT_DATA), "
+        f"--max-file-size {_mb(limits['file_size_bytes'])}",
+        f"  {config['max_points']:g} points in {len(config['checks'])} checks, visibility {config['visibility']}",
+        "",
+        "Contents: setup.sh (run once by Gradescope to build the image), run_autograder (run per",
+        "submission), autograder.json (the settings above), hidden_checks/ (keep this zip away from",
+        "students), kit/ (the course kit, installed by setup.sh). See docs/grading.md, Gradescope.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -462,30 +533,46 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"--out {out}: Gradescope takes a .zip file")
         plan = make_plan(args, threads=1)
         files = kit_files(_project_root())
-        check = check_solution(plan, grade_job, SandboxOptions(mode=AUTOGRADER_SANDBOX),
-                               f"gradescope-build-{uuid.uuid4().hex[:12]}", print, require=True)
+        check = check_solution(
+            plan,
+            grade_job,
+            SandboxOptions(mode=AUTOGRADER_SANDBOX),
+            f"gradescope-build-{uuid.uuid4().hex[:12]}",
+            print,
+            require=True,
+        )
         if not check.passed:
             raise ValueError("\n  ".join([check.problem, *check.failed_checks]))
     except ValueError as problem:
         print(f"course autograder: {problem}", file=sys.stderr)
         return 2
-    config = {"format": 1, "assignment": args.assignment, "parameters": plan.parameters,
-              "limits": dict(dataclasses.asdict(plan.limits), threads=None), "visibility": args.visibility,
-              "run_as": args.run_as, "max_points": plan.max_points,
-              "checks": [{"name": c.name, "title": c.title, "points": c.points} for c in plan.declared]}
+    config = {
+        "format": 1,
+        "assignment": args.assignment,
+        "parameters": plan.parameters,
+        "limits": dict(dataclasses.asdict(plan.limits), threads=None),
+        "visibility": args.visibility,
+        "run_as": args.run_as,
+        "max_points": plan.max_points,
+        "checks": [{"name": c.name, "title": c.title, "points": c.points} for c in plan.declared],
+    }
     settings = gradescope_settings(plan.limits)
     entries = {name: path.read_bytes() for name, path in files.items()}
-    entries.update({
-        "setup.sh": SETUP_SH.replace("@VENV@", DEFAULT_VENV).replace("@RUN_AS@", args.run_as).encode(),
-        "run_autograder": RUN_AUTOGRADER.replace("@ROOT@", DEFAULT_ROOT).replace("@VENV@", DEFAULT_VENV).encode(),
-        CONFIG_NAME: (json.dumps(config, indent=1) + "\n").encode(),
-        README_NAME: readme(args.assignment, config, settings).encode(),
-        f"hidden_checks/{args.assignment}.py": plan.checks_source.encode(),
-    })
+    entries.update(
+        {
+            "setup.sh": SETUP_SH.replace("@VENV@", DEFAULT_VENV).replace("@RUN_AS@", args.run_as).encode(),
+            "run_autograder": RUN_AUTOGRADER.replace("@ROOT@", DEFAULT_ROOT).replace("@VENV@", DEFAULT_VENV).encode(),
+            CONFIG_NAME: (json.dumps(config, indent=1) + "\n").encode(),
+            README_NAME: readme(args.assignment, config, settings).encode(),
+            f"hidden_checks/{args.assignment}.py": plan.checks_source.encode(),
+        }
+    )
     write_zip(out, entries, executable={"setup.sh", "run_autograder"})
-    print(f"wrote {out} ({len(entries)} files, {out.stat().st_size / 1024:.0f} KiB, {config['max_points']:g} points "
-          f"in {len(plan.declared)} checks, visibility {args.visibility}) in {time.monotonic() - started:.0f} s; "
-          f"upload it in Gradescope under Configure Autograder with these settings (also in its {README_NAME}):")
+    print(
+        f"wrote {out} ({len(entries)} files, {out.stat().st_size / 1024:.0f} KiB, {config['max_points']:g} points "
+        f"in {len(plan.declared)} checks, visibility {args.visibility}) in {time.monotonic() - started:.0f} s; "
+        f"upload it in Gradescope under Configure Autograder with these settings (also in its {README_NAME}):"
+    )
     for name, value in settings.items():
         print(f"  {name}: {value}")
     return 0

@@ -26,6 +26,7 @@ Example:
     >>> [export.name(r) for r in export.students], export.identity["SIS Login ID"]
     (['Li, Bo'], 3)
 """
+
 from __future__ import annotations
 
 import csv
@@ -98,7 +99,7 @@ class CanvasExport:
     split_names: bool
     identity: dict[str, int]
     identity_end: int
-    meta: list[int] = field(default_factory=list)      # indices into records: Points Possible, hidden rows
+    meta: list[int] = field(default_factory=list)  # indices into records: Points Possible, hidden rows
     students: list[int] = field(default_factory=list)  # indices into records
 
     @property
@@ -131,9 +132,11 @@ class CanvasExport:
             return None
         value = canvas_number(text)
         if value is None:
-            raise CanvasError(f"line {self.lines[self.points_row]}: Points Possible of {self.header[column]!r} is "
-                              f"{text!r}, not a number; download the export again from Canvas (Grades > Export) "
-                              f"and use it unchanged")
+            raise CanvasError(
+                f"line {self.lines[self.points_row]}: Points Possible of {self.header[column]!r} is "
+                f"{text!r}, not a number; download the export again from Canvas (Grades > Export) "
+                f"and use it unchanged"
+            )
         return value
 
     def read_only(self, column: int) -> bool:
@@ -155,8 +158,11 @@ class CanvasExport:
             return exact[0]
         hits = [i for i in columns if column_title(self.header[i]).casefold() == wanted.strip().casefold()]
         if len(hits) > 1:
-            raise CanvasError(f"the Canvas export has several columns named {wanted!r} ("
-                              + ", ".join(self.header[i] for i in hits) + "): pass --column with the full header")
+            raise CanvasError(
+                f"the Canvas export has several columns named {wanted!r} ("
+                + ", ".join(self.header[i] for i in hits)
+                + "): pass --column with the full header"
+            )
         return hits[0] if hits else None
 
     def nearest_columns(self, wanted: str, count: int = 3) -> list[str]:
@@ -184,8 +190,10 @@ def _identity(header: list[str]) -> tuple[bool, dict[str, int], int]:
     at = 2 if split else 1
     if not (len(keys) > at and (split or "student" in keys[0]) and keys[at] == "id"):
         shown = ", ".join(header[:6]) + ("..." if len(header) > 6 else "")
-        raise CanvasError(f"not a Canvas gradebook export: it starts with {shown}, where Canvas writes Student "
-                          f"(or LastName, FirstName), then ID; download it from Canvas (Grades > Export)")
+        raise CanvasError(
+            f"not a Canvas gradebook export: it starts with {shown}, where Canvas writes Student "
+            f"(or LastName, FirstName), then ID; download it from Canvas (Grades > Export)"
+        )
     identity = {"ID": at}
     at += 1
     wanted = {_key(name): name for name in OPTIONAL_IDENTITY}
@@ -217,8 +225,16 @@ def read_export(text: str) -> CanvasExport:
         raise CanvasError("the Canvas export is empty: download it again from Canvas (Grades > Export)")
     header = [cell.strip() for cell in records[0]]
     split, identity, end = _identity(header)
-    export = CanvasExport(header=header, records=records, lines=lines, separator=separator, decimal=".",
-                          split_names=split, identity=identity, identity_end=end)
+    export = CanvasExport(
+        header=header,
+        records=records,
+        lines=lines,
+        separator=separator,
+        decimal=".",
+        split_names=split,
+        identity=identity,
+        identity_end=end,
+    )
     for index in range(1, len(records)):
         first = export.cell(index, 0).casefold()
         hidden = all(_HIDDEN.fullmatch(cell) for cell in records[index])

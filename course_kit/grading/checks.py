@@ -62,6 +62,7 @@ Example:
     >>> equal([1, 2]).judge([1, 2, 3])
     (False, 'got a list of 3 items, expected 2')
 """
+
 from __future__ import annotations
 
 import ast
@@ -76,12 +77,35 @@ CHECK_ATTRIBUTE = "__course_check__"
 DEFAULT_CHECK_TIMEOUT = 30.0
 # Exception types whose names feedback may repeat: Python's own. Any other name a probe
 # reports (a student's class, say) becomes "an exception".
-EXCEPTION_NAMES = frozenset({
-    "ArithmeticError", "AssertionError", "AttributeError", "EOFError", "FileNotFoundError", "FloatingPointError",
-    "ImportError", "IndexError", "KeyError", "LookupError", "MemoryError", "ModuleNotFoundError", "NameError",
-    "NotImplementedError", "OSError", "OverflowError", "PermissionError", "RecursionError", "RuntimeError",
-    "StopIteration", "TypeError", "UnboundLocalError", "UnicodeError", "ValueError", "ZeroDivisionError",
-})
+EXCEPTION_NAMES = frozenset(
+    {
+        "ArithmeticError",
+        "AssertionError",
+        "AttributeError",
+        "EOFError",
+        "FileNotFoundError",
+        "FloatingPointError",
+        "ImportError",
+        "IndexError",
+        "KeyError",
+        "LookupError",
+        "MemoryError",
+        "ModuleNotFoundError",
+        "NameError",
+        "NotImplementedError",
+        "OSError",
+        "OverflowError",
+        "PermissionError",
+        "RecursionError",
+        "RuntimeError",
+        "StopIteration",
+        "TypeError",
+        "UnboundLocalError",
+        "UnicodeError",
+        "ValueError",
+        "ZeroDivisionError",
+    }
+)
 
 
 class ExpectationError(RuntimeError):
@@ -107,8 +131,9 @@ class Check:
         return f"Check({self.name!r}, points={self.points}, exercise={self.exercise!r})"
 
 
-def check(title=None, *, points=1, exercise=None, expect=None, inputs=None, timeout=DEFAULT_CHECK_TIMEOUT,
-          reveal=False):
+def check(
+    title=None, *, points=1, exercise=None, expect=None, inputs=None, timeout=DEFAULT_CHECK_TIMEOUT, reveal=False
+):
     """Declare a hidden check worth ``points``; see the module docstring for the rules.
 
     Example:
@@ -128,8 +153,9 @@ def check(title=None, *, points=1, exercise=None, expect=None, inputs=None, time
         raise ValueError("check inputs must be a function (rng, params) -> plain data, drawn in the grader")
 
     def decorate(function):
-        setattr(function, CHECK_ATTRIBUTE, Check(function, title, points, exercise, expect, float(timeout), inputs,
-                                                 reveal))
+        setattr(
+            function, CHECK_ATTRIBUTE, Check(function, title, points, exercise, expect, float(timeout), inputs, reveal)
+        )
         return function
 
     return decorate
@@ -158,8 +184,9 @@ def plain(value):
     try:
         return _probe_plain(value)
     except _Failure as failure:
-        raise ValueError(f"not plain data ({failure.code}): expectations and inputs must be numbers, "
-                         f"text, lists or dicts") from None
+        raise ValueError(
+            f"not plain data ({failure.code}): expectations and inputs must be numbers, text, lists or dicts"
+        ) from None
 
 
 # --------------------------------------------------------------------------- inputs
@@ -182,8 +209,9 @@ def draw_inputs(declared, parameters, seed):
         try:
             drawn[item.name] = plain(item.inputs(rng, dict(parameters)))
         except Exception as error:
-            raise ExpectationError(f"check {item.name}: its inputs= function failed with "
-                                   f"{type(error).__name__}: {error}") from error
+            raise ExpectationError(
+                f"check {item.name}: its inputs= function failed with {type(error).__name__}: {error}"
+            ) from error
     return drawn
 
 
@@ -269,7 +297,8 @@ class _Equal(Matcher):
         if isinstance(observed, dict) and observed.keys() != expected.keys():
             missing = sorted(expected.keys() - observed.keys())
             return False, "got a dict without the expected keys" + (
-                f" (missing: {', '.join(missing[:5])})" if missing else " (it has others)")
+                f" (missing: {', '.join(missing[:5])})" if missing else " (it has others)"
+            )
         return self._failure(observed, _expected_text(expected))
 
 
@@ -365,8 +394,11 @@ def vocabulary(source):
         >>> sorted(vocabulary("x = ns['acc']\\nraise CheckFailed('too small')"))
         ['acc', 'too small']
     """
-    return frozenset(node.value for node in ast.walk(ast.parse(source))
-                     if isinstance(node, ast.Constant) and isinstance(node.value, str))
+    return frozenset(
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    )
 
 
 def failure_message(record, declared, words):
@@ -383,8 +415,11 @@ def failure_message(record, declared, words):
     code, detail = record.get("failure"), record.get("detail")
     name = detail if isinstance(detail, str) and detail in words else None
     if code == "undefined":
-        return (f"`{name}` is not defined in your notebook (did the cell that defines it run?)" if name else
-                "a name this check needs is not defined in your notebook (did every cell run?)")
+        return (
+            f"`{name}` is not defined in your notebook (did the cell that defines it run?)"
+            if name
+            else "a name this check needs is not defined in your notebook (did every cell run?)"
+        )
     if code == "not-callable":
         return f"`{name}` should be a function" if name else "something this check calls is not a function"
     if code == "raised":
@@ -434,8 +469,9 @@ def judge(declared, record, parameters, inputs=None, words=frozenset()):
         try:
             expectation = expectation(inputs, dict(parameters))
         except Exception as error:
-            raise ExpectationError(f"check {declared.name}: its expect= function failed with "
-                                   f"{type(error).__name__}: {error}") from error
+            raise ExpectationError(
+                f"check {declared.name}: its expect= function failed with {type(error).__name__}: {error}"
+            ) from error
     return expectation.judge(observation)
 
 
@@ -460,11 +496,15 @@ def load_checks(source, filename="<hidden checks>"):
     """
     module = _module(source, filename)
     # Compare by class name, not identity: doctests may import this module twice.
-    found = [getattr(v, CHECK_ATTRIBUTE) for v in vars(module).values()
-             if callable(v) and type(getattr(v, CHECK_ATTRIBUTE, None)).__name__ == "Check"]
+    found = [
+        getattr(v, CHECK_ATTRIBUTE)
+        for v in vars(module).values()
+        if callable(v) and type(getattr(v, CHECK_ATTRIBUTE, None)).__name__ == "Check"
+    ]
     if not found:
-        raise ValueError(f"{filename} declares no checks: decorate functions with "
-                         f"@check(...) from course_kit.grading.checks")
+        raise ValueError(
+            f"{filename} declares no checks: decorate functions with @check(...) from course_kit.grading.checks"
+        )
     names = [c.name for c in found]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -528,8 +568,12 @@ def kernel_source(source):
     # Drop module-level constants that only the removed parts used; repeat until stable
     # (one constant may only feed another).
     while True:
-        used = {n.id for node in tree.body for n in ast.walk(node)
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        used = {
+            n.id
+            for node in tree.body
+            for n in ast.walk(node)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        }
         kept = [node for node in tree.body if not _unused_assignment(node, used)]
         if len(kept) == len(tree.body):
             break
@@ -551,5 +595,9 @@ def _unused_assignment(node, used):
         return False
     names = [n for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
     only_names = all(isinstance(t, (ast.Name, ast.Tuple, ast.List)) for t in targets)
-    return only_names and bool(names) and not any(n.id in used for n in names) and not any(
-        n.id.startswith("__") for n in names)
+    return (
+        only_names
+        and bool(names)
+        and not any(n.id in used for n in names)
+        and not any(n.id.startswith("__") for n in names)
+    )

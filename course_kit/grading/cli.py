@@ -18,6 +18,7 @@ Example::
 
     course grade submissions/03 --assignment 03_partial_freezing --out grades/03 -j 4 -p epochs 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,10 +39,17 @@ from .executors import DaskExecutor, LocalExecutor
 from .files import csv_text, write_text
 from .gradebook import Gradebook, GradebookError, flatten
 from .job import GradingJob, SandboxOptions
-from .plan import (GradingPlan, PlanDefaults, add_plan_arguments, available_cpus, check_solution, make_plan,
-                   parse_size, sweep)
-from .roster import (RosterError, add_roster_arguments, apply_roster, checked_late_policy, read_roster,
-                     roster_options)
+from .plan import (
+    GradingPlan,
+    PlanDefaults,
+    add_plan_arguments,
+    available_cpus,
+    check_solution,
+    make_plan,
+    parse_size,
+    sweep,
+)
+from .roster import RosterError, add_roster_arguments, apply_roster, checked_late_policy, read_roster, roster_options
 from .status import Status
 from .submissions import Skipped, Submission, scan
 
@@ -55,35 +63,66 @@ DEFAULTS = PlanDefaults(timeout=1800, cell_timeout=600, check_timeout=300, memor
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``course grade``'s options on ``parser``."""
     parser.add_argument("submissions", help="folder of <student>.ipynb files or <student>/ folders (or one .ipynb)")
-    parser.add_argument("--assignment", required=True, metavar="NAME",
-                        help="notebook name, e.g. 03_partial_freezing (hidden checks: SOLUTIONS/hidden_checks/NAME.py)")
+    parser.add_argument(
+        "--assignment",
+        required=True,
+        metavar="NAME",
+        help="notebook name, e.g. 03_partial_freezing (hidden checks: SOLUTIONS/hidden_checks/NAME.py)",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="gradebook folder (created; reruns continue it)")
     add_plan_arguments(parser, DEFAULTS)
     parser.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once (local executor)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS/OpenMP threads per kernel (default: the CPUs this grader may use, its "
-                             "cgroup's CPU quota where one is set, / -j)")
-    parser.add_argument("--stop-on-error", action="store_true",
-                        help="stop a notebook at its first failing cell (papermill's way); by default later "
-                             "cells still run so independent exercises still count")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS/OpenMP threads per kernel (default: the CPUs this grader may use, its "
+        "cgroup's CPU quota where one is set, / -j)",
+    )
+    parser.add_argument(
+        "--stop-on-error",
+        action="store_true",
+        help="stop a notebook at its first failing cell (papermill's way); by default later "
+        "cells still run so independent exercises still count",
+    )
     parser.add_argument("--force", action="store_true", help="regrade submissions that already have a row")
     parser.add_argument("--only", action="append", metavar="STUDENT", help="grade only this student (repeatable)")
-    parser.add_argument("--executor", choices=["local", "dask"], default="local",
-                        help="local process pool (default) or a Dask cluster (--scheduler)")
+    parser.add_argument(
+        "--executor",
+        choices=["local", "dask"],
+        default="local",
+        help="local process pool (default) or a Dask cluster (--scheduler)",
+    )
     parser.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address for --executor dask")
-    parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
-                        help="how student kernels are confined: auto (default) = bubblewrap, or with --container "
-                             "the container alone; bwrap = bubblewrap, also inside --container; none = no sandbox "
-                             "(trusted notebooks only). Without a usable bwrap, course grade refuses")
-    parser.add_argument("--allow-network", action="store_true",
-                        help="keep the machine's network in the kernel's sandbox (it has none by default)")
-    parser.add_argument("--allow-read", action="append", default=[], metavar="PATH",
-                        help="extra path student kernels may read (repeatable)")
+    parser.add_argument(
+        "--sandbox",
+        choices=["auto", "bwrap", "none"],
+        default="auto",
+        help="how student kernels are confined: auto (default) = bubblewrap, or with --container "
+        "the container alone; bwrap = bubblewrap, also inside --container; none = no sandbox "
+        "(trusted notebooks only). Without a usable bwrap, course grade refuses",
+    )
+    parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="keep the machine's network in the kernel's sandbox (it has none by default)",
+    )
+    parser.add_argument(
+        "--allow-read",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="extra path student kernels may read (repeatable)",
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="shared read-only datasets (COURSE_DATA_DIR in the kernel)")
-    parser.add_argument("--run-as", metavar="USER",
-                        help="(grading as root) start each kernel's sandbox as this unprivileged user")
-    parser.add_argument("--container", metavar="IMAGE",
-                        help="run each submission in its own Docker container from IMAGE (see docs/grading.md)")
+    parser.add_argument(
+        "--run-as", metavar="USER", help="(grading as root) start each kernel's sandbox as this unprivileged user"
+    )
+    parser.add_argument(
+        "--container",
+        metavar="IMAGE",
+        help="run each submission in its own Docker container from IMAGE (see docs/grading.md)",
+    )
     add_roster_arguments(parser)
 
 
@@ -124,18 +163,24 @@ def _setup(args) -> _Run:
     plan = make_plan(args, threads=args.threads or max(1, available_cpus() // args.jobs))
     run_as = _run_as(args.run_as)
     read_paths = [str(Path(p).resolve()) for p in args.allow_read]
-    box = SandboxOptions(mode=sandbox_mode(args.sandbox, args.container, run_as),
-                         restrict_network=not args.allow_network, read_paths=read_paths,
-                         data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, run_as=run_as,
-                         container=args.container)
+    box = SandboxOptions(
+        mode=sandbox_mode(args.sandbox, args.container, run_as),
+        restrict_network=not args.allow_network,
+        read_paths=read_paths,
+        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
+        run_as=run_as,
+        container=args.container,
+    )
     if args.container:
         _check_container(args.container)
     if args.roster:  # a broken roster (or late policy) stops here, before hours of grading
         read_roster(args.roster, roster_options(args)["columns"])
         checked_late_policy(args.late_policy)
     elif args.late_policy and args.late_policy.strip().casefold() != "none":
-        raise ValueError("--late-policy is applied through the roster (its submitted_at and --deadline give the "
-                         "days late): add --roster ROSTER.csv")
+        raise ValueError(
+            "--late-policy is applied through the roster (its submitted_at and --deadline give the "
+            "days late): add --roster ROSTER.csv"
+        )
     warnings: list[str] = []
     submissions, skipped = scan(args.submissions, args.assignment, warn=warnings.append)
     if args.only:
@@ -143,8 +188,11 @@ def _setup(args) -> _Run:
         missing = wanted - {s.student for s in submissions}
         if missing:
             raise ValueError(f"--only: no submission for {', '.join(sorted(missing))}")
-        skipped += [Skipped(s.file_name, f"student {s.student} is not named by --only") for s in submissions
-                    if s.student not in wanted]
+        skipped += [
+            Skipped(s.file_name, f"student {s.student} is not named by --only")
+            for s in submissions
+            if s.student not in wanted
+        ]
         submissions = [s for s in submissions if s.student in wanted]
     return _Run(plan, box, submissions, skipped, warnings)
 
@@ -176,8 +224,9 @@ def report_not_graded(out: Path, skipped: list[Skipped], say) -> None:
     """
     for entry in skipped:
         say(f"not graded: {entry.name}: {entry.reason}")
-    write_text(out / NOT_GRADED, csv_text(["entry", "reason"], ({"entry": e.name, "reason": e.reason}
-                                                                 for e in skipped)))
+    write_text(
+        out / NOT_GRADED, csv_text(["entry", "reason"], ({"entry": e.name, "reason": e.reason} for e in skipped))
+    )
 
 
 def sandbox_mode(choice: str, container: str | None, run_as: tuple[int, int] | None = None) -> str:
@@ -212,15 +261,24 @@ def _check_run_as(user: str, uid: int, gid: int) -> None:
         # It must also reach the private folders (made in TMPDIR): its sandbox binds one of them.
         temp = tempfile.gettempdir()
         code = f"import ipykernel, numpy, os; assert os.access({temp!r}, os.X_OK), 'it cannot enter {temp} (TMPDIR)'"
-        probe = subprocess.run([sys.executable, "-c", code], preexec_fn=become_user, cwd="/",
-                               env={"PATH": "/usr/bin:/bin", "HOME": "/"}, capture_output=True, text=True, timeout=120)
+        probe = subprocess.run(
+            [sys.executable, "-c", code],
+            preexec_fn=become_user,
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin", "HOME": "/"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         problem = probe.stderr.strip().splitlines()[-1] if probe.returncode else None
     except OSError as error:
         problem = str(error)
     if problem:
-        raise ValueError(f"--run-as {user}: that user cannot run {sys.executable} ({problem}). The Python "
-                         f"installation, the virtual environment and TMPDIR must be reachable by it (for example under /opt, "
-                         f"not under /root); or grade without --run-as")
+        raise ValueError(
+            f"--run-as {user}: that user cannot run {sys.executable} ({problem}). The Python "
+            f"installation, the virtual environment and TMPDIR must be reachable by it (for example under /opt, "
+            f"not under /root); or grade without --run-as"
+        )
 
 
 def _check_container(image: str) -> None:
@@ -230,16 +288,20 @@ def _check_container(image: str) -> None:
 
     if not shutil.which("docker"):
         raise ValueError("--container needs the docker command on this machine")
-    for command, what in ((["docker", "info", "--format", "{{.ServerVersion}}"], "reach a Docker engine"),
-                          (["docker", "image", "inspect", "--format", "{{.Id}}", image], f"find the image {image}")):
+    for command, what in (
+        (["docker", "info", "--format", "{{.ServerVersion}}"], "reach a Docker engine"),
+        (["docker", "image", "inspect", "--format", "{{.Id}}", image], f"find the image {image}"),
+    ):
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         except subprocess.TimeoutExpired:
             raise ValueError(f"--container: docker did not answer within 60 s trying to {what}") from None
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
-            raise ValueError(f"--container: docker cannot {what}: {detail[-1] if detail else 'no details'} "
-                             f"(see docs/grading.md for building the image)")
+            raise ValueError(
+                f"--container: docker cannot {what}: {detail[-1] if detail else 'no details'} "
+                f"(see docs/grading.md for building the image)"
+            )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -252,7 +314,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     say = _Printer(Path(args.out) / "grading.log")
     marker = f"grade-{uuid.uuid4().hex[:12]}"
-    executor = (DaskExecutor(args.scheduler) if args.executor == "dask" else LocalExecutor(args.jobs))
+    executor = DaskExecutor(args.scheduler) if args.executor == "dask" else LocalExecutor(args.jobs)
     previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM behaves like Ctrl-C
     if hasattr(signal, "SIGUSR1"):
         # `kill -USR1 <pid>` prints every thread's stack to stderr, and the run goes on:
@@ -261,8 +323,14 @@ def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         _announce(args, run, marker, say)
-        check = check_solution(run.plan, functools.partial(_grade_one, executor), run.box, marker, say,
-                               keep=Path(args.out) / "solution-check")
+        check = check_solution(
+            run.plan,
+            functools.partial(_grade_one, executor),
+            run.box,
+            marker,
+            say,
+            keep=Path(args.out) / "solution-check",
+        )
         if not check.passed:
             say(check.problem)
             for line in check.failed_checks:
@@ -274,13 +342,17 @@ def main(args: argparse.Namespace) -> int:
         if args.roster:
             apply_roster(args.out, args.roster, say, **roster_options(args))
         counts = book.counts()
-        say(f"done in {time.monotonic() - started:.0f} s: "
+        say(
+            f"done in {time.monotonic() - started:.0f} s: "
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            + f"; gradebook {Path(args.out) / 'grades.csv'}")
+            + f"; gradebook {Path(args.out) / 'grades.csv'}"
+        )
         return 1 if counts.get(Status.GRADER_ERROR) else 0
     except KeyboardInterrupt:
-        say(f"interrupted: {len(book.rows)} row(s) are in {Path(args.out) / 'grades.csv'}; "
-            f"run the same command again to grade the rest")
+        say(
+            f"interrupted: {len(book.rows)} row(s) are in {Path(args.out) / 'grades.csv'}; "
+            f"run the same command again to grade the rest"
+        )
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
@@ -304,27 +376,38 @@ def _announce(args, run: _Run, marker: str, say) -> None:
     report_not_graded(Path(args.out), run.skipped, say)
     stale = procs.remove_stale_folders()
     if stale:
-        say(f"removed {len(stale)} private folder(s) of earlier runs that did not finish "
-            f"({sum(size for _, size in stale) / 1024**2:.1f} MB): " + ", ".join(str(p) for p, _ in stale))
-    say(f"course grade {args.assignment}: {len(run.submissions)} submission(s)"
+        say(
+            f"removed {len(stale)} private folder(s) of earlier runs that did not finish "
+            f"({sum(size for _, size in stale) / 1024**2:.1f} MB): " + ", ".join(str(p) for p, _ in stale)
+        )
+    say(
+        f"course grade {args.assignment}: {len(run.submissions)} submission(s)"
         + (f" ({len(run.skipped)} other entries not graded, see {NOT_GRADED})" if run.skipped else "")
         + f", parameters {run.plan.parameters}, "
-        f"{args.executor} executor" + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}")
+        f"{args.executor} executor"
+        + (f" -j {args.jobs}" if args.executor == "local" else f" at {args.scheduler}")
         # The marker every process of this run carries (COURSE_GRADE_RUN): what to look for, and what
         # the final sweep kills; other runs on the machine have their own.
-        + f"; run {marker}")
+        + f"; run {marker}"
+    )
     if args.executor != "local":
         return
     box, limits = run.box, run.plan.limits
-    say(f"student kernels: sandbox {sandbox.describe(box.mode, not box.restrict_network, box.run_as)}; "
-        f"memory {_size(limits.memory_bytes)}, {limits.threads} thread(s) each")
+    say(
+        f"student kernels: sandbox {sandbox.describe(box.mode, not box.restrict_network, box.run_as)}; "
+        f"memory {_size(limits.memory_bytes)}, {limits.threads} thread(s) each"
+    )
     if box.mode == "none":
-        say("WARNING: --sandbox none: student code runs with this user's rights and can read and write "
-            "whatever it can (the gradebook and hidden checks included); for notebooks you trust only")
+        say(
+            "WARNING: --sandbox none: student code runs with this user's rights and can read and write "
+            "whatever it can (the gradebook and hidden checks included); for notebooks you trust only"
+        )
     elif box.mode == "bwrap" and os.geteuid() == 0 and not args.run_as:
-        say("note: grading as root without --run-as: each kernel is root only inside its own user namespace, "
+        say(
+            "note: grading as root without --run-as: each kernel is root only inside its own user namespace, "
             "without capabilities, on a read-only system; --run-as USER also makes it an unprivileged user "
-            "outside (see docs/grading.md)")
+            "outside (see docs/grading.md)"
+        )
 
 
 def _todo(args, run: _Run, book: Gradebook, marker: str, say) -> list[GradingJob]:
@@ -350,9 +433,11 @@ def _recorder(book: Gradebook, total: int, say):
         book.record(result)
         finished[0] += 1
         row = result["row"]
-        say(f"[{finished[0]:>{len(str(total))}}/{total}] {row['student']:<20} {str(row['status']):<18} "
+        say(
+            f"[{finished[0]:>{len(str(total))}}/{total}] {row['student']:<20} {str(row['status']):<18} "
             f"{row['points']:g}/{row['max_points']:g}  {row['runtime_s']:.1f} s"
-            + (f"  {row['detail'][:100]}" if row["detail"] else ""))
+            + (f"  {row['detail'][:100]}" if row["detail"] else "")
+        )
 
     return record
 
@@ -364,8 +449,10 @@ def _metric_columns(checks_source: str, solution_metrics: dict | None, say) -> l
         return declared
     if solution_metrics:
         return list(flatten(solution_metrics))
-    say("note: no metric columns (the hidden checks declare no METRICS and the solution check did not run); "
-        "results records are not copied into the gradebook")
+    say(
+        "note: no metric columns (the hidden checks declare no METRICS and the solution check did not run); "
+        "results records are not copied into the gradebook"
+    )
     return []
 
 

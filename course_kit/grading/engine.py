@@ -11,6 +11,7 @@ Example::
 
     papermill_engines.register("course-grading", GradingEngine)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,15 +54,25 @@ class GradingClient(PapermillNotebookClient):
         size = len(json.dumps(msg.get("content", {}), default=str))
         used = self._output_bytes.get(cell_index, 0)
         total = sum(self._output_bytes.values())
-        if self.session.phase == "cells" and msg.get("msg_type") != "error" and (
-                used + size > MAX_CELL_OUTPUT_BYTES or total + size > MAX_NOTEBOOK_OUTPUT_BYTES):
+        if (
+            self.session.phase == "cells"
+            and msg.get("msg_type") != "error"
+            and (used + size > MAX_CELL_OUTPUT_BYTES or total + size > MAX_NOTEBOOK_OUTPUT_BYTES)
+        ):
             if cell_index not in self._cut_cells:
                 self._cut_cells.add(cell_index)
-                which = (f"this cell's output passed {MAX_CELL_OUTPUT_BYTES // 1024**2} MB"
-                         if used + size > MAX_CELL_OUTPUT_BYTES else
-                         f"the notebook's outputs passed {MAX_NOTEBOOK_OUTPUT_BYTES // 1024**2} MB")
-                outs.append(nbformat.v4.new_output("stream", name="stderr", text=(
-                    f"[course grade: output cut here: {which}; the rest was not kept]\n")))
+                which = (
+                    f"this cell's output passed {MAX_CELL_OUTPUT_BYTES // 1024**2} MB"
+                    if used + size > MAX_CELL_OUTPUT_BYTES
+                    else f"the notebook's outputs passed {MAX_NOTEBOOK_OUTPUT_BYTES // 1024**2} MB"
+                )
+                outs.append(
+                    nbformat.v4.new_output(
+                        "stream",
+                        name="stderr",
+                        text=(f"[course grade: output cut here: {which}; the rest was not kept]\n"),
+                    )
+                )
             return None
         self._output_bytes[cell_index] = used + size
         return super().output(outs, msg, display_id, cell_index)
@@ -90,8 +101,11 @@ class GradingClient(PapermillNotebookClient):
                 self._cancel_leftover_tasks()
                 limit = session.which_limit()
                 self.nb_man.cell_exception(self.nb.cells[index], cell_index=index)
-                cell.outputs.append(nbformat.v4.new_output(
-                    "error", ename="GradingTimeout", evalue=limit, traceback=[f"GradingTimeout: {limit}"]))
+                cell.outputs.append(
+                    nbformat.v4.new_output(
+                        "error", ename="GradingTimeout", evalue=limit, traceback=[f"GradingTimeout: {limit}"]
+                    )
+                )
                 session.stop = self._where(index, reason="timeout", limit=limit)
             except DeadKernelError:
                 self._cancel_leftover_tasks()
@@ -103,8 +117,9 @@ class GradingClient(PapermillNotebookClient):
                 # the student's process, so this is their run failing, not the grader.
                 self._cancel_leftover_tasks()
                 self.nb_man.cell_exception(self.nb.cells[index], cell_index=index)
-                session.stop = self._where(index, reason="kernel-broken",
-                                           error=f"{type(error).__name__}: {str(error)[:300]}")
+                session.stop = self._where(
+                    index, reason="kernel-broken", error=f"{type(error).__name__}: {str(error)[:300]}"
+                )
             finally:
                 self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
             if session.stop is not None:
@@ -119,8 +134,11 @@ class GradingClient(PapermillNotebookClient):
         content = execute_reply.get("content", {})
         self.nb_man.cell_exception(cell, cell_index=cell_index)
         if len(self.session.errors) < 50:
-            self.session.errors.append(self._where(cell_index, ename=str(content.get("ename", "")),
-                                                   evalue=str(content.get("evalue", ""))[:300]))
+            self.session.errors.append(
+                self._where(
+                    cell_index, ename=str(content.get("ename", "")), evalue=str(content.get("evalue", ""))[:300]
+                )
+            )
         else:
             self.session.errors_dropped += 1
 
@@ -181,9 +199,11 @@ class GradingClient(PapermillNotebookClient):
             # Not one line of the probes ran: the kernel could no longer run a cell at all
             # (IPython cannot start a cell once sys.stdout is None, for one). The student's doing.
             session.check_phase = "cannot-start"
-            session.check_detail = ("the kernel could not start the hidden checks: the notebook left it "
-                                    "unable to run a cell (sys.stdout or sys.stderr replaced, or a thread "
-                                    "that never lets go)")
+            session.check_detail = (
+                "the kernel could not start the hidden checks: the notebook left it "
+                "unable to run a cell (sys.stdout or sys.stderr replaced, or a thread "
+                "that never lets go)"
+            )
 
     def _interrupt_and_wait(self, seconds: float) -> bool:
         run_sync(self.km.interrupt_kernel)()
@@ -217,12 +237,13 @@ class GradingClient(PapermillNotebookClient):
         if process is not None:
             self.session.kernel_exit = sandbox.kernel_exit_status(process.poll(), self.session.job.get("sandbox"))
 
+
 class GradingEngine(Engine):
     """papermill engine ``course-grading``: the client above, with our kernel manager."""
 
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, session=None, km=None, start_timeout=60, **kwargs):
-        client = GradingClient(nb_man, session=session, km=km, kernel_name=kernel_name,
-                               startup_timeout=start_timeout, log_output=False)
+        client = GradingClient(
+            nb_man, session=session, km=km, kernel_name=kernel_name, startup_timeout=start_timeout, log_output=False
+        )
         return client.execute()
-

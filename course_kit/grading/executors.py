@@ -22,13 +22,14 @@ Example::
 
     LocalExecutor(jobs=2).run(grading_jobs, on_result=gradebook.record)
 """
+
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable, Iterable
 
 from .job import GradingJob, error_result, grade_job
 
@@ -110,14 +111,17 @@ class DaskExecutor:
         try:
             from distributed import Client, as_completed
         except ImportError as error:
-            raise RuntimeError("the Dask executor needs dask.distributed: pip install 'course-utils[grading]'") from error
+            raise RuntimeError(
+                "the Dask executor needs dask.distributed: pip install 'course-utils[grading]'"
+            ) from error
         client = Client(self.scheduler, timeout=self.connect_timeout)
         event_name = f"course-grade-cancel-{uuid.uuid4().hex}"
         futures: dict = {}
         try:
             for job in jobs:
-                future = client.submit(_dask_task, job, event_name, pure=False,
-                                       key=f"grade-{job.student}-{uuid.uuid4().hex[:8]}")
+                future = client.submit(
+                    _dask_task, job, event_name, pure=False, key=f"grade-{job.student}-{uuid.uuid4().hex[:8]}"
+                )
                 futures[future] = job
             for future in as_completed(list(futures)):
                 try:

@@ -56,6 +56,7 @@ Example:
     >>> format_number(75.0), format_number(2 / 3)
     ('75', '0.67')
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,15 +68,41 @@ from pathlib import Path
 from .canvas import CanvasError, CanvasExport, detect_separator, read_export
 from .files import GradebookError, csv_lines, csv_text, read_gradebook, read_roster_view, write_text
 from .gradebook import STATUS_SHORT
-from .roster import (Roster, RosterError, add_roster_arguments, apply_roster, name_tokens, parse_roster, reconcile,
-                     roster_options, submission_name)
+from .roster import (
+    Roster,
+    RosterError,
+    add_roster_arguments,
+    apply_roster,
+    name_tokens,
+    parse_roster,
+    reconcile,
+    roster_options,
+    submission_name,
+)
 from .status import Status
 
 MOODLE_IDENTIFIERS = {"email": ("email",), "idnumber": ("id", "sis_id"), "username": ("login",)}
 MOODLE_FIELDS = {"email": "email", "idnumber": "id", "username": "login"}  # the participants file's roster field
 NO_GRADE = {"ambiguous", Status.GRADER_ERROR}
-PLAIN_COLUMNS = ["student", "name", "email", "id", "section", "points", "max_points", "percentage", "status", "late",
-                 "days_late", "late_penalty", "points_before_late", "missing", "matched_by", "file_name", "detail"]
+PLAIN_COLUMNS = [
+    "student",
+    "name",
+    "email",
+    "id",
+    "section",
+    "points",
+    "max_points",
+    "percentage",
+    "status",
+    "late",
+    "days_late",
+    "late_penalty",
+    "points_before_late",
+    "missing",
+    "matched_by",
+    "file_name",
+    "detail",
+]
 DEFAULT_NAMES = {"canvas": "canvas-upload.csv", "moodle": "moodle-grades.csv", "csv": "grades-export.csv"}
 
 
@@ -152,15 +179,18 @@ def load_rows(grades_dir: Path) -> tuple[dict, list[dict], list[dict], bool]:
         return data, data["rows"], [], False
     current = hashlib.sha256((grades_dir / "grades.json").read_bytes()).hexdigest()
     if view.get("grades_sha256") != current:
-        raise RosterError(f"{roster_file} was made from an older grades.json: apply the roster again "
-                          f"(add --roster {view.get('roster') or 'ROSTER.csv'})")
+        raise RosterError(
+            f"{roster_file} was made from an older grades.json: apply the roster again "
+            f"(add --roster {view.get('roster') or 'ROSTER.csv'})"
+        )
     return data, view["rows"], unplaced_rows(view.get("unmatched", []), view.get("ambiguous", [])), True
 
 
 def unplaced_rows(unmatched: list[dict], ambiguous: list[dict]) -> list[dict]:
     """The submissions a roster could not place, each with ``placement`` (unmatched/ambiguous) and ``problem``."""
-    return ([dict(row, placement="unmatched") for row in unmatched]
-            + [dict(item["row"], placement="ambiguous", problem=item["reason"]) for item in ambiguous])
+    return [dict(row, placement="unmatched") for row in unmatched] + [
+        dict(item["row"], placement="ambiguous", problem=item["reason"]) for item in ambiguous
+    ]
 
 
 # --------------------------------------------------------------------------- canvas
@@ -206,8 +236,14 @@ def _match_canvas_rows(export: CanvasExport, people: list[dict]) -> tuple[dict[i
             by_name.setdefault(form, set()).add(n)
     matches = {}
     for index in export.students:
-        matches[index] = sorted({n for col in columns if export.cell(index, export.identity[col])
-                                 for n in by_key.get((col, export.cell(index, export.identity[col]).casefold()), ())})
+        matches[index] = sorted(
+            {
+                n
+                for col in columns
+                if export.cell(index, export.identity[col])
+                for n in by_key.get((col, export.cell(index, export.identity[col]).casefold()), ())
+            }
+        )
     placed = {n for found in matches.values() for n in found}
     by_name_only = set()
     for index in export.students:
@@ -231,26 +267,41 @@ def _upload_columns(export: CanvasExport, target: int, all_columns: bool) -> lis
     names = [0, 1] if export.split_names else [0]
     sis: list[int] = []
     if "SIS Login ID" in at:
-        sis = ([at["SIS User ID"], at["SIS Login ID"]] + [at[c] for c in ("Integration ID", "Root Account") if c in at]
-               if "SIS User ID" in at else [at["SIS Login ID"]])
+        sis = (
+            [at["SIS User ID"], at["SIS Login ID"]] + [at[c] for c in ("Integration ID", "Root Account") if c in at]
+            if "SIS User ID" in at
+            else [at["SIS Login ID"]]
+        )
     identity = names + [at["ID"]] + sis + [at.get("Section")]
     rest = list(range(export.identity_end, max(len(export.header), target + 1))) if all_columns else [target]
     return identity + rest
 
 
-def _canvas_target(export: CanvasExport, header: list[str], column: str, new_column: bool, lms_max, kit_max,
-                   decimals: int, report: Report) -> tuple[int, float | None]:
+def _canvas_target(
+    export: CanvasExport,
+    header: list[str],
+    column: str,
+    new_column: bool,
+    lms_max,
+    kit_max,
+    decimals: int,
+    report: Report,
+) -> tuple[int, float | None]:
     """``(column index, points to scale to)`` of the assignment column; a new column is appended to ``header``."""
     target = export.find_column(column)
     if target is None:
         if not new_column:
             nearest = ", ".join(repr(h) for h in export.nearest_columns(column)) or "none"
-            raise ExportError(f"the Canvas export has no assignment column {column!r} (nearest: {nearest}); pass "
-                              f"--column with one of them, or add --new-column to create {column!r} in Canvas")
+            raise ExportError(
+                f"the Canvas export has no assignment column {column!r} (nearest: {nearest}); pass "
+                f"--column with one of them, or add --new-column to create {column!r} in Canvas"
+            )
         header.append(column)
         points = lms_max if lms_max is not None else kit_max
-        report.notes.append(f"new Canvas column {column!r} worth {format_number(points or 0, decimals)} points: "
-                            f"Canvas creates the assignment on upload")
+        report.notes.append(
+            f"new Canvas column {column!r} worth {format_number(points or 0, decimals)} points: "
+            f"Canvas creates the assignment on upload"
+        )
         return len(header) - 1, points
     if export.read_only(target):
         raise ExportError(f"the Canvas column {header[target]!r} is read-only (a total or computed column)")
@@ -260,21 +311,37 @@ def _canvas_target(export: CanvasExport, header: list[str], column: str, new_col
         raise ExportError(f"the Canvas export's {problem}") from None
     if lms_max is None:
         if canvas_max is None:
-            where = (f"line {export.lines[export.points_row]} has no value for it" if export.points_row is not None
-                     else "the export has no Points Possible row")
-            raise ExportError(f"the Canvas column {header[target]!r} has no Points Possible ({where}), so its scale "
-                              f"is unknown: pass --max-points N (the assignment's points in Canvas)")
+            where = (
+                f"line {export.lines[export.points_row]} has no value for it"
+                if export.points_row is not None
+                else "the export has no Points Possible row"
+            )
+            raise ExportError(
+                f"the Canvas column {header[target]!r} has no Points Possible ({where}), so its scale "
+                f"is unknown: pass --max-points N (the assignment's points in Canvas)"
+            )
         report.notes.append(f"points scaled to Canvas's {format_number(canvas_max)} points possible")
         return target, canvas_max
     if canvas_max is not None and abs(lms_max - canvas_max) > 1e-9:
-        report.notes.append(f"warning: --max-points {format_number(lms_max)} differs from the Canvas column's "
-                            f"{format_number(canvas_max)} points possible")
+        report.notes.append(
+            f"warning: --max-points {format_number(lms_max)} differs from the Canvas column's "
+            f"{format_number(canvas_max)} points possible"
+        )
     return target, lms_max
 
 
-def canvas_export(rows: list[dict], canvas_text: str, *, column: str, lms_max: float | None = None,
-                  decimals: int = 2, missing: str = "zero", all_columns: bool = False, new_column: bool = False,
-                  kit_max: float | None = None) -> tuple[str, Report]:
+def canvas_export(
+    rows: list[dict],
+    canvas_text: str,
+    *,
+    column: str,
+    lms_max: float | None = None,
+    decimals: int = 2,
+    missing: str = "zero",
+    all_columns: bool = False,
+    new_column: bool = False,
+    kit_max: float | None = None,
+) -> tuple[str, Report]:
     """Fill one assignment column into a Canvas gradebook export; a pure function on text.
 
     Args:
@@ -325,8 +392,16 @@ def canvas_export(rows: list[dict], canvas_text: str, *, column: str, lms_max: f
         for n in found:
             claimed.setdefault(n, []).append(index)
     for index in export.students:
-        _fill_canvas_row(records[index], export.name(index), matches[index], claimed, people, target,
-                         (lms_max, decimals, missing, export.decimal), report)
+        _fill_canvas_row(
+            records[index],
+            export.name(index),
+            matches[index],
+            claimed,
+            people,
+            target,
+            (lms_max, decimals, missing, export.decimal),
+            report,
+        )
         if index in by_name and len(matches[index]) == 1:
             report.notes.append(f"Canvas student {export.name(index)!r} matched by name (no ID or SIS id matched)")
     _report_unplaced(people, claimed, report)
@@ -334,13 +409,22 @@ def canvas_export(rows: list[dict], canvas_text: str, *, column: str, lms_max: f
     if ungraded:
         report.notes.append(f"{ungraded} Canvas student(s) have no row here and keep their current value")
     if "Section" not in export.identity:
-        report.notes.append("the export has no Section column; the upload has an empty one (Canvas's importer "
-                            "requires it)")
+        report.notes.append(
+            "the export has no Section column; the upload has an empty one (Canvas's importer requires it)"
+        )
     return _write_canvas(export, header, records, _upload_columns(export, target, all_columns)), report
 
 
-def _fill_canvas_row(record: list[str], name: str, found: list[int], claimed: dict[int, list[int]],
-                     people: list[dict], target: int, scale: tuple, report: Report) -> None:
+def _fill_canvas_row(
+    record: list[str],
+    name: str,
+    found: list[int],
+    claimed: dict[int, list[int]],
+    people: list[dict],
+    target: int,
+    scale: tuple,
+    report: Report,
+) -> None:
     """Write one Canvas student's grade into ``record``, or say why not."""
     lms_max, decimals, missing, decimal = scale
     if len(found) > 1:
@@ -354,13 +438,16 @@ def _fill_canvas_row(record: list[str], name: str, found: list[int], claimed: di
     row = people[found[0]]
     if row.get("status") == "missing" and record[target].strip():
         # Someone graded this in Canvas (work handed in another way): never replace it with a 0.
-        report.notes.append(f"Canvas student {name!r} has no submission here but a grade in Canvas "
-                            f"({record[target].strip()}); kept")
+        report.notes.append(
+            f"Canvas student {name!r} has no submission here but a grade in Canvas ({record[target].strip()}); kept"
+        )
         return
     grade = _grade_text(row, lms_max, decimals, missing)
     if grade is None:
-        report.problems.append(f"Canvas student {name!r}: status {row.get('status')}, no grade written "
-                               f"({row.get('detail') or 'see the gradebook'})")
+        report.problems.append(
+            f"Canvas student {name!r}: status {row.get('status')}, no grade written "
+            f"({row.get('detail') or 'see the gradebook'})"
+        )
         return
     record[target] = grade.replace(".", decimal)
     report.written += 1
@@ -390,9 +477,10 @@ def _write_canvas(export: CanvasExport, header: list[str], records: list[list[st
     as a formula in a spreadsheet that opens the upload.
     """
     names = ["LastName", "FirstName"] if export.split_names else [header[0]]
-    titles = names + [("Section" if i is None else header[i]) for i in columns[len(names):]]
-    lines = [titles] + [["" if i is None else (record[i] if i < len(record) else "") for i in columns]
-                        for record in records[1:]]
+    titles = names + [("Section" if i is None else header[i]) for i in columns[len(names) :]]
+    lines = [titles] + [
+        ["" if i is None else (record[i] if i < len(record) else "") for i in columns] for record in records[1:]
+    ]
     return csv_lines(lines, delimiter=export.separator)
 
 
@@ -416,16 +504,19 @@ def summary_line(row: dict, lms_max: float | None = None, decimals: int = 2) -> 
     maximum = row.get("max_points")
     shown_max = maximum if lms_max is None else lms_max
     points = format_number(scale_points(row.get("points"), maximum, lms_max), decimals)
-    parts = [f"{points} / {format_number(float(shown_max or 0), decimals)} points: "
-             + STATUS_SHORT.get(row.get("status"), str(row.get("status")))]
+    parts = [
+        f"{points} / {format_number(float(shown_max or 0), decimals)} points: "
+        + STATUS_SHORT.get(row.get("status"), str(row.get("status")))
+    ]
     checks = row.get("check_results") or []
     if checks:
         parts.append(f"{sum(1 for c in checks if c.get('passed'))} of {len(checks)} checks passed")
     if row.get("late_penalty") is not None:
         days = row["days_late"]
         before = format_number(scale_points(row["points_before_late"], maximum, lms_max), decimals)
-        parts.append(f"{days} day{'s' if days != 1 else ''} late: {format_number(row['late_percent'])}% off "
-                     f"({before} before)")
+        parts.append(
+            f"{days} day{'s' if days != 1 else ''} late: {format_number(row['late_percent'])}% off ({before} before)"
+        )
     return "; ".join(parts)
 
 
@@ -451,17 +542,30 @@ def participant_index(participants: Roster | None, identifier: str) -> dict[str,
     field_name = MOODLE_FIELDS[identifier]
     if field_name not in participants.columns:
         columns = ", ".join(participants.people[0].fields) if participants.people else "none"
-        raise ExportError(f"the Moodle participants file {participants.source} has no {identifier} column (its "
-                          f"columns: {columns}): have Moodle show it (Site administration > Users > Permissions > "
-                          f"User policies > Show user identity) and download the participants again, or choose "
-                          f"another --identifier")
-    return {getattr(p, field_name).strip().casefold(): getattr(p, field_name).strip()
-            for p in participants.people if getattr(p, field_name).strip()}
+        raise ExportError(
+            f"the Moodle participants file {participants.source} has no {identifier} column (its "
+            f"columns: {columns}): have Moodle show it (Site administration > Users > Permissions > "
+            f"User policies > Show user identity) and download the participants again, or choose "
+            f"another --identifier"
+        )
+    return {
+        getattr(p, field_name).strip().casefold(): getattr(p, field_name).strip()
+        for p in participants.people
+        if getattr(p, field_name).strip()
+    }
 
 
-def moodle_export(rows: list[dict], *, identifier: str = "email", lms_max: float | None = None, decimals: int = 2,
-                  missing: str = "zero", participants: Roster | None = None, feedback: bool = False,
-                  checks: list[dict] | None = None) -> tuple[str, Report]:
+def moodle_export(
+    rows: list[dict],
+    *,
+    identifier: str = "email",
+    lms_max: float | None = None,
+    decimals: int = 2,
+    missing: str = "zero",
+    participants: Roster | None = None,
+    feedback: bool = False,
+    checks: list[dict] | None = None,
+) -> tuple[str, Report]:
     """``<identifier>,grade`` lines for Moodle's CSV grade import; a pure function.
 
     Args:
@@ -496,9 +600,14 @@ def moodle_export(rows: list[dict], *, identifier: str = "email", lms_max: float
         raise ExportError(f"--identifier {identifier}: choose one of {', '.join(MOODLE_IDENTIFIERS)}")
     known = participant_index(participants, identifier)
     report = Report()
-    lines = [[identifier, "grade"] + (["feedback"] if feedback else [])
-             + [f"{c.get('assignment') or ''}{': ' if c.get('assignment') else ''}{c.get('title') or c['name']}"
-                for c in checks or []]]
+    lines = [
+        [identifier, "grade"]
+        + (["feedback"] if feedback else [])
+        + [
+            f"{c.get('assignment') or ''}{': ' if c.get('assignment') else ''}{c.get('title') or c['name']}"
+            for c in checks or []
+        ]
+    ]
     for row in rows:
         person = row.get("person") or {}
         value = next((str(person[k]).strip() for k in MOODLE_IDENTIFIERS[identifier] if person.get(k)), "")
@@ -514,21 +623,32 @@ def moodle_export(rows: list[dict], *, identifier: str = "email", lms_max: float
             continue
         if known is not None:
             if value.casefold() not in known:
-                report.problems.append(f"{label!r} ({identifier} {value}) is not among the Moodle participants in "
-                                       f"{participants.source}: Moodle would abort the whole import at this row; "
-                                       f"left out of the file")
+                report.problems.append(
+                    f"{label!r} ({identifier} {value}) is not among the Moodle participants in "
+                    f"{participants.source}: Moodle would abort the whole import at this row; "
+                    f"left out of the file"
+                )
                 continue
             value = known[value.casefold()]
-        lines.append([value, grade] + ([summary_line(row, lms_max, decimals)] if feedback else [])
-                     + _check_cells(row, checks or [], decimals))
+        lines.append(
+            [value, grade]
+            + ([summary_line(row, lms_max, decimals)] if feedback else [])
+            + _check_cells(row, checks or [], decimals)
+        )
         report.written += 1
         report.missing += row.get("status") == "missing"
         report.late += bool(row.get("late"))
     return csv_lines(lines), report
 
 
-def plain_export(rows: list[dict], unplaced: list[dict] = (), *, lms_max: float | None = None,
-                 decimals: int = 2, checks: list[dict] | None = None) -> tuple[str, Report]:
+def plain_export(
+    rows: list[dict],
+    unplaced: list[dict] = (),
+    *,
+    lms_max: float | None = None,
+    decimals: int = 2,
+    checks: list[dict] | None = None,
+) -> tuple[str, Report]:
     """A plain CSV of every row: points (scaled to ``lms_max`` if given), percentage, status, lateness.
 
     ``checks`` adds a ``check:<name>`` column per check (raw points). Lateness: ``late``,
@@ -548,28 +668,40 @@ def plain_export(rows: list[dict], unplaced: list[dict] = (), *, lms_max: float 
         scaled_max = maximum if lms_max is None else lms_max
         late = row.get("late")
         penalty, before = row.get("late_penalty"), row.get("points_before_late")
-        records.append({
-            "student": row.get("student", ""), "name": person.get("name", ""), "email": person.get("email", ""),
-            "id": person.get("id") or person.get("sis_id", ""), "section": person.get("section", ""),
-            "points": format_number(scale_points(row.get("points"), maximum, lms_max), decimals),
-            "max_points": format_number(float(scaled_max or 0), decimals),
-            "percentage": format_number(percentage(row.get("points"), maximum), 2),
-            "status": row.get("status", ""), "late": "" if late is None else ("yes" if late else "no"),
-            "days_late": "" if row.get("days_late") is None else row["days_late"],
-            "late_penalty": "" if penalty is None else format_number(scale_points(penalty, maximum, lms_max), decimals),
-            "points_before_late": "" if before is None else format_number(scale_points(before, maximum, lms_max),
-                                                                          decimals),
-            "missing": "yes" if row.get("status") == "missing" else "no",
-            "matched_by": row.get("matched_by", "") if placed else row.get("placement", "unmatched"),
-            "file_name": submission_name(row) if row.get("student") else "", "detail": row.get("detail") or "",
-            **dict(zip([f"check:{c['name']}" for c in checks or []], _check_cells(row, checks or [], decimals))),
-        })
+        records.append(
+            {
+                "student": row.get("student", ""),
+                "name": person.get("name", ""),
+                "email": person.get("email", ""),
+                "id": person.get("id") or person.get("sis_id", ""),
+                "section": person.get("section", ""),
+                "points": format_number(scale_points(row.get("points"), maximum, lms_max), decimals),
+                "max_points": format_number(float(scaled_max or 0), decimals),
+                "percentage": format_number(percentage(row.get("points"), maximum), 2),
+                "status": row.get("status", ""),
+                "late": "" if late is None else ("yes" if late else "no"),
+                "days_late": "" if row.get("days_late") is None else row["days_late"],
+                "late_penalty": ""
+                if penalty is None
+                else format_number(scale_points(penalty, maximum, lms_max), decimals),
+                "points_before_late": ""
+                if before is None
+                else format_number(scale_points(before, maximum, lms_max), decimals),
+                "missing": "yes" if row.get("status") == "missing" else "no",
+                "matched_by": row.get("matched_by", "") if placed else row.get("placement", "unmatched"),
+                "file_name": submission_name(row) if row.get("student") else "",
+                "detail": row.get("detail") or "",
+                **dict(zip([f"check:{c['name']}" for c in checks or []], _check_cells(row, checks or [], decimals))),
+            }
+        )
         report.written += 1
         report.missing += row.get("status") == "missing"
         report.late += bool(late)
         if not placed:
-            report.problems.append(f"{submission_name(row)!r} is {row.get('placement', 'unmatched')} on the roster "
-                                   f"({row.get('problem') or 'see unmatched.csv'}); kept in the file")
+            report.problems.append(
+                f"{submission_name(row)!r} is {row.get('placement', 'unmatched')} on the roster "
+                f"({row.get('problem') or 'see unmatched.csv'}); kept in the file"
+            )
     return csv_text(PLAIN_COLUMNS + [f"check:{c['name']}" for c in checks or []], records), report
 
 
@@ -578,29 +710,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``course export``'s options on ``parser``."""
     parser.add_argument("format", choices=["canvas", "moodle", "csv"], help="what the file is for")
     parser.add_argument("grades_dir", metavar="GRADES_DIR", help="the course grade --out folder")
-    parser.add_argument("--out", metavar="FILE", help="where to write (default: GRADES_DIR/" +
-                        ", ".join(f"{n} for {f}" for f, n in DEFAULT_NAMES.items()) + ")")
-    parser.add_argument("--max-points", type=float, metavar="N",
-                        help="scale points to the LMS's maximum (Canvas default: the column's Points Possible)")
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="where to write (default: GRADES_DIR/" + ", ".join(f"{n} for {f}" for f, n in DEFAULT_NAMES.items()) + ")",
+    )
+    parser.add_argument(
+        "--max-points",
+        type=float,
+        metavar="N",
+        help="scale points to the LMS's maximum (Canvas default: the column's Points Possible)",
+    )
     parser.add_argument("--decimals", type=int, default=2, help="decimal places of scaled points (default 2)")
-    parser.add_argument("--missing", choices=["zero", "blank"], default="zero",
-                        help="grade of a roster person without a submission (default zero)")
-    parser.add_argument("--per-check", action="store_true",
-                        help="csv, moodle: one more column per hidden check (its raw points) besides the total")
+    parser.add_argument(
+        "--missing",
+        choices=["zero", "blank"],
+        default="zero",
+        help="grade of a roster person without a submission (default zero)",
+    )
+    parser.add_argument(
+        "--per-check",
+        action="store_true",
+        help="csv, moodle: one more column per hidden check (its raw points) besides the total",
+    )
     parser.add_argument("--canvas-export", metavar="CSV", help="canvas: the gradebook CSV downloaded from Canvas")
-    parser.add_argument("--column", metavar="NAME",
-                        help="canvas: the assignment column (default: the gradebook's assignment name)")
-    parser.add_argument("--new-column", action="store_true",
-                        help="canvas: create --column in Canvas when the export has no such column")
-    parser.add_argument("--all-columns", action="store_true",
-                        help="canvas: keep every column of the export (default: identity columns and this one)")
-    parser.add_argument("--identifier", choices=sorted(MOODLE_IDENTIFIERS), default="email",
-                        help="moodle: the user field the first column holds (default email)")
-    parser.add_argument("--participants", metavar="CSV",
-                        help="moodle: the course's participants as Moodle downloads them; everyone is checked "
-                             "against it before writing")
-    parser.add_argument("--feedback", action="store_true",
-                        help="moodle: a feedback column with each student's one-line summary")
+    parser.add_argument(
+        "--column", metavar="NAME", help="canvas: the assignment column (default: the gradebook's assignment name)"
+    )
+    parser.add_argument(
+        "--new-column", action="store_true", help="canvas: create --column in Canvas when the export has no such column"
+    )
+    parser.add_argument(
+        "--all-columns",
+        action="store_true",
+        help="canvas: keep every column of the export (default: identity columns and this one)",
+    )
+    parser.add_argument(
+        "--identifier",
+        choices=sorted(MOODLE_IDENTIFIERS),
+        default="email",
+        help="moodle: the user field the first column holds (default email)",
+    )
+    parser.add_argument(
+        "--participants",
+        metavar="CSV",
+        help="moodle: the course's participants as Moodle downloads them; everyone is checked "
+        "against it before writing",
+    )
+    parser.add_argument(
+        "--feedback", action="store_true", help="moodle: a feedback column with each student's one-line summary"
+    )
     add_roster_arguments(parser)
 
 
@@ -613,15 +772,19 @@ def _refuse_inputs(out: Path, inputs: list[Path]) -> None:
 def _refuse_options(args: argparse.Namespace) -> None:
     """Options that do not go with this format or this input, refused before anything is read."""
     if args.format == "canvas" and args.per_check:
-        raise ExportError("canvas: --per-check would create one Canvas assignment per check, each counted in the "
-                          "course grade; export the total to Canvas, and --per-check with csv or moodle")
+        raise ExportError(
+            "canvas: --per-check would create one Canvas assignment per check, each counted in the "
+            "course grade; export the total to Canvas, and --per-check with csv or moodle"
+        )
     if args.format != "moodle" and (args.participants or args.feedback):
         raise ExportError("--participants and --feedback go with moodle")
     if args.format != "canvas" and (args.new_column or args.all_columns or args.canvas_export):
         raise ExportError("--canvas-export, --new-column and --all-columns go with canvas")
     if (args.late_policy or "none").strip().casefold() != "none" and not args.roster:
-        raise ExportError("--late-policy is applied with the roster (its submitted_at and --deadline give the days "
-                          "late): add --roster ROSTER.csv")
+        raise ExportError(
+            "--late-policy is applied with the roster (its submitted_at and --deadline give the days "
+            "late): add --roster ROSTER.csv"
+        )
 
 
 def _read_text(path: str, what: str) -> tuple[str, bytes]:
@@ -635,8 +798,10 @@ def _read_text(path: str, what: str) -> tuple[str, bytes]:
 def _canvas_file(args, data: dict, rows: list[dict], unplaced: list[dict], from_roster: bool):
     """``(text, report, encoding, unplaced)`` of ``course export canvas``."""
     if not args.canvas_export:
-        raise ExportError("canvas needs --canvas-export FILE: in Canvas, Grades > Export > Export Entire "
-                          "Gradebook, then pass the downloaded CSV")
+        raise ExportError(
+            "canvas needs --canvas-export FILE: in Canvas, Grades > Export > Export Entire "
+            "Gradebook, then pass the downloaded CSV"
+        )
     canvas_text, raw = _read_text(args.canvas_export, "file as Canvas exported it")
     checks = data.get("checks") or []
     kit_max = sum(c.get("points", 0) for c in checks) if checks else None
@@ -647,27 +812,50 @@ def _canvas_file(args, data: dict, rows: list[dict], unplaced: list[dict], from_
         except CanvasError as problem:
             raise ExportError(str(problem)) from None
         roster = parse_roster(canvas_text, source=args.canvas_export, delimiter=separator)
-        result = reconcile(rows, roster, assignment=data.get("assignment") or "",
-                           check_names=[c["name"] for c in checks], max_points=kit_max)
+        result = reconcile(
+            rows,
+            roster,
+            assignment=data.get("assignment") or "",
+            check_names=[c["name"] for c in checks],
+            max_points=kit_max,
+        )
         rows, unplaced = result.rows, unplaced_rows(result.unmatched, result.ambiguous)
-    text, report = canvas_export(rows, canvas_text, column=args.column or data.get("assignment") or "",
-                                 lms_max=args.max_points, decimals=args.decimals, missing=args.missing,
-                                 all_columns=args.all_columns, new_column=args.new_column, kit_max=kit_max)
+    text, report = canvas_export(
+        rows,
+        canvas_text,
+        column=args.column or data.get("assignment") or "",
+        lms_max=args.max_points,
+        decimals=args.decimals,
+        missing=args.missing,
+        all_columns=args.all_columns,
+        new_column=args.new_column,
+        kit_max=kit_max,
+    )
     return text, report, "utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8", unplaced
 
 
 def _moodle_file(args, data: dict, rows: list[dict], from_roster: bool):
     """``(text, report)`` of ``course export moodle``."""
     if not from_roster:
-        raise ExportError("moodle matches people by e-mail, ID number or username, which come from a "
-                          "roster: add --roster ROSTER.csv (or run course grade with --roster)")
+        raise ExportError(
+            "moodle matches people by e-mail, ID number or username, which come from a "
+            "roster: add --roster ROSTER.csv (or run course grade with --roster)"
+        )
     participants = None
     if args.participants:
         text, _ = _read_text(args.participants, "participants file")
         participants = parse_roster(text, source=args.participants)
     checks = [dict(c, assignment=data.get("assignment")) for c in data.get("checks") or []] if args.per_check else None
-    return moodle_export(rows, identifier=args.identifier, lms_max=args.max_points, decimals=args.decimals,
-                         missing=args.missing, participants=participants, feedback=args.feedback, checks=checks)
+    return moodle_export(
+        rows,
+        identifier=args.identifier,
+        lms_max=args.max_points,
+        decimals=args.decimals,
+        missing=args.missing,
+        participants=participants,
+        feedback=args.feedback,
+        checks=checks,
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -676,8 +864,10 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else grades_dir / DEFAULT_NAMES[args.format]
     try:
         _refuse_options(args)
-        inputs = [grades_dir / n for n in ("grades.json", "grades.csv", "roster-grades.json", "roster-grades.csv",
-                                           "unmatched.csv")]
+        inputs = [
+            grades_dir / n
+            for n in ("grades.json", "grades.csv", "roster-grades.json", "roster-grades.csv", "unmatched.csv")
+        ]
         inputs += [Path(p) for p in (args.canvas_export, args.roster, args.participants) if p]
         _refuse_inputs(out, inputs)
         if args.roster:
@@ -689,8 +879,13 @@ def main(args: argparse.Namespace) -> int:
             text, report = _moodle_file(args, data, rows, from_roster)
             encoding = "utf-8"
         else:
-            text, report = plain_export(rows, unplaced, lms_max=args.max_points, decimals=args.decimals,
-                                        checks=(data.get("checks") or []) if args.per_check else None)
+            text, report = plain_export(
+                rows,
+                unplaced,
+                lms_max=args.max_points,
+                decimals=args.decimals,
+                checks=(data.get("checks") or []) if args.per_check else None,
+            )
             unplaced = []  # they are in the file, with matched_by = unmatched
             encoding = "utf-8-sig"  # so spreadsheets read accented names correctly
         write_text(out, text, encoding=encoding)
@@ -698,17 +893,22 @@ def main(args: argparse.Namespace) -> int:
         print(f"course export: {problem}", file=sys.stderr)
         return 2
     for item in unplaced:
-        report.problems.append(f"submission {submission_name(item)!r} ({item.get('status')}, {item.get('points')} "
-                               f"points) is {item['placement']}: {item.get('problem')}; no grade written")
+        report.problems.append(
+            f"submission {submission_name(item)!r} ({item.get('status')}, {item.get('points')} "
+            f"points) is {item['placement']}: {item.get('problem')}; no grade written"
+        )
     for row in rows:
         if row.get("late_problem"):
             person = row.get("person") or {}
-            report.problems.append(f"{person.get('name') or person.get('key') or row.get('student')!r} is "
-                                   f"{row['late_problem']}")
+            report.problems.append(
+                f"{person.get('name') or person.get('key') or row.get('student')!r} is {row['late_problem']}"
+            )
     for line in report.notes:
         print(line)
     for line in report.problems:
         print(f"problem: {line}")
-    print(f"wrote {out}: {report.written} grade(s), {report.missing} missing, {report.late} late, "
-          f"{len(report.problems)} problem(s)")
+    print(
+        f"wrote {out}: {report.written} grade(s), {report.missing} missing, {report.late} late, "
+        f"{len(report.problems)} problem(s)"
+    )
     return 1 if report.problems else 0

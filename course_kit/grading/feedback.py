@@ -28,6 +28,7 @@ Example:
     >>> "&lt;b&gt;" in page and "<b>" not in page
     True
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,6 +75,7 @@ def render_html(row: dict, name: str | None = None, notebook_link: str | None = 
     Returns:
         The HTML text.
     """
+
     def e(value) -> str:
         return html.escape(str(value), quote=True)
 
@@ -81,12 +83,16 @@ def render_html(row: dict, name: str | None = None, notebook_link: str | None = 
     explanation = status_explanation(row)
     who = f"{name} ({row['student']})" if name else row["student"]
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Feedback: {e(row.get('assignment', ''))} ({e(who)})</title><style>{STYLE}</style></head><body>",
-        f"<h1>Feedback: {e(row.get('assignment', ''))}</h1>", f"<p>{e(who)}</p>",
-        (f'<p class="points">{_number(row["points"])} / {_number(row["max_points"])} points '
-         f'<span class="status {e(status)}">{e(status)}</span></p>'),
+        f"<h1>Feedback: {e(row.get('assignment', ''))}</h1>",
+        f"<p>{e(who)}</p>",
+        (
+            f'<p class="points">{_number(row["points"])} / {_number(row["max_points"])} points '
+            f'<span class="status {e(status)}">{e(status)}</span></p>'
+        ),
         f"<p>{e(explanation).replace('`', '')}</p>",
     ]
     if late:
@@ -99,8 +105,10 @@ def render_html(row: dict, name: str | None = None, notebook_link: str | None = 
         for item in checks:
             outcome = "passed" if item["passed"] else "failed"
             message = "" if item["passed"] else f': <span class="message">{e(item["message"])}</span>'
-            parts.append(f"<tr><td>{e(item['title'])}</td><td>{_number(item['points'])} / "
-                         f"{_number(item['max_points'])}</td><td class=\"{outcome}\">{outcome}{message}</td></tr>")
+            parts.append(
+                f"<tr><td>{e(item['title'])}</td><td>{_number(item['points'])} / "
+                f'{_number(item["max_points"])}</td><td class="{outcome}">{outcome}{message}</td></tr>'
+            )
         parts.append("</tbody></table>")
     parts += _written_html(row)
     if notebook_link:
@@ -118,27 +126,104 @@ def _written_html(row: dict) -> list[str]:
     written = row.get("written") or {}
     if not written:
         return []
-    parts = [f"<h2>Written answers ({html.escape(str(row.get('written_status', 'pending')))})</h2>",
-             "<table><thead><tr><th>Question</th><th>Points</th><th>Comment</th></tr></thead><tbody>"]
+    parts = [
+        f"<h2>Written answers ({html.escape(str(row.get('written_status', 'pending')))})</h2>",
+        "<table><thead><tr><th>Question</th><th>Points</th><th>Comment</th></tr></thead><tbody>",
+    ]
     for qid, item in written.items():
         given = "pending" if item.get("points") is None else _number(item["points"])
-        parts.append(f"<tr><td>{html.escape(qid)}</td><td>{given} / {_number(item['max_points'])}</td>"
-                     f'<td class="message">{html.escape(str(item.get("comment") or ""))}</td></tr>')
+        parts.append(
+            f"<tr><td>{html.escape(qid)}</td><td>{given} / {_number(item['max_points'])}</td>"
+            f'<td class="message">{html.escape(str(item.get("comment") or ""))}</td></tr>'
+        )
     return parts + ["</tbody></table>"]
 
 
 # What a converted notebook may keep: text formatting, tables, lists, images, links, styles.
-TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "details", "div",
-        "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd",
-        "li", "main", "mark", "ol", "p", "pre", "q", "s", "samp", "section", "small", "span", "strong", "style",
-        "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "var"}
+TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "caption",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "ins",
+    "kbd",
+    "li",
+    "main",
+    "mark",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "samp",
+    "section",
+    "small",
+    "span",
+    "strong",
+    "style",
+    "sub",
+    "summary",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "u",
+    "ul",
+    "var",
+}
 # Removed with everything inside them (the rest of the unlisted tags lose the tag and keep their text).
-DROPPED_WITH_CONTENT = {"script", "noscript", "title", "template", "iframe", "object", "embed", "svg", "math",
-                        "textarea", "select", "button", "form"}
-ATTRIBUTES = {"*": {"class", "id", "title", "lang", "dir", "style", "data-mime-type"},
-              "a": {"href"}, "img": {"src", "alt", "width", "height"}, "td": {"colspan", "rowspan", "align"},
-              "th": {"colspan", "rowspan", "align", "scope"}, "ol": {"start", "type"}, "col": {"span"},
-              "colgroup": {"span"}}
+DROPPED_WITH_CONTENT = {
+    "script",
+    "noscript",
+    "title",
+    "template",
+    "iframe",
+    "object",
+    "embed",
+    "svg",
+    "math",
+    "textarea",
+    "select",
+    "button",
+    "form",
+}
+ATTRIBUTES = {
+    "*": {"class", "id", "title", "lang", "dir", "style", "data-mime-type"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan", "align"},
+    "th": {"colspan", "rowspan", "align", "scope"},
+    "ol": {"start", "type"},
+    "col": {"span"},
+    "colgroup": {"span"},
+}
 # An SVG shown by <img> runs no script of its own (browsers load images without scripts).
 _IMAGE_DATA = re.compile(r"data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE)
 _LINK = re.compile(r"(https?:|mailto:|#|[^:/?#]*(/|$|\?|#))", re.IGNORECASE)
@@ -170,14 +255,28 @@ def sanitize_page(page: str, title: str) -> str:
     """
     import nh3
 
-    cleaned = nh3.clean(page, tags=TAGS, clean_content_tags=DROPPED_WITH_CONTENT, attributes=ATTRIBUTES,
-                        attribute_filter=_attribute_filter, url_schemes={"http", "https", "mailto", "data"},
-                        strip_comments=True, link_rel="noopener noreferrer")
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title></head><body>", cleaned, "</body></html>", ""])
+    cleaned = nh3.clean(
+        page,
+        tags=TAGS,
+        clean_content_tags=DROPPED_WITH_CONTENT,
+        attributes=ATTRIBUTES,
+        attribute_filter=_attribute_filter,
+        url_schemes={"http", "https", "mailto", "data"},
+        strip_comments=True,
+        link_rel="noopener noreferrer",
+    )
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html.escape(title)}</title></head><body>",
+            cleaned,
+            "</body></html>",
+            "",
+        ]
+    )
 
 
 def notebook_html(path: Path) -> str:
@@ -191,8 +290,10 @@ def notebook_html(path: Path) -> str:
         import nh3  # noqa: F401 - checked here, so a missing sanitizer stops before any page is written
         from nbconvert import HTMLExporter
     except ImportError as error:
-        raise RosterError(f"--html-notebooks needs nbconvert and nh3 ({error}): pip install nbconvert nh3 (both are "
-                          f"in the kit's grading extra: pip install -e '.[grading]')") from None
+        raise RosterError(
+            f"--html-notebooks needs nbconvert and nh3 ({error}): pip install nbconvert nh3 (both are "
+            f"in the kit's grading extra: pip install -e '.[grading]')"
+        ) from None
     # nbconvert's own output sanitising stays on; the whole page is sanitised again after it.
     exporter = HTMLExporter(template_name="lab", embed_images=True, sanitize_html=True)
     body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))
@@ -204,8 +305,11 @@ def names_by_student(grades_dir: Path) -> dict[str, str]:
     view = read_roster_view(grades_dir)
     if view is None:
         return {}
-    return {row["student"]: row["person"].get("name") or "" for row in view.get("rows", [])
-            if row.get("student") and row.get("person")}
+    return {
+        row["student"]: row["person"].get("name") or ""
+        for row in view.get("rows", [])
+        if row.get("student") and row.get("person")
+    }
 
 
 def late_by_student(grades_dir: Path) -> dict[str, str]:
@@ -217,8 +321,9 @@ def late_by_student(grades_dir: Path) -> dict[str, str]:
     return {row["student"]: late_sentence(row) for row in rows if row.get("student") and late_sentence(row)}
 
 
-def write_feedback(grades_dir: Path, out_dir: Path | None = None, fmt: str = "html", notebooks: bool = False,
-                   say=print) -> int:
+def write_feedback(
+    grades_dir: Path, out_dir: Path | None = None, fmt: str = "html", notebooks: bool = False, say=print
+) -> int:
     """Write one feedback file per graded submission; returns how many were written.
 
     Args:
@@ -264,8 +369,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``course feedback``'s options on ``parser``."""
     parser.add_argument("grades_dir", metavar="GRADES_DIR", help="the course grade --out folder")
     parser.add_argument("--format", choices=["html", "md"], default="html", help="file type (default html)")
-    parser.add_argument("--html-notebooks", action="store_true",
-                        help="also write each executed notebook as HTML (needs nbconvert)")
+    parser.add_argument(
+        "--html-notebooks", action="store_true", help="also write each executed notebook as HTML (needs nbconvert)"
+    )
     parser.add_argument("--out", metavar="DIR", help="where to write (default GRADES_DIR/feedback-<format>)")
 
 

@@ -18,6 +18,7 @@ Example:
     student,points
     '=HYPERLINK(1),3
 """
+
 from __future__ import annotations
 
 import csv
@@ -118,7 +119,7 @@ def _safe_segment(segment: str) -> str:
     stripped = segment.lstrip(" ")
     if not stripped or stripped[0] not in _FORMULA_START or _NUMBER.fullmatch(segment):
         return segment
-    return segment[:len(segment) - len(stripped)] + "'" + stripped
+    return segment[: len(segment) - len(stripped)] + "'" + stripped
 
 
 def csv_text(columns: list[str], records: Iterable[dict], delimiter: str = ",") -> str:
@@ -133,8 +134,7 @@ def csv_text(columns: list[str], records: Iterable[dict], delimiter: str = ",") 
         '@x,-2
     """
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n",
-                            delimiter=delimiter)
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n", delimiter=delimiter)
     writer.writeheader()
     for record in records:
         writer.writerow({key: spreadsheet_safe(value) for key, value in record.items()})
@@ -206,6 +206,7 @@ def read_roster_view(out_dir: str | Path) -> dict | None:
         return None
     data = read_json(path, "roster view written by --roster")
     if not isinstance(data.get("rows"), list):
-        raise GradebookError(f"{path} is not a roster view written by --roster (no list of rows); apply the "
-                             f"roster again")
+        raise GradebookError(
+            f"{path} is not a roster view written by --roster (no list of rows); apply the roster again"
+        )
     return data

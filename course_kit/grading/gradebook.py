@@ -28,6 +28,7 @@ Example:
     >>> flatten({"acc": {"fine_tune": 0.9}, "epochs": 2, "curve": [1, 2]})
     {'acc.fine_tune': 0.9, 'epochs': 2, 'curve': '[1, 2]'}
 """
+
 from __future__ import annotations
 
 import json
@@ -39,38 +40,56 @@ from .status import Status
 STATUS_TEXT = {
     Status.OK: "Your notebook ran from top to bottom with the grading parameters, and all hidden checks ran.",
     Status.ERROR: "Your notebook raised an error: {detail}. The cells after it still ran (some may have failed "
-             "because of it), and the checks ran on what your notebook computed.",
+    "because of it), and the checks ran on what your notebook computed.",
     Status.TIMEOUT: "Your notebook was stopped because it ran too long ({detail}). Look for loops that never end or "
-               "settings you changed that make training much longer. The checks ran on what existed when it was "
-               "stopped, if the notebook could still be interrupted.",
+    "settings you changed that make training much longer. The checks ran on what existed when it was "
+    "stopped, if the notebook could still be interrupted.",
     Status.KERNEL_DIED: "The Python process running your notebook ended unexpectedly ({detail}), for example because "
-                   "code called os._exit()/exit(), killed its own process, or crashed in native code. "
-                   "Checks that could not run earned no points.",
+    "code called os._exit()/exit(), killed its own process, or crashed in native code. "
+    "Checks that could not run earned no points.",
     Status.KERNEL_BROKEN: "Your notebook's code changed how the Python process talks to Jupyter, runs cells or runs "
-                     "the hidden checks ({detail}), so the run could not go on. Do not replace modules such as json "
-                     "or builtins, the kernel's internals, or sys.stdout and sys.stderr.",
+    "the hidden checks ({detail}), so the run could not go on. Do not replace modules such as json "
+    "or builtins, the kernel's internals, or sys.stdout and sys.stderr.",
     Status.OUT_OF_MEMORY: "Your notebook needed more memory than the grading limit ({detail}). Use the parameters' "
-                     "sizes instead of larger data or models.",
+    "sizes instead of larger data or models.",
     Status.INCOMPLETE: "Some exercises are not finished or did not run ({detail}).",
     Status.INVALID_NOTEBOOK: "Your submission could not be read as a Jupyter notebook, or as a folder or zip holding one "
-                        "({detail}). Hand in the notebook as Jupyter saves it (File > Download), or the folder or "
-                        "zip that cu.submit() writes.",
+    "({detail}). Hand in the notebook as Jupyter saves it (File > Download), or the folder or "
+    "zip that cu.submit() writes.",
     Status.PARAMETERS_MISSING: "Your notebook has no cell tagged `parameters`, so it could not be run with the grading "
-                          "settings. Restore the first code cell (`profile = ...`) from the released notebook.",
+    "settings. Restore the first code cell (`profile = ...`) from the released notebook.",
     Status.GRADER_ERROR: "Grading failed for a reason unrelated to your work. Your instructor will grade it again.",
 }
 # The same statuses in a few words, for one-line summaries (an LMS's feedback column).
 STATUS_SHORT = {
-    "ok": "graded", "error": "your notebook raised an error", "timeout": "stopped: it ran too long",
-    "kernel-died": "its Python process ended unexpectedly", "kernel-broken": "its code broke the notebook's process",
-    "out-of-memory": "it needed more memory than the limit", "incomplete": "some exercises are not finished",
-    "invalid-notebook": "not a readable notebook", "parameters-missing": "its parameters cell is missing",
-    "grader-error": "not graded yet (a grader problem)", "missing": "no submission",
+    "ok": "graded",
+    "error": "your notebook raised an error",
+    "timeout": "stopped: it ran too long",
+    "kernel-died": "its Python process ended unexpectedly",
+    "kernel-broken": "its code broke the notebook's process",
+    "out-of-memory": "it needed more memory than the limit",
+    "incomplete": "some exercises are not finished",
+    "invalid-notebook": "not a readable notebook",
+    "parameters-missing": "its parameters cell is missing",
+    "grader-error": "not graded yet (a grader problem)",
+    "missing": "no submission",
     "ambiguous": "not graded yet (the submission's owner is unclear)",
 }
 FIXED_FIRST = ["student", "status", "points", "max_points", "detail", "error_cell"]
-FIXED_LAST = ["kernel_peak_mb", "metrics_problem", "sandbox", "parameters", "parameters_note", "file_name",
-              "submission", "sha256", "checks_sha256", "kit_version", "graded_at", "assignment"]
+FIXED_LAST = [
+    "kernel_peak_mb",
+    "metrics_problem",
+    "sandbox",
+    "parameters",
+    "parameters_note",
+    "file_name",
+    "submission",
+    "sha256",
+    "checks_sha256",
+    "kit_version",
+    "graded_at",
+    "assignment",
+]
 
 
 def flatten(metrics: dict | None, prefix: str = "") -> dict:
@@ -139,8 +158,10 @@ def render_feedback(row: dict, checks: list[dict]) -> str:
         lines += ["| Check | Points | Result |", "|---|---|---|"]
         for item in checks:
             outcome = "passed" if item["passed"] else "failed: " + _cell_text(item["message"])
-            lines.append(f"| {_cell_text(item['title'])} | {_number(item['points'])} / "
-                         f"{_number(item['max_points'])} | {outcome} |")
+            lines.append(
+                f"| {_cell_text(item['title'])} | {_number(item['points'])} / "
+                f"{_number(item['max_points'])} | {outcome} |"
+            )
         lines.append("")
     return "\n".join(lines + written_lines(row))
 
@@ -157,12 +178,17 @@ def written_lines(row: dict) -> list[str]:
     written = row.get("written") or {}
     if not written:
         return []
-    lines = [f"Written answers ({row.get('written_status', 'pending')}):", "",
-             "| Question | Points | Comment |", "|---|---|---|"]
+    lines = [
+        f"Written answers ({row.get('written_status', 'pending')}):",
+        "",
+        "| Question | Points | Comment |",
+        "|---|---|---|",
+    ]
     for qid, item in written.items():
         given = "pending" if item.get("points") is None else _number(item["points"])
-        lines.append(f"| {_cell_text(qid)} | {given} / {_number(item['max_points'])} | "
-                     f"{_cell_text(item.get('comment') or '')} |")
+        lines.append(
+            f"| {_cell_text(qid)} | {given} / {_number(item['max_points'])} | {_cell_text(item.get('comment') or '')} |"
+        )
     return lines + [""]
 
 
@@ -211,12 +237,13 @@ class Gradebook:
         if existing.exists():
             data = read_json(existing, "gradebook written by course grade")
             if data.get("assignment") != assignment:
-                raise GradebookError(f"{self.out} holds grades for {data.get('assignment')!r}, not {assignment!r}: "
-                                     f"use another --out folder")
+                raise GradebookError(
+                    f"{self.out} holds grades for {data.get('assignment')!r}, not {assignment!r}: "
+                    f"use another --out folder"
+                )
             self.rows = {row["student"]: row for row in data.get("rows", [])}
 
-    def should_grade(self, student: str, sha256: str, force: bool, graded_with: dict | None = None
-                     ) -> tuple[bool, str]:
+    def should_grade(self, student: str, sha256: str, force: bool, graded_with: dict | None = None) -> tuple[bool, str]:
         """Whether to (re)grade this student, and why (for the log).
 
         A row is kept only when the submission (SHA-256) and what it was graded with (the
@@ -244,11 +271,15 @@ class Gradebook:
             if before.get("checks_sha256") != graded_with["checks_sha256"]:
                 return True, "the hidden checks changed since it was graded"
             if before.get("parameters") != graded_with["parameters"]:
-                return True, (f"it was graded with parameters {before.get('parameters')}, this run uses "
-                              f"{graded_with['parameters']}")
+                return True, (
+                    f"it was graded with parameters {before.get('parameters')}, this run uses "
+                    f"{graded_with['parameters']}"
+                )
             if before.get("kit_version") != graded_with["kit_version"]:
-                return True, (f"it was graded by kit {before.get('kit_version') or 'before 0.3.0'}, this is "
-                              f"{graded_with['kit_version']}")
+                return True, (
+                    f"it was graded by kit {before.get('kit_version') or 'before 0.3.0'}, this is "
+                    f"{graded_with['kit_version']}"
+                )
         return False, "already graded"
 
     def record(self, result: dict) -> None:
@@ -269,10 +300,13 @@ class Gradebook:
 
     def save(self) -> None:
         rows = [self.rows[key] for key in sorted(self.rows)]
-        declared = [{"name": c.name, "title": c.title, "points": c.points, "exercise": c.exercise}
-                    for c in self.declared]
-        write_text(self.out / "grades.json", json.dumps(
-            {"assignment": self.assignment, "checks": declared, "rows": rows}, indent=1, default=str) + "\n")
+        declared = [
+            {"name": c.name, "title": c.title, "points": c.points, "exercise": c.exercise} for c in self.declared
+        ]
+        write_text(
+            self.out / "grades.json",
+            json.dumps({"assignment": self.assignment, "checks": declared, "rows": rows}, indent=1, default=str) + "\n",
+        )
         write_text(self.out / "grades.csv", self.csv_text(rows))
 
     def csv_text(self, rows: list[dict]) -> str:
@@ -280,8 +314,14 @@ class Gradebook:
         # Written questions, once merged (course answers merge): one column each, the automatic part apart.
         questions = list(dict.fromkeys(q for row in rows for q in (row.get("written") or {})))
         written = ([f"written:{q}" for q in questions] + ["written_status", "automatic_points"]) if questions else []
-        columns = (FIXED_FIRST + check_columns + written + ["runtime_s"] + [f"metric:{k}" for k in self.metric_keys]
-                   + FIXED_LAST)
+        columns = (
+            FIXED_FIRST
+            + check_columns
+            + written
+            + ["runtime_s"]
+            + [f"metric:{k}" for k in self.metric_keys]
+            + FIXED_LAST
+        )
         records = []
         for row in rows:
             flat = {key: row.get(key) for key in FIXED_FIRST + ["runtime_s"] + FIXED_LAST}

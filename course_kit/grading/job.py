@@ -45,6 +45,7 @@ Example:
     >>> preflight_notebook(b"{not json").problem
     'not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)'
 """
+
 from __future__ import annotations
 
 import base64
@@ -61,10 +62,10 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from . import checks as checks_api
 from . import procs
@@ -150,8 +151,11 @@ class GradingJob:
         """
         from .. import __version__
 
-        return {"checks_sha256": hashlib.sha256(self.checks_source.encode("utf-8")).hexdigest(),
-                "parameters": dict(self.parameters), "kit_version": __version__}
+        return {
+            "checks_sha256": hashlib.sha256(self.checks_source.encode("utf-8")).hexdigest(),
+            "parameters": dict(self.parameters),
+            "kit_version": __version__,
+        }
 
     @property
     def sha256(self) -> str:
@@ -185,8 +189,9 @@ def preflight_notebook(data: bytes) -> Preflight:
     import nbformat
 
     if len(data) > MAX_NOTEBOOK_BYTES:
-        return Preflight(problem=f"the notebook is larger than {MAX_NOTEBOOK_BYTES // 1024**2} MB",
-                         status=Status.INVALID_NOTEBOOK)
+        return Preflight(
+            problem=f"the notebook is larger than {MAX_NOTEBOOK_BYTES // 1024**2} MB", status=Status.INVALID_NOTEBOOK
+        )
     try:
         raw = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
@@ -194,23 +199,32 @@ def preflight_notebook(data: bytes) -> Preflight:
     except ValueError as error:
         return Preflight(problem=f"not valid JSON: {error}", status=Status.INVALID_NOTEBOOK)
     except RecursionError:
-        return Preflight(problem="its JSON is nested too deeply to read (a notebook is a few levels deep)",
-                         status=Status.INVALID_NOTEBOOK)
+        return Preflight(
+            problem="its JSON is nested too deeply to read (a notebook is a few levels deep)",
+            status=Status.INVALID_NOTEBOOK,
+        )
     if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
-        return Preflight(problem="valid JSON, but not a Jupyter notebook (no list of cells)",
-                         status=Status.INVALID_NOTEBOOK)
+        return Preflight(
+            problem="valid JSON, but not a Jupyter notebook (no list of cells)", status=Status.INVALID_NOTEBOOK
+        )
     # Checked before nbformat reads it: its validation is slow and deeply recursive.
     if len(raw.get("cells") or []) > MAX_CELLS:
-        return Preflight(problem=f"the notebook has {len(raw['cells'])} cells; at most {MAX_CELLS} are graded: "
-                         "start again from the released notebook", status=Status.INVALID_NOTEBOOK)
+        return Preflight(
+            problem=f"the notebook has {len(raw['cells'])} cells; at most {MAX_CELLS} are graded: "
+            "start again from the released notebook",
+            status=Status.INVALID_NOTEBOOK,
+        )
     if json_depth(raw) > MAX_JSON_DEPTH:
-        return Preflight(problem=f"its JSON is nested more than {MAX_JSON_DEPTH} levels deep",
-                         status=Status.INVALID_NOTEBOOK)
+        return Preflight(
+            problem=f"its JSON is nested more than {MAX_JSON_DEPTH} levels deep", status=Status.INVALID_NOTEBOOK
+        )
     try:
         nb = nbformat.reads(json.dumps(raw), as_version=4)
     except Exception as error:  # nbformat raises several kinds for broken structure
-        return Preflight(problem=f"not a readable Jupyter notebook: {str(error).splitlines()[0][:300]}",
-                         status=Status.INVALID_NOTEBOOK)
+        return Preflight(
+            problem=f"not a readable Jupyter notebook: {str(error).splitlines()[0][:300]}",
+            status=Status.INVALID_NOTEBOOK,
+        )
     for cell in nb.cells:
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
             return Preflight(problem="a cell has no valid cell_type", status=Status.INVALID_NOTEBOOK)
@@ -224,8 +238,9 @@ def preflight_notebook(data: bytes) -> Preflight:
         if "tags" in metadata:
             tags = metadata["tags"] if isinstance(metadata["tags"], list) else []
             metadata["tags"] = [t for t in tags if isinstance(t, str) and t not in NEUTRALIZED_TAGS]
-        if "course" in metadata and not (isinstance(metadata["course"], dict)
-                                         and isinstance(metadata["course"].get("exercise", ""), str)):
+        if "course" in metadata and not (
+            isinstance(metadata["course"], dict) and isinstance(metadata["course"].get("exercise", ""), str)
+        ):
             metadata.pop("course")
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
@@ -282,8 +297,11 @@ def parameters_cell_problem(cells: list) -> str | None:
         return "no cell is tagged `parameters` (the first code cell, with `profile = ...`)"
     if tagged != [1]:
         where = ", ".join(str(i) for i in tagged)
-        return f"the `parameters` tag is on code cell {where}, not on the first code cell" if 1 not in tagged \
+        return (
+            f"the `parameters` tag is on code cell {where}, not on the first code cell"
+            if 1 not in tagged
             else f"more than one cell is tagged `parameters` (code cells {where})"
+        )
     try:
         statements = ast.parse(code[0].get("source", "")).body
     except SyntaxError:
@@ -291,8 +309,11 @@ def parameters_cell_problem(cells: list) -> str | None:
     for statement in statements:
         targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
         value = getattr(statement, "value", None)
-        plain = isinstance(statement, (ast.Assign, ast.AnnAssign)) and value is not None \
+        plain = (
+            isinstance(statement, (ast.Assign, ast.AnnAssign))
+            and value is not None
             and all(isinstance(t, ast.Name) for t in targets)
+        )
         if plain:
             try:
                 ast.literal_eval(value)
@@ -300,8 +321,10 @@ def parameters_cell_problem(cells: list) -> str | None:
                 plain = False
         docstring = isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
         if not (plain or docstring):
-            return (f"the `parameters` cell runs code (line {statement.lineno}); it may only assign plain values "
-                    "such as `num_epochs = 3`")
+            return (
+                f"the `parameters` cell runs code (line {statement.lineno}); it may only assign plain values "
+                "such as `num_epochs = 3`"
+            )
     return None
 
 
@@ -341,8 +364,10 @@ def build_runner_job(job: GradingJob, notebook: dict, private: Path, key: bytes)
         "parameters": job.parameters,
         "probe_source": _probe_source(),
         "probes_source": checks_api.kernel_source(job.checks_source),
-        "checks": [{"name": c.name, "timeout": c.timeout, "has_inputs": c.name in inputs,
-                    "inputs": inputs.get(c.name)} for c in declared_checks(job.checks_source)],
+        "checks": [
+            {"name": c.name, "timeout": c.timeout, "has_inputs": c.name in inputs, "inputs": inputs.get(c.name)}
+            for c in declared_checks(job.checks_source)
+        ],
         "timeout": limits.timeout,
         "cell_timeout": limits.cell_timeout,
         "check_timeout": limits.check_timeout,
@@ -363,8 +388,19 @@ def build_runner_job(job: GradingJob, notebook: dict, private: Path, key: bytes)
 
 # What the per-submission runner keeps of the grader's environment: what Python, locale and the
 # kit need, never the rest (credentials, tokens, an instructor's own variables).
-_RUNNER_VARIABLES = {"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX",
-                     "CUDA_VISIBLE_DEVICES", "DOCKER_HOST"}
+_RUNNER_VARIABLES = {
+    "PATH",
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "CUDA_VISIBLE_DEVICES",
+    "DOCKER_HOST",
+}
 _RUNNER_PREFIXES = ("LC_", "COURSE_")
 
 
@@ -379,8 +415,9 @@ def runner_environment(environ) -> dict:
         >>> sorted(runner_environment({"PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "x", "LC_ALL": "C"}))
         ['LC_ALL', 'PATH']
     """
-    return {key: value for key, value in environ.items()
-            if key in _RUNNER_VARIABLES or key.startswith(_RUNNER_PREFIXES)}
+    return {
+        key: value for key, value in environ.items() if key in _RUNNER_VARIABLES or key.startswith(_RUNNER_PREFIXES)
+    }
 
 
 def container_name(job: GradingJob) -> str:
@@ -409,11 +446,38 @@ def runner_command(job: GradingJob, private: Path) -> list[str]:
     if not job.sandbox.container:
         return [sys.executable, "-m", RUNNER_MODULE]
     limits = job.limits
-    command = ["docker", "run", "--rm", "-i", "--init", "--name", container_name(job),
-               "--user", f"{os.getuid()}:{os.getgid()}", "--network", "none", "--pids-limit", "1024",
-               "--cpus", str(max(1, limits.threads)), "--read-only", "--tmpfs", "/tmp:rw,size=1g", "--shm-size", "1g",
-               "-e", "HOME=/tmp", "-e", "JUPYTER_RUNTIME_DIR=/tmp/jupyter", "-e", "PYTHONDONTWRITEBYTECODE=1",
-               "-v", f"{private}:{private}", "--workdir", str(private)]
+    command = [
+        "docker",
+        "run",
+        "--rm",
+        "-i",
+        "--init",
+        "--name",
+        container_name(job),
+        "--user",
+        f"{os.getuid()}:{os.getgid()}",
+        "--network",
+        "none",
+        "--pids-limit",
+        "1024",
+        "--cpus",
+        str(max(1, limits.threads)),
+        "--read-only",
+        "--tmpfs",
+        "/tmp:rw,size=1g",
+        "--shm-size",
+        "1g",
+        "-e",
+        "HOME=/tmp",
+        "-e",
+        "JUPYTER_RUNTIME_DIR=/tmp/jupyter",
+        "-e",
+        "PYTHONDONTWRITEBYTECODE=1",
+        "-v",
+        f"{private}:{private}",
+        "--workdir",
+        str(private),
+    ]
     if limits.memory_bytes:
         # The whole container (kernel, DataLoader workers, runner) shares this, unlike RLIMIT_DATA.
         total = limits.memory_bytes + 512 * 1024**2  # the runner itself needs a little
@@ -458,10 +522,15 @@ def run_runner(job: GradingJob, notebook: dict, cancelled: Callable[[], bool]) -
     try:
         with open(log_path, "wb") as log:
             # The runner carries the run's marker too: if this process dies, the next run finds it.
-            proc = subprocess.Popen(runner_command(job, private), stdin=subprocess.PIPE, stdout=log,
-                                    stderr=log, cwd=private, start_new_session=True,
-                                    env={**runner_environment(os.environ),
-                                         procs.MARKER_VARIABLE: runner_job["marker"]})
+            proc = subprocess.Popen(
+                runner_command(job, private),
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                cwd=private,
+                start_new_session=True,
+                env={**runner_environment(os.environ), procs.MARKER_VARIABLE: runner_job["marker"]},
+            )
         container = container_name(job) if job.sandbox.container else None
         try:
             proc.stdin.write(json.dumps(runner_job).encode())
@@ -529,8 +598,12 @@ def parameters_note(expected: dict, record: dict | None) -> str:
     for call in resolved:
         used = call.get("values") if isinstance(call, dict) else None
         for name, injected in expected.items():
-            if isinstance(used, dict) and name in used and name != "profile" and not checks_api._same(
-                    checks_api.plain(injected), used[name], 0, 0):
+            if (
+                isinstance(used, dict)
+                and name in used
+                and name != "profile"
+                and not checks_api._same(checks_api.plain(injected), used[name], 0, 0)
+            ):
                 notes.append(f"cu.load_parameters reported `{name}` = {str(used[name])[:40]} (injected {injected!r})")
     return "; ".join(dict.fromkeys(notes))[:300]
 
@@ -588,7 +661,7 @@ class RunnerReport:
     problem: str = ""  # the runner failed or was stopped: a grader-error
 
     @classmethod
-    def from_json(cls, data: dict) -> "RunnerReport":
+    def from_json(cls, data: dict) -> RunnerReport:
         problem = data.get("runner_error") or data.get("aborted") or ""
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data and name != "problem"}
         return cls(**known, problem=str(problem))
@@ -599,8 +672,11 @@ def _verdict(status: Status, detail, declared, results, cell=None, grader_detail
     checks = []
     for item in declared:
         passed, message = results.get(item.name, (False, "not run"))
-        checks.append(CheckResult(item.name, item.title, item.exercise, item.points,
-                                  item.points if passed else 0, bool(passed), message))
+        checks.append(
+            CheckResult(
+                item.name, item.title, item.exercise, item.points, item.points if passed else 0, bool(passed), message
+            )
+        )
     return Verdict(Status(status), detail or "", checks, sum(c.points for c in declared), cell, grader_detail)
 
 
@@ -623,8 +699,9 @@ def judge_report(job: GradingJob, report: dict) -> Verdict:
     declared = declared_checks(job.checks_source)
     ran = RunnerReport.from_json(report)
     if ran.problem:
-        return _verdict(Status.GRADER_ERROR, ran.problem.strip().splitlines()[-1][:300], declared, {},
-                        grader_detail=ran.problem)
+        return _verdict(
+            Status.GRADER_ERROR, ran.problem.strip().splitlines()[-1][:300], declared, {}, grader_detail=ran.problem
+        )
     by_name: dict[str, dict] = {}
     for record in ran.records:
         if isinstance(record, dict) and record.get("kind") != "parameters" and isinstance(record.get("name"), str):
@@ -632,14 +709,17 @@ def judge_report(job: GradingJob, report: dict) -> Verdict:
     try:
         inputs = drawn_inputs(job)
         words = probe_words(job.checks_source)
-        results = {item.name: checks_api.judge(item, by_name.get(item.name), job.parameters, inputs.get(item.name),
-                                                words) for item in declared}
+        results = {
+            item.name: checks_api.judge(item, by_name.get(item.name), job.parameters, inputs.get(item.name), words)
+            for item in declared
+        }
     except checks_api.ExpectationError as error:
         return _verdict(Status.GRADER_ERROR, str(error), declared, {})
     # Checks are judged on what the kernel holds, wherever the student defined it; whether
     # the exercise cells themselves ran decides the status (``incomplete``), not the points.
-    found = _stopped(ran, declared, results) or _cell_errors(ran, declared, results) or _check_phase(
-        ran, declared, results)
+    found = (
+        _stopped(ran, declared, results) or _cell_errors(ran, declared, results) or _check_phase(ran, declared, results)
+    )
     if found:
         return found
     unran = sorted({c.exercise for c in declared if c.exercise is not None and not ran.exercises.get(c.exercise)})
@@ -660,9 +740,14 @@ def _stopped(ran: RunnerReport, declared, results) -> Verdict | None:
     if stop["reason"] == "kernel-broken":
         # The client's parse error depends on which garbled message arrived first, so it goes
         # to the log; the gradebook row stays the same on every executor and rerun.
-        return _verdict(Status.KERNEL_BROKEN, f"the kernel stopped speaking the Jupyter protocol in cell In [{cell}] "
-                        "(see logs/)", declared, results, cell,
-                        grader_detail=f"kernel-broken in cell In [{cell}]: {stop.get('error')}")
+        return _verdict(
+            Status.KERNEL_BROKEN,
+            f"the kernel stopped speaking the Jupyter protocol in cell In [{cell}] (see logs/)",
+            declared,
+            results,
+            cell,
+            grader_detail=f"kernel-broken in cell In [{cell}]: {stop.get('error')}",
+        )
     return _verdict(Status.TIMEOUT, f"cell In [{cell}]: {stop.get('limit')}", declared, results, cell)
 
 
@@ -693,18 +778,28 @@ def _check_phase(ran: RunnerReport, declared, results) -> Verdict | None:
     if phase == "cannot-start":
         return _verdict(Status.KERNEL_BROKEN, detail, declared, results)
     if phase == "kernel-broken":
-        return _verdict(Status.KERNEL_BROKEN, "the kernel stopped speaking the Jupyter protocol while the hidden "
-                        "checks ran", declared, results)
+        return _verdict(
+            Status.KERNEL_BROKEN,
+            "the kernel stopped speaking the Jupyter protocol while the hidden checks ran",
+            declared,
+            results,
+        )
     if phase == "timeout":
         return _verdict(Status.TIMEOUT, detail, declared, results)
     if phase != "ran":
-        return _verdict(Status.GRADER_ERROR, f"the hidden checks did not complete ({detail or phase})",
-                        declared, results)
+        return _verdict(
+            Status.GRADER_ERROR, f"the hidden checks did not complete ({detail or phase})", declared, results
+        )
     if not ran.report_complete:
         # The probes' cell ran but their report is missing or cut short: the notebook changed the
         # interpreter they run in (builtins, modules, the work folder). Checks that reported count.
-        return _verdict(Status.KERNEL_BROKEN, "the hidden checks could not run or report in this kernel: the "
-                        "notebook changed the interpreter they run in", declared, results)
+        return _verdict(
+            Status.KERNEL_BROKEN,
+            "the hidden checks could not run or report in this kernel: the "
+            "notebook changed the interpreter they run in",
+            declared,
+            results,
+        )
     return None
 
 
@@ -758,8 +853,13 @@ def error_result(job: GradingJob, problem: str) -> dict:
         declared = declared_checks(job.checks_source)
     except Exception:  # the checks themselves may be what failed
         declared = ()
-    verdict = _verdict(Status.GRADER_ERROR, problem.strip().splitlines()[-1][:300] if problem.strip() else
-                       "grader failure", declared, {}, grader_detail=problem)
+    verdict = _verdict(
+        Status.GRADER_ERROR,
+        problem.strip().splitlines()[-1][:300] if problem.strip() else "grader failure",
+        declared,
+        {},
+        grader_detail=problem,
+    )
     return _result(job, verdict, {}, None, runtime=0.0)
 
 
@@ -791,8 +891,12 @@ def _result(job: GradingJob, verdict: Verdict, report: dict, executed: str | Non
         "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     log = "\n".join(filter(None, [report.get("kernel_log", ""), verdict.grader_detail]))
-    return {"row": row, "checks": [dataclasses.asdict(c) for c in verdict.checks], "executed_notebook": executed,
-            "kernel_log": log}
+    return {
+        "row": row,
+        "checks": [dataclasses.asdict(c) for c in verdict.checks],
+        "executed_notebook": executed,
+        "kernel_log": log,
+    }
 
 
 def with_notes(detail: str | None, notes: str) -> str | None:

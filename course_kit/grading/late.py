@@ -25,6 +25,7 @@ Example:
     >>> parse_late_policy("zero-after 3d").percent(4), parse_late_policy("none")
     (100.0, None)
 """
+
 from __future__ import annotations
 
 import math
@@ -91,11 +92,14 @@ def parse_late_policy(text: str | None) -> LatePolicy | None:
         if key in found and not 0 <= found[key] <= 100:
             raise LatePolicyError(f"--late-policy {text!r}: {found[key]:g}% is not between 0 and 100")
     if "cap" in found and "per_day" not in found:
-        raise LatePolicyError(f"--late-policy {text!r}: 'max {found['cap']:g}%' caps a per-day penalty; add one "
-                              f"(for example 10%/day, max {found['cap']:g}%)")
+        raise LatePolicyError(
+            f"--late-policy {text!r}: 'max {found['cap']:g}%' caps a per-day penalty; add one "
+            f"(for example 10%/day, max {found['cap']:g}%)"
+        )
     zero_after = found.get("zero_after")
-    return LatePolicy(text.strip(), found.get("per_day"), found.get("cap"),
-                      None if zero_after is None else int(zero_after))
+    return LatePolicy(
+        text.strip(), found.get("per_day"), found.get("cap"), None if zero_after is None else int(zero_after)
+    )
 
 
 def days_late(submitted_at: datetime | None, deadline: datetime | None) -> int | None:
@@ -133,14 +137,21 @@ def apply_late_policy(row: dict, policy: LatePolicy | None) -> dict:
     row = dict(row)
     days = row.get("days_late")
     if not days:
-        row["late_problem"] = (f"late ({row.get('late_reason') or 'marked late'}) but the days late are unknown "
-                               f"(the roster needs submitted_at, and --deadline): the late policy was not applied")
+        row["late_problem"] = (
+            f"late ({row.get('late_reason') or 'marked late'}) but the days late are unknown "
+            f"(the roster needs submitted_at, and --deadline): the late policy was not applied"
+        )
         return row
     percent = policy.percent(days)
     before = float(row.get("points") or 0)
     penalty = round(min(before, float(row.get("max_points") or 0) * percent / 100), 4)
-    row.update(points_before_late=row.get("points"), late_penalty=penalty, late_percent=percent,
-               late_policy=policy.text, points=round(before - penalty, 4))
+    row.update(
+        points_before_late=row.get("points"),
+        late_penalty=penalty,
+        late_percent=percent,
+        late_policy=policy.text,
+        points=round(before - penalty, 4),
+    )
     return row
 
 
@@ -155,6 +166,8 @@ def late_sentence(row: dict, number=lambda value: f"{float(value):g}") -> str:
     if row.get("late_penalty") is None:
         return ""
     days = row["days_late"]
-    return (f"Submitted {days} day{'s' if days != 1 else ''} late: late policy {row['late_policy']} takes off "
-            f"{number(row['late_percent'])}% of {number(row['max_points'])} points ({number(row['late_penalty'])}), "
-            f"from {number(row['points_before_late'])} to {number(row['points'])} points.")
+    return (
+        f"Submitted {days} day{'s' if days != 1 else ''} late: late policy {row['late_policy']} takes off "
+        f"{number(row['late_percent'])}% of {number(row['max_points'])} points ({number(row['late_penalty'])}), "
+        f"from {number(row['points_before_late'])} to {number(row['points'])} points."
+    )

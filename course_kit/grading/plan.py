@@ -15,14 +15,15 @@ Example:
     >>> args.timeout, args.check_timeout, args.memory, args.parameter, args.profile
     (90.0, 30.0, 1073741824, [['epochs', '1']], 'grading')
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import procs
 from .files import write_text
@@ -68,28 +69,63 @@ class PlanDefaults:
 
 def add_plan_arguments(parser: argparse.ArgumentParser, defaults: PlanDefaults) -> None:
     """Declare the options both grading commands take, with ``defaults`` for this command."""
-    parser.add_argument("--solutions", default="solutions", metavar="DIR",
-                        help="instructor notebooks and hidden_checks/ (default: ./solutions)")
-    parser.add_argument("--checks", metavar="FILE", help="hidden checks file (default: SOLUTIONS/hidden_checks/NAME.py)")
+    parser.add_argument(
+        "--solutions",
+        default="solutions",
+        metavar="DIR",
+        help="instructor notebooks and hidden_checks/ (default: ./solutions)",
+    )
+    parser.add_argument(
+        "--checks", metavar="FILE", help="hidden checks file (default: SOLUTIONS/hidden_checks/NAME.py)"
+    )
     parser.add_argument("--profile", default="grading", help="papermill `profile` parameter (default: grading)")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="a knob of the notebook's parameters cell, typed as for course run (a number, "
-                             "True/False/None or YAML such as '[0, 1]'); unknown knobs are refused (repeatable)")
-    parser.add_argument("--timeout", type=float, default=float(defaults.timeout), metavar="S",
-                        help=f"wall-clock limit for all of a notebook's cells (default {defaults.timeout:g}"
-                             f"{defaults.timeout_help})")
-    parser.add_argument("--cell-timeout", type=float, default=float(defaults.cell_timeout), metavar="S",
-                        help=f"wall-clock limit for any one cell (default {defaults.cell_timeout:g})")
-    parser.add_argument("--check-timeout", type=float, default=float(defaults.check_timeout), metavar="S",
-                        help=f"wall-clock limit for the hidden checks after the notebook "
-                             f"(default {defaults.check_timeout:g})")
-    parser.add_argument("--memory", type=parse_size, default=parse_size(defaults.memory), metavar="SIZE",
-                        help=f"memory a kernel process may make writable (RLIMIT_DATA), e.g. 2G; none = no limit "
-                             f"(default {defaults.memory}{defaults.memory_help})")
-    parser.add_argument("--max-file-size", type=parse_size, default=parse_size(defaults.max_file_size),
-                        metavar="SIZE", help=f"largest file a kernel may write (default {defaults.max_file_size})")
-    parser.add_argument("--no-solution-check", action="store_true",
-                        help="do not grade SOLUTIONS/NAME.ipynb first")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="a knob of the notebook's parameters cell, typed as for course run (a number, "
+        "True/False/None or YAML such as '[0, 1]'); unknown knobs are refused (repeatable)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=float(defaults.timeout),
+        metavar="S",
+        help=f"wall-clock limit for all of a notebook's cells (default {defaults.timeout:g}{defaults.timeout_help})",
+    )
+    parser.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=float(defaults.cell_timeout),
+        metavar="S",
+        help=f"wall-clock limit for any one cell (default {defaults.cell_timeout:g})",
+    )
+    parser.add_argument(
+        "--check-timeout",
+        type=float,
+        default=float(defaults.check_timeout),
+        metavar="S",
+        help=f"wall-clock limit for the hidden checks after the notebook (default {defaults.check_timeout:g})",
+    )
+    parser.add_argument(
+        "--memory",
+        type=parse_size,
+        default=parse_size(defaults.memory),
+        metavar="SIZE",
+        help=f"memory a kernel process may make writable (RLIMIT_DATA), e.g. 2G; none = no limit "
+        f"(default {defaults.memory}{defaults.memory_help})",
+    )
+    parser.add_argument(
+        "--max-file-size",
+        type=parse_size,
+        default=parse_size(defaults.max_file_size),
+        metavar="SIZE",
+        help=f"largest file a kernel may write (default {defaults.max_file_size})",
+    )
+    parser.add_argument("--no-solution-check", action="store_true", help="do not grade SOLUTIONS/NAME.ipynb first")
 
 
 @dataclass
@@ -118,11 +154,22 @@ class GradingPlan:
 
     def job(self, submission: Submission, sandbox: SandboxOptions, marker: str, **extra) -> GradingJob:
         """The grading job for ``submission`` under this plan (``extra``: other GradingJob fields)."""
-        return GradingJob(student=submission.student, assignment=self.assignment, source=str(submission.source),
-                          notebook_bytes=submission.notebook_bytes, files=submission.files,
-                          problem=submission.problem, checks_source=self.checks_source, parameters=self.parameters,
-                          limits=self.limits, sandbox=sandbox, marker=marker, file_name=submission.file_name,
-                          notes=submission.notes_text, **extra)
+        return GradingJob(
+            student=submission.student,
+            assignment=self.assignment,
+            source=str(submission.source),
+            notebook_bytes=submission.notebook_bytes,
+            files=submission.files,
+            problem=submission.problem,
+            checks_source=self.checks_source,
+            parameters=self.parameters,
+            limits=self.limits,
+            sandbox=sandbox,
+            marker=marker,
+            file_name=submission.file_name,
+            notes=submission.notes_text,
+            **extra,
+        )
 
 
 def make_plan(args: argparse.Namespace, threads: int) -> GradingPlan:
@@ -132,8 +179,10 @@ def make_plan(args: argparse.Namespace, threads: int) -> GradingPlan:
     solutions = Path(args.solutions)
     checks_path = Path(args.checks) if args.checks else solutions / "hidden_checks" / f"{args.assignment}.py"
     if not checks_path.is_file():
-        raise ValueError(f"hidden checks not found at {checks_path}: write them there (see "
-                         f"course_kit/grading/checks.py), pass --solutions DIR or --checks FILE")
+        raise ValueError(
+            f"hidden checks not found at {checks_path}: write them there (see "
+            f"course_kit/grading/checks.py), pass --solutions DIR or --checks FILE"
+        )
     checks_source = checks_path.read_text(encoding="utf-8")
     try:
         declared = declared_checks(checks_source)
@@ -147,12 +196,24 @@ def make_plan(args: argparse.Namespace, threads: int) -> GradingPlan:
         if not solution.is_file():
             raise ValueError(f"-p needs {solution} to know the assignment's knobs (or grade without -p)")
         check_overrides([solution], overrides)
-    limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout, check_timeout=args.check_timeout,
-                    memory_bytes=args.memory, file_size_bytes=args.max_file_size, threads=threads)
-    return GradingPlan(assignment=args.assignment, solutions=solutions, checks_path=checks_path,
-                       checks_source=checks_source, declared=declared, parameters={"profile": args.profile,
-                                                                                   **overrides},
-                       limits=limits, solution_check=not args.no_solution_check)
+    limits = Limits(
+        timeout=args.timeout,
+        cell_timeout=args.cell_timeout,
+        check_timeout=args.check_timeout,
+        memory_bytes=args.memory,
+        file_size_bytes=args.max_file_size,
+        threads=threads,
+    )
+    return GradingPlan(
+        assignment=args.assignment,
+        solutions=solutions,
+        checks_path=checks_path,
+        checks_source=checks_source,
+        declared=declared,
+        parameters={"profile": args.profile, **overrides},
+        limits=limits,
+        solution_check=not args.no_solution_check,
+    )
 
 
 @dataclass
@@ -166,9 +227,15 @@ class SolutionCheck:
     result: dict | None = None
 
 
-def check_solution(plan: GradingPlan, grade: Callable[[GradingJob], dict | None], sandbox: SandboxOptions,
-                   marker: str, say: Callable[[str], None], require: bool = False,
-                   keep: Path | None = None) -> SolutionCheck:
+def check_solution(
+    plan: GradingPlan,
+    grade: Callable[[GradingJob], dict | None],
+    sandbox: SandboxOptions,
+    marker: str,
+    say: Callable[[str], None],
+    require: bool = False,
+    keep: Path | None = None,
+) -> SolutionCheck:
     """Grade the instructor's notebook first, as a submission; it must get ``ok`` and full points.
 
     ``grade`` runs one job (None when interrupted); ``require``: a missing solution notebook
@@ -181,8 +248,9 @@ def check_solution(plan: GradingPlan, grade: Callable[[GradingJob], dict | None]
     solution = plan.solution
     if not solution.is_file():
         if require:
-            return SolutionCheck(False, problem=f"no {solution} to check the hidden checks against "
-                                                f"(or pass --no-solution-check)")
+            return SolutionCheck(
+                False, problem=f"no {solution} to check the hidden checks against (or pass --no-solution-check)"
+            )
         say(f"note: no {solution} to check the hidden checks against; grading without that check")
         return SolutionCheck(True)
     say(f"checking the hidden checks against {solution} ...")
@@ -196,15 +264,24 @@ def check_solution(plan: GradingPlan, grade: Callable[[GradingJob], dict | None]
         write_text(keep / "kernel.log", result.get("kernel_log") or "")
     row = result["row"]
     if row["status"] == Status.OK and row["points"] == row["max_points"]:
-        say(f"solution: ok, {row['points']}/{row['max_points']} points ({row['runtime_s']:.1f} s"
-            + (f", kernel peak {row['kernel_peak_mb']} MB" if row.get("kernel_peak_mb") else "") + ")")
+        say(
+            f"solution: ok, {row['points']}/{row['max_points']} points ({row['runtime_s']:.1f} s"
+            + (f", kernel peak {row['kernel_peak_mb']} MB" if row.get("kernel_peak_mb") else "")
+            + ")"
+        )
         return SolutionCheck(True, metrics=row.get("metrics"), result=result)
     failed = [f"check {item['name']}: {item['message']}" for item in result.get("checks") or [] if not item["passed"]]
     kept = f"executed notebook and kernel log in {keep}; " if keep is not None else ""
-    return SolutionCheck(False, result=result, failed_checks=failed, problem=(
-        f"the solution notebook gets status {str(row['status'])!r} with {row['points']}/{row['max_points']} points "
-        f"({row.get('detail') or 'no detail'}); fix the hidden checks, the grading profile, the limits or the "
-        f"solution before grading students ({kept}--no-solution-check skips this)"))
+    return SolutionCheck(
+        False,
+        result=result,
+        failed_checks=failed,
+        problem=(
+            f"the solution notebook gets status {str(row['status'])!r} with {row['points']}/{row['max_points']} points "
+            f"({row.get('detail') or 'no detail'}); fix the hidden checks, the grading profile, the limits or the "
+            f"solution before grading students ({kept}--no-solution-check skips this)"
+        ),
+    )
 
 
 def sweep(marker: str) -> list[int]:

@@ -28,6 +28,7 @@ Example:
     >>> plain((1, 2.5, "x"))
     [1, 2.5, 'x']
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,18 @@ MAX_PLAIN_ITEMS = 200_000
 MAX_TEXT_CHARS = 10_000
 MAX_DEPTH = 40
 # What can go wrong in a probe; the grader words each one itself.
-FAILURES = ("undefined", "not-callable", "raised", "not-plain", "too-large", "too-deep", "timeout", "exit",
-            "check-failed", "unreportable")
+FAILURES = (
+    "undefined",
+    "not-callable",
+    "raised",
+    "not-plain",
+    "too-large",
+    "too-deep",
+    "timeout",
+    "exit",
+    "check-failed",
+    "unreportable",
+)
 
 
 class CheckFailed(Exception):
@@ -165,7 +176,7 @@ def _convert(value, depth, budget):
             return plain(numpy.generic.item(value), depth + 1, budget)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
-        base = getattr(torch._C, "TensorBase", None) or getattr(torch._C, "_TensorBase")
+        base = getattr(torch._C, "TensorBase", None) or torch._C._TensorBase
         if base.numel(value) > budget[0]:
             raise _Failure("too-large")
         return plain(base.tolist(base.cpu(base.detach(value))), depth + 1, budget)
@@ -279,12 +290,13 @@ def _api_module():
         def decorate(function):
             function.__course_probe__ = True
             return function
+
         return decorate
 
     api.check = check
     api.grader_only = lambda function: function
     api.CheckFailed = CheckFailed
-    api.__dict__["__getattr__"] = lambda name: (lambda *args, **kwargs: None)
+    api.__dict__["__getattr__"] = lambda name: lambda *args, **kwargs: None
     return api
 
 
@@ -311,7 +323,7 @@ def run(args, user_ns):
     def write(line):
         data = (line + "\n").encode("utf-8")
         while data:
-            data = data[os.write(fd, data):]
+            data = data[os.write(fd, data) :]
 
     try:
         write("started")
@@ -330,8 +342,9 @@ def run(args, user_ns):
         ns = Namespace(user_ns)
         for item in args["checks"]:
             function = module.__dict__.get(item["name"])
-            write(encode(run_probe(function, item["name"], ns, item.get("inputs"), item["has_inputs"],
-                                   item["timeout"])))
+            write(
+                encode(run_probe(function, item["name"], ns, item.get("inputs"), item["has_inputs"], item["timeout"]))
+            )
         write("done")
     finally:
         os.close(fd)

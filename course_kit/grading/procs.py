@@ -19,6 +19,7 @@ Example:
     >>> os.getpid() not in descendants(os.getpid())
     True
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -77,7 +78,7 @@ def _stat_fields(pid: int | str) -> list[str] | None:
     except OSError:  # the process exited while we looked
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     return fields if len(fields) >= 20 else None
 
 

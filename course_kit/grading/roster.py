@@ -53,6 +53,7 @@ Example:
     >>> [(r["person"]["name"], r["status"], r["matched_by"]) for r in result.rows]
     [('José Martínez', 'ok', 'name'), ('Josè Martínez', 'missing', '')]
 """
+
 from __future__ import annotations
 
 import csv
@@ -112,8 +113,17 @@ class Person:
 
     def summary(self) -> dict:
         """The person as plain data, as rows carry it (``row["person"]``)."""
-        return {"key": self.key, "name": self.name, "email": self.email, "id": self.id, "sis_id": self.sis_id,
-                "login": self.login, "section": self.section, "line": self.line, "fields": dict(self.fields)}
+        return {
+            "key": self.key,
+            "name": self.name,
+            "email": self.email,
+            "id": self.id,
+            "sis_id": self.sis_id,
+            "login": self.login,
+            "section": self.section,
+            "line": self.line,
+            "fields": dict(self.fields),
+        }
 
     def label(self) -> str:
         """How messages name this person.
@@ -166,8 +176,9 @@ def parse_columns(text: str | None) -> dict[str, str]:
         if not part.strip():
             continue
         if "=" not in part:
-            raise RosterError(f"--roster-columns: {part.strip()!r} is not FIELD=COLUMN (for example "
-                              f"email=Mail,id=Student number)")
+            raise RosterError(
+                f"--roster-columns: {part.strip()!r} is not FIELD=COLUMN (for example email=Mail,id=Student number)"
+            )
         key, value = part.split("=", 1)
         mapping[key.strip()] = value.strip()
     return mapping
@@ -189,8 +200,9 @@ def read_roster(path: str | Path, columns: dict[str, str] | None = None) -> Rost
     return parse_roster(text, columns, source=str(path))
 
 
-def parse_roster(text: str, columns: dict[str, str] | None = None, source: str = "roster",
-                 delimiter: str | None = None) -> Roster:
+def parse_roster(
+    text: str, columns: dict[str, str] | None = None, source: str = "roster", delimiter: str | None = None
+) -> Roster:
     """The people in roster CSV ``text``.
 
     Rows without any name, e-mail or id are skipped (Canvas's ``Points Possible`` row among
@@ -229,18 +241,28 @@ def parse_roster(text: str, columns: dict[str, str] | None = None, source: str =
     people = []
     for line, record in enumerate(records[1:], start=2):
         cells = {name: (record[i].strip() if i < len(record) else "") for i, name in enumerate(header)}
-        values = {f: (cells[col] if isinstance(col, str) else " ".join(cells[c] for c in col if cells[c]))
-                  for f, col in chosen.items()}
+        values = {
+            f: (cells[col] if isinstance(col, str) else " ".join(cells[c] for c in col if cells[c]))
+            for f, col in chosen.items()
+        }
         if record and "points possible" in record[0].casefold():
             continue  # Canvas's second header row (Canvas's importer looks for these words in the first cell)
         if not any(values.get(f) for f in IDENTITY_FIELDS):
             continue
-        people.append(Person(line=line, name=values.get("name", ""), email=values.get("email", ""),
-                             id=values.get("id", ""), sis_id=values.get("sis_id", ""),
-                             login=values.get("login", ""), section=values.get("section", ""),
-                             late=_parse_late(values.get("late", ""), source, line),
-                             submitted_at=_parse_time(values.get("submitted_at", ""), f"{source} line {line}"),
-                             fields=cells))
+        people.append(
+            Person(
+                line=line,
+                name=values.get("name", ""),
+                email=values.get("email", ""),
+                id=values.get("id", ""),
+                sis_id=values.get("sis_id", ""),
+                login=values.get("login", ""),
+                section=values.get("section", ""),
+                late=_parse_late(values.get("late", ""), source, line),
+                submitted_at=_parse_time(values.get("submitted_at", ""), f"{source} line {line}"),
+                fields=cells,
+            )
+        )
     if not people:
         raise RosterError(f"roster {source} has a header ({', '.join(header)}) but nobody in it")
     _check_unique(people, source)
@@ -251,8 +273,9 @@ def parse_roster(text: str, columns: dict[str, str] | None = None, source: str =
 def _choose_columns(header, by_key, overrides, source) -> dict:
     unknown = sorted(set(overrides) - set(FIELDS))
     if unknown:
-        raise RosterError(f"--roster-columns: unknown field(s) {', '.join(unknown)}; the fields are "
-                          f"{', '.join(FIELDS)}")
+        raise RosterError(
+            f"--roster-columns: unknown field(s) {', '.join(unknown)}; the fields are {', '.join(FIELDS)}"
+        )
     have = ", ".join(header)
     chosen: dict = {}
     for name in FIELDS:
@@ -273,8 +296,10 @@ def _choose_columns(header, by_key, overrides, source) -> dict:
         if first and last:
             chosen["name"] = (first, last)
     if not any(f in chosen for f in IDENTITY_FIELDS):
-        raise RosterError(f"roster {source} has no column for a name, e-mail or id; its columns are: {have}. "
-                          f"Name them, for example --roster-columns name=COLUMN,email=COLUMN")
+        raise RosterError(
+            f"roster {source} has no column for a name, e-mail or id; its columns are: {have}. "
+            f"Name them, for example --roster-columns name=COLUMN,email=COLUMN"
+        )
     return chosen
 
 
@@ -299,8 +324,10 @@ def _parse_time(value: str, where: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
     except ValueError:
-        raise RosterError(f"{where}: {value!r} is not a time; write it as 2025-03-01T23:59 (ISO 8601, "
-                          f"optionally with an offset such as +01:00; without one it is UTC)") from None
+        raise RosterError(
+            f"{where}: {value!r} is not a time; write it as 2025-03-01T23:59 (ISO 8601, "
+            f"optionally with an offset such as +01:00; without one it is UTC)"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -310,8 +337,10 @@ def _check_unique(people: list[Person], source: str) -> None:
         for person in people:
             value = getattr(person, name).casefold()
             if value and value in seen:
-                raise RosterError(f"roster {source}: lines {seen[value].line} and {person.line} have the same "
-                                  f"{name} {getattr(person, name)!r}; one person per row")
+                raise RosterError(
+                    f"roster {source}: lines {seen[value].line} and {person.line} have the same "
+                    f"{name} {getattr(person, name)!r}; one person per row"
+                )
             seen[value] = person
     used: set[str] = set()
     for person in people:
@@ -363,7 +392,7 @@ def _contains_words(words: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     size = len(needle)
     if needle[0] not in words:  # the usual case, decided without slicing
         return False
-    return any(words[i:i + size] == needle for i in range(len(words) - size + 1))
+    return any(words[i : i + size] == needle for i in range(len(words) - size + 1))
 
 
 def contains_identifier(text: str, value: str) -> bool:
@@ -389,7 +418,7 @@ def _occurs(haystack: str, needle: str) -> bool:
     start = haystack.find(needle)
     while start >= 0:
         before = haystack[start - 1] if start else ""
-        after = haystack[start + len(needle):start + len(needle) + 1]
+        after = haystack[start + len(needle) : start + len(needle) + 1]
         if not any(c and (c.isalnum() or c in glue) for c in (before, after)):
             return True
         start = haystack.find(needle, start + 1)
@@ -451,14 +480,32 @@ def _is_late(person: Person | None, name: str, deadline: datetime | None) -> tup
 
 
 def _missing_row(assignment, max_points, check_names, status, detail) -> dict:
-    return {"student": "", "assignment": assignment, "status": status, "points": 0, "max_points": max_points,
-            "detail": detail, "error_cell": None, "checks": {name: 0 for name in check_names},
-            "check_results": [], "submission": "", "file_name": "", "sha256": "", "graded_at": ""}
+    return {
+        "student": "",
+        "assignment": assignment,
+        "status": status,
+        "points": 0,
+        "max_points": max_points,
+        "detail": detail,
+        "error_cell": None,
+        "checks": {name: 0 for name in check_names},
+        "check_results": [],
+        "submission": "",
+        "file_name": "",
+        "sha256": "",
+        "graded_at": "",
+    }
 
 
-def reconcile(rows: Iterable[dict], roster: Roster | list[Person], *, max_points: float | None = None,
-              assignment: str | None = None, check_names: Iterable[str] = (),
-              deadline: datetime | None = None) -> Reconciled:
+def reconcile(
+    rows: Iterable[dict],
+    roster: Roster | list[Person],
+    *,
+    max_points: float | None = None,
+    assignment: str | None = None,
+    check_names: Iterable[str] = (),
+    deadline: datetime | None = None,
+) -> Reconciled:
     """Map gradebook rows to roster people; a pure function (nothing is read or written).
 
     Args:
@@ -508,19 +555,28 @@ def reconcile(rows: Iterable[dict], roster: Roster | list[Person], *, max_points
             row, missing = dict(rows[chosen]), False
             late, reason, days = _is_late(person, submission_name(row), deadline)
         else:
-            maybe = [submission_name(rows[i]) for i, a in sorted(found.ambiguous.items())
-                     if any(c["key"] == person.key for c in a["candidates"])]
+            maybe = [
+                submission_name(rows[i])
+                for i, a in sorted(found.ambiguous.items())
+                if any(c["key"] == person.key for c in a["candidates"])
+            ]
             status = "ambiguous" if maybe else "missing"
-            detail = (f"could be {', '.join(repr(m) for m in maybe)} (ambiguous; see unmatched.csv)" if maybe
-                      else "no submission matched this person")
+            detail = (
+                f"could be {', '.join(repr(m) for m in maybe)} (ambiguous; see unmatched.csv)"
+                if maybe
+                else "no submission matched this person"
+            )
             row, missing = _missing_row(assignment, max_points, check_names, status, detail), status == "missing"
             late, reason, days = None, "", None
-        row.update(person=person.summary(), matched_by=how, late=late, late_reason=reason, days_late=days,
-                   missing=missing)
+        row.update(
+            person=person.summary(), matched_by=how, late=late, late_reason=reason, days_late=days, missing=missing
+        )
         out.append(row)
-    return Reconciled(rows=out, unmatched=[dict(rows[i], problem="matches nobody in the roster")
-                                           for i in found.unmatched],
-                      ambiguous=[found.ambiguous[i] for i in sorted(found.ambiguous)])
+    return Reconciled(
+        rows=out,
+        unmatched=[dict(rows[i], problem="matches nobody in the roster") for i in found.unmatched],
+        ambiguous=[found.ambiguous[i] for i in sorted(found.ambiguous)],
+    )
 
 
 @dataclass
@@ -585,22 +641,34 @@ def _choose(person, rows: list[dict], found: _Matches, mine: list[int], loose: l
     if len(mine) == 1:
         chosen = mine[0]
         for index in loose:  # this person already has an exact match
-            found.ambiguous[index] = _ambiguity(rows[index], [person], (
-                f"matches {person.label()} only when accents are ignored, who already has "
-                f"{submission_name(rows[chosen])!r}"))
+            found.ambiguous[index] = _ambiguity(
+                rows[index],
+                [person],
+                (
+                    f"matches {person.label()} only when accents are ignored, who already has "
+                    f"{submission_name(rows[chosen])!r}"
+                ),
+            )
         return chosen, found.strong[chosen][1]
     if not mine and len(loose) == 1:
         return loose[0], "name without accents"
     many = mine + loose
     for index in many:
-        found.ambiguous[index] = _ambiguity(rows[index], [person], f"one of {len(many)} submissions matching "
-                                            f"{person.label()}")
+        found.ambiguous[index] = _ambiguity(
+            rows[index], [person], f"one of {len(many)} submissions matching {person.label()}"
+        )
     return None, ""
 
 
 def _ambiguity(row: dict, candidates: list[Person], reason: str) -> dict:
-    return {"file_name": submission_name(row), "student": row.get("student", ""), "submission": row.get("submission"),
-            "candidates": [p.summary() for p in candidates], "reason": reason, "row": row}
+    return {
+        "file_name": submission_name(row),
+        "student": row.get("student", ""),
+        "submission": row.get("submission"),
+        "candidates": [p.summary() for p in candidates],
+        "reason": reason,
+        "row": row,
+    }
 
 
 # --------------------------------------------------------------------------- files
@@ -610,17 +678,51 @@ def _yes(value) -> str:
 
 def roster_csv(rows: list[dict], check_names: list[str]) -> str:
     """``roster-grades.csv``: one line per person, roster fields first."""
-    columns = ["name", "email", "id", "sis_id", "login", "section", "status", "points", "max_points", "late",
-               "days_late", "late_penalty", "points_before_late", "missing", "matched_by", "student", "file_name",
-               "detail"] + [f"check:{n}" for n in check_names]
+    columns = [
+        "name",
+        "email",
+        "id",
+        "sis_id",
+        "login",
+        "section",
+        "status",
+        "points",
+        "max_points",
+        "late",
+        "days_late",
+        "late_penalty",
+        "points_before_late",
+        "missing",
+        "matched_by",
+        "student",
+        "file_name",
+        "detail",
+    ] + [f"check:{n}" for n in check_names]
     records = []
     for row in rows:
         person = row.get("person") or {}
         record = {key: person.get(key, "") for key in ("name", "email", "id", "sis_id", "login", "section")}
-        record.update({key: row.get(key) for key in ("status", "points", "max_points", "matched_by", "student",
-                                                       "detail", "days_late", "late_penalty", "points_before_late")})
-        record.update(late=_yes(row.get("late")), missing=_yes(row.get("missing")), file_name=submission_name(row)
-                      if row.get("student") else "")
+        record.update(
+            {
+                key: row.get(key)
+                for key in (
+                    "status",
+                    "points",
+                    "max_points",
+                    "matched_by",
+                    "student",
+                    "detail",
+                    "days_late",
+                    "late_penalty",
+                    "points_before_late",
+                )
+            }
+        )
+        record.update(
+            late=_yes(row.get("late")),
+            missing=_yes(row.get("missing")),
+            file_name=submission_name(row) if row.get("student") else "",
+        )
         record.update({f"check:{n}": (row.get("checks") or {}).get(n) for n in check_names})
         records.append(record)
     return csv_text(columns, records)
@@ -628,24 +730,60 @@ def roster_csv(rows: list[dict], check_names: list[str]) -> str:
 
 def problems_csv(result: Reconciled) -> str:
     """``unmatched.csv``: every submission that reached nobody, and why."""
-    columns = ["problem", "file_name", "student", "status", "points", "max_points", "candidates", "reason",
-               "submission"]
-    records = [{"problem": "unmatched", "file_name": submission_name(row), "student": row.get("student"),
-                "status": row.get("status"), "points": row.get("points"), "max_points": row.get("max_points"),
-                "candidates": "", "reason": row["problem"], "submission": row.get("submission")}
-               for row in result.unmatched]
-    records += [{"problem": "ambiguous", "file_name": item["file_name"], "student": item["student"],
-                 "status": item["row"].get("status"), "points": item["row"].get("points"),
-                 "max_points": item["row"].get("max_points"),
-                 "candidates": "; ".join(Person(c["line"], name=c["name"], email=c["email"], id=c["id"],
-                                                key=c["key"]).label() for c in item["candidates"]),
-                 "reason": item["reason"], "submission": item["submission"]} for item in result.ambiguous]
+    columns = [
+        "problem",
+        "file_name",
+        "student",
+        "status",
+        "points",
+        "max_points",
+        "candidates",
+        "reason",
+        "submission",
+    ]
+    records = [
+        {
+            "problem": "unmatched",
+            "file_name": submission_name(row),
+            "student": row.get("student"),
+            "status": row.get("status"),
+            "points": row.get("points"),
+            "max_points": row.get("max_points"),
+            "candidates": "",
+            "reason": row["problem"],
+            "submission": row.get("submission"),
+        }
+        for row in result.unmatched
+    ]
+    records += [
+        {
+            "problem": "ambiguous",
+            "file_name": item["file_name"],
+            "student": item["student"],
+            "status": item["row"].get("status"),
+            "points": item["row"].get("points"),
+            "max_points": item["row"].get("max_points"),
+            "candidates": "; ".join(
+                Person(c["line"], name=c["name"], email=c["email"], id=c["id"], key=c["key"]).label()
+                for c in item["candidates"]
+            ),
+            "reason": item["reason"],
+            "submission": item["submission"],
+        }
+        for item in result.ambiguous
+    ]
     return csv_text(columns, records)
 
 
-def apply_roster(out_dir: str | Path, roster_path: str | Path, say: Callable[[str], None] = print, *,
-                 columns: dict[str, str] | None = None, deadline: datetime | str | None = None,
-                 late_policy: str | None = None) -> int:
+def apply_roster(
+    out_dir: str | Path,
+    roster_path: str | Path,
+    say: Callable[[str], None] = print,
+    *,
+    columns: dict[str, str] | None = None,
+    deadline: datetime | str | None = None,
+    late_policy: str | None = None,
+) -> int:
     """Match a graded folder's submissions to a roster and write the roster's view of the grades.
 
     Reads ``OUT_DIR/grades.json`` and writes, next to it (replacing earlier versions):
@@ -687,20 +825,36 @@ def apply_roster(out_dir: str | Path, roster_path: str | Path, say: Callable[[st
     policy = checked_late_policy(late_policy)
     checks = data.get("checks") or []
     max_points = sum(c.get("points", 0) for c in checks) if checks else None
-    result = reconcile(data["rows"], roster, max_points=max_points, assignment=data.get("assignment"),
-                       check_names=[c["name"] for c in checks], deadline=deadline)
+    result = reconcile(
+        data["rows"],
+        roster,
+        max_points=max_points,
+        assignment=data.get("assignment"),
+        check_names=[c["name"] for c in checks],
+        deadline=deadline,
+    )
     result.rows = [apply_late_policy(row, policy) for row in result.rows]
-    document = {"assignment": data.get("assignment"), "checks": checks, "roster": str(roster_path),
-                "roster_columns": roster.columns, "deadline": deadline.isoformat() if deadline else None,
-                "late_policy": policy.text if policy else None, "grades_sha256": digest, "rows": result.rows,
-                "unmatched": result.unmatched, "ambiguous": result.ambiguous}
+    document = {
+        "assignment": data.get("assignment"),
+        "checks": checks,
+        "roster": str(roster_path),
+        "roster_columns": roster.columns,
+        "deadline": deadline.isoformat() if deadline else None,
+        "late_policy": policy.text if policy else None,
+        "grades_sha256": digest,
+        "rows": result.rows,
+        "unmatched": result.unmatched,
+        "ambiguous": result.ambiguous,
+    }
     write_text(out_dir / "roster-grades.json", json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n")
     check_names = [c["name"] for c in checks]
     write_text(out_dir / "roster-grades.csv", roster_csv(result.rows, check_names))
     write_text(out_dir / "unmatched.csv", problems_csv(result))
     for row in result.unmatched:
-        say(f"unmatched: {submission_name(row)!r} ({row.get('status')}, {row.get('points')} points) matches nobody "
-            f"in {roster_path}")
+        say(
+            f"unmatched: {submission_name(row)!r} ({row.get('status')}, {row.get('points')} points) matches nobody "
+            f"in {roster_path}"
+        )
     for item in result.ambiguous:
         names = "; ".join(c["name"] or c["key"] for c in item["candidates"])
         say(f"ambiguous: {item['file_name']!r} {item['reason']} ({names})")
@@ -711,24 +865,39 @@ def apply_roster(out_dir: str | Path, roster_path: str | Path, say: Callable[[st
     for row in result.rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     late = sum(1 for row in result.rows if row.get("late"))
-    say(f"roster {roster_path}: {len(result.rows)} people ("
-        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"; {late} late), "
+    say(
+        f"roster {roster_path}: {len(result.rows)} people ("
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        + f"; {late} late), "
         f"{len(result.unmatched)} unmatched and {len(result.ambiguous)} ambiguous submission(s); "
-        f"{out_dir / 'roster-grades.csv'}")
+        f"{out_dir / 'roster-grades.csv'}"
+    )
     return result.problems
 
 
 def add_roster_arguments(parser) -> None:
     """``--roster``, ``--roster-columns`` and ``--deadline``, for any command that applies a roster."""
     parser.add_argument("--roster", metavar="CSV", help="course roster: one row per person (see docs/grading.md)")
-    parser.add_argument("--roster-columns", metavar="MAP", default="",
-                        help="roster columns by field, e.g. 'email=Mail,id=Student number' (fields: "
-                             + ", ".join(FIELDS) + "; FIELD= to ignore one)")
-    parser.add_argument("--deadline", metavar="TIME",
-                        help="ISO time (e.g. 2025-03-01T23:59+01:00); a roster submitted_at after it is late")
-    parser.add_argument("--late-policy", metavar="POLICY", default=None,
-                        help="penalty on late totals, e.g. '10%%/day, max 30%%' or 'zero-after 3d' (default none; "
-                             "days late come from the roster's submitted_at and --deadline)")
+    parser.add_argument(
+        "--roster-columns",
+        metavar="MAP",
+        default="",
+        help="roster columns by field, e.g. 'email=Mail,id=Student number' (fields: "
+        + ", ".join(FIELDS)
+        + "; FIELD= to ignore one)",
+    )
+    parser.add_argument(
+        "--deadline",
+        metavar="TIME",
+        help="ISO time (e.g. 2025-03-01T23:59+01:00); a roster submitted_at after it is late",
+    )
+    parser.add_argument(
+        "--late-policy",
+        metavar="POLICY",
+        default=None,
+        help="penalty on late totals, e.g. '10%%/day, max 30%%' or 'zero-after 3d' (default none; "
+        "days late come from the roster's submitted_at and --deadline)",
+    )
 
 
 def roster_options(args) -> dict:
@@ -739,8 +908,11 @@ def roster_options(args) -> dict:
         >>> roster_options(argparse.Namespace(roster_columns="id=Number", deadline=None))
         {'columns': {'id': 'Number'}, 'deadline': None, 'late_policy': None}
     """
-    return {"columns": parse_columns(getattr(args, "roster_columns", "")), "deadline": getattr(args, "deadline", None),
-            "late_policy": getattr(args, "late_policy", None)}
+    return {
+        "columns": parse_columns(getattr(args, "roster_columns", "")),
+        "deadline": getattr(args, "deadline", None),
+        "late_policy": getattr(args, "late_policy", None),
+    }
 
 
 def checked_late_policy(text: str | None):

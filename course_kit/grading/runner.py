@@ -30,6 +30,7 @@ Example (what :func:`course_kit.grading.job.grade_job` does)::
 
     subprocess.run([sys.executable, "-m", "course_kit.grading.runner"], input=json.dumps(job), text=True)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -87,7 +88,6 @@ def capped_error(content: dict) -> dict:
         lines.append(line if len(line) <= budget else line[:budget] + note)
         budget -= len(lines[-1])
     return dict(content, ename=str(content.get("ename", ""))[:200], evalue=evalue, traceback=lines)
-
 
 
 class Terminated(BaseException):
@@ -191,10 +191,10 @@ class Session:
         }
         # repr() of plain strings/lists is a Python literal: the compiler parses it, no
         # (patchable) json module is involved in the kernel.
-        return (f"exec(compile({self.job['probe_source']!r}, '<course-grading>', 'exec'), "
-                f"{{'__name__': '__course_grading__', 'USER_NS': globals(), 'ARGS': {args!r}}})")
-
-
+        return (
+            f"exec(compile({self.job['probe_source']!r}, '<course-grading>', 'exec'), "
+            f"{{'__name__': '__course_grading__', 'USER_NS': globals(), 'ARGS': {args!r}}})"
+        )
 
 
 # --------------------------------------------------------------------------- kernel setup
@@ -283,26 +283,46 @@ def make_kernel_manager(job: dict, private: Path, work: Path):
 
     socket_prefix = work / KERNEL_SOCKETS  # the sockets are .kernel-1 ... .kernel-5
     if len(os.fsencode(f"{socket_prefix}-99")) > sandbox.MAX_SOCKET_PATH:
-        raise RuntimeError(f"the kernel's socket path {socket_prefix}-N is longer than a UNIX socket allows "
-                           f"({sandbox.MAX_SOCKET_PATH} bytes): set TMPDIR to a shorter folder, e.g. /tmp")
+        raise RuntimeError(
+            f"the kernel's socket path {socket_prefix}-N is longer than a UNIX socket allows "
+            f"({sandbox.MAX_SOCKET_PATH} bytes): set TMPDIR to a shorter folder, e.g. /tmp"
+        )
     policy_file = private / "sandbox.json"
     policy_file.write_text(json.dumps(sandbox_policy(job, private, work)))
     # By path, not with -m: -m would put the kernel's working folder (the student's files) first
     # on the launcher's sys.path, and the launcher runs before the sandbox is applied.
     launcher = Path(sandbox.__file__).resolve()
     spec = KernelSpec(
-        argv=[sys.executable, str(launcher), str(policy_file), "--connection-file", "{connection_file}",
-              "--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        argv=[
+            sys.executable,
+            str(launcher),
+            str(policy_file),
+            "--connection-file",
+            "{connection_file}",
+            "--",
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+        ],
         # A signal would reach bwrap, not the kernel in its own PID namespace: interrupt by message.
-        display_name="course grading (sandboxed)", language="python", interrupt_mode="message",
+        display_name="course grading (sandboxed)",
+        language="python",
+        interrupt_mode="message",
     )
 
     class OneSpec(KernelSpecManager):
         def get_kernel_spec(self, kernel_name):
             return spec
 
-    return AsyncKernelManager(kernel_name="course-grading", kernel_spec_manager=OneSpec(), transport="ipc",
-                              ip=str(socket_prefix), connection_file=str(work / ".kernel-connection.json"))
+    return AsyncKernelManager(
+        kernel_name="course-grading",
+        kernel_spec_manager=OneSpec(),
+        transport="ipc",
+        ip=str(socket_prefix),
+        connection_file=str(work / ".kernel-connection.json"),
+    )
 
 
 def write_submission(job: dict, work: Path) -> Path:
@@ -368,7 +388,6 @@ def _depth(value) -> int:
     return deepest
 
 
-
 def exercise_cells(nb) -> dict[str, bool]:
     """``{exercise id: did its cell run}`` for every cell carrying ``metadata.course.exercise``."""
     found: dict[str, bool] = {}
@@ -419,9 +438,18 @@ def grade(job: dict, private: Path) -> dict:
     executed_path = private / EXECUTED_FILE
     try:
         papermill.execute_notebook(
-            nb, str(executed_path), parameters=job["parameters"], engine_name="course-grading",
-            kernel_name="python3", language="python", progress_bar=False, log_output=False,
-            start_timeout=float(job["startup_timeout"]), cwd=str(work), km=km, session=session,
+            nb,
+            str(executed_path),
+            parameters=job["parameters"],
+            engine_name="course-grading",
+            kernel_name="python3",
+            language="python",
+            progress_bar=False,
+            log_output=False,
+            start_timeout=float(job["startup_timeout"]),
+            cwd=str(work),
+            km=km,
+            session=session,
         )
     except PapermillExecutionError:
         pass  # the stop reason was recorded by the client; papermill only re-raises it
@@ -430,21 +458,23 @@ def grade(job: dict, private: Path) -> dict:
 
     executed = nbformat.read(executed_path, as_version=4) if executed_path.exists() else nb
     metrics, metrics_problem = read_metrics(work, job["results_name"])
-    report.update({
-        "stop": session.stop,
-        "errors": session.errors,
-        "errors_dropped": session.errors_dropped,
-        "check_phase": session.check_phase,
-        "check_detail": session.check_detail,
-        "records": session.records,
-        "report_complete": session.report_complete,
-        "exercises": exercise_cells(executed),
-        "metrics": metrics,
-        "metrics_problem": metrics_problem,
-        "kernel_exit": session.kernel_exit,
-        "kernel_peak_mb": round(session.peak_memory / 1024**2, 1),
-        "seconds": round(time.monotonic() - session.started, 3),
-    })
+    report.update(
+        {
+            "stop": session.stop,
+            "errors": session.errors,
+            "errors_dropped": session.errors_dropped,
+            "check_phase": session.check_phase,
+            "check_detail": session.check_detail,
+            "records": session.records,
+            "report_complete": session.report_complete,
+            "exercises": exercise_cells(executed),
+            "metrics": metrics,
+            "metrics_problem": metrics_problem,
+            "kernel_exit": session.kernel_exit,
+            "kernel_peak_mb": round(session.peak_memory / 1024**2, 1),
+            "seconds": round(time.monotonic() - session.started, 3),
+        }
+    )
     return report
 
 

@@ -44,6 +44,7 @@ Example:
     >>> args[:2], "--unshare-net" in args, args[args.index("--bind") + 1:args.index("--bind") + 3]
     (['/usr/bin/bwrap', '--unshare-user'], True, ['/tmp/w', '/tmp/w'])
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -63,8 +64,18 @@ BWRAP_VARIABLE = "COURSE_BWRAP"  # where bwrap is, if not on PATH; a path that d
 MODES = ("bwrap", "user", "none")
 _PR_SET_PDEATHSIG = 1
 # What every kernel gets (the probe in bwrap_problem tries exactly these).
-NAMESPACE_OPTIONS = ("--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                     "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session")
+NAMESPACE_OPTIONS = (
+    "--unshare-user",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+    "--disable-userns",
+    "--cap-drop",
+    "ALL",
+    "--die-with-parent",
+    "--new-session",
+)
 # A UNIX socket's path must fit sockaddr_un.sun_path (108 bytes with its terminating NUL).
 MAX_SOCKET_PATH = 107
 DEFAULT_TMP_BYTES = 1024**3
@@ -88,7 +99,7 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap") or next((p for p in ("/usr/bin/bwrap", "/bin/bwrap") if os.access(p, os.X_OK)), None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bwrap_problem(run_as: tuple[int, int] | None = None, bwrap: str | None = None) -> str | None:
     """None when bubblewrap can start a sandbox here (as ``run_as``, if given), else why not.
 
@@ -103,11 +114,27 @@ def bwrap_problem(run_as: tuple[int, int] | None = None, bwrap: str | None = Non
     bwrap = bwrap or bwrap_path()
     if not bwrap or not os.access(bwrap, os.X_OK):
         return "bubblewrap (bwrap) is not installed here"
-    probe = [bwrap, *NAMESPACE_OPTIONS, "--unshare-net", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-             "true"]
+    probe = [
+        bwrap,
+        *NAMESPACE_OPTIONS,
+        "--unshare-net",
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "true",
+    ]
     try:
-        done = subprocess.run(probe, capture_output=True, text=True, timeout=60,
-                              preexec_fn=(lambda: _drop_privileges(*run_as)) if run_as else None)
+        done = subprocess.run(
+            probe,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=(lambda: _drop_privileges(*run_as)) if run_as else None,
+        )
     except (OSError, subprocess.SubprocessError) as error:
         return f"{bwrap} could not be started ({error})"
     if done.returncode != 0:
@@ -123,10 +150,12 @@ def refusal(problem: str) -> str:
         >>> "--sandbox none" in refusal("bubblewrap (bwrap) is not installed here")
         True
     """
-    return (f"student kernels cannot be sandboxed: {problem}. Install bubblewrap (apt-get install bubblewrap; "
-            f"user namespaces must be allowed, e.g. sysctl kernel.unprivileged_userns_clone=1), or grade each "
-            f"submission in its own container (--container IMAGE), or grade without a sandbox on purpose "
-            f"(--sandbox none; only for notebooks you trust). See docs/grading.md")
+    return (
+        f"student kernels cannot be sandboxed: {problem}. Install bubblewrap (apt-get install bubblewrap; "
+        f"user namespaces must be allowed, e.g. sysctl kernel.unprivileged_userns_clone=1), or grade each "
+        f"submission in its own container (--container IMAGE), or grade without a sandbox on purpose "
+        f"(--sandbox none; only for notebooks you trust). See docs/grading.md"
+    )
 
 
 def describe(mode: str, network: bool = False, run_as: tuple[int, int] | list[int] | None = None) -> str:
@@ -141,8 +170,11 @@ def describe(mode: str, network: bool = False, run_as: tuple[int, int] | list[in
     user = _user_name(run_as[0] if run_as else os.geteuid())
     if mode == "bwrap":
         namespaces = "user, pid, ipc, uts" + ("" if network else ", net")
-        return (f"bwrap ({namespaces} namespaces; no capabilities; read-only system"
-                + ("; network shared" if network else "") + f"; user {user})")
+        return (
+            f"bwrap ({namespaces} namespaces; no capabilities; read-only system"
+            + ("; network shared" if network else "")
+            + f"; user {user})"
+        )
     if mode == "user":
         return f"user {user}, no bubblewrap (the container is the sandbox)"
     return "none (--sandbox none: limits and a clean environment only)"
@@ -173,9 +205,27 @@ def kernel_exit_status(code: int | None, mode: str | None) -> int | None:
 
 
 # --------------------------------------------------------------------------- what the kernel may see
-_ETC_ENTRIES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
-                "nsswitch.conf", "hosts", "host.conf", "gai.conf", "ssl", "ca-certificates", "pki", "fonts",
-                "mime.types", "os-release", "matplotlibrc", "alternatives")
+_ETC_ENTRIES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "hosts",
+    "host.conf",
+    "gai.conf",
+    "ssl",
+    "ca-certificates",
+    "pki",
+    "fonts",
+    "mime.types",
+    "os-release",
+    "matplotlibrc",
+    "alternatives",
+)
 
 
 def python_read_paths() -> list[str]:
@@ -185,8 +235,13 @@ def python_read_paths() -> list[str]:
         >>> sys.base_prefix in python_read_paths() or os.path.realpath(sys.base_prefix) in python_read_paths()
         True
     """
-    paths = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable))}
+    paths = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+    }
     try:
         paths.update(site.getsitepackages())
     except AttributeError:  # very old virtualenvs lack it
@@ -239,11 +294,31 @@ def bwrap_arguments(policy: dict, bwrap: str | None = None) -> list[str]:
     shm = int(policy.get("shm_bytes") or DEFAULT_TMP_BYTES)
     tmp = int(policy.get("tmp_bytes") or DEFAULT_TMP_BYTES)
     # Mounted first, so that a read-only path or the work folder below /tmp is bound on top.
-    args += ["--proc", "/proc", "--dev", "/dev",
-             # bwrap leaves these writable to a uid mapped to the host's root (global sysctls, SysRq).
-             "--ro-bind-try", "/proc/sys", "/proc/sys", "--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger",
-             "--perms", "1777", "--size", str(shm), "--tmpfs", "/dev/shm",
-             "--perms", "1777", "--size", str(tmp), "--tmpfs", "/tmp"]
+    args += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        # bwrap leaves these writable to a uid mapped to the host's root (global sysctls, SysRq).
+        "--ro-bind-try",
+        "/proc/sys",
+        "/proc/sys",
+        "--ro-bind-try",
+        "/proc/sysrq-trigger",
+        "/proc/sysrq-trigger",
+        "--perms",
+        "1777",
+        "--size",
+        str(shm),
+        "--tmpfs",
+        "/dev/shm",
+        "--perms",
+        "1777",
+        "--size",
+        str(tmp),
+        "--tmpfs",
+        "/tmp",
+    ]
     args += _read_only_binds(list(policy.get("read_only") or []))
     read_roots = [os.path.realpath(p) for p in policy.get("read_only") or [] if os.path.lexists(p)]
     for hidden in sorted({os.path.realpath(h) for h in policy.get("hidden") or []}):
@@ -290,8 +365,12 @@ def seccomp_program(machine: str | None = None) -> bytes | None:
     program = [(load, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, errno | _EPERM), (load, 0, 0, 0)]
     if has_x32:
         program += [(jge, 0, 1, 0x40000000), (ret, 0, 0, errno | _EPERM)]
-    program += [(jeq, 0, 1, _SYS_IO_URING_SETUP), (ret, 0, 0, errno | _EPERM),
-                (jeq, 0, len(families) + 2, socket_nr), (load, 0, 0, 16)]
+    program += [
+        (jeq, 0, 1, _SYS_IO_URING_SETUP),
+        (ret, 0, 0, errno | _EPERM),
+        (jeq, 0, len(families) + 2, socket_nr),
+        (load, 0, 0, 16),
+    ]
     program += [(jeq, len(families) - i, 0, family) for i, family in enumerate(families)]
     program += [(ret, 0, 0, errno | _EOPNOTSUPP), (ret, 0, 0, allow)]
     return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
@@ -338,8 +417,9 @@ def _die_with_parent(parent_pid: int | None) -> bool:
     if not sys.platform.startswith("linux"):
         return True
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), ctypes.c_ulong(0), ctypes.c_ulong(0),
-               ctypes.c_ulong(0))
+    libc.prctl(
+        _PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)
+    )
     return parent_pid is None or os.getppid() == parent_pid
 
 
@@ -349,7 +429,7 @@ def main(argv: list[str]) -> int:
         print("usage: sandbox.py POLICY.json [--connection-file FILE] -- COMMAND...", file=sys.stderr)
         return 2
     split = argv.index("--")
-    options, command = argv[:split], argv[split + 1:]
+    options, command = argv[:split], argv[split + 1 :]
     with open(options[0], encoding="utf-8") as handle:
         policy = json.load(handle)
     connection_file = options[options.index("--connection-file") + 1] if "--connection-file" in options else None
@@ -371,8 +451,11 @@ def main(argv: list[str]) -> int:
             print(f"course grade sandbox: {refusal('bubblewrap (bwrap) is not installed here')}", file=sys.stderr)
             return 3
         seccomp = _seccomp_fd()
-        command = bwrap_arguments(policy, bwrap) + (["--seccomp", str(seccomp)] if seccomp is not None else []) + [
-            "--", *command]
+        command = (
+            bwrap_arguments(policy, bwrap)
+            + (["--seccomp", str(seccomp)] if seccomp is not None else [])
+            + ["--", *command]
+        )
     else:
         os.chdir(policy["work"])
         os.environ.clear()

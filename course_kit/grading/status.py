@@ -11,6 +11,7 @@ Example:
     >>> [status.value for status in Status if not status.runs_checks]
     ['kernel-died', 'parameters-missing', 'invalid-notebook', 'grader-error']
 """
+
 from __future__ import annotations
 
 from enum import Enum
@@ -45,5 +46,4 @@ class Status(str, Enum):
     @property
     def runs_checks(self) -> bool:
         """Whether the hidden checks may have run (so the row's points come from them)."""
-        return self not in (Status.KERNEL_DIED, Status.PARAMETERS_MISSING, Status.INVALID_NOTEBOOK,
-                            Status.GRADER_ERROR)
+        return self not in (Status.KERNEL_DIED, Status.PARAMETERS_MISSING, Status.INVALID_NOTEBOOK, Status.GRADER_ERROR)

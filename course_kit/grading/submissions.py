@@ -44,6 +44,7 @@ Example:
     >>> student_id("Ana María (2).ipynb"), student_id("José.ipynb") != student_id("Josè.ipynb")
     ('Ana_María__2_', True)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,8 +67,18 @@ MAX_PATH_CHARS = 1024
 BOOKKEEPING = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git", ".DS_Store"}
 # Folders and files the grader makes in the kernel's work folder (its HOME): IPython runs
 # startup files from .ipython, Jupyter and matplotlib read configuration from the others.
-RESERVED = {".ipython", ".jupyter", ".config", ".local", ".cache", ".tmp", ".torch", ".kernel-connection.json",
-            ".course-lib", *(f".kernel-{n}" for n in range(1, 6))}
+RESERVED = {
+    ".ipython",
+    ".jupyter",
+    ".config",
+    ".local",
+    ".cache",
+    ".tmp",
+    ".torch",
+    ".kernel-connection.json",
+    ".course-lib",
+    *(f".kernel-{n}" for n in range(1, 6)),
+}
 _MAX_NOTES = 8
 _CHUNK = 1024**2
 
@@ -137,7 +148,7 @@ def student_id(name: str) -> str:
         'submission-886061'
     """
     name = unicodedata.normalize("NFC", name)
-    stem = name[:-len(".ipynb")] if name.endswith(".ipynb") else name
+    stem = name[: -len(".ipynb")] if name.endswith(".ipynb") else name
     cleaned = "".join(c if c.isalnum() or c in "._@+-" else "_" for c in stem).lstrip(".")[:100]
     if not cleaned.strip("._"):
         return f"submission-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:6]}"
@@ -229,8 +240,10 @@ def _walk_folder(folder: Path, notes: list[str]) -> list[_Entry]:
                 notes.append(f"{relative}: a symbolic link (never followed)")
             elif child.is_dir(follow_symlinks=False):
                 if depth + 1 > MAX_DEPTH:
-                    raise _Refused(f"the folder {folder.name}/ nests folders more than {MAX_DEPTH} levels deep "
-                                   f"(at {relative[:200]}/...); hand in a flatter folder")
+                    raise _Refused(
+                        f"the folder {folder.name}/ nests folders more than {MAX_DEPTH} levels deep "
+                        f"(at {relative[:200]}/...); hand in a flatter folder"
+                    )
                 pending.append((Path(child.path), relative + "/", depth + 1))
             else:
                 info = child.stat(follow_symlinks=False)
@@ -239,8 +252,9 @@ def _walk_folder(folder: Path, notes: list[str]) -> list[_Entry]:
                 elif info.st_nlink > 1:
                     notes.append(f"{relative}: a hard link ({info.st_nlink} names for one file; hand in a copy)")
                 else:
-                    found.append(_Entry(relative, info.st_size, lambda p=Path(child.path): read_regular(
-                        p, MAX_FOLDER_BYTES)))
+                    found.append(
+                        _Entry(relative, info.st_size, lambda p=Path(child.path): read_regular(p, MAX_FOLDER_BYTES))
+                    )
     return found
 
 
@@ -315,8 +329,8 @@ def _zip_directory_size(path: Path) -> int | None:
         at = tail.rfind(b"PK\x05\x06")
         if at < 0 or len(tail) < at + 22:
             return None
-        directory_size = struct.unpack("<L", tail[at + 12:at + 16])[0]
-        locator = tail[at - 20:at] if at >= 20 else b""
+        directory_size = struct.unpack("<L", tail[at + 12 : at + 16])[0]
+        locator = tail[at - 20 : at] if at >= 20 else b""
         if directory_size == 0xFFFFFFFF and locator[:4] == b"PK\x06\x07":  # ZIP64: the size is in another record
             stream.seek(struct.unpack("<Q", locator[8:16])[0])
             record = stream.read(56)
@@ -410,8 +424,10 @@ def _left_out_of_zip(name: str, notes: list[str]) -> bool:
     parts = name.split("/")
     for index, part in enumerate(parts):
         if part in BOOKKEEPING:
-            note = f"{'/'.join(parts[:index + 1])}{'/' if index + 1 < len(parts) else ''}: bookkeeping, not part " \
-                   f"of the work"
+            note = (
+                f"{'/'.join(parts[: index + 1])}{'/' if index + 1 < len(parts) else ''}: bookkeeping, not part "
+                f"of the work"
+            )
             if note not in notes:
                 notes.append(note)
             return True
@@ -433,8 +449,9 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, l
                 size += len(chunk)
                 budget.left -= len(chunk)
                 if size > info.file_size or budget.left < 0:
-                    raise _Refused(f"{label} is refused: {info.filename[:200]!r} inflates to more than it declares "
-                                   f"(a zip bomb?)")
+                    raise _Refused(
+                        f"{label} is refused: {info.filename[:200]!r} inflates to more than it declares (a zip bomb?)"
+                    )
                 chunks.append(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as error:
         raise _Refused(f"{label} is damaged: {info.filename[:200]!r} cannot be unpacked ({error})") from None
@@ -462,7 +479,10 @@ def read_zip(path: Path, assignment: str, student: str) -> Submission:
         submission.problem, submission.notebook_bytes, submission.files = str(refused), None, {}
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as error:
         submission.problem, submission.notebook_bytes, submission.files = (
-            f"{label} cannot be read as a zip ({error}); hand in the zip cu.submit() writes", None, {})
+            f"{label} cannot be read as a zip ({error}); hand in the zip cu.submit() writes",
+            None,
+            {},
+        )
     return submission
 
 
@@ -494,8 +514,9 @@ def _kind(entry: Path) -> tuple[str | None, str]:
     return None, "not a notebook (.ipynb), a folder or a .zip"
 
 
-def scan(path: str | Path, assignment: str, warn: Callable[[str], None] | None = None
-         ) -> tuple[list[Submission], list[Skipped]]:
+def scan(
+    path: str | Path, assignment: str, warn: Callable[[str], None] | None = None
+) -> tuple[list[Submission], list[Skipped]]:
     """``(submissions, skipped)`` under ``path`` (a folder, or one notebook or zip), submissions sorted by id.
 
     Args:
@@ -519,8 +540,10 @@ def scan(path: str | Path, assignment: str, warn: Callable[[str], None] | None =
     if root.is_file() and root.suffix.lower() == ".zip":
         return [read_zip(root, assignment, student_id(root.stem))], []
     if not root.is_dir():
-        raise ValueError(f"submissions folder {root} does not exist (give a folder of <student>.ipynb files, "
-                         f"<student>/ folders or <student>.zip files, or one .ipynb)")
+        raise ValueError(
+            f"submissions folder {root} does not exist (give a folder of <student>.ipynb files, "
+            f"<student>/ folders or <student>.zip files, or one .ipynb)"
+        )
     entries = sorted(root.iterdir(), key=lambda p: unicodedata.normalize("NFC", p.name))
     folders = {unicodedata.normalize("NFC", p.name) for p in entries if p.is_dir() and not p.is_symlink()}
     found: dict[str, Submission] = {}
@@ -537,8 +560,10 @@ def scan(path: str | Path, assignment: str, warn: Callable[[str], None] | None =
             warn(f"{entry.name}: a hidden or nameless {kind}, graded as student {student!r}")
         if student in found:
             renamed = _suffixed(student, entry.name)
-            warn(f"{entry.name} and {found[student].file_name} both make the student id {student!r}: "
-                 f"{entry.name} is graded as {renamed!r}")
+            warn(
+                f"{entry.name} and {found[student].file_name} both make the student id {student!r}: "
+                f"{entry.name} is graded as {renamed!r}"
+            )
             student = renamed
         if kind == "notebook":
             found[student] = read_notebook(entry, student)

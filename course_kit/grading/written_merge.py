@@ -24,6 +24,7 @@ Example:
     >>> merged_row(merged, {"q1": 2, "q2": 3}, {"q2": (3, "")})["points"]
     9
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,19 +49,29 @@ def merged_row(row: dict, points: dict[str, float], scores: dict[str, tuple]) ->
     for qid, most in points.items():
         old = before.get(qid) or {}
         new_points, new_comment = scores.get(qid, (None, ""))  # an empty cell keeps what was merged before
-        written[qid] = {"points": old.get("points") if new_points is None else new_points, "max_points": most,
-                        "comment": new_comment or old.get("comment") or ""}
+        written[qid] = {
+            "points": old.get("points") if new_points is None else new_points,
+            "max_points": most,
+            "comment": new_comment or old.get("comment") or "",
+        }
     manual = sum(item["points"] for item in written.values() if item["points"] is not None)
     pending = any(item["points"] is None for item in written.values())
-    return dict(row, automatic_points=automatic, automatic_max_points=automatic_max, written=written,
-                written_status=PENDING if pending else COMPLETE, points=automatic + manual,
-                max_points=automatic_max + sum(points.values()))
+    return dict(
+        row,
+        automatic_points=automatic,
+        automatic_max_points=automatic_max,
+        written=written,
+        written_status=PENDING if pending else COMPLETE,
+        points=automatic + manual,
+        max_points=automatic_max + sum(points.values()),
+    )
 
 
 def question_points(grades_dir: Path) -> dict[str, float]:
     """``{question: points}`` from ``written/questions.json``, written by ``course answers collect``."""
-    data = read_json(Path(grades_dir) / REVIEW_DIR / "questions.json", "list of written questions "
-                     "(run course answers collect first)")
+    data = read_json(
+        Path(grades_dir) / REVIEW_DIR / "questions.json", "list of written questions (run course answers collect first)"
+    )
     return {item["id"]: item["points"] for item in data.get("questions", [])}
 
 
@@ -92,16 +103,20 @@ def merge(grades_dir: Path, scores_path: Path, say=print) -> dict[str, int]:
         if score.points is not None or score.comment:
             given.setdefault(score.student, {})[score.question] = (score.points, score.comment)
     merged = {student: merged_row(row, points, given.get(student, {})) for student, row in rows.items()}
-    checks = [SimpleNamespace(**{key: item.get(key) for key in ("name", "title", "points", "exercise")})
-              for item in data.get("checks", [])]
+    checks = [
+        SimpleNamespace(**{key: item.get(key) for key in ("name", "title", "points", "exercise")})
+        for item in data.get("checks", [])
+    ]
     book = Gradebook(grades_dir, data["assignment"], checks, _metric_keys(grades_dir))
     book.rows = merged
     book.save()
     for student, row in merged.items():  # feedback/<student>.md, as course grade writes it, now with the scores
         write_text(grades_dir / "feedback" / f"{student}.md", render_feedback(row, row.get("check_results") or []))
     pending = sum(1 for row in merged.values() if row["written_status"] == PENDING)
-    say(f"merged {sum(len(v) for v in given.values())} score(s) into {grades_dir / 'grades.json'}: "
-        f"{len(merged) - pending} student(s) complete, {pending} pending")
+    say(
+        f"merged {sum(len(v) for v in given.values())} score(s) into {grades_dir / 'grades.json'}: "
+        f"{len(merged) - pending} student(s) complete, {pending} pending"
+    )
     if (grades_dir / "roster-grades.json").exists():
         say("roster-grades.json predates these scores: pass --roster ROSTER.csv to course export to apply it again")
     return {"scores": sum(len(v) for v in given.values()), "pending": pending, "students": len(merged)}

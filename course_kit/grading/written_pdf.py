@@ -16,6 +16,7 @@ Example::
 
     course answers pdf grades/00 --assignment 00_toy     # grades/00/written-pdf/<student>.pdf
 """
+
 from __future__ import annotations
 
 import re
@@ -42,8 +43,10 @@ def _new_pdf():
     try:
         from fpdf import FPDF
     except ImportError:
-        raise RuntimeError("course answers pdf needs fpdf2: pip install fpdf2 (in the kit's grading extra: "
-                           "pip install -e '.[grading]')") from None
+        raise RuntimeError(
+            "course answers pdf needs fpdf2: pip install fpdf2 (in the kit's grading extra: "
+            "pip install -e '.[grading]')"
+        ) from None
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(False)  # one page per question, always: a long answer shrinks, never spills over
     pdf.add_font("DejaVu", "", str(_font_file()))
@@ -77,7 +80,7 @@ def _answer_page(pdf, assignment: str, who: str, asked, answer: str) -> None:
         pdf.set_font("DejaVu", size=size)
         lines = pdf.multi_cell(0, size * 0.5, answer, dry_run=True, output="LINES")
         room = int((bottom - pdf.get_y()) // (size * 0.5)) - 2
-        answer = "\n".join(lines[:max(room, 0)]) + "\n" + _CUT.format(qid=asked.id)
+        answer = "\n".join(lines[: max(room, 0)]) + "\n" + _CUT.format(qid=asked.id)
     pdf.set_font("DejaVu", size=size)
     pdf.multi_cell(0, size * 0.5, answer, new_x="LMARGIN", new_y="NEXT")
 
@@ -92,8 +95,9 @@ def write_pdfs(collected: Collected, grades_dir: Path, out_dir: Path | None = No
         for asked in collected.questions:
             answer = collected.answers[student][asked.id]
             if not answer:
-                answer = (NO_NOTEBOOK if student in collected.no_notebook else NO_CELL if answer is None
-                          else "(left blank)")
+                answer = (
+                    NO_NOTEBOOK if student in collected.no_notebook else NO_CELL if answer is None else "(left blank)"
+                )
             _answer_page(pdf, collected.assignment, student, asked, answer)
         target = out_dir / f"{safe_file_name(student)}.pdf"
         with replacing(target) as temporary:

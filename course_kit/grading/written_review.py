@@ -24,6 +24,7 @@ Example::
 
     course answers collect grades/00 --assignment 00_toy --anonymous --seed 7
 """
+
 from __future__ import annotations
 
 import html
@@ -35,8 +36,16 @@ from pathlib import Path
 from ..written import Question, WrittenError, answers_in, questions_in
 from .feedback import POLICY, safe_file_name
 from .files import GradebookError, csv_text, read_gradebook, write_text
-from .written_scores import (REVIEW_DIR, SCORE_COLUMNS, SCORES_CSV, ScoresError, anonymous_key, opaque_id,
-                             read_lines, student_names)
+from .written_scores import (
+    REVIEW_DIR,
+    SCORE_COLUMNS,
+    SCORES_CSV,
+    ScoresError,
+    anonymous_key,
+    opaque_id,
+    read_lines,
+    student_names,
+)
 
 QUESTIONS_JSON = "questions.json"
 NO_CELL = "(no answer cell: the question's cell was deleted or its mark removed)"
@@ -77,8 +86,10 @@ def solution_questions(solution: Path) -> list[Question]:
         raise WrittenError(f"no solution notebook at {solution}: pass --solutions DIR (the folder holding it)")
     asked = questions_in(nbformat.read(str(solution), as_version=4), Path(solution).stem)
     if not asked:
-        raise WrittenError(f"{solution} has no written questions (Markdown cells with metadata "
-                           f"course: {{question: ID, points: N}}); nothing to collect")
+        raise WrittenError(
+            f"{solution} has no written questions (Markdown cells with metadata "
+            f"course: {{question: ID, points: N}}); nothing to collect"
+        )
     return asked
 
 
@@ -94,8 +105,10 @@ def collect(grades_dir: Path, solution: Path) -> Collected:
     data = read_gradebook(grades_dir)
     name = Path(solution).stem
     if data.get("assignment") != name:
-        raise GradebookError(f"{grades_dir} holds grades for {data.get('assignment')!r}, not {name!r}: "
-                             f"pass --assignment {data.get('assignment')}")
+        raise GradebookError(
+            f"{grades_dir} holds grades for {data.get('assignment')!r}, not {name!r}: "
+            f"pass --assignment {data.get('assignment')}"
+        )
     result = Collected(name, solution_questions(solution))
     for row in data["rows"]:
         student = row["student"]
@@ -121,8 +134,9 @@ def _answer_html(collected: Collected, student: str, qid: str) -> str:
     return f'<div class="none">{_e(reason)}</div>'
 
 
-def review_page(collected: Collected, asked: Question, order: list[tuple[str, str]],
-                scores: dict[tuple[str, str], tuple[str, str]]) -> str:
+def review_page(
+    collected: Collected, asked: Question, order: list[tuple[str, str]], scores: dict[tuple[str, str], tuple[str, str]]
+) -> str:
     """One question's review page: the key (question, rubric, model answer) beside every answer.
 
     Args:
@@ -133,22 +147,34 @@ def review_page(collected: Collected, asked: Question, order: list[tuple[str, st
     cards = []
     for student, label in order:
         points, comment = scores.get((student, asked.id), ("", ""))
-        given = (f'<div class="score">scored {_e(points)} / {asked.points:g}{": " + _e(comment) if comment else ""}'
-                 f"</div>" if points else "")
-        cards.append(f'<section class="answer"><div class="who">{_e(label)}</div>'
-                     f"{_answer_html(collected, student, asked.id)}{given}</section>")
+        given = (
+            f'<div class="score">scored {_e(points)} / {asked.points:g}{": " + _e(comment) if comment else ""}</div>'
+            if points
+            else ""
+        )
+        cards.append(
+            f'<section class="answer"><div class="who">{_e(label)}</div>'
+            f"{_answer_html(collected, student, asked.id)}{given}</section>"
+        )
     title = f"{collected.assignment}: {asked.id}"
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">',
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{_e(title)} ({asked.points:g} points, {kind})</h1>",
-        '<div class="layout"><aside class="key">',
-        f'<h2>Question</h2><div class="text">{_e(asked.prompt)}</div>',
-        f'<h2>Rubric</h2><div class="text">{_e(asked.rubric)}</div>',
-        f'<h2>Model answer</h2><div class="text">{_e(asked.model_answer)}</div>',
-        f"</aside><main><p>{len(order)} answer(s)</p>", '<div class="answers">', *cards,
-        "</div></main></div></body></html>", ""])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">',
+            f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>",
+            f"<h1>{_e(title)} ({asked.points:g} points, {kind})</h1>",
+            '<div class="layout"><aside class="key">',
+            f'<h2>Question</h2><div class="text">{_e(asked.prompt)}</div>',
+            f'<h2>Rubric</h2><div class="text">{_e(asked.rubric)}</div>',
+            f'<h2>Model answer</h2><div class="text">{_e(asked.model_answer)}</div>',
+            f"</aside><main><p>{len(order)} answer(s)</p>",
+            '<div class="answers">',
+            *cards,
+            "</div></main></div></body></html>",
+            "",
+        ]
+    )
 
 
 def page_order(students: list[str], qid: str, key: str | None, seed: int) -> list[tuple[str, str]]:
@@ -198,13 +224,18 @@ def carried_scores(grades_dir: Path, students: list[str], asked: list[Question])
         if student is None or line.question not in qids:
             problems.append(f"line {line.line}: {line.student} / {line.question} is not in this collection")
         elif key in typed and typed[key][1] != (line.points, line.comment):
-            problems.append(f"line {line.line}: a second, different score for {line.student} / {line.question} "
-                            f"(line {typed[key][0]})")
+            problems.append(
+                f"line {line.line}: a second, different score for {line.student} / {line.question} "
+                f"(line {typed[key][0]})"
+            )
         else:
             typed[key] = (line.line, (line.points, line.comment))
     if problems:
-        raise ScoresError(f"{path} holds scores this collection cannot keep, so it was left as it is:\n  "
-                          + "\n  ".join(problems) + "\nfix those lines, or move the file away to start a new one")
+        raise ScoresError(
+            f"{path} holds scores this collection cannot keep, so it was left as it is:\n  "
+            + "\n  ".join(problems)
+            + "\nfix those lines, or move the file away to start a new one"
+        )
     known.update({key: value for key, (_, value) in typed.items()})
     return known
 
@@ -225,13 +256,31 @@ def write_review(grades_dir: Path, solution: Path, anonymous: bool = False, seed
     for asked in collected.questions:
         order = page_order(students, asked.id, key, seed)
         write_text(out / f"{safe_file_name(asked.id)}.html", review_page(collected, asked, order, scores))
-    write_text(out / QUESTIONS_JSON, json.dumps({"assignment": collected.assignment, "questions": [
-        {"id": q.id, "points": q.points, "kind": q.kind} for q in collected.questions]}, indent=1) + "\n")
+    write_text(
+        out / QUESTIONS_JSON,
+        json.dumps(
+            {
+                "assignment": collected.assignment,
+                "questions": [{"id": q.id, "points": q.points, "kind": q.kind} for q in collected.questions],
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     label = {student: opaque_id(student, key) if key else student for student in students}
-    records = [{"student": label[student], "question": q.id, "points": scores.get((student, q.id), ("", ""))[0],
-                "comment": scores.get((student, q.id), ("", ""))[1]}
-               for student in sorted(students, key=label.get) for q in collected.questions]
+    records = [
+        {
+            "student": label[student],
+            "question": q.id,
+            "points": scores.get((student, q.id), ("", ""))[0],
+            "comment": scores.get((student, q.id), ("", ""))[1],
+        }
+        for student in sorted(students, key=label.get)
+        for q in collected.questions
+    ]
     write_text(grades_dir / SCORES_CSV, csv_text(SCORE_COLUMNS, records))
-    say(f"wrote {len(collected.questions)} review page(s) to {out} and {grades_dir / SCORES_CSV} "
-        f"({len(students)} student(s), {sum(1 for r in records if r['points'] != '')} score(s) kept)")
+    say(
+        f"wrote {len(collected.questions)} review page(s) to {out} and {grades_dir / SCORES_CSV} "
+        f"({len(students)} student(s), {sum(1 for r in records if r['points'] != '')} score(s) kept)"
+    )
     return collected

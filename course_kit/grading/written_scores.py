@@ -20,6 +20,7 @@ Example:
     >>> parse_points("1,5"), parse_points(" 2 "), parse_points("")
     (1.5, 2, None)
 """
+
 from __future__ import annotations
 
 import csv
@@ -116,16 +117,25 @@ def read_text(text: str, source: str = "written-scores.csv") -> list[Line]:
     header = [cell.strip().casefold() for cell in rows[0]] if rows else []
     missing = [column for column in SCORE_COLUMNS[:3] if column not in header]
     if missing:
-        raise ScoresError(f"{source} line 1: the header needs the columns {', '.join(SCORE_COLUMNS)} "
-                          f"(missing: {', '.join(missing)}); write it again with course answers collect")
+        raise ScoresError(
+            f"{source} line 1: the header needs the columns {', '.join(SCORE_COLUMNS)} "
+            f"(missing: {', '.join(missing)}); write it again with course answers collect"
+        )
     where = {column: header.index(column) for column in SCORE_COLUMNS if column in header}
     lines = []
     for number, cells in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in cells):
             continue
         value = {column: (cells[index] if index < len(cells) else "") for column, index in where.items()}
-        lines.append(Line(number, _plain(value["student"]), _plain(value["question"]), value["points"].strip(),
-                          (value.get("comment") or "").strip()))
+        lines.append(
+            Line(
+                number,
+                _plain(value["student"]),
+                _plain(value["question"]),
+                value["points"].strip(),
+                (value.get("comment") or "").strip(),
+            )
+        )
     return lines
 
 
@@ -152,8 +162,9 @@ def parse_points(text: str) -> float | int | None:
     return int(number) if number.is_integer() and "." not in text else number
 
 
-def checked_scores(lines: list[Line], names: dict[str, str], points: dict[str, float],
-                   source: str = "written-scores.csv") -> list[Score]:
+def checked_scores(
+    lines: list[Line], names: dict[str, str], points: dict[str, float], source: str = "written-scores.csv"
+) -> list[Score]:
     """The lines as :class:`Score` s, every line checked; all problems raised together by line number.
 
     Args:
@@ -183,8 +194,10 @@ def checked_scores(lines: list[Line], names: dict[str, str], points: dict[str, f
         elif item.question not in points:
             problem = f"unknown question {item.question!r} (the questions: {', '.join(points)})"
         elif (student, item.question) in first:
-            problem = (f"a second line for {item.student} and {item.question} (the first is line "
-                       f"{first[student, item.question]}); keep one")
+            problem = (
+                f"a second line for {item.student} and {item.question} (the first is line "
+                f"{first[student, item.question]}); keep one"
+            )
         if problem is None:
             first[student, item.question] = item.line
             try:

@@ -1,4 +1,5 @@
 """Data: datasets, subsets, transforms and loaders (per-image, or batched on the training device)."""
+
 from .cifar import CIFAR10_CLASSES, cifar10
 from .datasets import TensorImageDataset, as_uint8_images, digits_dataset
 from .device_loader import DeviceImageLoader

@@ -17,6 +17,7 @@ Example:
     >>> len(Numbers(count=5, batch_size=2, drop_last=True))
     2
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,8 +40,14 @@ class InMemoryBatches:
 
     augment = False  # whether batches differ from epoch to epoch beyond their order
 
-    def __init__(self, count: int, batch_size: int, shuffle: bool = False, drop_last: bool = False,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        count: int,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        device: torch.device | str = "cpu",
+    ):
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         if count == 0:

@@ -17,6 +17,7 @@ Example:
     >>> len(cifar10(train=True, root=root, image_size=32))
     20
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,9 @@ import tarfile
 import tempfile
 import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from torchvision.datasets import CIFAR10
 
@@ -79,13 +80,16 @@ def cifar10(
             problems = ", ".join(_file_problems(folder, expected)) or "its files fail their checksums"
             raise assets.AssetUnavailableError(
                 f"The synthetic CIFAR-10 stand-in is damaged: {problems}.\n  at: {folder}\n"
-                "  fix: delete that folder; the next smoke or offline run writes a new one.") from None
+                "  fix: delete that folder; the next smoke or offline run writes a new one."
+            ) from None
     download = (not assets.is_offline()) if download is None else download
     if download and assets.is_offline():
         raise ValueError("download=True contradicts offline mode (COURSE_OFFLINE=1); fetch the data first.")
     if not download and not _cifar_complete(folder):
         raise assets.missing_asset_error(
-            "CIFAR-10", folder, "cifar10",
+            "CIFAR-10",
+            folder,
+            "cifar10",
             "offline mode is on" if assets.is_offline() else "download=False and the files are not there",
         )
     if download:
@@ -97,7 +101,9 @@ def cifar10(
     except RuntimeError:  # torchvision: not found or corrupted (its hint, download=True, is wrong offline)
         problems = ", ".join(folder_problems(folder, torchvision_cifar10())) or "its files fail their checksums"
         raise assets.missing_asset_error(
-            "CIFAR-10", folder, "cifar10",
+            "CIFAR-10",
+            folder,
+            "cifar10",
             problems + (" (offline mode is on)" if assets.is_offline() else " (truncated or edited?)"),
         ) from None
 
@@ -155,8 +161,13 @@ def torchvision_cifar10() -> ArchiveDataset:
     files = dict(CIFAR10.train_list + CIFAR10.test_list)
     files[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
     return ArchiveDataset(
-        name="CIFAR-10", fetch_args="cifar10", url=CIFAR10.url, archive=CIFAR10.filename,
-        md5=CIFAR10.tgz_md5, folder=CIFAR10.base_folder, files=files,
+        name="CIFAR-10",
+        fetch_args="cifar10",
+        url=CIFAR10.url,
+        archive=CIFAR10.filename,
+        md5=CIFAR10.tgz_md5,
+        folder=CIFAR10.base_folder,
+        files=files,
     )
 
 
@@ -261,8 +272,15 @@ def fetch_cifar10(
             )
         archive.unlink(missing_ok=True)  # a truncated or corrupt archive is never unpacked
         root.mkdir(parents=True, exist_ok=True)
-        assets.download_file(assets.mirror_url(dataset.url, mirror), archive, what=f"{dataset.name} archive",
-                             fetch_args=dataset.fetch_args, md5=dataset.md5, timeout=timeout, progress=progress)
+        assets.download_file(
+            assets.mirror_url(dataset.url, mirror),
+            archive,
+            what=f"{dataset.name} archive",
+            fetch_args=dataset.fetch_args,
+            md5=dataset.md5,
+            timeout=timeout,
+            progress=progress,
+        )
         status = "downloaded and unpacked"
     unpack_archive(archive, root, dataset.folder)
     still_wrong = folder_problems(folder, dataset)
@@ -278,5 +296,3 @@ def fetch_cifar10(
 
 def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-

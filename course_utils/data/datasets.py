@@ -5,16 +5,16 @@ Example:
     >>> train_set.images.shape[1:], train_set.images.dtype, len(train_set.classes)
     (torch.Size([3, 32, 32]), torch.uint8, 10)
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
 from .subsets import _stratified_sample
-
 
 # ----------------------------------------------------------------------------- transforms
 
@@ -38,8 +38,15 @@ class TensorImageDataset(Dataset):
         border_value: grey level 0-255 that padding should use (the images' background).
     """
 
-    def __init__(self, images: torch.Tensor, *targets: torch.Tensor, classes: Sequence[str] = (), transform=None,
-                 flip_keeps_label: bool = True, border_value: int = 0):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        *targets: torch.Tensor,
+        classes: Sequence[str] = (),
+        transform=None,
+        flip_keeps_label: bool = True,
+        border_value: int = 0,
+    ):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         if not targets or any(len(t) != len(images) for t in targets):
@@ -63,18 +70,24 @@ class TensorImageDataset(Dataset):
         image = self.transform(image) if self.transform is not None else image.float() / 255
         return (image, *(t[index] for t in self.all_targets))
 
-    def with_transform(self, transform) -> "TensorImageDataset":
+    def with_transform(self, transform) -> TensorImageDataset:
         """The same images and labels (shared, not copied) with another transform."""
         return self._derived(self.images, self.all_targets, transform)
 
-    def select(self, index: torch.Tensor) -> "TensorImageDataset":
+    def select(self, index: torch.Tensor) -> TensorImageDataset:
         """The images and labels at ``index`` (``(K,)`` long), untransformed, with the same data facts."""
         return self._derived(self.images[index], [t[index] for t in self.all_targets], None)
 
-    def _derived(self, images, targets, transform) -> "TensorImageDataset":
+    def _derived(self, images, targets, transform) -> TensorImageDataset:
         # Class names, flip rule and border travel with the images, whatever is derived from them.
-        return TensorImageDataset(images, *targets, classes=self.classes, transform=transform,
-                                  flip_keeps_label=self.flip_keeps_label, border_value=self.border_value)
+        return TensorImageDataset(
+            images,
+            *targets,
+            classes=self.classes,
+            transform=transform,
+            flip_keeps_label=self.flip_keeps_label,
+            border_value=self.border_value,
+        )
 
 
 # ----------------------------------------------------------------------------- digits
@@ -108,8 +121,14 @@ def digits_dataset(
     mask[test_idx] = True
     keep = torch.from_numpy(~mask if train else mask)
     # Mirrored digits are other digits (or none), and padding should look like the page.
-    return TensorImageDataset(images[keep], targets[keep], classes=[str(d) for d in range(10)], transform=transform,
-                              flip_keeps_label=False, border_value=255)
+    return TensorImageDataset(
+        images[keep],
+        targets[keep],
+        classes=[str(d) for d in range(10)],
+        transform=transform,
+        flip_keeps_label=False,
+        border_value=255,
+    )
 
 
 # ----------------------------------------------------------------------------- CIFAR-10
@@ -133,5 +152,3 @@ def as_uint8_images(dataset) -> TensorImageDataset:
 
 
 # ----------------------------------------------------------------------------- subsets
-
-

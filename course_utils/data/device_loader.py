@@ -36,13 +36,14 @@ Example:
     >>> BatchTransform(64)(images, offsets, flips).shape
     torch.Size([2, 3, 64, 64])
 """
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -147,11 +148,13 @@ def _lanes(count: int) -> ThreadPoolExecutor:
 
 def _in_lane(work, inference: bool):
     """``work`` as a lane runs it: torch on one thread, in the caller's inference mode (a per-thread setting)."""
+
     def run(*args):
         if torch.get_num_threads() != 1:  # once per lane thread: setting it also resets torch's shared pools
             torch.set_num_threads(1)  # this thread's own count: the caller's stays as it is
         with torch.inference_mode(inference):
             return work(*args)
+
     return run
 
 
@@ -233,9 +236,16 @@ class BatchTransform:
         (torch.Size([4, 3, 64, 64]), torch.float32)
     """
 
-    def __init__(self, image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 padding: int = 4, order: str | None = None, channels_last: bool | None = None,
-                 border_value: int = 0):
+    def __init__(
+        self,
+        image_size: int,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        padding: int = 4,
+        order: str | None = None,
+        channels_last: bool | None = None,
+        border_value: int = 0,
+    ):
         if not isinstance(image_size, int) or image_size < 1:
             raise ValueError(f"image_size must be a positive integer, got {image_size!r}.")
         if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
@@ -252,8 +262,9 @@ class BatchTransform:
         self._scratch: dict[tuple, torch.Tensor] = {}
         self._outputs = _ReusableBuffers()
 
-    def __call__(self, images: torch.Tensor, offsets: torch.Tensor | None = None,
-                 flips: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, offsets: torch.Tensor | None = None, flips: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 (B, 3, H, W), got {images.dtype} {tuple(images.shape)}.")
         if (offsets is None) != (flips is None):
@@ -262,8 +273,9 @@ class BatchTransform:
         with _one_cpu_thread(images.device):
             return self._transform(images, offsets, flips, lanes)
 
-    def _transform(self, images: torch.Tensor, offsets: torch.Tensor | None, flips: torch.Tensor | None,
-                   lanes: int = 1):
+    def _transform(
+        self, images: torch.Tensor, offsets: torch.Tensor | None, flips: torch.Tensor | None, lanes: int = 1
+    ):
         if flips is not None:
             # Mirror first (cheap at the stored size) and mirror the column offset to match.
             mirrored_left = 2 * self.padding - offsets[:, 1]
@@ -286,8 +298,10 @@ class BatchTransform:
         """
         if device not in self._constants:
             self._constants[device] = {
-                "scale": (1.0 / (255.0 * self.std)).to(device), "shift": (-self.mean / self.std).to(device),
-                "mean": self.mean.to(device), "std": self.std.to(device),
+                "scale": (1.0 / (255.0 * self.std)).to(device),
+                "shift": (-self.mean / self.std).to(device),
+                "mean": self.mean.to(device),
+                "std": self.std.to(device),
             }
         return self._constants[device]
 
@@ -303,7 +317,7 @@ class BatchTransform:
         if (height, width) != size:
             images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
         top, left = center_offsets(*size, self.image_size)
-        return images[:, :, top:top + self.image_size, left:left + self.image_size]
+        return images[:, :, top : top + self.image_size, left : left + self.image_size]
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device, fill=None) -> torch.Tensor:
         """A scratch tensor of ``shape`` kept between batches; ``fill`` initializes it when it is made.
@@ -319,10 +333,18 @@ class BatchTransform:
             if fill is not None:
                 buffer[...] = fill
             self._scratch[key] = buffer
-        return buffer[:shape[0]]
+        return buffer[: shape[0]]
 
-    def _images_buffer(self, name: str, count: int, dtype: torch.dtype, device, channels_last: bool,
-                       border: float | torch.Tensor | None = None, padding: int = 0) -> torch.Tensor:
+    def _images_buffer(
+        self,
+        name: str,
+        count: int,
+        dtype: torch.dtype,
+        device,
+        channels_last: bool,
+        border: float | torch.Tensor | None = None,
+        padding: int = 0,
+    ) -> torch.Tensor:
         """A scratch batch ``(count, 3, S + 2p, S + 2p)`` in the given memory layout, border filled once."""
         width = self.image_size + 2 * padding
         if channels_last:
@@ -331,8 +353,9 @@ class BatchTransform:
         fill = border.view(3, 1, 1) if torch.is_tensor(border) else border
         return self._buffer(name + "-nchw", (count, 3, width, width), dtype, device, fill)
 
-    def _pad_and_crop(self, pixels: torch.Tensor, offsets: torch.Tensor, border, channels_last: bool,
-                      fresh: bool = False) -> torch.Tensor:
+    def _pad_and_crop(
+        self, pixels: torch.Tensor, offsets: torch.Tensor, border, channels_last: bool, fresh: bool = False
+    ) -> torch.Tensor:
         """Random crops with padding: ``pixels`` ``(b, 3, S, S)`` -> crops ``(b, 3, S, S)`` in the given layout.
 
         The images are copied into a buffer with a ``border`` of ``padding`` pixels
@@ -346,12 +369,17 @@ class BatchTransform:
         count, size, pad = pixels.shape[0], self.image_size, self.padding
         width, device = size + 2 * pad, pixels.device
         # The border is written once when the buffer is made; only the inside changes.
-        padded = self._images_buffer(f"padded-{pixels.dtype}", count, pixels.dtype, device, channels_last,
-                                     border=border, padding=pad)
-        padded[:, :, pad:pad + size, pad:pad + size].copy_(pixels)
+        padded = self._images_buffer(
+            f"padded-{pixels.dtype}", count, pixels.dtype, device, channels_last, border=border, padding=pad
+        )
+        padded[:, :, pad : pad + size, pad : pad + size].copy_(pixels)
         if fresh:
-            crops = torch.empty((count, 3, size, size), dtype=pixels.dtype, device=device,
-                                memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            crops = torch.empty(
+                (count, 3, size, size),
+                dtype=pixels.dtype,
+                device=device,
+                memory_format=torch.channels_last if channels_last else torch.contiguous_format,
+            )
         else:
             crops = self._images_buffer(f"crops-{pixels.dtype}", count, pixels.dtype, device, channels_last)
         if channels_last:
@@ -363,23 +391,29 @@ class BatchTransform:
         windows = flat.as_strided((flat.numel() - row_length + 1, row_length), (1, 1))
         offsets = offsets.to(device)
         top, left = offsets[:, 0].view(-1, 1, 1), offsets[:, 1].view(-1, 1, 1)
-        starts = (torch.arange(count, device=device).view(-1, 1, 1) * (3 * width * width)
-                  + torch.arange(planes, device=device).view(1, -1, 1) * plane_stride
-                  + (top + torch.arange(size, device=device).view(1, 1, -1)) * row_stride
-                  + left * pixel_stride)
+        starts = (
+            torch.arange(count, device=device).view(-1, 1, 1) * (3 * width * width)
+            + torch.arange(planes, device=device).view(1, -1, 1) * plane_stride
+            + (top + torch.arange(size, device=device).view(1, 1, -1)) * row_stride
+            + left * pixel_stride
+        )
         torch.index_select(windows, 0, starts.reshape(-1), out=crop_rows.reshape(-1, row_length))
         return crops
 
     # -- the two orders
 
-    def _pixels_first(self, images: torch.Tensor, offsets: torch.Tensor | None, channels_last: bool,
-                      lanes: int = 1) -> torch.Tensor:
+    def _pixels_first(
+        self, images: torch.Tensor, offsets: torch.Tensor | None, channels_last: bool, lanes: int = 1
+    ) -> torch.Tensor:
         count, size, device = images.shape[0], self.image_size, images.device
         constants = self._normalization(device)
         scale, shift = constants["scale"], constants["shift"]
         shape = (count, size, size, 3) if channels_last else (count, 3, size, size)
-        out = self._outputs.get(shape, torch.float32, device) if device.type == "cpu" \
+        out = (
+            self._outputs.get(shape, torch.float32, device)
+            if device.type == "cpu"
             else torch.empty(shape, dtype=torch.float32, device=device)
+        )
         out = out.permute(0, 3, 1, 2) if channels_last else out
 
         def chunk(start: int) -> None:
@@ -457,23 +491,35 @@ class DeviceImageLoader(InMemoryBatches):
         (torch.Size([64, 3, 64, 64]), torch.float32, torch.Size([64]))
     """
 
-    def __init__(self, dataset: TensorImageDataset, batch_size: int = 64, shuffle: bool = False,
-                 augment: bool = False, image_size: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, device=None, drop_last: bool = False, padding: int = 4,
-                 channels_last: bool | None = None):
+    def __init__(
+        self,
+        dataset: TensorImageDataset,
+        batch_size: int = 64,
+        shuffle: bool = False,
+        augment: bool = False,
+        image_size: int = 224,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        device=None,
+        drop_last: bool = False,
+        padding: int = 4,
+        channels_last: bool | None = None,
+    ):
         if not isinstance(dataset, TensorImageDataset):
-            raise TypeError(f"DeviceImageLoader needs a TensorImageDataset, got {type(dataset).__name__}; "
-                            "convert it with course_utils.data.as_uint8_images(dataset).")
-        super().__init__(len(dataset), batch_size, shuffle=shuffle, drop_last=drop_last,
-                         device=default_device(device))
+            raise TypeError(
+                f"DeviceImageLoader needs a TensorImageDataset, got {type(dataset).__name__}; "
+                "convert it with course_utils.data.as_uint8_images(dataset)."
+            )
+        super().__init__(len(dataset), batch_size, shuffle=shuffle, drop_last=drop_last, device=default_device(device))
         self.dataset = dataset
         self.images = dataset.images.to(self.device)
         self.targets = [t.to(self.device) for t in dataset.all_targets]
         self.augment, self.padding, self.image_size = augment, padding, image_size
         # Data facts decide what "augment" may do: no mirrored digits, borders like the page.
         self.flip = dataset.flip_keeps_label
-        self.transform = BatchTransform(image_size, mean, std, padding=padding, channels_last=channels_last,
-                                        border_value=dataset.border_value)
+        self.transform = BatchTransform(
+            image_size, mean, std, padding=padding, channels_last=channels_last, border_value=dataset.border_value
+        )
 
     def _draw_epoch(self, count: int):
         if not self.augment:
@@ -495,5 +541,7 @@ class DeviceImageLoader(InMemoryBatches):
         return (batch_images, *labels)
 
     def __repr__(self) -> str:
-        return (f"DeviceImageLoader({len(self.images)} images on {self.device}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, augment={self.augment}, image_size={self.image_size})")
+        return (
+            f"DeviceImageLoader({len(self.images)} images on {self.device}, batch_size={self.batch_size}, "
+            f"shuffle={self.shuffle}, augment={self.augment}, image_size={self.image_size})"
+        )

@@ -17,6 +17,7 @@ Example:
     >>> train.fruit_classes, train.freshness_classes
     (['apple', 'banana', 'grape', 'lime', 'orange', 'pear'], ['fresh', 'rotten'])
 """
+
 from __future__ import annotations
 
 import os
@@ -133,8 +134,12 @@ class FruitFreshnessDataset(Dataset):
 
         candidates = []
         for folder, (fruit, state) in parsed.items():
-            files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
-                           and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+            files = sorted(
+                p
+                for p in folder.rglob("*")
+                if p.suffix.lower() in IMAGE_EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            )
             if not files:
                 raise ValueError(
                     f"Class folder {folder} contains no images ({', '.join(sorted(IMAGE_EXTENSIONS))}). "
@@ -154,7 +159,9 @@ class FruitFreshnessDataset(Dataset):
             listing = "\n".join(f"  {p}: {why}" for p, why in self.bad_files)
             if on_bad_image == "raise":
                 raise ValueError(f"{len(self.bad_files)} unreadable image(s) under {self.root}:\n{listing}")
-            warnings.warn(f"Skipped {len(self.bad_files)} unreadable image(s) under {self.root}:\n{listing}", stacklevel=2)
+            warnings.warn(
+                f"Skipped {len(self.bad_files)} unreadable image(s) under {self.root}:\n{listing}", stacklevel=2
+            )
         self.targets = [fruit for _, fruit, _ in self.samples]
 
     def __len__(self) -> int:

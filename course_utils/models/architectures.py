@@ -11,10 +11,11 @@ Example:
     >>> get_architecture("resnet18").head
     'fc'
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from torch import nn
 
@@ -117,7 +118,7 @@ class Architecture:
     strategies: dict[str, tuple[str, ...]] = field(default_factory=dict)
     pretrained_loader: Callable[[nn.Module], None] | None = None
     input_size: int = 224
-    stages: Callable[[nn.Module], "Stages"] | None = None
+    stages: Callable[[nn.Module], Stages] | None = None
     matches: Callable[[nn.Module], bool] | None = None
 
 
@@ -142,13 +143,18 @@ _VGG16_STRATEGIES = {
     "middle": ("conv5", "conv6", "conv7", "conv8", "conv9", "conv10"),  # blocks 3-4
 }
 
+
 def _resnet_shape(block: str, layers: list[int]) -> Callable[[nn.Module], bool]:
     """A ResNet of these blocks and blocks per stage (resnet18: BasicBlock, [2, 2, 2, 2])."""
+
     def matches(model: nn.Module) -> bool:
         import torchvision.models as tvm
 
-        return (isinstance(model, tvm.ResNet) and type(model.layer1[0]).__name__ == block
-                and [len(getattr(model, f"layer{i}")) for i in range(1, 5)] == layers)
+        return (
+            isinstance(model, tvm.ResNet)
+            and type(model.layer1[0]).__name__ == block
+            and [len(getattr(model, f"layer{i}")) for i in range(1, 5)] == layers
+        )
 
     return matches
 
@@ -163,8 +169,11 @@ def _is_vgg16(model: nn.Module) -> bool:
     """torchvision's VGG with 13 convolutions and no BatchNorm (vgg16, not vgg11/13/19 or vgg16_bn)."""
     import torchvision.models as tvm
 
-    return (isinstance(model, tvm.VGG) and sum(isinstance(m, nn.Conv2d) for m in model.features) == 13
-            and not any(isinstance(m, nn.BatchNorm2d) for m in model.features))
+    return (
+        isinstance(model, tvm.VGG)
+        and sum(isinstance(m, nn.Conv2d) for m in model.features) == 13
+        and not any(isinstance(m, nn.BatchNorm2d) for m in model.features)
+    )
 
 
 _RESNET_SHAPES = {18: ("BasicBlock", [2, 2, 2, 2]), 34: ("BasicBlock", [3, 4, 6, 3]), 50: ("Bottleneck", [3, 4, 6, 3])}
@@ -179,21 +188,45 @@ def register(arch: Architecture) -> Architecture:
 
 
 for _depth in (18, 34, 50):
-    register(Architecture(
-        name=f"resnet{_depth}", family="resnet", builder=_torchvision(f"resnet{_depth}"),
-        weights=f"ResNet{_depth}_Weights.IMAGENET1K_V1", head="fc", groups=resnet_groups,
-        strategies=_RESNET_STRATEGIES, stages=resnet_stages, matches=_resnet_shape(*_RESNET_SHAPES[_depth]),
-    ))
-register(Architecture(
-    name="alexnet", family="plain_cnn", builder=_torchvision("alexnet"),
-    weights="AlexNet_Weights.IMAGENET1K_V1", head="classifier.6", groups=plain_cnn_groups,
-    strategies=_ALEXNET_STRATEGIES, stages=plain_cnn_stages, matches=_is_alexnet,
-))
-register(Architecture(
-    name="vgg16", family="plain_cnn", builder=_torchvision("vgg16"),
-    weights="VGG16_Weights.IMAGENET1K_V1", head="classifier.6", groups=plain_cnn_groups,
-    strategies=_VGG16_STRATEGIES, stages=plain_cnn_stages, matches=_is_vgg16,
-))
+    register(
+        Architecture(
+            name=f"resnet{_depth}",
+            family="resnet",
+            builder=_torchvision(f"resnet{_depth}"),
+            weights=f"ResNet{_depth}_Weights.IMAGENET1K_V1",
+            head="fc",
+            groups=resnet_groups,
+            strategies=_RESNET_STRATEGIES,
+            stages=resnet_stages,
+            matches=_resnet_shape(*_RESNET_SHAPES[_depth]),
+        )
+    )
+register(
+    Architecture(
+        name="alexnet",
+        family="plain_cnn",
+        builder=_torchvision("alexnet"),
+        weights="AlexNet_Weights.IMAGENET1K_V1",
+        head="classifier.6",
+        groups=plain_cnn_groups,
+        strategies=_ALEXNET_STRATEGIES,
+        stages=plain_cnn_stages,
+        matches=_is_alexnet,
+    )
+)
+register(
+    Architecture(
+        name="vgg16",
+        family="plain_cnn",
+        builder=_torchvision("vgg16"),
+        weights="VGG16_Weights.IMAGENET1K_V1",
+        head="classifier.6",
+        groups=plain_cnn_groups,
+        strategies=_VGG16_STRATEGIES,
+        stages=plain_cnn_stages,
+        matches=_is_vgg16,
+    )
+)
 
 
 def available_models() -> list[str]:
@@ -209,9 +242,7 @@ def available_models() -> list[str]:
 def get_architecture(name: str) -> Architecture:
     """Look up an architecture by name, with a helpful error for unknown names."""
     if name not in ARCHITECTURES:
-        raise ValueError(
-            f"Unknown model {name!r}. Choose one of: {', '.join(available_models())}."
-        )
+        raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(available_models())}.")
     return ARCHITECTURES[name]
 
 

@@ -6,6 +6,7 @@ Example:
     >>> model.fc
     Linear(in_features=512, out_features=10, bias=True)
 """
+
 from __future__ import annotations
 
 from torch import nn

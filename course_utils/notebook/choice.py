@@ -19,6 +19,7 @@ Example:
     >>> choose_profile(DeviceInfo(cuda=False), laptop_missing=[])[0]
     'laptop'
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -69,16 +70,20 @@ def choose_profile(device: DeviceInfo, laptop_missing: list[str] | None = None) 
         large = device.memory_gib >= LARGE_GPU_GIB and tuple(device.capability) >= LARGE_GPU_CAPABILITY
         if large:
             return "full", f"{device.describe()} is a large GPU: the reference runs' settings"
-        return "colab", (f"{device.describe()} is smaller than a large GPU ({LARGE_GPU_GIB:.0f} GiB, "
-                         f"{LARGE_GPU_CAPABILITY[0]}.{LARGE_GPU_CAPABILITY[1]} or newer): "
-                         "the full reference runs would take hours")
+        return "colab", (
+            f"{device.describe()} is smaller than a large GPU ({LARGE_GPU_GIB:.0f} GiB, "
+            f"{LARGE_GPU_CAPABILITY[0]}.{LARGE_GPU_CAPABILITY[1]} or newer): "
+            "the full reference runs would take hours"
+        )
     missing = list(laptop_missing or [])
     if not missing:
         return "laptop", "no CUDA GPU; the laptop profile's data and weights are already downloaded"
     listed = ", ".join(missing)
     verb = "is" if len(missing) == 1 else "are"
-    return "offline", (f"no CUDA GPU, and {listed} {verb} not downloaded yet: offline needs no download "
-                       f'(profile = "laptop" downloads {"it" if len(missing) == 1 else "them"})')
+    return "offline", (
+        f"no CUDA GPU, and {listed} {verb} not downloaded yet: offline needs no download "
+        f'(profile = "laptop" downloads {"it" if len(missing) == 1 else "them"})'
+    )
 
 
 def probe_device(device: str | None = None) -> DeviceInfo:
@@ -96,8 +101,9 @@ def probe_device(device: str | None = None) -> DeviceInfo:
         return DeviceInfo(cuda=False)
     index = torch.device(device or "cuda").index or 0
     props = torch.cuda.get_device_properties(index)
-    return DeviceInfo(cuda=True, name=props.name, memory_gib=props.total_memory / 1024**3,
-                      capability=(props.major, props.minor))
+    return DeviceInfo(
+        cuda=True, name=props.name, memory_gib=props.total_memory / 1024**3, capability=(props.major, props.minor)
+    )
 
 
 def laptop_assets_missing(knobs: dict, data_root: Path | None = None) -> list[str]:

@@ -17,6 +17,7 @@ Example:
     >>> [(w.model, w.batch_size, w.image_size) for w in planned_work(P)][:2]
     [('resnet18', 20, 32), ('resnet18', 20, 32)]
 """
+
 from __future__ import annotations
 
 import math
@@ -91,37 +92,65 @@ def planned_work(P) -> list[Work]:
     if P.notebook.startswith("01_"):
         for fraction in P.fractions:
             for _ in range(2 * len(P.seeds)):  # pretrained and from scratch
-                work.append(Work(P.backbone, P.batch_size, size,
-                                 steps(fraction * n_train, P.batch_size) * P.num_epochs, n_test))
+                work.append(
+                    Work(P.backbone, P.batch_size, size, steps(fraction * n_train, P.batch_size) * P.num_epochs, n_test)
+                )
         for _ in P.seeds:  # section 6: scratch again at the smallest fraction, budget_factor x the epochs
-            work.append(Work(P.backbone, P.batch_size, size,
-                             steps(P.fractions[0] * n_train, P.batch_size) * P.num_epochs * P.budget_factor, n_test))
+            work.append(
+                Work(
+                    P.backbone,
+                    P.batch_size,
+                    size,
+                    steps(P.fractions[0] * n_train, P.batch_size) * P.num_epochs * P.budget_factor,
+                    n_test,
+                )
+            )
     elif P.notebook.startswith("02_"):
         test = int(n_test * P.test_fraction)
         for model in P.compare_models:
             for _ in P.seeds:
-                work.append(Work(model, P.batch_size, size, steps(P.fraction * n_train, P.batch_size) * P.num_epochs,
-                                 test))
+                work.append(
+                    Work(model, P.batch_size, size, steps(P.fraction * n_train, P.batch_size) * P.num_epochs, test)
+                )
         for model in P.depth_models:
             for _ in P.seeds:
-                work.append(Work(model, P.depth_batch_size, size,
-                                 steps(10 * P.train_per_class, P.depth_batch_size) * P.depth_num_epochs,
-                                 10 * P.val_per_class * P.depth_num_epochs + test))
+                work.append(
+                    Work(
+                        model,
+                        P.depth_batch_size,
+                        size,
+                        steps(10 * P.train_per_class, P.depth_batch_size) * P.depth_num_epochs,
+                        10 * P.val_per_class * P.depth_num_epochs + test,
+                    )
+                )
     elif P.notebook.startswith("03_"):
         part_a = steps(P.fraction * n_train, P.batch_size) * P.num_epochs
         for _ in range((len(P.strategies) + TRANSFER_CONFIGS + len(P.tier_heads)) * len(P.seeds)):  # + part D
             work.append(Work(P.backbone, P.batch_size, size, part_a, n_test))
         for model in P.sweep_models:
             for _ in range(len(P.trainable_layers_list) * len(P.seeds)):
-                work.append(Work(model, P.sweep_batch_size, size,
-                                 steps(10 * P.train_per_class, P.sweep_batch_size) * P.sweep_num_epochs,
-                                 10 * P.val_per_class * P.sweep_num_epochs))
+                work.append(
+                    Work(
+                        model,
+                        P.sweep_batch_size,
+                        size,
+                        steps(10 * P.train_per_class, P.sweep_batch_size) * P.sweep_num_epochs,
+                        10 * P.val_per_class * P.sweep_num_epochs,
+                    )
+                )
     elif P.notebook.startswith("04_"):
         train = n_train * P.train_fraction * (1 - P.val_fraction)
         validation = int(n_train * P.train_fraction * P.val_fraction)
         for _ in range(3 * len(P.seeds)):  # the multi-task model and the two single-task ones
-            work.append(Work(P.backbone, P.batch_size, size, steps(train, P.batch_size) * P.num_epochs,
-                             validation * P.num_epochs + n_test))
+            work.append(
+                Work(
+                    P.backbone,
+                    P.batch_size,
+                    size,
+                    steps(train, P.batch_size) * P.num_epochs,
+                    validation * P.num_epochs + n_test,
+                )
+            )
     else:
         raise ValueError(f"No run-time plan for notebook {P.notebook!r}: add one to course_utils/notebook/estimate.py.")
     return work
@@ -182,8 +211,14 @@ def estimate_runtime(P, device) -> Estimate:
         batch = min(item.batch_size, CPU_TIMING_BATCH) if device.type == "cpu" else item.batch_size
         per_step[key] = time_step(item.model, batch, item.image_size, device) * item.batch_size / batch
         timed_batch[key] = batch
-    seconds = sum(per_step[key] * (w.train_steps + w.eval_images / (3 * w.batch_size))
-                  for w in work for key in [(w.model, w.batch_size, w.image_size)])
-    return Estimate(seconds=seconds, steps=sum(w.train_steps for w in work),
-                    seconds_per_step={f"{m} batch {b} at {s} px": t for (m, b, s), t in per_step.items()},
-                    timed_batch={f"{m} batch {b} at {s} px": t for (m, b, s), t in timed_batch.items()})
+    seconds = sum(
+        per_step[key] * (w.train_steps + w.eval_images / (3 * w.batch_size))
+        for w in work
+        for key in [(w.model, w.batch_size, w.image_size)]
+    )
+    return Estimate(
+        seconds=seconds,
+        steps=sum(w.train_steps for w in work),
+        seconds_per_step={f"{m} batch {b} at {s} px": t for (m, b, s), t in per_step.items()},
+        timed_batch={f"{m} batch {b} at {s} px": t for (m, b, s), t in timed_batch.items()},
+    )

@@ -24,6 +24,7 @@ Example::
     report = cu.submit("s1234567")                       # in the notebook, after saving it
     report = cu.submit("s1234567", path="03_partial_freezing.ipynb")   # where the path is not found
 """
+
 from __future__ import annotations
 
 import json
@@ -78,10 +79,14 @@ class SubmitReport:
     def __str__(self) -> str:
         where = self.archive or self.folder
         if self.ok:
-            return (f"✓ {self.notebook} ran top to bottom in a fresh kernel (grading profile, {self.seconds:.0f} s); "
-                    f"hand in {where}")
-        lines = [f"✗ {self.notebook}: {len(self.failures)} cell(s) failed in a fresh kernel "
-                 f"(grading profile, {self.seconds:.0f} s):"]
+            return (
+                f"✓ {self.notebook} ran top to bottom in a fresh kernel (grading profile, {self.seconds:.0f} s); "
+                f"hand in {where}"
+            )
+        lines = [
+            f"✗ {self.notebook}: {len(self.failures)} cell(s) failed in a fresh kernel "
+            f"(grading profile, {self.seconds:.0f} s):"
+        ]
         lines += [f"  {failure}" for failure in self.failures]
         lines.append(f"Fix them and run cu.submit again; what was written anyway: {where}")
         return "\n".join(lines)
@@ -90,12 +95,16 @@ class SubmitReport:
 def _check_student(student: str | None) -> str:
     student = (student or os.environ.get("COURSE_STUDENT_ID") or "").strip()
     if not student:
-        raise ValueError("cu.submit needs your student id: cu.submit('s1234567') "
-                         "(or set COURSE_STUDENT_ID); it names the folder the grader reads.")
+        raise ValueError(
+            "cu.submit needs your student id: cu.submit('s1234567') "
+            "(or set COURSE_STUDENT_ID); it names the folder the grader reads."
+        )
     bad = sorted({c for c in student if not (c.isalnum() or c in SAFE_ID)})
     if bad or student.startswith("."):
-        raise ValueError(f"student id {student!r} may hold only letters, digits and . _ @ + - "
-                         f"(not {' '.join(repr(c) for c in bad) or 'a leading dot'}): the grader names your row by it.")
+        raise ValueError(
+            f"student id {student!r} may hold only letters, digits and . _ @ + - "
+            f"(not {' '.join(repr(c) for c in bad) or 'a leading dot'}): the grader names your row by it."
+        )
     return student
 
 
@@ -186,8 +195,13 @@ def _environment(**values):
                 os.environ[key] = value
 
 
-def run_fresh(notebook_path: Path, profile: str = "grading", cell_timeout: int = 1800, kernel_name: str | None = None,
-              workdir: Path | None = None):
+def run_fresh(
+    notebook_path: Path,
+    profile: str = "grading",
+    cell_timeout: int = 1800,
+    kernel_name: str | None = None,
+    workdir: Path | None = None,
+):
     """Execute a copy of ``notebook_path`` top to bottom in a fresh kernel, as the grader does.
 
     Returns:
@@ -207,8 +221,13 @@ def run_fresh(notebook_path: Path, profile: str = "grading", cell_timeout: int =
     work = Path(workdir or tempfile.mkdtemp(prefix="course-submit-"))
     work.mkdir(parents=True, exist_ok=True)
     kernel = kernel_name or notebook.metadata.get("kernelspec", {}).get("name") or "python3"
-    client = NotebookClient(notebook, timeout=cell_timeout, kernel_name=kernel, allow_errors=True,
-                            resources={"metadata": {"path": str(work)}})
+    client = NotebookClient(
+        notebook,
+        timeout=cell_timeout,
+        kernel_name=kernel,
+        allow_errors=True,
+        resources={"metadata": {"path": str(work)}},
+    )
     # Like course grade: the kernel knows the injected values, and cu.load_parameters refuses others.
     with _environment(COURSE_INJECTED_PARAMETERS=json.dumps({"profile": profile}), COURSE_RESULTS_DIR=None):
         client.execute()
@@ -246,9 +265,16 @@ def failures_of(executed) -> list[Failure]:
     return failures
 
 
-def submit(student: str | None = None, path: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-           profile: str = "grading", zip: bool = True, cell_timeout: int = 1800,  # noqa: A002 - the word students know
-           kernel_name: str | None = None, verbose: bool = True) -> SubmitReport:
+def submit(
+    student: str | None = None,
+    path: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    profile: str = "grading",
+    zip: bool = True,
+    cell_timeout: int = 1800,  # noqa: A002 - the word students know
+    kernel_name: str | None = None,
+    verbose: bool = True,
+) -> SubmitReport:
     """Re-run the saved notebook in a fresh kernel (grading profile), report failures, write the hand-in.
 
     Args:

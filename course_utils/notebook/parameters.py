@@ -22,6 +22,7 @@ Example:
     >>> load_parameters("01_alexnet_data_fraction", {"profile": "grading", "lr": None}).lr == P.lr
     True
 """
+
 from __future__ import annotations
 
 import getpass
@@ -29,17 +30,22 @@ import html
 import os
 import tempfile
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import yaml
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
-SESSION_DEFAULTS = {"offline": False, "synthetic_data": False, "standin_weights": False,
-                    "synthetic_per_class": [20, 10], "estimate": True}
+SESSION_DEFAULTS = {
+    "offline": False,
+    "synthetic_data": False,
+    "standin_weights": False,
+    "synthetic_per_class": [20, 10],
+    "estimate": True,
+}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _profiles() -> dict:
     return yaml.safe_load((PROFILE_DIR / "profiles.yaml").read_text())
 
@@ -103,7 +109,7 @@ def _chain(profile: str) -> list[str]:
     return chain
 
 
-@lru_cache(maxsize=None)
+@cache
 def _notebook_file(notebook: str) -> dict:
     path = PROFILE_DIR / f"{notebook}.yaml"
     if not path.exists():
@@ -153,8 +159,16 @@ class Parameters:
         session: the profile's session settings (offline, stand-ins), not knobs.
     """
 
-    def __init__(self, notebook: str, profile: str, requested_profile: str, values: dict, overridden: list[str],
-                 session: dict | None = None, why: str = ""):
+    def __init__(
+        self,
+        notebook: str,
+        profile: str,
+        requested_profile: str,
+        values: dict,
+        overridden: list[str],
+        session: dict | None = None,
+        why: str = "",
+    ):
         self.notebook, self.profile, self.requested_profile = notebook, profile, requested_profile
         self.why = why or f'asked for (profile = "{profile}")'
         self._values, self.overridden = dict(values), list(overridden)
@@ -173,17 +187,26 @@ class Parameters:
         """``profile`` and every knob (what results records store)."""
         return {"profile": self.profile, **self._values}
 
-    def replace(self, **changes) -> "Parameters":
+    def replace(self, **changes) -> Parameters:
         """A copy with some knobs changed (used by the widgets)."""
         _check_names(self.notebook, changes, self._values)
         values = {**self._values, **changes}
-        return Parameters(self.notebook, self.profile, self.requested_profile, values,
-                          sorted(set(self.overridden) | set(changes)), self.session, self.why)
+        return Parameters(
+            self.notebook,
+            self.profile,
+            self.requested_profile,
+            values,
+            sorted(set(self.overridden) | set(changes)),
+            self.session,
+            self.why,
+        )
 
     def __repr__(self) -> str:
         width = max(len(k) for k in self._values) if self._values else 0
-        lines = [f"{self.notebook}: profile {self.profile!r}"
-                 + (f" (from {self.requested_profile!r})" if self.requested_profile != self.profile else "")]
+        lines = [
+            f"{self.notebook}: profile {self.profile!r}"
+            + (f" (from {self.requested_profile!r})" if self.requested_profile != self.profile else "")
+        ]
         for key, value in self._values.items():
             lines.append(f"  {key:<{width}} = {value!r}{'   (set here)' if key in self.overridden else ''}")
         return "\n".join(lines)
@@ -194,8 +217,10 @@ class Parameters:
             f"<td>{'set here' if k in self.overridden else 'profile'}</td></tr>"
             for k, v in self._values.items()
         )
-        return (f"<b>{html.escape(self.notebook)}</b>: profile <code>{html.escape(self.profile)}</code>"
-                f"<table><tr><th>parameter</th><th>value</th><th>from</th></tr>{rows}</table>")
+        return (
+            f"<b>{html.escape(self.notebook)}</b>: profile <code>{html.escape(self.profile)}</code>"
+            f"<table><tr><th>parameter</th><th>value</th><th>from</th></tr>{rows}</table>"
+        )
 
 
 def _check_names(notebook: str, given: Mapping, valid) -> None:
@@ -254,8 +279,10 @@ def _check_injected(notebook: str, given: Mapping) -> None:
     injected = json.loads(os.environ.get("COURSE_INJECTED_PARAMETERS") or "{}")
     for name, value in injected.items():
         if name in given and given[name] != value:
-            raise ValueError(f"{notebook}: `{name}` is {given[name]!r} here, but the grader set it to {value!r}. "
-                             "Leave the parameters cell's values as they are and do not assign them later.")
+            raise ValueError(
+                f"{notebook}: `{name}` is {given[name]!r} here, but the grader set it to {value!r}. "
+                "Leave the parameters cell's values as they are and do not assign them later."
+            )
 
 
 def scratch_dir(name: str) -> Path:

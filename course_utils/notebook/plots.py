@@ -10,19 +10,20 @@ Example:
     >>> save_figure(fig, "samples").name
     'samples.png'
 """
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..data.transforms import unnormalize
 
@@ -61,9 +62,16 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | No
     return plt.subplots(nrows, ncols, figsize=figsize, **subplot_kwargs)
 
 
-def show_images(images: torch.Tensor, labels: Sequence[int], class_names: Sequence[str],
-                mean: Sequence[float], std: Sequence[float], ncols: int = 8, title: str = "",
-                predicted: Sequence[int] | None = None):
+def show_images(
+    images: torch.Tensor,
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    mean: Sequence[float],
+    std: Sequence[float],
+    ncols: int = 8,
+    title: str = "",
+    predicted: Sequence[int] | None = None,
+):
     """A grid of normalized images shown with their true colours.
 
     Args:
@@ -86,16 +94,20 @@ def show_images(images: torch.Tensor, labels: Sequence[int], class_names: Sequen
         if guess is None:
             ax.set_title(str(class_names[int(label)]), fontsize=9)
         else:
-            ax.set_title(f"{class_names[int(label)]} → {class_names[int(guess)]}", fontsize=8,
-                         color="black" if int(guess) == int(label) else "tab:red")
+            ax.set_title(
+                f"{class_names[int(label)]} → {class_names[int(guess)]}",
+                fontsize=8,
+                color="black" if int(guess) == int(label) else "tab:red",
+            )
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def confusion_matrix(labels: Sequence[int], predicted: Sequence[int], class_names: Sequence[str],
-                     ax=None, title: str = ""):
+def confusion_matrix(
+    labels: Sequence[int], predicted: Sequence[int], class_names: Sequence[str], ax=None, title: str = ""
+):
     """How often each true class (rows) was predicted as each class (columns), in % of the row.
 
     Args:
@@ -122,8 +134,15 @@ def confusion_matrix(labels: Sequence[int], predicted: Sequence[int], class_name
     ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
     for (row, column), value in np.ndenumerate(share):
         if counts[row, column]:
-            ax.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize=7,
-                    color="white" if value > 60 else "black")
+            ax.text(
+                column,
+                row,
+                f"{value:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > 60 else "black",
+            )
     ax.set_xticks(range(size), [str(c) for c in class_names], rotation=90, fontsize=8)
     ax.set_yticks(range(size), [str(c) for c in class_names], fontsize=8)
     ax.set_xlabel("predicted")
@@ -136,7 +155,7 @@ def confusion_matrix(labels: Sequence[int], predicted: Sequence[int], class_name
 def _band(ax, x, runs: list[list[float]], label: str, scale: float, marker: str = "o"):
     values = np.array(runs, dtype=float) * scale
     mean = values.mean(axis=0)
-    line, = ax.plot(x, mean, marker=marker, label=label)
+    (line,) = ax.plot(x, mean, marker=marker, label=label)
     if len(values) > 1:
         std = values.std(axis=0, ddof=1)
         ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=line.get_color())
@@ -169,9 +188,18 @@ def plot_histories(histories: dict[str, list], metrics: Sequence[str] = ("train_
     return fig
 
 
-def plot_metric_vs(summary: Sequence[dict], x: str, metric: str, series: str | None = None,
-                   xlabel: str = "", ylabel: str = "", title: str = "", ax=None, logx: bool = False,
-                   x_scale: float = 1.0):
+def plot_metric_vs(
+    summary: Sequence[dict],
+    x: str,
+    metric: str,
+    series: str | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str = "",
+    ax=None,
+    logx: bool = False,
+    x_scale: float = 1.0,
+):
     """``metric`` (mean ± std over seeds, error bars) against ``x``, one line per ``series`` value.
 
     Args:
@@ -208,8 +236,15 @@ def plot_metric_vs(summary: Sequence[dict], x: str, metric: str, series: str | N
     return fig if fig is not None else ax.figure
 
 
-def bar_chart(labels: Sequence[str], means: Sequence[float], stds: Sequence[float] | None = None,
-              annotations: Sequence[str] | None = None, ylabel: str = "", title: str = "", ax=None):
+def bar_chart(
+    labels: Sequence[str],
+    means: Sequence[float],
+    stds: Sequence[float] | None = None,
+    annotations: Sequence[str] | None = None,
+    ylabel: str = "",
+    title: str = "",
+    ax=None,
+):
     """Bars with optional error bars and a text label above each (e.g. trainable parameters)."""
     fig = None
     if ax is None:
@@ -220,8 +255,14 @@ def bar_chart(labels: Sequence[str], means: Sequence[float], stds: Sequence[floa
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     for bar, text in zip(bars, annotations or []):
-        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), textcoords="offset points",
-                    xytext=(0, 4), ha="center", fontsize=8)
+        ax.annotate(
+            text,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            textcoords="offset points",
+            xytext=(0, 4),
+            ha="center",
+            fontsize=8,
+        )
     if title:
         ax.set_title(title)
     if fig is not None:

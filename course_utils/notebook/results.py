@@ -9,13 +9,14 @@ Example:
     >>> aggregate(rows, by=["fraction"], metrics=["test_acc"])
     [{'fraction': 0.1, 'n': 2, 'test_acc_mean': 0.82..., 'test_acc_std': 0.028...}]
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -79,7 +80,9 @@ def per_class_accuracy(predictions: dict, class_names: Sequence[str]):
         row = {"class": name}
         for model, (labels, predicted, *_) in predictions.items():
             mine = labels == index
-            row[f"{model} (%)"] = round(100 * float((predicted[mine] == index).float().mean()), 1) if mine.any() else None
+            row[f"{model} (%)"] = (
+                round(100 * float((predicted[mine] == index).float().mean()), 1) if mine.any() else None
+            )
         rows.append(row)
     return table(rows)
 
@@ -106,8 +109,14 @@ def results_path(notebook: str) -> Path:
     return Path(os.environ.get("COURSE_RESULTS_DIR", ".")) / f"{notebook}.results.json"
 
 
-def save_results(notebook: str, summary: dict, rows: Sequence[dict] = (), parameters: dict | None = None,
-                 notes: Sequence[str] = (), figures: Sequence[str] = ()) -> Path:
+def save_results(
+    notebook: str,
+    summary: dict,
+    rows: Sequence[dict] = (),
+    parameters: dict | None = None,
+    notes: Sequence[str] = (),
+    figures: Sequence[str] = (),
+) -> Path:
     """Write the run's machine-readable record ``<notebook>.results.json`` next to the output notebook.
 
     Args:
@@ -128,11 +137,17 @@ def save_results(notebook: str, summary: dict, rows: Sequence[dict] = (), parame
 
     # What else decides the numbers: a run compares bit for bit only with the same torch and threads.
     environment = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-    record = {"notebook": notebook, "summary": summary, "rows": list(rows), "parameters": parameters or {},
-              "notes": list(notes), "figures": figures, "environment": environment}
+    record = {
+        "notebook": notebook,
+        "summary": summary,
+        "rows": list(rows),
+        "parameters": parameters or {},
+        "notes": list(notes),
+        "figures": figures,
+        "environment": environment,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(_jsonable(record), indent=1))
     os.replace(tmp, path)
     return path
-

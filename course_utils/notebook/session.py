@@ -20,6 +20,7 @@ Example:
     >>> session.data_label, len(train_set), len(test_set)
     ('synthetic CIFAR-10 stand-in', 200, 100)
 """
+
 from __future__ import annotations
 
 import os
@@ -30,13 +31,13 @@ from pathlib import Path
 import torch
 
 from .. import assets
+from .._util import default_device
 from ..data.cifar import cifar10
 from ..data.datasets import digits_dataset
 from ..data.fruit import FruitFreshnessDataset
 from ..data.standins import write_synthetic_cifar10, write_synthetic_fruit
 from ..models.architectures import get_architecture
 from ..models.weights import ensure_checkpoint, write_standin_checkpoints
-from .._util import default_device
 from ..train.reproducibility import pin_threads, seed_everything
 from .parameters import Parameters, scratch_dir
 
@@ -92,7 +93,9 @@ class Session:
     def fruit_data(self):
         """Train and test ``FruitFreshnessDataset`` from ``params.fruit_root`` (or the synthetic tree)."""
         P = self.params
-        root = self.data_root / "fruit" if P.fruit_root == "synthetic" else assets.data_dir(self.data_root) / P.fruit_root
+        root = (
+            self.data_root / "fruit" if P.fruit_root == "synthetic" else assets.data_dir(self.data_root) / P.fruit_root
+        )
         if not (root / "train").is_dir():
             raise FileNotFoundError(
                 f"No fruit photos at {root}/train. Put the fresh/rotten fruit dataset there "
@@ -140,20 +143,29 @@ def start_session(P: Parameters, backbones=(), seed: int | None = None, estimate
         train_n, test_n = settings["synthetic_per_class"]
         # One folder per size setting: a run with other sizes never reuses a stale stand-in.
         data_root = scratch_dir(f"synthetic-cifar10-{train_n}-{test_n}")
-        _write_once(data_root / "cifar-10-batches-py",
-                    lambda tmp: write_synthetic_cifar10(tmp, per_class_train=train_n, per_class_test=test_n))
+        _write_once(
+            data_root / "cifar-10-batches-py",
+            lambda tmp: write_synthetic_cifar10(tmp, per_class_train=train_n, per_class_test=test_n),
+        )
     if values.get("fruit_root") == "synthetic":
         train_n, test_n = values.get("synthetic_fruit_per_class", [24, 12])
         size = values.get("synthetic_fruit_size", 64)
         data_root = scratch_dir(f"synthetic-fruit-{train_n}-{test_n}-{size}px")
-        _write_once(data_root / "fruit",
-                    lambda tmp: write_synthetic_fruit(tmp / "fruit", per_class_train=train_n, per_class_test=test_n,
-                                                      size=size))
+        _write_once(
+            data_root / "fruit",
+            lambda tmp: write_synthetic_fruit(tmp / "fruit", per_class_train=train_n, per_class_test=test_n, size=size),
+        )
     if seed is not None:
         seed_everything(seed)
     device = default_device(values.get("device"))
-    session = Session(params=P, device=device, data_root=Path(data_root), synthetic=synthetic, standin_weights=standin,
-                      threads=pin_threads())
+    session = Session(
+        params=P,
+        device=device,
+        data_root=Path(data_root),
+        synthetic=synthetic,
+        standin_weights=standin,
+        threads=pin_threads(),
+    )
     if settings.get("estimate", True) if estimate is None else estimate:
         from .estimate import estimate_runtime
 

@@ -18,10 +18,12 @@ Example:
     >>> panel
     ExperimentPanel(strategy='none') — open this notebook in JupyterLab to use the controls.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 from IPython.display import clear_output, display
@@ -34,23 +36,27 @@ _STYLE = {"description_width": "initial"}
 def choice(description: str, options: Sequence, value=None) -> widgets.Dropdown:
     """A dropdown; ``value`` defaults to the first option."""
     options = list(options)
-    return widgets.Dropdown(options=options, value=options[0] if value is None else value,
-                            description=description, style=_STYLE)
+    return widgets.Dropdown(
+        options=options, value=options[0] if value is None else value, description=description, style=_STYLE
+    )
 
 
 def multi_choice(description: str, options: Sequence, value: Sequence = ()) -> widgets.SelectMultiple:
     """A multi-select list (hold Ctrl/Cmd to pick several)."""
-    return widgets.SelectMultiple(options=list(options), value=tuple(value), description=description,
-                                  style=_STYLE, rows=min(6, len(options)))
+    return widgets.SelectMultiple(
+        options=list(options), value=tuple(value), description=description, style=_STYLE, rows=min(6, len(options))
+    )
 
 
 def number(description: str, value: float, low: float, high: float, step: float) -> widgets.Widget:
     """A slider: integer when all of value/low/high/step are integers, else float."""
     if all(float(v).is_integer() for v in (value, low, high, step)) and isinstance(step, int):
-        return widgets.IntSlider(value=int(value), min=int(low), max=int(high), step=int(step),
-                                 description=description, style=_STYLE)
-    return widgets.FloatSlider(value=value, min=low, max=high, step=step, description=description,
-                               style=_STYLE, readout_format=".2f")
+        return widgets.IntSlider(
+            value=int(value), min=int(low), max=int(high), step=int(step), description=description, style=_STYLE
+        )
+    return widgets.FloatSlider(
+        value=value, min=low, max=high, step=step, description=description, style=_STYLE, readout_format=".2f"
+    )
 
 
 class ExperimentPanel:
@@ -68,8 +74,13 @@ class ExperimentPanel:
         button, output, status: the widgets, for tests and for ``button.click()``.
     """
 
-    def __init__(self, controls: dict[str, widgets.Widget], on_run: Callable[..., Any], title: str = "",
-                 button_description: str = "Run"):
+    def __init__(
+        self,
+        controls: dict[str, widgets.Widget],
+        on_run: Callable[..., Any],
+        title: str = "",
+        button_description: str = "Run",
+    ):
         if not controls:
             raise ValueError("An ExperimentPanel needs at least one control.")
         self.controls = dict(controls)
@@ -81,8 +92,9 @@ class ExperimentPanel:
         self.last_error: BaseException | None = None
         self.button.on_click(lambda _button: self.run())
         header = [widgets.HTML(f"<b>{title}</b>")] if title else []
-        self.widget = widgets.VBox(header + list(self.controls.values())
-                                   + [widgets.HBox([self.button, self.status]), self.output])
+        self.widget = widgets.VBox(
+            header + list(self.controls.values()) + [widgets.HBox([self.button, self.status]), self.output]
+        )
 
     def values(self) -> dict:
         """The controls' current values as keyword arguments (multi-selects become lists)."""

@@ -14,6 +14,7 @@ Example:
     Exercise 0 — adding: all checks passed
       ✓ 2 + 2: 4
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -45,8 +46,9 @@ class Feedback:
     def equal(self, what: str, expected, got, hint: str = "") -> bool:
         """Record ``got == expected`` for plain values (ints, floats within 1e-6, strings, tuples)."""
         ok = _same(expected, got)
-        return self.check(ok, f"{what}: {got!r}",
-                          f"{what}: expected {expected!r}, got {got!r}" + (f" — {hint}" if hint else ""))
+        return self.check(
+            ok, f"{what}: {got!r}", f"{what}: expected {expected!r}, got {got!r}" + (f" — {hint}" if hint else "")
+        )
 
     def fail(self, message: str) -> None:
         self.check(False, "", message)

@@ -4,6 +4,7 @@ The training checks run the student's functions on a fixed three-class problem (
 batches of 4, 4 and 2) and compare with numbers written down once: they hold no second
 implementation to copy from.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -31,37 +32,59 @@ def load_imagenet_model(load_fn, name: str) -> None:
     with exercise("Exercise 1 — an ImageNet model and its preprocessing") as feedback:
         with feedback.calling(f"load_imagenet_model({name!r}, pretrained=True)"):
             result = load_fn(name, True)
-        if not feedback.check(isinstance(result, tuple) and len(result) == 2, "returns a pair (model, preprocess)",
-                              f"return a pair (model, preprocess), got {type(result).__name__}"):
+        if not feedback.check(
+            isinstance(result, tuple) and len(result) == 2,
+            "returns a pair (model, preprocess)",
+            f"return a pair (model, preprocess), got {type(result).__name__}",
+        ):
             return
         model, preprocess = result
-        if not feedback.check(isinstance(model, nn.Module), "the first item is a network",
-                              f"the first item must be an nn.Module, got {type(model).__name__}"):
+        if not feedback.check(
+            isinstance(model, nn.Module),
+            "the first item is a network",
+            f"the first item must be an nn.Module, got {type(model).__name__}",
+        ):
             return
         head = model.get_submodule(arch.head)
-        feedback.equal(f"outputs of the ImageNet head at {arch.head!r}", 1000, getattr(head, "out_features", None),
-                       hint="keep the 1000-class ImageNet head: the new head comes in Exercise 3")
+        feedback.equal(
+            f"outputs of the ImageNet head at {arch.head!r}",
+            1000,
+            getattr(head, "out_features", None),
+            hint="keep the 1000-class ImageNet head: the new head comes in Exercise 3",
+        )
         stored = _checkpoint_state(name)
         loaded = model.state_dict()
         same = set(stored) == set(loaded) and all(torch.equal(stored[k], loaded[k]) for k in stored)
-        feedback.check(same, "the weights are the ImageNet checkpoint's",
-                       "the weights differ from the ImageNet checkpoint — pass weights=<the enum's DEFAULT> "
-                       "to torchvision.models.get_model")
-        for label, got, want in (("mean", getattr(preprocess, "mean", None), arch.mean),
-                                 ("std", getattr(preprocess, "std", None), arch.std)):
+        feedback.check(
+            same,
+            "the weights are the ImageNet checkpoint's",
+            "the weights differ from the ImageNet checkpoint — pass weights=<the enum's DEFAULT> "
+            "to torchvision.models.get_model",
+        )
+        for label, got, want in (
+            ("mean", getattr(preprocess, "mean", None), arch.mean),
+            ("std", getattr(preprocess, "std", None), arch.std),
+        ):
             ok = got is not None and np.allclose(np.asarray(got, dtype=float), want)
-            feedback.check(ok, f"preprocess normalizes with the weights' {label} {tuple(round(v, 3) for v in want)}",
-                           f"preprocess.{label} is {got!r}, expected {tuple(round(v, 3) for v in want)} — "
-                           "return weights.transforms() of the pretrained weights")
+            feedback.check(
+                ok,
+                f"preprocess normalizes with the weights' {label} {tuple(round(v, 3) for v in want)}",
+                f"preprocess.{label} is {got!r}, expected {tuple(round(v, 3) for v in want)} — "
+                "return weights.transforms() of the pretrained weights",
+            )
         with feedback.calling(f"load_imagenet_model({name!r}, pretrained=False)"):
             random_model, random_preprocess = load_fn(name, False)
-        feedback.check(not torch.equal(random_model.get_submodule(arch.head).weight, stored[f"{arch.head}.weight"]),
-                       "pretrained=False gives random weights",
-                       "pretrained=False still loaded the ImageNet weights — use weights=None")
-        feedback.check(tuple(getattr(random_preprocess, "mean", ())) == tuple(getattr(preprocess, "mean", ())),
-                       "both initialisations get the same preprocessing",
-                       "pretrained=False must return the same preprocess as pretrained=True, "
-                       "so that both runs see the same inputs")
+        feedback.check(
+            not torch.equal(random_model.get_submodule(arch.head).weight, stored[f"{arch.head}.weight"]),
+            "pretrained=False gives random weights",
+            "pretrained=False still loaded the ImageNet weights — use weights=None",
+        )
+        feedback.check(
+            tuple(getattr(random_preprocess, "mean", ())) == tuple(getattr(preprocess, "mean", ())),
+            "both initialisations get the same preprocessing",
+            "pretrained=False must return the same preprocess as pretrained=True, "
+            "so that both runs see the same inputs",
+        )
 
 
 def subset_indices(stratified_subset_indices) -> None:
@@ -75,32 +98,49 @@ def subset_indices(stratified_subset_indices) -> None:
             with feedback.calling(f"stratified_subset_indices(targets, {fraction}, seed=0)"):
                 picked = np.asarray(stratified_subset_indices(targets, fraction, 0))
             expected_size = round(fraction * len(targets))
-            feedback.equal(f"number of indices for fraction {fraction} of {len(targets)} items",
-                           expected_size, int(picked.size),
-                           hint="the subset's size should be round(fraction × number of items)")
+            feedback.equal(
+                f"number of indices for fraction {fraction} of {len(targets)} items",
+                expected_size,
+                int(picked.size),
+                hint="the subset's size should be round(fraction × number of items)",
+            )
             if picked.size == 0:
                 continue
-            feedback.check(np.issubdtype(picked.dtype, np.integer) and picked.min() >= 0 and picked.max() < len(targets),
-                           "indices are integers inside the dataset",
-                           f"indices must be integers in [0, {len(targets)}), got dtype {picked.dtype}, "
-                           f"range [{picked.min()}, {picked.max()}]")
-            feedback.check(len(set(picked.tolist())) == picked.size, "no index is picked twice",
-                           f"{picked.size - len(set(picked.tolist()))} indices appear more than once — sample without replacement")
+            feedback.check(
+                np.issubdtype(picked.dtype, np.integer) and picked.min() >= 0 and picked.max() < len(targets),
+                "indices are integers inside the dataset",
+                f"indices must be integers in [0, {len(targets)}), got dtype {picked.dtype}, "
+                f"range [{picked.min()}, {picked.max()}]",
+            )
+            feedback.check(
+                len(set(picked.tolist())) == picked.size,
+                "no index is picked twice",
+                f"{picked.size - len(set(picked.tolist()))} indices appear more than once — sample without replacement",
+            )
             got = Counter(targets[picked.astype(int).clip(0, len(targets) - 1)].tolist())
             off = {c: (got.get(c, 0), fraction * n) for c, n in counts.items() if abs(got.get(c, 0) - fraction * n) > 1}
-            feedback.check(not off, f"every class keeps its share (fraction {fraction})",
-                           "class shares are off: " + ", ".join(
-                               f"class {c}: expected ≈{exp:.0f}, got {g}" for c, (g, exp) in sorted(off.items()))
-                           + " — draw the subset class by class")
+            feedback.check(
+                not off,
+                f"every class keeps its share (fraction {fraction})",
+                "class shares are off: "
+                + ", ".join(f"class {c}: expected ≈{exp:.0f}, got {g}" for c, (g, exp) in sorted(off.items()))
+                + " — draw the subset class by class",
+            )
         with feedback.calling("stratified_subset_indices(targets, 0.2, seed=...)"):
             a = np.sort(np.asarray(stratified_subset_indices(targets, 0.2, 1)))
             b = np.sort(np.asarray(stratified_subset_indices(targets, 0.2, 1)))
             c = np.sort(np.asarray(stratified_subset_indices(targets, 0.2, 2)))
-        feedback.check(np.array_equal(a, b), "the same seed gives the same subset",
-                       "two calls with seed=1 gave different subsets — use a generator seeded with `seed`, "
-                       "not the global random state")
-        feedback.check(not np.array_equal(a, c), "another seed gives another subset",
-                       "seed=1 and seed=2 gave the same subset — the seed must change the draw")
+        feedback.check(
+            np.array_equal(a, b),
+            "the same seed gives the same subset",
+            "two calls with seed=1 gave different subsets — use a generator seeded with `seed`, "
+            "not the global random state",
+        )
+        feedback.check(
+            not np.array_equal(a, c),
+            "another seed gives another subset",
+            "seed=1 and seed=2 gave the same subset — the seed must change the draw",
+        )
 
 
 def replace_head(replace_head_fn) -> None:
@@ -116,21 +156,37 @@ def replace_head(replace_head_fn) -> None:
             kept = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(head_path + ".")}
             with feedback.calling(f"replace_head(<{name}>, {head_path!r}, 7)"):
                 returned = replace_head_fn(model, head_path, 7)
-            feedback.check(returned is model, f"{name}: returns the same model object",
-                           f"{name}: return the model you modified (got {type(returned).__name__})")
+            feedback.check(
+                returned is model,
+                f"{name}: returns the same model object",
+                f"{name}: return the model you modified (got {type(returned).__name__})",
+            )
             head = model.get_submodule(head_path)
-            if not feedback.check(isinstance(head, nn.Linear), f"{name}: the module at {head_path!r} is a Linear",
-                                  f"{name}: expected an nn.Linear at {head_path!r}, found {type(head).__name__}"):
+            if not feedback.check(
+                isinstance(head, nn.Linear),
+                f"{name}: the module at {head_path!r} is a Linear",
+                f"{name}: expected an nn.Linear at {head_path!r}, found {type(head).__name__}",
+            ):
                 continue
-            feedback.equal(f"{name}: head input features", old_head.in_features, head.in_features,
-                           hint="keep the width of the features the old head received")
+            feedback.equal(
+                f"{name}: head input features",
+                old_head.in_features,
+                head.in_features,
+                hint="keep the width of the features the old head received",
+            )
             feedback.equal(f"{name}: head output features", 7, head.out_features)
-            feedback.check(head is not old_head and all(p.requires_grad for p in head.parameters()),
-                           f"{name}: the head is new and trainable", f"{name}: create a new nn.Linear")
+            feedback.check(
+                head is not old_head and all(p.requires_grad for p in head.parameters()),
+                f"{name}: the head is new and trainable",
+                f"{name}: create a new nn.Linear",
+            )
             changed = [k for k, v in kept.items() if not torch.equal(model.state_dict()[k], v)]
-            feedback.check(not changed, f"{name}: every other weight is untouched",
-                           f"{name}: {len(changed)} tensors outside the head changed (e.g. {changed[:2]}) — "
-                           "only the head should be replaced")
+            feedback.check(
+                not changed,
+                f"{name}: every other weight is untouched",
+                f"{name}: {len(changed)} tensors outside the head changed (e.g. {changed[:2]}) — "
+                "only the head should be replaced",
+            )
             with feedback.calling(f"{name}: forward pass on a (2, 3, 64, 64) batch"):
                 shape = tuple(model.eval()(torch.randn(2, 3, 64, 64)).shape)
             feedback.equal(f"{name}: output shape", (2, 7), shape)
@@ -161,23 +217,31 @@ def _fixed_problem():
 
 
 # What a correct answer gives on _fixed_problem (written down once from a checked implementation).
-_BEFORE = (1.3193234, 0.4)   # evaluate before training: loss, accuracy
-_EPOCH = (1.2247236, 0.5)    # one epoch of SGD(lr=0.5, momentum=0.9): running loss and accuracy
-_AFTER = (0.9287655, 0.6)    # evaluate after that epoch
+_BEFORE = (1.3193234, 0.4)  # evaluate before training: loss, accuracy
+_EPOCH = (1.2247236, 0.5)  # one epoch of SGD(lr=0.5, momentum=0.9): running loss and accuracy
+_AFTER = (0.9287655, 0.6)  # evaluate after that epoch
 
 
 def _pair(feedback, what: str, got, expected: tuple[float, float], hint: str) -> None:
-    ok = (isinstance(got, tuple) and len(got) == 2 and all(isinstance(v, (int, float)) for v in got))
-    if not feedback.check(ok, f"{what} returns (loss, accuracy) as numbers",
-                          f"{what} must return a pair of Python numbers (loss, accuracy), got {got!r} "
-                          "— use .item() on tensors"):
+    ok = isinstance(got, tuple) and len(got) == 2 and all(isinstance(v, (int, float)) for v in got)
+    if not feedback.check(
+        ok,
+        f"{what} returns (loss, accuracy) as numbers",
+        f"{what} must return a pair of Python numbers (loss, accuracy), got {got!r} — use .item() on tensors",
+    ):
         return
     loss, acc = got
-    feedback.check(abs(loss - expected[0]) < 1e-4, f"{what}: mean loss {loss:.4f}",
-                   f"{what}: mean loss expected {expected[0]:.4f}, got {loss:.4f} — {hint}")
-    feedback.check(abs(acc - expected[1]) < 1e-6, f"{what}: accuracy {acc:.2f}",
-                   f"{what}: accuracy expected {expected[1]:.2f}, got {acc:.2f} — the share of images "
-                   "whose largest logit is the label")
+    feedback.check(
+        abs(loss - expected[0]) < 1e-4,
+        f"{what}: mean loss {loss:.4f}",
+        f"{what}: mean loss expected {expected[0]:.4f}, got {loss:.4f} — {hint}",
+    )
+    feedback.check(
+        abs(acc - expected[1]) < 1e-6,
+        f"{what}: accuracy {acc:.2f}",
+        f"{what}: accuracy expected {expected[1]:.2f}, got {acc:.2f} — the share of images "
+        "whose largest logit is the label",
+    )
 
 
 def evaluate(evaluate_fn) -> None:
@@ -187,16 +251,30 @@ def evaluate(evaluate_fn) -> None:
         before = {k: v.clone() for k, v in model.state_dict().items()}
         with feedback.calling("evaluate(model, loader, nn.CrossEntropyLoss(), 'cpu')"):
             got = evaluate_fn(model.train(), batches, nn.CrossEntropyLoss(), "cpu")
-        _pair(feedback, "evaluate", got, _BEFORE,
-              "weight each batch's mean loss by its number of images (the last batch is smaller)")
+        _pair(
+            feedback,
+            "evaluate",
+            got,
+            _BEFORE,
+            "weight each batch's mean loss by its number of images (the last batch is smaller)",
+        )
         calls = model[1].calls
         feedback.equal("forward calls (one per batch)", 3, len(calls))
-        feedback.check(calls and not any(training for training, _ in calls), "the model runs in eval mode",
-                       "call model.eval() first: dropout and BatchNorm behave differently in training mode")
-        feedback.check(calls and not any(grad for _, grad in calls), "no gradients are recorded",
-                       "wrap the loop in `with torch.no_grad():` — evaluation needs no backward pass")
-        feedback.check(all(torch.equal(before[k], v) for k, v in model.state_dict().items()),
-                       "the weights are unchanged", "evaluate must not change the model's weights")
+        feedback.check(
+            calls and not any(training for training, _ in calls),
+            "the model runs in eval mode",
+            "call model.eval() first: dropout and BatchNorm behave differently in training mode",
+        )
+        feedback.check(
+            calls and not any(grad for _, grad in calls),
+            "no gradients are recorded",
+            "wrap the loop in `with torch.no_grad():` — evaluation needs no backward pass",
+        )
+        feedback.check(
+            all(torch.equal(before[k], v) for k, v in model.state_dict().items()),
+            "the weights are unchanged",
+            "evaluate must not change the model's weights",
+        )
 
 
 def train_one_epoch(train_fn) -> None:
@@ -206,19 +284,29 @@ def train_one_epoch(train_fn) -> None:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
         with feedback.calling("train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer, 'cpu')"):
             got = train_fn(model.eval(), batches, nn.CrossEntropyLoss(), optimizer, "cpu")
-        _pair(feedback, "train_one_epoch", got, _EPOCH,
-              "add each batch's loss times its size before the step; call optimizer.zero_grad() every batch")
+        _pair(
+            feedback,
+            "train_one_epoch",
+            got,
+            _EPOCH,
+            "add each batch's loss times its size before the step; call optimizer.zero_grad() every batch",
+        )
         calls = model[1].calls
         feedback.equal("forward calls (one per batch)", 3, len(calls))
-        feedback.check(calls and all(training for training, _ in calls), "the model runs in training mode",
-                       "call model.train() first (the model may come back from an evaluation in eval mode)")
+        feedback.check(
+            calls and all(training for training, _ in calls),
+            "the model runs in training mode",
+            "call model.train() first (the model may come back from an evaluation in eval mode)",
+        )
         model[1].calls = []
         with torch.no_grad():
             x = torch.cat([b[0] for b in batches])
             y = torch.cat([b[1] for b in batches])
             logits = model.eval()(x)
             after = (nn.functional.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item())
-        feedback.check(abs(after[0] - _AFTER[0]) < 1e-4,
-                       f"after the epoch the weights give loss {after[0]:.4f}, as three correct SGD steps do",
-                       f"after the epoch the loss is {after[0]:.4f}, expected {_AFTER[0]:.4f} — forward, loss, "
-                       "zero_grad, backward, step, once per batch")
+        feedback.check(
+            abs(after[0] - _AFTER[0]) < 1e-4,
+            f"after the epoch the weights give loss {after[0]:.4f}, as three correct SGD steps do",
+            f"after the epoch the loss is {after[0]:.4f}, expected {_AFTER[0]:.4f} — forward, loss, "
+            "zero_grad, backward, step, once per batch",
+        )

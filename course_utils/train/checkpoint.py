@@ -17,6 +17,7 @@ Example:
     >>> load_checkpoint(path)["epoch"]
     3
 """
+
 from __future__ import annotations
 
 import os
@@ -83,8 +84,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     payload = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path} is not a course_utils training checkpoint of format {CHECKPOINT_FORMAT} "
-                         f"(found {found!r}); start the run again without resume.")
+        raise ValueError(
+            f"{path} is not a course_utils training checkpoint of format {CHECKPOINT_FORMAT} "
+            f"(found {found!r}); start the run again without resume."
+        )
     return payload
 
 

@@ -35,6 +35,7 @@ Example:
     >>> features.split.suffix_names, tuple(features.train_loader.features.shape)
     (['fc'], (1348, 512))
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -94,7 +95,8 @@ def forward_stages(model: nn.Module) -> Stages:
     if arch.stages is None:
         raise CannotCacheError(
             f"{arch.name} has no 'stages' in its architecture table entry, so its frozen layers cannot be "
-            "run separately from the trainable ones")
+            "run separately from the trainable ones"
+        )
     return arch.stages(model)
 
 
@@ -155,7 +157,8 @@ def split_frozen_prefix(model: nn.Module) -> PrefixSplit:
         raise CannotCacheError(
             f"the first stage ('{stages[0][0]}') trains or has BatchNorm statistics that update, so there is no "
             "frozen front to cache; freeze the early layers first (e.g. apply_strategy(model, 'last_only') or "
-            "freeze_until(model, 'layer3'))")
+            "freeze_until(model, 'layer3'))"
+        )
     return PrefixSplit(
         prefix=nn.Sequential(OrderedDict(stages[:cut])),
         suffix=nn.Sequential(OrderedDict(stages[cut:])),
@@ -187,9 +190,14 @@ def available_memory(device: torch.device) -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-
-def check_cache_fits(num_images: int, feature_shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-                     cut_after: str, memory_fraction: float = DEFAULT_MEMORY_FRACTION) -> int:
+def check_cache_fits(
+    num_images: int,
+    feature_shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    cut_after: str,
+    memory_fraction: float = DEFAULT_MEMORY_FRACTION,
+) -> int:
     """Raise ``FeatureCacheMemoryError`` unless ``num_images`` features fit in ``memory_fraction`` of free memory.
 
     Args:
@@ -234,8 +242,14 @@ class FeatureLoader(InMemoryBatches):
         batch_size, shuffle, drop_last: as for a ``DataLoader``.
     """
 
-    def __init__(self, features: torch.Tensor, targets: list[torch.Tensor], batch_size: int, shuffle: bool = False,
-                 drop_last: bool = False):
+    def __init__(
+        self,
+        features: torch.Tensor,
+        targets: list[torch.Tensor],
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+    ):
         super().__init__(len(features), batch_size, shuffle=shuffle, drop_last=drop_last, device=features.device)
         self.features, self.targets = features, targets
 
@@ -265,16 +279,24 @@ def _in_dataset_order(loader):
         in_order.shuffle = False
         return in_order
     if isinstance(loader, DataLoader) and isinstance(loader.sampler, RandomSampler):
-        return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False, num_workers=loader.num_workers,
-                          collate_fn=loader.collate_fn, pin_memory=loader.pin_memory)
+        return DataLoader(
+            loader.dataset,
+            batch_size=loader.batch_size,
+            shuffle=False,
+            num_workers=loader.num_workers,
+            collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory,
+        )
     return loader
 
 
 def _num_images(loader) -> int:
     dataset = getattr(loader, "dataset", None)
     if dataset is None:
-        raise ValueError(f"Cannot tell how many images a {type(loader).__name__} holds: feature caching needs a "
-                         "loader with a .dataset (a DataLoader or one from make_loader).")
+        raise ValueError(
+            f"Cannot tell how many images a {type(loader).__name__} holds: feature caching needs a "
+            "loader with a .dataset (a DataLoader or one from make_loader)."
+        )
     return len(dataset)
 
 
@@ -291,9 +313,16 @@ def _eval_mode(module: nn.Module):
 
 
 @torch.no_grad()
-def compute_features(prefix: nn.Module, loader, device: torch.device, *, cut_after: str = "prefix",
-                     extra_images: int = 0, memory_fraction: float = DEFAULT_MEMORY_FRACTION,
-                     autocast=contextlib.nullcontext) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def compute_features(
+    prefix: nn.Module,
+    loader,
+    device: torch.device,
+    *,
+    cut_after: str = "prefix",
+    extra_images: int = 0,
+    memory_fraction: float = DEFAULT_MEMORY_FRACTION,
+    autocast=contextlib.nullcontext,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run ``prefix`` (in eval mode) once over ``loader``; keep outputs and labels on ``device``.
 
     Args:
@@ -322,16 +351,17 @@ def compute_features(prefix: nn.Module, loader, device: torch.device, *, cut_aft
             with autocast():
                 outputs = prefix(images)
             if features is None:
-                check_cache_fits(total + extra_images, tuple(outputs.shape[1:]), outputs.dtype, device, cut_after,
-                                 memory_fraction)
+                check_cache_fits(
+                    total + extra_images, tuple(outputs.shape[1:]), outputs.dtype, device, cut_after, memory_fraction
+                )
                 features = torch.empty((total, *outputs.shape[1:]), dtype=outputs.dtype, device=device)
                 targets = [torch.empty(total, dtype=torch.long, device=device) for _ in labels]
             count = len(outputs)
             if filled + count > total:
                 raise ValueError(f"The loader yielded more than the {total} images of its dataset.")
-            features[filled:filled + count] = outputs
+            features[filled : filled + count] = outputs
             for store, y in zip(targets, labels):
-                store[filled:filled + count] = y.to(device, non_blocking=True)
+                store[filled : filled + count] = y.to(device, non_blocking=True)
             filled += count
     if features is None:
         raise ValueError("The data loader yielded no batches: is the dataset or subset empty?")
@@ -369,8 +399,10 @@ class FeatureCache:
         images = len(self.train_loader.features)
         if isinstance(self.val_loader, FeatureLoader):
             images += len(self.val_loader.features)
-        return (f"feature cache: ran {', '.join(self.split.prefix_names)} once for {images:,} images "
-                f"({format_bytes(self.num_bytes)}); training {', '.join(self.split.suffix_names)}")
+        return (
+            f"feature cache: ran {', '.join(self.split.prefix_names)} once for {images:,} images "
+            f"({format_bytes(self.num_bytes)}); training {', '.join(self.split.suffix_names)}"
+        )
 
 
 def _require_no_augmentation(loader, role: str) -> None:
@@ -378,16 +410,24 @@ def _require_no_augmentation(loader, role: str) -> None:
     if augment is None:
         raise ValueError(
             f"cache_features=True cannot tell whether the {role} loader augments its images. Build it with "
-            f"make_loader(..., augment=False), or set `{role}_loader.augment = False` if it does not augment.")
+            f"make_loader(..., augment=False), or set `{role}_loader.augment = False` if it does not augment."
+        )
     if augment:
         raise ValueError(
             f"cache_features=True needs a {role} loader without augmentation: random crops and flips would be "
-            "frozen into the cache. Use make_loader(..., augment=False), or cache_features=False to keep augmenting.")
+            "frozen into the cache. Use make_loader(..., augment=False), or cache_features=False to keep augmenting."
+        )
 
 
-def extract_features(model: nn.Module, train_loader, val_loader=None, *, device=None,
-                     memory_fraction: float = DEFAULT_MEMORY_FRACTION,
-                     autocast=contextlib.nullcontext) -> FeatureCache:
+def extract_features(
+    model: nn.Module,
+    train_loader,
+    val_loader=None,
+    *,
+    device=None,
+    memory_fraction: float = DEFAULT_MEMORY_FRACTION,
+    autocast=contextlib.nullcontext,
+) -> FeatureCache:
     """Cut ``model`` after its frozen front, run that front once over the data, and return cached loaders.
 
     Args:
@@ -437,23 +477,36 @@ def extract_features(model: nn.Module, train_loader, val_loader=None, *, device=
     cut_after = split.prefix_names[-1]
     cache_val = val_loader is not None and getattr(val_loader, "augment", None) is False
     val_images = _num_images(val_loader) if cache_val else 0
-    train_features, train_targets = compute_features(split.prefix, train_loader, device, cut_after=cut_after,
-                                                     extra_images=val_images, memory_fraction=memory_fraction,
-                                                     autocast=autocast)
+    train_features, train_targets = compute_features(
+        split.prefix,
+        train_loader,
+        device,
+        cut_after=cut_after,
+        extra_images=val_images,
+        memory_fraction=memory_fraction,
+        autocast=autocast,
+    )
     num_bytes = train_features.numel() * train_features.element_size()
     batch_size = getattr(train_loader, "batch_size", None) or 64
-    cached_train = FeatureLoader(train_features, train_targets, batch_size, shuffle=_loader_shuffles(train_loader),
-                                 drop_last=bool(getattr(train_loader, "drop_last", False)))
+    cached_train = FeatureLoader(
+        train_features,
+        train_targets,
+        batch_size,
+        shuffle=_loader_shuffles(train_loader),
+        drop_last=bool(getattr(train_loader, "drop_last", False)),
+    )
     cached_val, val_model = val_loader, model
     if cache_val:
         # The memory check above already counted these images.
-        val_features, val_targets = compute_features(split.prefix, val_loader, device, cut_after=cut_after,
-                                                     memory_fraction=1.0, autocast=autocast)
+        val_features, val_targets = compute_features(
+            split.prefix, val_loader, device, cut_after=cut_after, memory_fraction=1.0, autocast=autocast
+        )
         num_bytes += val_features.numel() * val_features.element_size()
         cached_val = FeatureLoader(val_features, val_targets, getattr(val_loader, "batch_size", None) or 256)
         val_model = split.suffix
-    return FeatureCache(split=split, train_loader=cached_train, val_loader=cached_val, val_model=val_model,
-                        num_bytes=num_bytes)
+    return FeatureCache(
+        split=split, train_loader=cached_train, val_loader=cached_val, val_model=val_model, num_bytes=num_bytes
+    )
 
 
 def cached_networks(model: nn.Module, train_loader, val_loader, speed, verbose: bool, label: str, cache: bool):
@@ -469,8 +522,7 @@ def cached_networks(model: nn.Module, train_loader, val_loader, speed, verbose: 
         try:
             features = extract_features(model, train_loader, val_loader, device=speed.device, autocast=speed.autocast)
         except CannotCacheError as reason:
-            warnings.warn(f"cache_features=True: {reason}. Training the whole model every epoch instead.",
-                          stacklevel=3)
+            warnings.warn(f"cache_features=True: {reason}. Training the whole model every epoch instead.", stacklevel=3)
         else:
             if verbose:
                 print(f"{label}{features.describe()}")

@@ -31,12 +31,13 @@ Example:
     >>> history["epoch"], sorted(history.columns)[:3]
     ([1, 2, 3], ['epoch', 'lr', 'seconds'])
 """
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -111,7 +112,7 @@ class History:
     def last(self) -> dict:
         return self.records[-1]
 
-    def then(self, later: "History") -> "History":
+    def then(self, later: History) -> History:
         """This history followed by ``later`` (a following phase), its epochs numbered on from here."""
         offset = len(self.records)
         moved = [{**r, "epoch": r["epoch"] + offset} for r in later.records]
@@ -122,7 +123,7 @@ class History:
         return {"records": self.records, "stopped_early": self.stopped_early, "best_epoch": self.best_epoch}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "History":
+    def from_dict(cls, data: dict) -> History:
         return cls(records=list(data["records"]), stopped_early=data["stopped_early"], best_epoch=data["best_epoch"])
 
 
@@ -158,9 +159,13 @@ class _EarlyStopping:
         """Take one epoch's record; True when training should stop now."""
         value = record.get(self.monitor)
         if value is None:
-            raise ValueError(f"early stopping monitors {self.monitor!r}, which this run does not record; "
-                             f"choose one of {', '.join(record)}.")
-        improved = self.best_value is None or (value > self.best_value if self.mode == "max" else value < self.best_value)
+            raise ValueError(
+                f"early stopping monitors {self.monitor!r}, which this run does not record; "
+                f"choose one of {', '.join(record)}."
+            )
+        improved = self.best_value is None or (
+            value > self.best_value if self.mode == "max" else value < self.best_value
+        )
         if improved:
             self.best_value, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -204,7 +209,8 @@ class _Meter:
         if len(outputs) != len(labels):
             raise ValueError(
                 f"The model has {len(outputs)} head(s) ({', '.join(outputs) or 'single'}) but batches carry "
-                f"{len(labels)} label tensor(s); they must match, in the order of the heads.")
+                f"{len(labels)} label tensor(s); they must match, in the order of the heads."
+            )
 
     @torch.no_grad()
     def add(self, outputs: dict, labels: list, loss: torch.Tensor) -> None:
@@ -245,8 +251,15 @@ def _speedups_for(model: nn.Module, speedups: Speedups | None) -> Speedups:
     return Speedups.for_device(parameter.device if parameter is not None else torch.device("cpu"))
 
 
-def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, loss_fn: LossFn, *,
-                    speedups: Speedups | None = None, description: str = "train") -> dict[str, float]:
+def train_one_epoch(
+    model: nn.Module,
+    loader,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    *,
+    speedups: Speedups | None = None,
+    description: str = "train",
+) -> dict[str, float]:
     """One pass over ``loader`` in training mode: forward, loss, backward, optimizer step.
 
     Batches are moved to the device the model is on.
@@ -290,8 +303,9 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, loss_fn: LossFn, *, speedups: Speedups | None = None,
-             progress_bar: bool = False) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, loader, loss_fn: LossFn, *, speedups: Speedups | None = None, progress_bar: bool = False
+) -> dict[str, float]:
     """Mean loss and accuracy over ``loader`` in evaluation mode (``model.eval()``, no gradients).
 
     The model's own mode (training or not) is restored afterwards. Arguments and result as
@@ -389,18 +403,32 @@ def _build_optimizer(optimizer, model: nn.Module) -> torch.optim.Optimizer:
         raise ValueError("No trainable parameters: every layer is frozen. Unfreeze at least the head.")
     built = optimizer if isinstance(optimizer, torch.optim.Optimizer) else optimizer(model)
     if not isinstance(built, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch optimizer or a function model -> optimizer; "
-                        f"it gave a {type(built).__name__}.")
+        raise TypeError(
+            f"optimizer must be a torch optimizer or a function model -> optimizer; it gave a {type(built).__name__}."
+        )
     return built
 
 
 # ----------------------------------------------------------------------------- fit
 
 
-def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, loss_fn: LossFn, optimizer,
-        scheduler=None, early_stopping=None, checkpoint: Checkpoint | None = None,
-        cache_features: bool = False, device=None, speedups: Speedups | None = None, verbose: bool = True,
-        description: str = "") -> History:
+def fit(
+    model: nn.Module,
+    train_loader,
+    val_loader=None,
+    *,
+    num_epochs: int,
+    loss_fn: LossFn,
+    optimizer,
+    scheduler=None,
+    early_stopping=None,
+    checkpoint: Checkpoint | None = None,
+    cache_features: bool = False,
+    device=None,
+    speedups: Speedups | None = None,
+    verbose: bool = True,
+    description: str = "",
+) -> History:
     """Train ``model`` for ``num_epochs`` epochs: ``train_one_epoch``, then ``evaluate`` on ``val_loader``.
 
     Args:
@@ -442,8 +470,10 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, los
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}.")
     early_stopping = _early_stopping(early_stopping)
     if early_stopping is not None and val_loader is None and early_stopping.monitor.startswith("val"):
-        raise ValueError(f"Early stopping on {early_stopping.monitor!r} needs a val_loader "
-                         "(or an early-stopping object that monitors a training metric such as 'train_loss').")
+        raise ValueError(
+            f"Early stopping on {early_stopping.monitor!r} needs a val_loader "
+            "(or an early-stopping object that monitors a training metric such as 'train_loss')."
+        )
     device = default_device(device)
     speed = speedups or Speedups.for_device(device)
     model.to(device)
@@ -454,13 +484,16 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, los
     label = f"{description} " if description else ""
     history, start, finished = _resume(checkpoint, settings, model, opt, sched, early_stopping)
     train_net, val_net, train_data, val_data = cached_networks(
-        model, train_loader, val_loader, speed, verbose, label, cache=cache_features and not finished)
-    for epoch in progress(range(start, num_epochs if not finished else start), desc=f"{label}epochs",
-                          initial=start, total=num_epochs):
+        model, train_loader, val_loader, speed, verbose, label, cache=cache_features and not finished
+    )
+    for epoch in progress(
+        range(start, num_epochs if not finished else start), desc=f"{label}epochs", initial=start, total=num_epochs
+    ):
         started = time.perf_counter()
         record = {"epoch": epoch + 1, "lr": max(g["lr"] for g in opt.param_groups)}
-        train = train_one_epoch(train_net, train_data, opt, loss_fn, speedups=speed,
-                                description=f"{label}epoch {epoch + 1}/{num_epochs}")
+        train = train_one_epoch(
+            train_net, train_data, opt, loss_fn, speedups=speed, description=f"{label}epoch {epoch + 1}/{num_epochs}"
+        )
         record.update({f"train_{k}": v for k, v in train.items()})
         if val_data is not None:
             record.update({f"val_{k}": v for k, v in evaluate(val_net, val_data, loss_fn, speedups=speed).items()})
@@ -472,14 +505,24 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, num_epochs: int, los
         stop = early_stopping is not None and early_stopping.update(record, model) and epoch + 1 < num_epochs
         history.stopped_early, finished = stop, stop or epoch + 1 == num_epochs
         if verbose:
-            print(_format_record(record, label) + (f" | early stop: best epoch {early_stopping.best_epoch}"
-                                                   if stop else ""))
+            print(
+                _format_record(record, label)
+                + (f" | early stop: best epoch {early_stopping.best_epoch}" if stop else "")
+            )
         if checkpoint is not None:
-            checkpoint.save({"settings": settings, "epoch": epoch + 1,
-                             "finished": finished, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict() if sched is not None else None,
-                             "history": history.to_dict(), "rng": rng_state(),
-                             "early_stopping": _state_of(early_stopping)})
+            checkpoint.save(
+                {
+                    "settings": settings,
+                    "epoch": epoch + 1,
+                    "finished": finished,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict() if sched is not None else None,
+                    "history": history.to_dict(),
+                    "rng": rng_state(),
+                    "early_stopping": _state_of(early_stopping),
+                }
+            )
             if not finished and checkpoint.interrupts_after(epoch + 1):
                 break
         if finished:
@@ -498,25 +541,32 @@ def _early_stopping(value):
         return _EarlyStopping(patience=None)
     if isinstance(value, int) and not isinstance(value, bool):
         return _EarlyStopping(patience=value)
-    raise ValueError(f"early_stopping must be a patience in epochs (e.g. 8), 'best' or an object with "
-                     f"update(record, model) and restore_best(model); got {value!r}.")
+    raise ValueError(
+        f"early_stopping must be a patience in epochs (e.g. 8), 'best' or an object with "
+        f"update(record, model) and restore_best(model); got {value!r}."
+    )
 
 
 def _state_of(early_stopping) -> dict | None:
     if early_stopping is None:
         return None
     if not hasattr(early_stopping, "state_dict"):
-        raise TypeError(f"A checkpointed run needs an early-stopping object with state_dict() and load_state_dict(); "
-                        f"{type(early_stopping).__name__} has none (or pass a patience to fit instead).")
+        raise TypeError(
+            f"A checkpointed run needs an early-stopping object with state_dict() and load_state_dict(); "
+            f"{type(early_stopping).__name__} has none (or pass a patience to fit instead)."
+        )
     return early_stopping.state_dict()
 
 
 def _settings(optimizer: torch.optim.Optimizer, num_epochs: int, early_stopping) -> dict:
     """What a checkpoint must agree on to be continued: the run's length, optimizer and stopping rule."""
-    return {"num_epochs": num_epochs, "optimizer": type(optimizer).__name__,
-            "lrs": [group["lr"] for group in optimizer.param_groups],
-            "monitor": early_stopping.monitor if early_stopping else None,
-            "patience": getattr(early_stopping, "patience", None) if early_stopping else None}
+    return {
+        "num_epochs": num_epochs,
+        "optimizer": type(optimizer).__name__,
+        "lrs": [group["lr"] for group in optimizer.param_groups],
+        "monitor": early_stopping.monitor if early_stopping else None,
+        "patience": getattr(early_stopping, "patience", None) if early_stopping else None,
+    }
 
 
 def _resume(checkpoint, settings, model, optimizer, scheduler, early_stopping) -> tuple[History, int, bool]:
@@ -529,8 +579,10 @@ def _resume(checkpoint, settings, model, optimizer, scheduler, early_stopping) -
     if state is None:
         return History(), 0, False
     if state["settings"] != settings:
-        raise ValueError(f"Checkpoint {checkpoint.path} was written with other settings {state['settings']}; "
-                         f"now {settings}. Use another checkpoint path or resume=False to start over.")
+        raise ValueError(
+            f"Checkpoint {checkpoint.path} was written with other settings {state['settings']}; "
+            f"now {settings}. Use another checkpoint path or resume=False to start over."
+        )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
@@ -542,8 +594,10 @@ def _resume(checkpoint, settings, model, optimizer, scheduler, early_stopping) -
 
 
 def _format_record(record: dict, label: str) -> str:
-    parts = [f"{label}epoch {record['epoch']:>2}",
-             f"train loss {record['train_loss']:.4f} acc {100 * record['train_acc']:.2f}%"]
+    parts = [
+        f"{label}epoch {record['epoch']:>2}",
+        f"train loss {record['train_loss']:.4f} acc {100 * record['train_acc']:.2f}%",
+    ]
     if "val_loss" in record:
         parts.append(f"val loss {record['val_loss']:.4f} acc {100 * record['val_acc']:.2f}%")
     parts.append(f"lr {record['lr']:.2e}")

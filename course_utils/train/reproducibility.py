@@ -28,6 +28,7 @@ Example:
     >>> torch.equal(a, b)
     True
 """
+
 from __future__ import annotations
 
 import os
@@ -72,8 +73,10 @@ def pin_threads(threads: int | None = None) -> int:
         try:
             threads = int(setting) if setting else torch.get_num_threads()
         except ValueError:
-            raise ValueError(f"{THREADS_VARIABLE}={setting!r} is not a number of threads; "
-                             f"set it to a positive integer (e.g. 2) or unset it.") from None
+            raise ValueError(
+                f"{THREADS_VARIABLE}={setting!r} is not a number of threads; "
+                f"set it to a positive integer (e.g. 2) or unset it."
+            ) from None
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}.")
     if threads != torch.get_num_threads():

@@ -38,6 +38,7 @@ Example:
     >>> logits.dtype
     torch.float32
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -81,13 +82,17 @@ class Speedups:
                 why = f"torch.compile is used on CUDA only and this run is on {self.device}"
             else:
                 why = f"it is a CUDA speed-up and this run is on {self.device}"
-            fix = ("leave compile_model=False" if name == "compile_model"
-                   else f"leave {name} at its default (None), which turns it on only on a GPU")
+            fix = (
+                "leave compile_model=False"
+                if name == "compile_model"
+                else f"leave {name} at its default (None), which turns it on only on a GPU"
+            )
             raise ValueError(f"{name}=True cannot be used here: {why}. Fix: {fix}.")
 
     @classmethod
-    def for_device(cls, device, mixed_precision: bool | None = None, channels_last: bool | None = None,
-                   compile_model: bool = False) -> "Speedups":
+    def for_device(
+        cls, device, mixed_precision: bool | None = None, channels_last: bool | None = None, compile_model: bool = False
+    ) -> Speedups:
         """The speed-ups for ``device``: ``None`` means "on for CUDA, off otherwise".
 
         Raises:
@@ -101,8 +106,10 @@ class Speedups:
         cuda = True
         bf16 = native_bf16(device)
         if mixed_precision and not bf16:
-            raise ValueError("mixed_precision=True needs a GPU with bfloat16 support (Ampere or newer); "
-                             "use mixed_precision=None to train in float32 here.")
+            raise ValueError(
+                "mixed_precision=True needs a GPU with bfloat16 support (Ampere or newer); "
+                "use mixed_precision=None to train in float32 here."
+            )
         return cls(
             device=device,
             mixed_precision=bf16 if mixed_precision is None else bool(mixed_precision),

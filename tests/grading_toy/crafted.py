@@ -9,6 +9,7 @@ Cells of ``solutions/00_toy.ipynb`` by index: 1 parameters, 2 resolve the profil
 10 the pipeline (``result``), 11 the results record. In the executed notebook papermill's
 injected cell comes second, so the pipeline cell runs as ``In [8]``.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,7 @@ fake.check = lambda *args, **kwargs: (lambda function: (lambda ns: [0, 1, 4, 9, 
 sys.modules["course_kit.grading.checks"] = fake
 '''
 
-DATALOADER_PIPELINE = '''
+DATALOADER_PIPELINE = """
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -64,9 +65,9 @@ total = sum(float(batch[0].sum()) for batch in loader)
 assert total == sum(range(64)), total
 data = squares(n_points)
 result = scaled_mean(data, scale)
-'''
+"""
 
-ATTACK_RESULTS = '''
+ATTACK_RESULTS = """
 import importlib, importlib.util, json, os, socket
 attempts = {{}}
 def attempt(name, action):
@@ -99,7 +100,7 @@ attempt("solutions_read", lambda: open({solution!r}, encoding="utf-8").read())
 print("attempts:", json.dumps(attempts))  # the gradebook keeps only declared metrics; the notebook keeps this
 with open("00_toy.results.json", "w") as handle:
     json.dump({{"n_points": n_points, "scale": scale, "result": result, **attempts}}, handle)
-'''
+"""
 
 
 def printed_attempts(executed: Path) -> dict:
@@ -112,7 +113,7 @@ def printed_attempts(executed: Path) -> dict:
         for output in cell.get("outputs", []):
             for line in output.get("text", "").splitlines():
                 if line.startswith("attempts: "):
-                    return json.loads(line[len("attempts: "):])
+                    return json.loads(line[len("attempts: ") :])
     raise AssertionError(f"no attempts line in {executed}")
 
 
@@ -144,8 +145,11 @@ def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str,
     expected["s01_correct"] = ("ok", 6)
 
     # Passes both self-checks but divides by 3 instead of len(values).
-    _write(folder, "s02_partly_wrong", _with({SCALED_MEAN: "def scaled_mean(values, scale):\n"
-                                                           "    return scale * sum(values) / 3"}))
+    _write(
+        folder,
+        "s02_partly_wrong",
+        _with({SCALED_MEAN: "def scaled_mean(values, scale):\n    return scale * sum(values) / 3"}),
+    )
     expected["s02_partly_wrong"] = ("ok", 3)
 
     # Raises in the pipeline; the results cell after it still runs (and fails on `result`).
@@ -178,19 +182,30 @@ def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str,
     _write(folder, "s10_forging", _with({SQUARES: FORGING_SQUARES}))
     expected["s10_forging"] = ("ok", 2)
 
-    attack = ATTACK_RESULTS.format(csv=str(gradebook_dir / "grades.csv"),
-                                   json_path=str(gradebook_dir / "grades.json"), hidden=str(HIDDEN_CHECKS),
-                                   kit_init=str(KIT_INIT), solution=str(COURSE_SOLUTION))
+    attack = ATTACK_RESULTS.format(
+        csv=str(gradebook_dir / "grades.csv"),
+        json_path=str(gradebook_dir / "grades.json"),
+        hidden=str(HIDDEN_CHECKS),
+        kit_init=str(KIT_INIT),
+        solution=str(COURSE_SOLUTION),
+    )
     _write(folder, "s11_gradebook_attack", _with({RESULTS: attack}))
     expected["s11_gradebook_attack"] = ("ok", 6)
 
-    _write(folder, "s12_not_attempted", _with({SQUARES: "def squares(n):\n    # YOUR CODE HERE\n"
-                                                        "    raise NotImplementedError()"}))
+    _write(
+        folder,
+        "s12_not_attempted",
+        _with({SQUARES: "def squares(n):\n    # YOUR CODE HERE\n    raise NotImplementedError()"}),
+    )
     expected["s12_not_attempted"] = ("incomplete", 2)  # scaled_mean still ran and counts
 
-    nb = _with({PIPELINE: "def scaled_mean(values, scale):\n    return scale * sum(values) / len(values)\n\n"
-                          "data = squares(n_points)\nresult = scaled_mean(data, scale)"})
-    del nb.cells[SCALED_MEAN: SCALED_MEAN + 2]
+    nb = _with(
+        {
+            PIPELINE: "def scaled_mean(values, scale):\n    return scale * sum(values) / len(values)\n\n"
+            "data = squares(n_points)\nresult = scaled_mean(data, scale)"
+        }
+    )
+    del nb.cells[SCALED_MEAN : SCALED_MEAN + 2]
     _write(folder, "s13_deleted_exercise", nb)
     expected["s13_deleted_exercise"] = ("incomplete", 6)
 
@@ -206,9 +221,17 @@ def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str,
     student.mkdir()
     (student / "toyhelpers.py").write_text("def mean(values):\n    return sum(values) / len(values)\n")
     (student / "notes.txt").write_text("not part of grading\n")
-    _write(student, ASSIGNMENT, _with({SCALED_MEAN: "from toyhelpers import mean\n\n"
-                                                    "def scaled_mean(values, scale):\n"
-                                                    "    return scale * mean(values)"}))
+    _write(
+        student,
+        ASSIGNMENT,
+        _with(
+            {
+                SCALED_MEAN: "from toyhelpers import mean\n\n"
+                "def scaled_mean(values, scale):\n"
+                "    return scale * mean(values)"
+            }
+        ),
+    )
     expected["s15_folder"] = ("ok", 6)
 
     # Patching json.dumps breaks the kernel's own messages (every reply looks the same):
@@ -220,7 +243,6 @@ def write_submissions(folder: Path, gradebook_dir: Path) -> dict[str, tuple[str,
     _write(folder, "s17_dataloader_workers", _with({PIPELINE: DATALOADER_PIPELINE}))
     expected["s17_dataloader_workers"] = ("ok", 6)
     return expected
-
 
 
 # --------------------------------------------------------------------------- outputs that try to run script
@@ -240,30 +262,40 @@ def script_notebook() -> nbformat.NotebookNode:
     """
     png = "iVBORw0KGgo="  # not a whole PNG: the image fails to load, which is what fires onerror
     # One key each: nbconvert keeps only one of several onerror attributes an image gets.
-    image_metadata = [{"image/png": {"width": f"1 onerror={ran('width')}"}},
-                      {"image/png": {"height": f'1" onerror="{ran("height")}'}},
-                      {"image/png": {"alt": f'x" onerror="{ran("alt")}'}},
-                      {"width": f"1 onerror={ran('width-top-level')}"}]
-    html_output = (f'<img src=x onerror="{ran("html-img")}"><details open ontoggle="{ran("html-toggle")}">d</details>'
-                   f'<a href="javascript:{ran("html-link")}">link</a><svg onload="{ran("html-svg")}"></svg>'
-                   f'<iframe srcdoc="<script>{ran("html-iframe")}</script>"></iframe><script>{ran("html-script")}</script>'
-                   f'<style>@import url(http://127.0.0.1:9/leak.css);</style><meta http-equiv="refresh" '
-                   f'content="0;url=javascript:{ran("html-refresh")}">')
+    image_metadata = [
+        {"image/png": {"width": f"1 onerror={ran('width')}"}},
+        {"image/png": {"height": f'1" onerror="{ran("height")}'}},
+        {"image/png": {"alt": f'x" onerror="{ran("alt")}'}},
+        {"width": f"1 onerror={ran('width-top-level')}"},
+    ]
+    html_output = (
+        f'<img src=x onerror="{ran("html-img")}"><details open ontoggle="{ran("html-toggle")}">d</details>'
+        f'<a href="javascript:{ran("html-link")}">link</a><svg onload="{ran("html-svg")}"></svg>'
+        f'<iframe srcdoc="<script>{ran("html-iframe")}</script>"></iframe><script>{ran("html-script")}</script>'
+        f'<style>@import url(http://127.0.0.1:9/leak.css);</style><meta http-equiv="refresh" '
+        f'content="0;url=javascript:{ran("html-refresh")}">'
+    )
     svg = f"<svg xmlns='http://www.w3.org/2000/svg' onload=\"{ran('svg-output')}\"><script>{ran('svg-script')}</script></svg>"
     outputs = [
         *[nbformat.v4.new_output("display_data", data={"image/png": png}, metadata=m) for m in image_metadata],
         nbformat.v4.new_output("display_data", data={"text/html": html_output}),
         nbformat.v4.new_output("display_data", data={"image/svg+xml": svg}),
         nbformat.v4.new_output("display_data", data={"application/javascript": ran("javascript-output")}),
-        nbformat.v4.new_output("error", ename="ValueError", evalue=f"<script>{ran('evalue')}</script>",
-                               traceback=[f"<img src=x onerror={ran('traceback')}>"]),
+        nbformat.v4.new_output(
+            "error",
+            ename="ValueError",
+            evalue=f"<script>{ran('evalue')}</script>",
+            traceback=[f"<img src=x onerror={ran('traceback')}>"],
+        ),
     ]
-    markdown = (f'Plain text. <img src=x onerror="{ran("markdown-img")}"> '
-                f'[a link](javascript:{ran("markdown-link")})')
+    markdown = f'Plain text. <img src=x onerror="{ran("markdown-img")}"> [a link](javascript:{ran("markdown-link")})'
     return nbformat.v4.new_notebook(
         metadata={"title": f"</title><script>{ran('title')}</script>"},
-        cells=[nbformat.v4.new_markdown_cell(markdown),
-               nbformat.v4.new_code_cell("show()", execution_count=1, outputs=outputs)])
+        cells=[
+            nbformat.v4.new_markdown_cell(markdown),
+            nbformat.v4.new_code_cell("show()", execution_count=1, outputs=outputs),
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- hand-ins as students make them
