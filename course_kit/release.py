@@ -44,8 +44,16 @@ class ReleaseError(ValueError):
     """A solution notebook's markers are malformed (the message names notebook and cell)."""
 
 
-def strip_solution(source: str, markdown: bool = False, where: str = "") -> str:
-    """Replace every BEGIN/END SOLUTION region of one cell's source."""
+def strip_solution(source: str, markdown: bool = False, where: str = "", drop: bool = False) -> str:
+    """Replace every BEGIN/END SOLUTION region of one cell's source (``drop``: remove it, put nothing in its place).
+
+    A ``prediction`` cell is dropped: its line before the region (``predicted_gap = None``) is
+    what the student fills in, and the notebook must run on while it is still None.
+
+    Example:
+        >>> strip_solution("x = None\\n### BEGIN SOLUTION\\nx = 3\\n### END SOLUTION", drop=True)
+        'x = None'
+    """
     out, inside, indent = [], False, ""
     for number, line in enumerate(source.splitlines(), start=1):
         match = _MARKER.match(line)
@@ -53,7 +61,9 @@ def strip_solution(source: str, markdown: bool = False, where: str = "") -> str:
             if inside:
                 raise ReleaseError(f"{where} line {number}: nested '{BEGIN}'.")
             inside, indent = True, match.group(1)
-            if markdown:
+            if drop:
+                pass
+            elif markdown:
                 out.append(f"{indent}YOUR ANSWER HERE")
             else:
                 out += [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"]
@@ -84,7 +94,10 @@ def student_version(solution: nbformat.NotebookNode, name: str = "notebook") -> 
             written.question(cell, index, name)  # a written question needs its mark, model answer and rubric
         if cell.cell_type == "markdown":
             cell.source = written.strip_rubric(cell.source, where=where)
-        cell.source = strip_solution(cell.source, markdown=cell.cell_type == "markdown", where=where)
+        if "prediction" in tags and cell.cell_type != "code":
+            raise ReleaseError(f"{where} is tagged 'prediction' but is not a code cell (it holds the typed-in value).")
+        drop = "prediction" in tags
+        cell.source = strip_solution(cell.source, markdown=cell.cell_type == "markdown", where=where, drop=drop)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         cell.metadata.pop("papermill", None)

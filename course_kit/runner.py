@@ -206,8 +206,9 @@ def run(
         for index, source in enumerate(notebooks, start=1):
             print(f"[{index}/{len(notebooks)}] {source.stem} (profile {profile}) ...", flush=True)
             result = run_notebook(source, run_dir, parameters, timeout=timeout)
-            if result.results and findings.checked_in(profile):
-                result.lessons = findings.check_all(source.stem, result.results.get("rows", []))
+            ran_in = (result.results or {}).get("parameters", {}).get("profile", profile)  # auto: what it chose
+            if result.results and findings.checked_in(ran_in):
+                result.lessons = findings.check_all(source.stem, result.results.get("rows", []), ran_in)
             runs.append(result)
             line = f"[{index}/{len(notebooks)}] {source.stem}: {result.status} in {result.seconds:.0f} s"
             print(line + (f" — {result.error}" if result.error else ""), flush=True)

@@ -217,7 +217,9 @@ def answers_in(notebook, asked: list[Question]) -> dict[str, str | None]:
     """``{question id: answer}`` of a submitted notebook; None where no cell carries the question's mark.
 
     A question marked in several cells (a student split or copied it) gets all their
-    answers, in order, separated by a rule, so nothing a student wrote is left out.
+    answers, in order, separated by a rule, so nothing a student wrote is left out. A
+    ``prediction`` question's answer ends with what the student typed into the code cell
+    tagged ``prediction`` right after it.
 
     Example:
         >>> import nbformat
@@ -229,8 +231,13 @@ def answers_in(notebook, asked: list[Question]) -> dict[str, str | None]:
     """
     by_id = {q.id: q for q in asked}
     found: dict[str, list[str]] = {}
+    previous = None  # the question of the cell before, for a prediction's typed-in value
     for cell in notebook.cells:
         course = mark(cell)
+        typed = _typed_prediction(cell)
+        if typed and previous is not None and by_id[previous].kind == "prediction":
+            found.setdefault(previous, []).append(typed)
+        previous = course.get("question") if course is not None and course.get("question") in by_id else None
         if course is None or course.get("question") not in by_id or not isinstance(cell.get("source"), str):
             continue
         qid = course["question"]
@@ -239,3 +246,12 @@ def answers_in(notebook, asked: list[Question]) -> dict[str, str | None]:
         if text:
             found[qid].append(text)
     return {q.id: ("\n\n---\n\n".join(found[q.id]) if q.id in found else None) for q in asked}
+
+
+def _typed_prediction(cell) -> str:
+    """A ``prediction`` code cell's assignments as the answer's last line (``""`` for any other cell)."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    if cell.get("cell_type") != "code" or "prediction" not in tags or not isinstance(cell.get("source"), str):
+        return ""
+    lines = [line.strip() for line in cell.source.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return ("typed in: `" + "; ".join(lines) + "`") if lines else ""

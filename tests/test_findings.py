@@ -155,3 +155,35 @@ def test_within_accepts_a_small_deficit_and_refuses_a_large_one():
     close = {**BEATS, "separated": False, "within": 3}
     assert findings.check(close, rows).passed
     assert not findings.check({**close, "within": 1}, rows).passed
+
+
+def test_a_finding_holds_only_in_the_profiles_it_names(tmp_path, monkeypatch):
+    student_findings = findings._findings
+    monkeypatch.setattr(student_findings, "PROFILE_DIR", tmp_path)
+    (tmp_path / "nb.yaml").write_text(
+        "findings:\n"
+        "  - {claim: everywhere, below_chance: true}\n"
+        "  - {claim: offline only, below_chance: true, profiles: [offline]}\n"
+        "  - {claim: full only, below_chance: true, profiles: [full]}\n"
+    )
+    claims = lambda profile: [f["claim"] for f in findings.declared_findings("nb", profile)]  # noqa: E731
+    assert claims("offline") == ["everywhere", "offline only"]
+    assert claims("full") == ["everywhere", "full only"]
+    assert claims(None) == ["everywhere", "offline only", "full only"]
+    (tmp_path / "bad.yaml").write_text("findings:\n  - {claim: c, below_chance: true, profiles: full}\n")
+    with pytest.raises(ValueError, match="must be a list of profile names"):
+        findings.declared_findings("bad")
+
+
+def test_the_notebooks_table_shows_the_same_verdicts_as_the_summary():
+    from course_utils.notebook.findings import findings_table
+
+    notebook = "01_alexnet_data_fraction"
+    rows = json.loads((RECORDED / f"{notebook}.results.json").read_text())["rows"]
+    table = findings_table(notebook, rows, "offline")
+    verdicts = findings.check_all(notebook, rows, "offline")
+    assert list(table["finding"]) == [v.claim for v in verdicts]
+    assert list(table["holds"]) == [v.mark for v in verdicts]
+    assert list(table["margin (mean ± std over seeds)"]) == [v.margin_text for v in verdicts]
+    stand_in = findings_table(notebook, rows, "grading")
+    assert set(stand_in["holds"]) == {"not checked"} and len(stand_in) == len(findings.declared_findings(notebook))

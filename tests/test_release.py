@@ -175,3 +175,20 @@ def test_every_code_cell_reads_in_a_minute(name):
         if c.cell_type == "code" and len(c.source.splitlines()) > 30
     }
     assert not long, f"{name}: cells over 30 lines (index: lines): {long}"
+
+
+def test_a_prediction_cell_keeps_the_students_line_and_drops_the_model_value():
+    solution = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell('profile = "auto"', metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(
+                "predicted_gap = None  # your prediction\n### BEGIN SOLUTION\npredicted_gap = 25\n### END SOLUTION",
+                metadata={"tags": ["prediction"]},
+            ),
+        ]
+    )
+    cell = release.student_version(solution, "nb").cells[-1]
+    assert cell.source == "predicted_gap = None  # your prediction"
+    solution.cells[-1] = nbformat.v4.new_markdown_cell("predicted: 25", metadata={"tags": ["prediction"]})
+    with pytest.raises(release.ReleaseError, match="tagged 'prediction' but is not a code cell"):
+        release.student_version(solution, "nb")

@@ -335,3 +335,23 @@ def test_course_grade_then_collect_finds_the_answers_in_the_executed_notebook(tm
     )
     assert collect(grades) == 0
     assert ANSWERS["ana"]["why_mean"] in (grades / "written" / "why_mean.html").read_text(encoding="utf-8")
+
+
+def test_a_prediction_answer_ends_with_the_value_typed_into_the_cell_after_it():
+    asked = [
+        written.Question("predict_gap", 1, "prediction", "**Predict.** The gap?", "About 20.", "1: a number"),
+        written.Question("why", 1, "explanation", "**Why?**", "m", "r"),
+    ]
+    submitted = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell(
+                "**Predict.** The gap?\nFeatures transfer.", metadata={"course": {"question": "predict_gap"}}
+            ),
+            nbformat.v4.new_code_cell("# your prediction\npredicted_gap = 35", metadata={"tags": ["prediction"]}),
+            nbformat.v4.new_markdown_cell("**Why?**\nBecause.", metadata={"course": {"question": "why"}}),
+            # a prediction cell after an explanation belongs to no question
+            nbformat.v4.new_code_cell("stray = 1", metadata={"tags": ["prediction"]}),
+        ]
+    )
+    answers = written.answers_in(submitted, asked)
+    assert answers == {"predict_gap": "Features transfer.\n\n---\n\ntyped in: `predicted_gap = 35`", "why": "Because."}

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .findings import findings_table  # noqa: F401  (cu.results.findings_table)
+from .predictions import compare_prediction  # noqa: F401  (cu.results.compare_prediction)
+
 
 def aggregate(rows: Iterable[dict], by: Sequence[str], metrics: Sequence[str]) -> list[dict]:
     """Group ``rows`` by the ``by`` keys (first-seen order) and average each metric over seeds.
