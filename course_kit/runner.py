@@ -250,6 +250,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "runs", help="parent folder of run folders")
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    parser.add_argument(
+        "--robustness",
+        action="store_true",
+        help="run the notebooks once per condition (this CPU's numerics, oneDNN/ATen capped at AVX2, held-out "
+        "seeds) and print the findings as a table, finding x condition (course_kit/robustness.py)",
+    )
+    parser.add_argument(
+        "--busy", action="store_true", help="with --robustness: also run with one CPU-bound process beside it"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -260,6 +269,8 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as problem:
         print(f"course run: {problem}", file=sys.stderr)
         return 2
+    if args.robustness:
+        return _robustness(notebooks, args)
     run_dir, runs = run(notebooks, args.profile, overrides, args.out, args.timeout)
     failed = [r for r in runs if r.status != "ok"]
     print(
@@ -267,3 +278,21 @@ def main(args: argparse.Namespace) -> int:
         f"figures: {run_dir}\nSummary: {run_dir / 'summary.md'} (and summary.html)"
     )
     return 1 if failed else 0
+
+
+def _robustness(notebooks: list[Path], args: argparse.Namespace) -> int:
+    from . import robustness
+
+    if args.parameter:
+        print("course run: --robustness runs the profile as it is; -p is not allowed with it", file=sys.stderr)
+        return 2
+    if not findings.checked_in(args.profile):
+        print(f"course run: {args.profile} runs on stand-in weights; its findings are not checked", file=sys.stderr)
+        return 2
+    conditions = [c for c in robustness.CONDITIONS if args.busy or not c.busy]
+    out = Path(args.out) / f"robustness-{args.profile}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    marks, _ = robustness.run_conditions(notebooks, args.profile, conditions, out, args.timeout)
+    text = robustness.table(marks)
+    (out / "robustness.md").write_text(text + "\n")
+    print("\n" + text + f"\n\nTable: {out / 'robustness.md'}")
+    return 0 if all(m.passed for m in marks) else 1

@@ -1,0 +1,179 @@
+"""``course run --robustness``: do the declared findings hold on other CPUs' numerics and other seeds?
+
+A student's laptop is some other CPU than the instructor's: oneDNN and ATen pick their kernels
+by the instruction set they find, and a few last bits of difference grow into points over a
+short training budget. One machine can imitate the others by capping what the libraries use
+(``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``, read when torch loads in the kernel), and a
+set of seeds the profile never used stands for another draw of the data and weights. The
+command runs the notebooks once per condition (``course run`` with that environment and those
+seeds, one run folder each) and prints one table: finding × condition → ✓/✗ with the margin.
+
+Conditions (:data:`CONDITIONS`): ``default``; ``onednn-avx2``; ``avx2`` (oneDNN and ATen both
+capped at AVX2); ``held-out-seeds``; and, with ``--busy``, ``busy``: one CPU-bound process
+runs beside the notebook for the whole run, for the findings about time.
+
+The table is built from the runs' rows only (:func:`verdicts`, :func:`table`), so its logic is
+tested on recorded rows without running anything.
+
+Example:
+    >>> held_out([0, 1, 2])
+    [100, 101, 102]
+    >>> held_out([100, 5])
+    [101, 102]
+    >>> [c.name for c in CONDITIONS]
+    ['default', 'onednn-avx2', 'avx2', 'held-out-seeds', 'busy']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import findings
+from .repository import student_library_dir
+
+HELD_OUT_START = 100  # held-out seeds count up from here, skipping any the profile uses
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One way to run the notebooks: environment for the kernel, other seeds, a busy machine."""
+
+    name: str
+    about: str
+    env: dict[str, str] = field(default_factory=dict)
+    held_out_seeds: bool = False
+    busy: bool = False
+
+
+CONDITIONS = (
+    Condition("default", "this machine's own numerics"),
+    Condition("onednn-avx2", "oneDNN limited to AVX2", {"ONEDNN_MAX_CPU_ISA": "AVX2"}),
+    Condition("avx2", "oneDNN and ATen limited to AVX2", {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}),
+    Condition("held-out-seeds", "as many seeds as the profile uses, none of its own", held_out_seeds=True),
+    Condition("busy", "one CPU-bound process beside the run", busy=True),
+)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One finding under one condition."""
+
+    notebook: str
+    claim: str
+    condition: str
+    passed: bool | None  # None: the condition's run produced no rows (it failed)
+    margin_text: str
+
+    @property
+    def symbol(self) -> str:
+        return {True: "✓", False: "✗", None: "–"}[self.passed]
+
+
+def held_out(seeds: list[int]) -> list[int]:
+    """As many seeds as ``seeds``, counting up from 100, none of them in ``seeds``."""
+    chosen, candidate = [], HELD_OUT_START
+    while len(chosen) < len(seeds):
+        if candidate not in seeds:
+            chosen.append(candidate)
+        candidate += 1
+    return chosen
+
+
+def profile_seeds(notebook: str, profile: str) -> list[int]:
+    """The ``seeds`` knob of ``notebook`` in ``profile`` (its profile chain applied to ``base``), read as YAML."""
+    folder = student_library_dir() / "notebook" / "profiles"
+    profiles = yaml.safe_load((folder / "profiles.yaml").read_text())
+    sections = yaml.safe_load((folder / f"{notebook}.yaml").read_text())
+    chain, name = [], profile
+    while name is not None and name not in chain:
+        chain.insert(0, name)
+        name = (profiles.get(name) or {}).get("extends")
+    seeds = sections["base"]["seeds"]
+    for name in chain:
+        seeds = (sections.get(name) or {}).get("seeds", seeds)
+    return list(seeds)
+
+
+def verdicts(notebook: str, rows_by_condition: dict[str, list[dict] | None], profile: str) -> list[Mark]:
+    """Every finding ``notebook`` declares for ``profile``, checked on each condition's rows.
+
+    Args:
+        rows_by_condition: ``{condition name: the run's rows}``; None where the run failed.
+
+    Example:
+        >>> rows = [{"final_train_loss": 0.5, "chance_loss": 2.3}]
+        >>> [m.symbol for m in verdicts("01_alexnet_data_fraction", {"default": rows, "avx2": None}, "offline")][-2:]
+        ['✓', '–']
+    """
+    marks = []
+    for finding in findings.declared_findings(notebook, profile):
+        for condition, rows in rows_by_condition.items():
+            if rows is None:
+                marks.append(Mark(notebook, finding["claim"], condition, None, "the run failed"))
+                continue
+            verdict = findings.check(finding, rows)
+            marks.append(Mark(notebook, finding["claim"], condition, verdict.passed, verdict.margin_text))
+    return marks
+
+
+def table(marks: list[Mark]) -> str:
+    """A Markdown table: one row per finding, one column per condition, each cell ✓/✗ and the margin.
+
+    Example:
+        >>> print(table([Mark("01", "a beats b", "default", True, "+3.0 points (a 9 ± 1 vs b 6 ± 1)"),
+        ...              Mark("01", "a beats b", "avx2", False, "-1.0 points (a 5 ± 1 vs b 6 ± 1)")]))
+        | notebook | finding | default | avx2 |
+        |---|---|---|---|
+        | 01 | a beats b | ✓ +3.0 points (a 9 ± 1 vs b 6 ± 1) | ✗ -1.0 points (a 5 ± 1 vs b 6 ± 1) |
+    """
+    conditions = list(dict.fromkeys(m.condition for m in marks))
+    findings_seen = list(dict.fromkeys((m.notebook, m.claim) for m in marks))
+    cell = {(m.notebook, m.claim, m.condition): f"{m.symbol} {m.margin_text}" for m in marks}
+    lines = ["| notebook | finding | " + " | ".join(conditions) + " |", "|---|---|" + "---|" * len(conditions)]
+    for notebook, claim in findings_seen:
+        row = [cell.get((notebook, claim, c), "") for c in conditions]
+        lines.append(f"| {notebook} | {claim} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def busy_machine(enabled: bool):
+    """One CPU-bound process (a Python busy loop) for the duration of the block."""
+    if not enabled:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def run_conditions(
+    notebooks: list[Path], profile: str, conditions: list[Condition], out: Path, timeout: int | None = None
+) -> tuple[list[Mark], list[Path]]:
+    """Run ``notebooks`` once per condition (one ``course run`` folder each); the marks and the folders."""
+    from . import runner
+
+    marks, folders = [], []
+    for condition in conditions:
+        print(f"== condition {condition.name}: {condition.about}", flush=True)
+        rows_by_notebook = {}
+        for source in notebooks:
+            overrides = {"seeds": held_out(profile_seeds(source.stem, profile))} if condition.held_out_seeds else {}
+            with runner.environment(condition.env), busy_machine(condition.busy):
+                folder, [run] = runner.run([source], profile, overrides, out / condition.name, timeout)
+            folders.append(folder)
+            rows_by_notebook[source.stem] = (run.results or {}).get("rows") if run.status == "ok" else None
+        for source in notebooks:
+            marks += verdicts(source.stem, {condition.name: rows_by_notebook[source.stem]}, profile)
+    order = {c.name: i for i, c in enumerate(conditions)}
+    marks.sort(key=lambda m: (m.notebook, order[m.condition]))  # stable: findings keep their declared order
+    return marks, folders

@@ -1,0 +1,96 @@
+"""``course run --robustness``: the table of findings × conditions, built from recorded rows (nothing runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from course_kit import findings, robustness
+from course_kit.cli import main as course
+
+RECORDED = Path(__file__).parent / "data" / "offline-results"
+NOTEBOOKS = ["01_alexnet_data_fraction", "02_resnet_vs_vgg", "03_partial_freezing", "04_multitask_fruit"]
+
+
+def recorded_rows(notebook: str) -> list[dict]:
+    return json.loads((RECORDED / f"{notebook}.results.json").read_text())["rows"]
+
+
+def test_every_finding_gets_one_mark_per_condition_and_a_failed_run_is_neither_pass_nor_fail():
+    notebook = "01_alexnet_data_fraction"
+    rows = recorded_rows(notebook)
+    marks = robustness.verdicts(notebook, {"default": rows, "avx2": rows, "held-out-seeds": None}, "offline")
+    claims = [f["claim"] for f in findings.declared_findings(notebook, "offline")]
+    assert [(m.claim, m.condition) for m in marks] == [
+        (c, k) for c in claims for k in ("default", "avx2", "held-out-seeds")
+    ]
+    assert {m.symbol for m in marks if m.condition == "held-out-seeds"} == {"–"}
+    by_condition = {(m.claim, m.condition): m.margin_text for m in marks}
+    assert all(by_condition[c, "default"] == by_condition[c, "avx2"] for c in claims)  # same rows, same verdict
+
+
+def test_a_condition_that_reverses_a_comparison_is_marked_with_its_margin():
+    notebook = "01_alexnet_data_fraction"
+    rows = recorded_rows(notebook)
+    # Another CPU's run where scratch caught up at one fraction: swap the two initialisations there.
+    swapped = [
+        {**r, "init": {"pretrained": "scratch", "scratch": "pretrained"}[r["init"]]} if r["fraction"] == 0.5 else r
+        for r in rows
+    ]
+    marks = robustness.verdicts(notebook, {"default": rows, "other-cpu": swapped}, "offline")
+    first = findings.declared_findings(notebook, "offline")[0]["claim"]
+    mine = {m.condition: m for m in marks if m.claim == first}
+    assert mine["default"].passed and not mine["other-cpu"].passed
+    text = robustness.table(marks)
+    header, rule, *lines = text.splitlines()
+    assert header == "| notebook | finding | default | other-cpu |" and rule == "|---|---|---|---|"
+    row = next(line for line in lines if first in line)
+    assert row.split(" | ")[2].startswith("✓ smallest margin +") and row.split(" | ")[3].startswith(
+        "✗ smallest margin -"
+    )
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_held_out_seeds_are_as_many_as_the_profile_uses_and_none_of_its_own(notebook):
+    seeds = robustness.profile_seeds(notebook, "offline")
+    other = robustness.held_out(seeds)
+    assert len(other) == len(seeds) and not set(other) & set(seeds)
+    assert robustness.profile_seeds(notebook, "grading") == robustness.profile_seeds(notebook, "smoke")
+
+
+def test_the_avx2_conditions_reach_the_kernel_through_the_environment(tmp_path, monkeypatch):
+    from course_kit import runner
+
+    seen = []
+
+    def fake_run(notebooks, profile, overrides, out, timeout):
+        import os
+
+        seen.append((os.environ.get("ONEDNN_MAX_CPU_ISA"), os.environ.get("ATEN_CPU_CAPABILITY"), overrides))
+        out.mkdir(parents=True, exist_ok=True)
+        run = runner.NotebookRun(name=notebooks[0].stem, output=out / "x.ipynb", status="ok")
+        run.results = {"rows": recorded_rows(notebooks[0].stem)}
+        return out, [run]
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    notebooks = runner.find_notebooks(["04"])
+    conditions = [c for c in robustness.CONDITIONS if not c.busy]
+    marks, _ = robustness.run_conditions(notebooks, "offline", conditions, tmp_path, None)
+    assert seen == [
+        (None, None, {}),
+        ("AVX2", None, {}),
+        ("AVX2", "avx2", {}),
+        (None, None, {"seeds": robustness.held_out(robustness.profile_seeds("04_multitask_fruit", "offline"))}),
+    ]
+    assert len(marks) == len(conditions) * len(findings.declared_findings("04_multitask_fruit", "offline"))
+
+
+def test_robustness_refuses_stand_in_profiles_and_overrides(capsys):
+    assert course(["run", "--robustness", "--profile", "smoke", "01"]) == 2
+    assert "stand-in weights" in capsys.readouterr().err
+    assert course(["run", "--robustness", "-p", "num_epochs", "2", "01"]) == 2
+    assert "-p is not allowed" in capsys.readouterr().err
