@@ -11,6 +11,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -271,8 +272,7 @@ def _alternate(
             order.reverse()
         for side, work in order:
             if make_model is not None:
-                model = make_model()
-                seconds = _timed(lambda: work(model), device)
+                seconds = _timed(partial(work, make_model()), device)
             else:
                 seconds = _timed(work, device)
             getattr(case, f"{side}_seconds").append(seconds)
@@ -292,7 +292,7 @@ def bench_data_pipeline(count: int, image_size: int, rounds: int, device, say) -
 
     def epoch_of(loader):
         def epoch():
-            for images, labels in loader:
+            for images, _labels in loader:
                 images.to(device, non_blocking=True)  # the kit's batches are already there
 
         return epoch

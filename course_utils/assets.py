@@ -127,7 +127,8 @@ def missing_asset_error(what: str, expected: Path, fetch_args: str, reason: str)
         >>> print(error)
         CIFAR-10 is not available: offline mode is on.
           expected at: /data/cifar-10-batches-py
-          fix: on a machine with network access run `course fetch cifar10` (same data directory / TORCH_HOME), or copy the file to that path.
+          fix: on a machine with network access run `course fetch cifar10` (same data directory / TORCH_HOME),
+          or copy the file to that path.
     """
     return AssetUnavailableError(_asset_message(what, expected, fetch_args, reason))
 

@@ -359,7 +359,7 @@ def _trainable_of(groups) -> list[nn.Parameter]:
 def depth_tiered_param_groups(
     model: nn.Module, tier_lrs: tuple[float, float, float] = (1e-6, 1e-5, 1e-4), head_lr: float = 1e-3
 ) -> list[dict]:
-    """Learning rates that grow with depth (the ResNet50 fine-tuning answer): early, middle and late tiers plus the head.
+    """Learning rates that grow with depth (the ResNet50 fine-tuning answer): early, middle, late tiers and the head.
 
     The backbone's parameter-owning groups are split by position: the first quarter
     is *early*, the last quarter *late*, the rest *middle* (at least one group each when

@@ -295,8 +295,8 @@ def solved_source(solution_cell_source: str) -> str:
 # --------------------------------------------------------------------------- JupyterLab UI
 
 # JavaScript run in the page. Cells are the notebook's `.jp-Cell` elements in order (JupyterLab
-# keeps all of them in the DOM; open_notebook makes sure one notebook is open); a code cell's prompt reads "[ ]:" (not run), "[*]:" (queued
-# or running) or "[7]:" (finished).
+# keeps all of them in the DOM; open_notebook makes sure one notebook is open); a code cell's
+# prompt reads "[ ]:" (not run), "[*]:" (queued or running) or "[7]:" (finished).
 _CELLS_JS = "document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')"
 
 _RUN_FINISHED_JS = f"""() => {{

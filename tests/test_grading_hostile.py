@@ -754,7 +754,7 @@ def test_hand_ins_as_students_make_them_are_graded_and_hostile_ones_are_their_ow
     assert "symbolic link" in not_graded["elsewhere.ipynb"] and "not graded: notes.pdf" in result.stdout
 
 
-# --------------------------------------------------------------------------- 17. malformed, huge or self-breaking notebooks
+# ---------------------------------------------------------------------- 17. malformed, huge or self-breaking notebooks
 PATCH_IMPORT = """
 import builtins
 def _no_imports(*args, **kwargs):

@@ -290,7 +290,7 @@ def test_preflight_refuses_broken_notebooks():
 
 
 def test_preflight_wants_the_parameters_cell_first_and_plain():
-    """papermill injects after the tagged cell: a later tag or code in that cell would run before the grader's values."""
+    """papermill injects after the tagged cell: a later tag, or code in that cell, runs before the grader's values."""
 
     def tagged(source):
         return nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})

@@ -62,7 +62,7 @@ def _exercises() -> dict[str, str]:
         for cell in nbformat.read(path, as_version=4).cells:
             exercise = cell.metadata.get("course", {}).get("exercise")
             if exercise:
-                line = next(l for l in cell.source.splitlines() if l.startswith(("def ", "class ")))
+                line = next(line for line in cell.source.splitlines() if line.startswith(("def ", "class ")))
                 found[exercise] = line.split()[1].split("(")[0].rstrip(":")
     return found
 

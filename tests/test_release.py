@@ -5,8 +5,9 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from course_kit import release
-from course_kit.repository import SOLUTIONS
+from course_kit import colab, release
+from course_kit.repository import NOTEBOOKS as STUDENT_NOTEBOOKS
+from course_kit.repository import PUBLIC_REPOSITORY, RELEASE_TAG, SOLUTIONS
 from course_utils.notebook import parameters
 
 NOTEBOOKS = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))
@@ -87,10 +88,6 @@ def test_notebook_structure(name):
 
 
 # --- one click to a running notebook: badges, install cell, README table (course_kit.colab) ---
-
-from course_kit import colab  # noqa: E402
-from course_kit.repository import NOTEBOOKS as STUDENT_NOTEBOOKS  # noqa: E402
-from course_kit.repository import PUBLIC_REPOSITORY, RELEASE_TAG
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

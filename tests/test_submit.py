@@ -1,4 +1,4 @@
-"""``cu.submit`` / ``course submit``: a fresh-kernel run in the grading profile, its failures, a folder course grade reads."""
+"""``cu.submit`` / ``course submit``: a fresh run in the grading profile, its failures, a folder course grade reads."""
 
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ def test_each_answer_is_on_its_question_page_escaped_beside_rubric_and_model_ans
     assert collect(grades) == 0
     asked = {q.id: q for q in written.questions_in(crafted.solution())}
     pages = {qid: (grades / "written" / f"{qid}.html").read_text(encoding="utf-8") for qid in QUESTIONS}
-    for student, answers in ANSWERS.items():
+    for answers in ANSWERS.values():
         for qid, answer in answers.items():
             others = [q for q in QUESTIONS if q != qid]
             if answer is None:

@@ -123,8 +123,9 @@ def _safe_segment(segment: str) -> str:
 
 
 def csv_text(columns: list[str], records: Iterable[dict], delimiter: str = ",") -> str:
-    """A CSV file with a header: one line per record, cells made :func:`spreadsheet_safe`, keys not in ``columns`` ignored.
+    """A CSV file with a header and one line per record, its cells made :func:`spreadsheet_safe`.
 
+    Keys of a record that are not in ``columns`` are ignored.
     ``delimiter`` separates the cells (``;`` where a locale's decimal mark is a comma); the
     cells are made safe for every separator all the same.
 

@@ -53,8 +53,8 @@ STATUS_TEXT = {
     Status.OUT_OF_MEMORY: "Your notebook needed more memory than the grading limit ({detail}). Use the parameters' "
     "sizes instead of larger data or models.",
     Status.INCOMPLETE: "Some exercises are not finished or did not run ({detail}).",
-    Status.INVALID_NOTEBOOK: "Your submission could not be read as a Jupyter notebook, or as a folder or zip holding one "
-    "({detail}). Hand in the notebook as Jupyter saves it (File > Download), or the folder or "
+    Status.INVALID_NOTEBOOK: "Your submission could not be read as a Jupyter notebook, or as a folder or zip "
+    "holding one ({detail}). Hand in the notebook as Jupyter saves it (File > Download), or the folder or "
     "zip that cu.submit() writes.",
     Status.PARAMETERS_MISSING: "Your notebook has no cell tagged `parameters`, so it could not be run with the grading "
     "settings. Restore the first code cell (`profile = ...`) from the released notebook.",

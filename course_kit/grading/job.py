@@ -439,7 +439,8 @@ def runner_command(job: GradingJob, private: Path) -> list[str]:
 
     Example:
         >>> box = SandboxOptions(container="course-grader:1")
-        >>> job = GradingJob("ana", "a", "", b"", {}, None, "", {}, Limits(memory_bytes=2**30, threads=2), box, "grade-1")
+        >>> limits = Limits(memory_bytes=2**30, threads=2)
+        >>> job = GradingJob("ana", "a", "", b"", {}, None, "", {}, limits, box, "grade-1")
         >>> " ".join(runner_command(job, Path("/tmp/p"))[:6])
         'docker run --rm -i --init --name'
     """

@@ -38,6 +38,7 @@ from .status import Status
 _PER_DAY = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*/\s*(?:day|d)")
 _CAP = re.compile(r"max\s+(\d+(?:\.\d+)?)\s*%")
 _ZERO_AFTER = re.compile(r"zero[- ]after\s+(\d+)\s*(?:d|day|days)")
+_RULES = {"per_day": _PER_DAY, "cap": _CAP, "zero_after": _ZERO_AFTER}
 GRAMMAR = "rules such as 10%/day, max 30%, zero-after 3d, separated by commas (or none)"
 
 
@@ -64,6 +65,15 @@ class LatePolicy:
         return float(min(percent, self.cap if self.cap is not None else 100.0, 100.0))
 
 
+def _match_rule(part: str) -> tuple[str, re.Match] | None:
+    """Which rule one comma-separated ``part`` is (its :class:`LatePolicy` field) and its match; None for none."""
+    for key, pattern in _RULES.items():
+        match = pattern.fullmatch(part)
+        if match:
+            return key, match
+    return None
+
+
 def parse_late_policy(text: str | None) -> LatePolicy | None:
     """The policy that ``text`` describes, or None for no policy (``None``, empty, ``none``).
 
@@ -78,13 +88,11 @@ def parse_late_policy(text: str | None) -> LatePolicy | None:
         return None
     found: dict[str, float] = {}
     for part in (p.strip() for p in text.casefold().split(",")):
-        for key, pattern in (("per_day", _PER_DAY), ("cap", _CAP), ("zero_after", _ZERO_AFTER)):
-            match = pattern.fullmatch(part)
-            if match:
-                break
-        else:
+        rule = _match_rule(part)
+        if rule is None:
             hint = " (write 'none' alone)" if part == "none" else ""
             raise LatePolicyError(f"--late-policy {text!r}: {part!r} is not a rule{hint}; write {GRAMMAR}")
+        key, match = rule
         if key in found:
             raise LatePolicyError(f"--late-policy {text!r}: {part!r} repeats a rule; give each rule once")
         found[key] = float(match.group(1))

@@ -193,9 +193,9 @@ def _quote(text):
             out.append(char)
         elif code > 0xFFFF:  # JSON needs a UTF-16 surrogate pair
             code -= 0x10000
-            out.append("\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)))
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
         else:
-            out.append("\\u%04x" % code)
+            out.append(f"\\u{code:04x}")
     out.append('"')
     return "".join(out)
 

@@ -2,7 +2,7 @@
 
 The grader starts every student kernel through this file used as a launcher::
 
-    python .../course_kit/grading/sandbox.py POLICY.json --connection-file CONN.json -- python -m ipykernel_launcher -f CONN.json
+    python .../grading/sandbox.py POLICY.json --connection-file CONN.json -- python -m ipykernel_launcher -f CONN.json
 
 The launcher reads the policy (written by ``runner.sandbox_policy``), then, before ``exec``:
 

@@ -254,7 +254,8 @@ def fetch_cifar10(
         >>> with assets.offline_mode():
         ...     fetch_cifar10("empty-folder")
         Traceback (most recent call last):
-        course_utils.assets.AssetUnavailableError: CIFAR-10 is not available: the folder does not exist, and offline mode is on. ...
+        course_utils.assets.AssetUnavailableError: CIFAR-10 is not available: the folder does not exist,
+            and offline mode is on. ...
     """
     dataset = dataset or torchvision_cifar10()
     root = assets.data_dir(root)

@@ -96,7 +96,7 @@ def subset_fraction(dataset, fraction: float, seed: int = 0, stratified: bool = 
 
 
 def subset_per_class(dataset, n_per_class: int, seed: int = 0, exclude=None) -> Subset:
-    """``n_per_class`` random items of every class (the trainable-layers write-up: 100 train + 100 validation per class).
+    """``n_per_class`` random items of every class (the trainable-layers write-up draws 100 train + 100 validation).
 
     Args:
         dataset: any dataset whose labels ``get_targets`` can read.

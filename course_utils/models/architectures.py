@@ -27,7 +27,11 @@ Stages = list[tuple[str, nn.Module]]
 
 
 def resnet_groups(model: nn.Module) -> LayerGroups:
-    """Stem (conv1 + bn1), layer1..layer4, fc: the grouping the trainable-layers write-up, the COMP5541 notebook and the multi-task fruit article reason with."""
+    """Stem (conv1 + bn1), layer1..layer4, fc: the grouping the course's references reason with.
+
+    The trainable-layers write-up, the COMP5541 notebook and the multi-task fruit article all
+    freeze and unfreeze a ResNet in these groups.
+    """
     return [
         ("stem", [model.conv1, model.bn1]),
         ("layer1", [model.layer1]),

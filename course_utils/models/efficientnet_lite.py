@@ -95,7 +95,6 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import groupby
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn
@@ -353,7 +352,7 @@ def _torchvision_builder(variant: LiteVariant, weights_enum: type[WeightsEnum]):
 
     build.__name__ = build.__qualname__ = variant.name
     # torchvision finds a builder's enum from this annotation (a real type, not a string).
-    build.__annotations__ = {"weights": Optional[weights_enum], "progress": bool, "return": nn.Module}
+    build.__annotations__ = {"weights": weights_enum | None, "progress": bool, "return": nn.Module}
     return build
 
 

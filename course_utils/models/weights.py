@@ -235,7 +235,8 @@ def fetch_weights(
         >>> with assets.offline_mode():
         ...     fetch_weights("resnet18")
         Traceback (most recent call last):
-        course_utils.assets.AssetUnavailableError: ImageNet weights ResNet18_Weights.IMAGENET1K_V1 is not available: the cached file is a synthetic stand-in (random weights), and offline mode is on. ...
+        course_utils.assets.AssetUnavailableError: ImageNet weights ResNet18_Weights.IMAGENET1K_V1 is not available:
+            the cached file is a synthetic stand-in (random weights), and offline mode is on. ...
     """
     arch = get_architecture(name)
     if arch.weights is None:

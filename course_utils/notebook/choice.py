@@ -14,8 +14,12 @@ torch, and :func:`laptop_assets_missing` from the data and weights folders.
   for ``laptop`` explicitly downloads what is missing.)
 
 Example:
-    >>> choose_profile(DeviceInfo(cuda=True, name="Tesla T4", memory_gib=15.0, capability=(7, 5)))
-    ('colab', 'Tesla T4 (15 GiB, compute capability 7.5) is smaller than a large GPU (40 GiB, 8.0 or newer): the full reference runs would take hours')
+    >>> profile, reason = choose_profile(DeviceInfo(cuda=True, name="Tesla T4", memory_gib=15.0, capability=(7, 5)))
+    >>> profile
+    'colab'
+    >>> print(reason)
+    Tesla T4 (15 GiB, compute capability 7.5) is smaller than a large GPU (40 GiB, 8.0 or newer):
+    the full reference runs would take hours
     >>> choose_profile(DeviceInfo(cuda=False), laptop_missing=[])[0]
     'laptop'
 """

@@ -43,7 +43,10 @@ SAFE_ID = set("._@+-")
 
 @dataclass
 class Failure:
-    """One failing cell of the fresh run: its number from the top of your notebook (Markdown cells count), what kind, the message."""
+    """One failing cell of the fresh run: its number, what kind of failure, the message.
+
+    ``cell`` counts from the top of your notebook, Markdown cells included.
+    """
 
     cell: int
     kind: str
@@ -121,7 +124,8 @@ def find_notebook(path: str | os.PathLike | None = None) -> Path:
         >>> find_notebook("/nonexistent/03_partial_freezing.ipynb")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: /nonexistent/03_partial_freezing.ipynb does not exist: give the notebook's file, e.g. cu.submit('s1234567', path='03_partial_freezing.ipynb').
+        FileNotFoundError: /nonexistent/03_partial_freezing.ipynb does not exist: give the notebook's file,
+            e.g. cu.submit('s1234567', path='03_partial_freezing.ipynb').
     """
     hint = "e.g. cu.submit('s1234567', path='03_partial_freezing.ipynb')"
     if path is not None:
@@ -296,7 +300,8 @@ def submit(
         >>> submit(None, path="any.ipynb")
         Traceback (most recent call last):
         ...
-        ValueError: cu.submit needs your student id: cu.submit('s1234567') (or set COURSE_STUDENT_ID); it names the folder the grader reads.
+        ValueError: cu.submit needs your student id: cu.submit('s1234567') (or set COURSE_STUDENT_ID);
+            it names the folder the grader reads.
     """
     student = _check_student(student)
     request_save()

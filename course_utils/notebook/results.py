@@ -75,7 +75,8 @@ def per_class_accuracy(predictions: dict, class_names: Sequence[str]):
 
     Example:
         >>> import torch
-        >>> per_class_accuracy({"a": (torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1]))}, ["cat", "dog"]).values.tolist()
+        >>> labels, predicted = torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1])
+        >>> per_class_accuracy({"a": (labels, predicted)}, ["cat", "dog"]).values.tolist()
         [['cat', 50.0], ['dog', 100.0]]
     """
     rows = []

@@ -245,7 +245,7 @@ def _pair(feedback, what: str, got, expected: tuple[float, float], hint: str) ->
 
 
 def evaluate(evaluate_fn) -> None:
-    """Exercise 5: ``evaluate(model, loader, loss_fn, device)`` -> ``(mean loss, accuracy)``, eval mode, no gradients."""
+    """Exercise 5: ``evaluate(model, loader, loss_fn, device)`` -> ``(mean loss, accuracy)``, in eval mode, no grad."""
     with exercise("Exercise 5 — an evaluation pass") as feedback:
         model, batches = _fixed_problem()
         before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -278,7 +278,10 @@ def evaluate(evaluate_fn) -> None:
 
 
 def train_one_epoch(train_fn) -> None:
-    """Exercise 4: ``train_one_epoch(model, loader, loss_fn, optimizer, device)`` -> running ``(mean loss, accuracy)``."""
+    """Exercise 4: ``train_one_epoch(model, loader, loss_fn, optimizer, device)`` -> the epoch's ``(loss, accuracy)``.
+
+    Both are running figures: each batch counts as computed before its optimizer step, weighted by its size.
+    """
     with exercise("Exercise 4 — one training epoch") as feedback:
         model, batches = _fixed_problem()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)

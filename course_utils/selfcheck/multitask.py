@@ -16,6 +16,21 @@ def _tiny_backbone(feature_dim: int) -> nn.Module:
     )
 
 
+def _record_calls(model: nn.Module) -> tuple[list, dict[str, list]]:
+    """Hook ``model``'s backbone and heads: what the backbone returns, and what each head is given, per call.
+
+    The hooks append to the returned list and dict for as long as ``model`` lives.
+    """
+    backbone_outputs: list = []
+    head_inputs: dict[str, list] = {}
+    model.backbone.register_forward_hook(lambda _m, _inputs, output: backbone_outputs.append(output))
+    for task in ("fruit", "freshness"):
+        model.heads[task].register_forward_hook(
+            lambda _m, inputs, _output, task=task: head_inputs.setdefault(task, []).append(inputs[0])
+        )
+    return backbone_outputs, head_inputs
+
+
 def fruitnet_forward(FruitNet) -> None:
     """Exercise 1: ``FruitNet(backbone, feature_dim, num_fruits, num_freshness)`` and its ``forward(x)``."""
     with exercise("Exercise 1 — the multi-task model") as feedback:
@@ -58,12 +73,7 @@ def fruitnet_forward(FruitNet) -> None:
             )
             if set(heads) != {"fruit", "freshness"}:
                 continue
-            backbone_outputs, head_inputs = [], {}
-            model.backbone.register_forward_hook(lambda _m, _inputs, output: backbone_outputs.append(output))
-            for task in ("fruit", "freshness"):
-                model.heads[task].register_forward_hook(
-                    lambda _m, inputs, _output, task=task: head_inputs.setdefault(task, []).append(inputs[0])
-                )
+            backbone_outputs, head_inputs = _record_calls(model)
             images = torch.randn(5, 3, 16, 16)
             with feedback.calling(f"model(images) with {num_fruits} fruit classes"):
                 outputs = model(images)

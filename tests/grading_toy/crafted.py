@@ -275,7 +275,10 @@ def script_notebook() -> nbformat.NotebookNode:
         f'<style>@import url(http://127.0.0.1:9/leak.css);</style><meta http-equiv="refresh" '
         f'content="0;url=javascript:{ran("html-refresh")}">'
     )
-    svg = f"<svg xmlns='http://www.w3.org/2000/svg' onload=\"{ran('svg-output')}\"><script>{ran('svg-script')}</script></svg>"
+    svg = (
+        f"<svg xmlns='http://www.w3.org/2000/svg' onload=\"{ran('svg-output')}\">"
+        f"<script>{ran('svg-script')}</script></svg>"
+    )
     outputs = [
         *[nbformat.v4.new_output("display_data", data={"image/png": png}, metadata=m) for m in image_metadata],
         nbformat.v4.new_output("display_data", data={"text/html": html_output}),
