@@ -137,7 +137,7 @@ def test_every_notebook_declares_findings_whose_filters_name_real_rows(notebook)
     declared = findings.declared_findings(notebook)
     assert declared, f"{notebook} declares no findings"
     record = json.loads((RECORDED / f"{notebook}.results.json").read_text())
-    for verdict in findings.check_all(notebook, record["rows"]):
+    for verdict in findings.check_all(notebook, record["rows"], "offline"):  # other profiles run other backbones
         assert not any("no row has" in line for line in verdict.lines), (verdict.claim, verdict.lines)
 
 
@@ -146,7 +146,7 @@ def test_the_recorded_offline_run_shows_every_lesson(notebook):
     """The numbers of a real `course run` (offline profile, 3 seeds), kept in tests/data: every lesson ✓."""
     record = json.loads((RECORDED / f"{notebook}.results.json").read_text())
     assert record["parameters"]["seeds"] == [0, 1, 2]
-    verdicts = findings.check_all(notebook, record["rows"])
+    verdicts = findings.check_all(notebook, record["rows"], "offline")
     assert all(v.passed for v in verdicts), [(v.claim, v.margin_text) for v in verdicts if not v.passed]
 
 
