@@ -159,7 +159,9 @@ def trainable_groups(groups, n):
     ### BEGIN SOLUTION
     owning = [name for name, count in groups if count > 0]
     if not 1 <= n <= len(owning):
-        raise ValueError(f"n={n} is out of range: there are {len(owning)} groups with parameters, choose 1..{len(owning)}")
+        raise ValueError(
+            f"n={n} is out of range: there are {len(owning)} groups with parameters, choose 1..{len(owning)}"
+        )
     return owning[-n:]
     ### END SOLUTION
 
@@ -307,7 +309,8 @@ def every_parameter(model: nn.Module, lr: float) -> list[dict]:
 
 
 cu.results.table([
-    {"optimizer holds": holds, "zero_grad": f"set_to_none={flag}", "frozen tensors moved": frozen_tensors_moved(fn, flag)}
+    {"optimizer holds": holds, "zero_grad": f"set_to_none={flag}",
+     "frozen tensors moved": frozen_tensors_moved(fn, flag)}
     for holds, fn in (("every parameter", every_parameter), ("trainable_param_groups", trainable_param_groups))
     for flag in (True, False)
 ])
@@ -363,7 +366,7 @@ def run_one(freezing, seed: int, verbose: bool = True) -> tuple[dict, cu.History
     return row, history
 
 
-# %% [markdown] course={"question": "predict_loser", "points": 1, "kind": "prediction"}
+# %% [markdown] course={"kind": "prediction", "points": 1, "question": "predict_loser"}
 # **Predict before you run part A.** Which strategy will reach the lowest test accuracy, and
 # by how many points will it trail the best one? Type both into the next cell, and say why in
 # a sentence here.
@@ -402,7 +405,8 @@ strategy_summary = cu.results.aggregate(strategy_rows, by=["freezing", "trainabl
 total_params = strategy_rows[0]["total_params"]
 cu.results.table([{"strategy": r["freezing"], "trainable parameters": f"{r['trainable_params']:,}",
             "trainable (%)": round(100 * r["trainable_params"] / total_params, 2), "runs": r["n"],
-            "test accuracy (%)": cu.results.mean_std(r, "test_acc"), "test loss": cu.results.mean_std(r, "test_loss", 1, 4),
+            "test accuracy (%)": cu.results.mean_std(r, "test_acc"),
+            "test loss": cu.results.mean_std(r, "test_loss", 1, 4),
             "seconds per epoch": cu.results.mean_std(r, "seconds_per_epoch", 1, 1)} for r in strategy_summary])
 
 
@@ -459,7 +463,7 @@ for strategy, histories in strategy_histories.items():
                      "training minus test (points)": round(float(train_acc) - test_acc, 1)})
 cu.results.table(fit_rows)
 
-# %% [markdown] course={"question": "why_last_only", "points": 2}
+# %% [markdown] course={"points": 2, "question": "why_last_only"}
 # **Why does `last_only` lose most?** Use your run's tables: the trainable parameters, the
 # final training loss and accuracy of `last_only` against the others. Is it mostly failing to
 # fit the training images, or fitting them and failing on the test set? What does that say
@@ -484,7 +488,7 @@ cu.results.table(fit_rows)
 # another task, against strategies that adapt the features.
 # ### END RUBRIC
 
-# %% [markdown] course={"question": "middle_gap", "points": 2}
+# %% [markdown] course={"points": 2, "question": "middle_gap"}
 # **`none`, `early` and `middle`.** The reference run found them within 1.1 points of each
 # other. Which differences among them in your run exceed the seed spread (compare mean ±
 # std)? Which of the three has the largest "training minus test" gap, and what could explain
@@ -577,8 +581,8 @@ def run_sweep_one(model_name: str, n: int, seed: int, verbose: bool = True) -> t
     label = freeze(model, n)
     trainable = cu.count_parameters(model, trainable_only=True)
     history = cu.fit(model, train_loader, val_loader, num_epochs=P.sweep_num_epochs, loss_fn=loss_fn,
-                     optimizer=lambda m: cu.train.make_optimizer(P.sweep_optimizer, trainable_param_groups(m, P.sweep_lr),
-                                                                 lr=P.sweep_lr),
+                     optimizer=lambda m: cu.train.make_optimizer(
+                         P.sweep_optimizer, trainable_param_groups(m, P.sweep_lr), lr=P.sweep_lr),
                      early_stopping="best",  # restores the best validation epoch
                      cache_features=True, device=session.device, verbose=verbose,
                      description=f"{model_name} n={n} seed {seed}")
@@ -586,7 +590,8 @@ def run_sweep_one(model_name: str, n: int, seed: int, verbose: bool = True) -> t
     test = cu.evaluate(model, sweep_test_loader, loss_fn)  # the weights of that best epoch
     row = {"model": model_name, "trainable_layers": n, "groups": label, "seed": seed, "trainable_params": trainable,
            "best_val_acc": best["val_acc"], "best_epoch": best["epoch"], "last_val_acc": history.last()["val_acc"],
-           "test_acc": test["acc"], "final_train_loss": history.last()["train_loss"], "chance_loss": float(np.log(num_classes)),}
+           "test_acc": test["acc"], "final_train_loss": history.last()["train_loss"],
+           "chance_loss": float(np.log(num_classes))}
     return row, history
 
 
@@ -629,7 +634,7 @@ for ax in axes:
 fig.tight_layout()
 figure_paths.append(cu.plots.save_figure(fig, "03_trainable_layers_sweep"))
 
-# %% [markdown] course={"question": "best_trainable_layers", "points": 2}
+# %% [markdown] course={"points": 2, "question": "best_trainable_layers"}
 # **How many trainable layers?** Which number of trainable layers was best in your run, for
 # each backbone, on validation and on the test set at that epoch? The reference found two
 # best for all three ResNets, with four below one for ResNet50. Give one reason why the best
@@ -718,7 +723,8 @@ def backbone_head_groups(model, backbone_lr, head_lr):
     def trainable(modules):
         return [p for m in modules for p in m.parameters() if p.requires_grad]
 
-    groups = [{"params": [p for _, modules in backbone for p in trainable(modules)], "lr": backbone_lr, "name": "backbone"},
+    backbone_params = [p for _, modules in backbone for p in trainable(modules)]
+    groups = [{"params": backbone_params, "lr": backbone_lr, "name": "backbone"},
               {"params": trainable(head_modules), "lr": head_lr, "name": "head"}]
     return [g for g in groups if g["params"]]
     ### END SOLUTION
@@ -843,13 +849,16 @@ def run_transfer(name: str, seed: int, verbose: bool = True) -> tuple[dict, dict
     trainable = cu.count_parameters(model, trainable_only=True)
     before = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     groups = optimizer_groups(config)
-    make_optimizer = lambda m: cu.train.make_optimizer(P.finetune_optimizer, groups(m), lr=P.head_lr)  # noqa: E731
+
+    def new_optimizer(m: nn.Module) -> torch.optim.Optimizer:
+        return cu.train.make_optimizer(P.finetune_optimizer, groups(m), lr=P.head_lr)
+
     options = dict(device=session.device, verbose=verbose, description=f"{name} seed {seed}")
     if config["finetune"]:  # your Exercise 6: the head alone, then the unfrozen groups too
-        history = warm_up_then_fine_tune(model, train_loader, loss_fn, make_optimizer, P.warmup_epochs, P.num_epochs,
+        history = warm_up_then_fine_tune(model, train_loader, loss_fn, new_optimizer, P.warmup_epochs, P.num_epochs,
                                          unfrozen_groups(model, config), pin_batchnorm=config["bn_frozen"], **options)
     else:
-        history = cu.fit(model, train_loader, num_epochs=P.num_epochs, loss_fn=loss_fn, optimizer=make_optimizer,
+        history = cu.fit(model, train_loader, num_epochs=P.num_epochs, loss_fn=loss_fn, optimizer=new_optimizer,
                          **options)
     after = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     drift = batchnorm_drift(before, after)
@@ -873,7 +882,8 @@ for name in TRANSFER_CONFIGS:
 transfer_summary = cu.results.aggregate(transfer_rows, by=["config", "trainable_params"],
                                  metrics=["test_acc", "test_loss", "mean_bn_drift", "final_train_loss"])
 cu.results.table([{"training": r["config"], "trainable parameters": f"{r['trainable_params']:,}", "runs": r["n"],
-            "test accuracy (%)": cu.results.mean_std(r, "test_acc"), "test loss": cu.results.mean_std(r, "test_loss", 1, 4),
+            "test accuracy (%)": cu.results.mean_std(r, "test_acc"),
+            "test loss": cu.results.mean_std(r, "test_loss", 1, 4),
             "mean |Δ running_mean|": cu.results.mean_std(r, "mean_bn_drift", 1, 4),
             "final training loss": cu.results.mean_std(r, "final_train_loss", 1, 3)} for r in transfer_summary])
 
@@ -925,14 +935,15 @@ figure_paths.append(cu.plots.save_figure(fig, "03_batchnorm_drift"))
 # %% tags=["nbval-ignore-output"]
 fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(transfer_summary)), 4.5))
 cu.plots.bar_chart([r["config"].replace(", ", "\n") for r in transfer_summary],
-                [100 * r["test_acc_mean"] for r in transfer_summary], [100 * r["test_acc_std"] for r in transfer_summary],
+                [100 * r["test_acc_mean"] for r in transfer_summary],
+                [100 * r["test_acc_std"] for r in transfer_summary],
                 annotations=[f"{compact(r['trainable_params'])} trainable" for r in transfer_summary],
                 ylabel="test accuracy (%)", title="Parts C and D: test accuracy", ax=ax)
 ax.tick_params(axis="x", rotation=0, labelsize=8)
 fig.tight_layout()
 figure_paths.append(cu.plots.save_figure(fig, "03_transfer_accuracy"))
 
-# %% [markdown] course={"question": "batchnorm_features", "points": 2}
+# %% [markdown] course={"points": 2, "question": "batchnorm_features"}
 # **What do BatchNorm statistics do to feature extraction?** Compare "feature extraction, BN
 # frozen" with "feature extraction, BN updating" in your run: test accuracy, final training
 # loss and the drift of the running means. Both train the same head on the same frozen
