@@ -156,6 +156,31 @@ def trainable_param_groups(trainable_param_groups_fn) -> None:
             )
             with feedback.calling(f"{strategy}: torch.optim.SGD(trainable_param_groups(model, 0.01), momentum=0.9)"):
                 torch.optim.SGD(trainable_param_groups_fn(model, 0.01), lr=0.01, momentum=0.9)
+        moved = _frozen_moved_under_zeroed_grads(trainable_param_groups_fn)
+        feedback.check(
+            not moved,
+            "frozen after training, with zero_grad(set_to_none=False), momentum and weight decay: no frozen "
+            "weight moved",
+            f"{len(moved)} frozen tensor(s) moved (e.g. {moved[:2]}): with zero_grad(set_to_none=False) a frozen "
+            "parameter in the optimizer gets a zero gradient, and weight decay and momentum move it — leave it out",
+        )
+
+
+def _frozen_moved_under_zeroed_grads(trainable_param_groups_fn) -> list[str]:
+    """Names of frozen tensors that two SGD steps move, in the Exercise 3 trap (frozen after having gradients)."""
+    from .. import freezing
+
+    model = _resnet18()
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    model(images).sum().backward()  # every parameter holds a .grad, as after some training
+    freezing.apply_strategy(model, "last_only")
+    frozen = {name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad}
+    optimizer = torch.optim.SGD(trainable_param_groups_fn(model, 0.01), lr=0.01, momentum=0.9, weight_decay=0.01)
+    for _ in range(2):
+        optimizer.zero_grad(set_to_none=False)
+        model(images).sum().backward()
+        optimizer.step()
+    return [name for name, p in model.named_parameters() if name in frozen and not torch.equal(p, frozen[name])]
 
 
 def batchnorm_drift(batchnorm_drift_fn) -> None:
