@@ -387,3 +387,16 @@ def test_a_students_loss_and_optimizer_drive_fit():
     cu.fit(small_resnet(), train, num_epochs=2, loss_fn=counting_loss, optimizer=counting_optimizer, verbose=False)
     assert calls == {"loss": 2 * len(train), "optimizer": 1}
     assert loop.train_one_epoch is cu.train_one_epoch
+
+
+def test_a_shown_progress_bar_leaves_the_random_stream_alone(monkeypatch):
+    # tqdm.auto's bar called iter() on the loader when built: a shuffling DataLoader then drew an
+    # extra order from torch's generator, and a notebook with bars trained on other batches.
+    monkeypatch.setenv("COURSE_PROGRESS", "auto")
+    train, _ = digits_loaders(augment=False)
+    torch.manual_seed(0)
+    shown = [y for _, y in loop.progress(train, desc="shown", leave=False)]
+    monkeypatch.setenv("COURSE_PROGRESS", "off")
+    torch.manual_seed(0)
+    hidden = [y for _, y in loop.progress(train, desc="hidden", leave=False)]
+    assert all(torch.equal(a, b) for a, b in zip(shown, hidden)) and len(shown) == len(hidden)

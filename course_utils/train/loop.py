@@ -37,12 +37,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import TqdmExperimentalWarning
 
 from .._util import default_device
 from ..freezing import trainable_parameters
@@ -57,6 +59,7 @@ def progress(iterable: Iterable, **kwargs):
     """A tqdm progress bar: a widget in Jupyter, plain text on stderr when ``COURSE_PROGRESS=plain``.
 
     ``COURSE_PROGRESS=off`` hides bars entirely (grading, regression references).
+    Whether a bar shows never changes the numbers: the bar iterates ``iterable`` exactly once.
     """
     mode = os.environ.get("COURSE_PROGRESS", "auto")
     # Text bars cannot redraw nested lines cleanly in a saved notebook: keep only the outer one.
@@ -65,7 +68,12 @@ def progress(iterable: Iterable, **kwargs):
     if mode in ("plain", "off"):
         from tqdm import tqdm
     else:
-        from tqdm.auto import tqdm
+        # Not tqdm.auto: its asyncio bar calls iter() on the iterable when built, and a shuffling
+        # DataLoader draws its order from torch's generator at each iter(), so a shown bar changed
+        # the batches (and every number after them) against a hidden one.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=TqdmExperimentalWarning)
+            from tqdm.autonotebook import tqdm
     return tqdm(iterable, **kwargs)
 
 
@@ -532,17 +540,7 @@ def fit(
             )
         if checkpoint is not None:
             checkpoint.save(
-                {
-                    "settings": settings,
-                    "epoch": epoch + 1,
-                    "finished": finished,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict() if sched is not None else None,
-                    "history": history.to_dict(),
-                    "rng": rng_state(),
-                    "early_stopping": _state_of(early_stopping),
-                }
+                _checkpoint_state(settings, epoch + 1, finished, model, opt, sched, history, early_stopping)
             )
             if not finished and checkpoint.interrupts_after(epoch + 1):
                 break
@@ -566,6 +564,21 @@ def _early_stopping(value):
         f"early_stopping must be a patience in epochs (e.g. 8), 'best' or an object with "
         f"update(record, model) and restore_best(model); got {value!r}."
     )
+
+
+def _checkpoint_state(settings, epoch, finished, model, optimizer, scheduler, history, early_stopping) -> dict:
+    """Everything ``_resume`` needs to continue a run after ``epoch``, exactly as if it had not stopped."""
+    return {
+        "settings": settings,
+        "epoch": epoch,
+        "finished": finished,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "history": history.to_dict(),
+        "rng": rng_state(),
+        "early_stopping": _state_of(early_stopping),
+    }
 
 
 def _state_of(early_stopping) -> dict | None:
