@@ -5,7 +5,9 @@ papermill, inside ``runs/<profile>-<timestamp>/``; its results record
 (``<notebook>.results.json``) and figures land there too. A failing notebook is reported
 with the cell and error and the others still run. ``summary.md`` and ``summary.html`` list
 every notebook's status, wall time, lessons (its declared findings checked on the run's rows,
-✓ or ✗ with the margin: ``findings``), key numbers, computed notes and figures.
+✓ or ✗ with the margin: ``findings``), key numbers, computed notes and figures, and the
+numeric path the records were computed on (processor, CPU capability, oneDNN ISA limit,
+threads, torch), which says what another run should match to the last digit.
 
 Example:
     $ course run                           # all notebooks, offline profile
@@ -107,6 +109,48 @@ def _lesson_count(run: NotebookRun) -> str:
     return f"{shown}/{len(run.lessons)} {'✓' if shown == len(run.lessons) else '✗'}"
 
 
+REPRODUCES = (
+    "Same machine and numeric path: the same numbers to the last digit. Another processor, CPU "
+    "capability, oneDNN ISA limit, thread count or torch: other last digits; the lessons hold within the seed spread."
+)
+
+
+def numeric_paths(runs: list[NotebookRun]) -> list[tuple[dict, list[str]]]:
+    """Each distinct numeric path the runs' records name, with the notebooks that ran on it (first-seen order).
+
+    Example:
+        >>> a = NotebookRun("01", Path("01.ipynb"), results={"numeric_path": {"threads": 2}})
+        >>> numeric_paths([a, NotebookRun("02", Path("02.ipynb"))])
+        [({'threads': 2}, ['01'])]
+    """
+    paths: list[tuple[dict, list[str]]] = []
+    for run in runs:
+        path = run.results.get("numeric_path")
+        if not isinstance(path, dict) or not path:
+            continue  # failed before saving, or a record from before numeric paths were saved
+        for known, names in paths:
+            if known == path:
+                names.append(run.name)
+                break
+        else:
+            paths.append((path, [run.name]))
+    return paths
+
+
+def _numeric_path_section(runs: list[NotebookRun]) -> tuple[list[str], list[str]]:
+    """The summary's "numeric path" part: markdown lines and HTML elements (none when no record names one)."""
+    md, body = [], []
+    for path, names in numeric_paths(runs):
+        title = "Numeric path" + (f" of {', '.join(names)}" if len(names) < len(runs) else "")
+        rows = [(key, "unset" if value is None else str(value)) for key, value in path.items()]
+        md += ["", f"## {title}", "", REPRODUCES, "", "| | |", "|---|---|"]
+        md += [f"| {key} | {value} |" for key, value in rows]
+        body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(REPRODUCES)}</p><table border=1 cellpadding=4>")
+        body += [f"<tr><td>{html.escape(key)}</td><td>{html.escape(value)}</td></tr>" for key, value in rows]
+        body.append("</table>")
+    return md, body
+
+
 def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, parameters: dict) -> tuple[Path, Path]:
     """Write ``summary.md`` and ``summary.html`` for a finished run."""
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -128,6 +172,9 @@ def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, paramete
         for r in runs
     ]
     body.append("</table>")
+    path_md, path_body = _numeric_path_section(runs)
+    md += path_md
+    body += path_body
     for r in runs:
         md += ["", f"## {r.name} — {r.status}", ""]
         body.append(f"<h2>{html.escape(r.name)} — {r.status}</h2>")

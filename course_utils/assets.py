@@ -151,6 +151,35 @@ def file_sha256(path: str | os.PathLike) -> str:
     return _file_digest(Path(path), "sha256")
 
 
+# SHA-256 of files already hashed in this process, by file version (see ``file_sha256_once``).
+_sha256_of_version: dict[tuple, str] = {}
+
+
+def file_sha256_once(path: str | os.PathLike) -> str:
+    """``file_sha256``, computed once per process for each version of the file.
+
+    A notebook builds its backbone a dozen times (every seed, fraction and strategy): hashing
+    the same 20-100 MB weight file before each build is repeated work. A version is the
+    file's resolved path, size, modification and change times and inode: a replaced,
+    truncated, rewritten or touched file is hashed again. Downloads are checked with ``file_sha256``,
+    always in full.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = Path(folder) / "weights.pth"
+        ...     _ = path.write_bytes(b"abc")
+        ...     file_sha256_once(path) == file_sha256_once(path) == file_sha256(path)
+        True
+    """
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    version = (str(resolved), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+    if version not in _sha256_of_version:
+        _sha256_of_version[version] = file_sha256(resolved)
+    return _sha256_of_version[version]
+
+
 def file_md5(path: str | os.PathLike) -> str:
     """Hex MD5 of a file (the checksum torchvision publishes for datasets)."""
     return _file_digest(Path(path), "md5")

@@ -134,3 +134,28 @@ def test_torchvision_models_built_directly_are_recognised_exactly_or_refused():
     for builder in (tvm.vgg11, tvm.vgg16_bn, tvm.resnet101):
         with pytest.raises(TypeError, match="Don't know the layer groups.*resnet18"):
             architecture_of(builder(weights=None))
+
+
+def test_each_weight_file_version_is_hashed_once_per_process(isolated_assets, monkeypatch):
+    # A notebook builds its backbone a dozen times: the weight file is hashed at the first build only.
+    monkeypatch.setattr(cu.assets, "_sha256_of_version", {})  # this test's own memo, whatever ran before
+    hashed = []
+    digest = cu.assets._file_digest
+    monkeypatch.setattr(cu.assets, "_file_digest", lambda path, kind: hashed.append(path) or digest(path, kind))
+    path = weight_files.write_standin_checkpoints(["resnet18"])[0]
+    assert len(hashed) == 1  # registering the stand-in hashed it
+    with pytest.warns(UserWarning, match="synthetic stand-in"):
+        for _ in range(3):
+            cu.build_model("resnet18", num_classes=10, pretrained=True)
+    assert len(hashed) == 1
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))  # touched: a new version
+    assert weight_files.verify_checkpoint(path) == "standin" and len(hashed) == 2
+
+
+def test_a_replaced_file_is_hashed_again(tmp_path):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(b"first")
+    first = cu.assets.file_sha256_once(path)
+    (tmp_path / "new.pth").write_bytes(b"other")
+    os.replace(tmp_path / "new.pth", path)  # replaced by a file of the same size: another version
+    assert cu.assets.file_sha256_once(path) == cu.assets.file_sha256(path) != first

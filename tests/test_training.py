@@ -211,6 +211,24 @@ def test_head_and_label_count_mismatch_is_explained():
         cu.evaluate(model, val, CE)
 
 
+def test_predict_takes_the_batches_evaluate_takes():
+    _, val = digits_loaders()
+    model = small_resnet().train()
+    labels, predicted, wrong = cu.train.predict(model, val, wrong_images=3)
+    assert model.training  # the caller's mode, restored
+    assert float((predicted == labels).float().mean()) == pytest.approx(cu.evaluate(model, val, CE)["acc"])
+    assert len(wrong) == min(3, int((predicted != labels).sum())) and wrong.shape[1:] == (3, 32, 32)
+    _, multitask_val = multitask_data()
+    with pytest.raises(ValueError, match="1 head.*2 label tensor"):  # evaluate's own check
+        cu.train.predict(model, multitask_val)
+    two_heads = multitask_model("resnet18", {"digit": 10, "parity": 2}, pretrained=False)
+    with pytest.raises(ValueError, match="single-head model; this one has heads digit, parity"):
+        cu.train.predict(two_heads, multitask_val)
+    empty = DataLoader(torch.utils.data.TensorDataset(torch.zeros(0, 3, 32, 32), torch.zeros(0, dtype=torch.long)))
+    with pytest.raises(ValueError, match="no batches"):
+        cu.train.predict(model, empty)
+
+
 def _run(tmp_path, stop_after=None, resume=False):
     torch.manual_seed(123)
     model = small_resnet(seed=5)
@@ -369,3 +387,16 @@ def test_a_students_loss_and_optimizer_drive_fit():
     cu.fit(small_resnet(), train, num_epochs=2, loss_fn=counting_loss, optimizer=counting_optimizer, verbose=False)
     assert calls == {"loss": 2 * len(train), "optimizer": 1}
     assert loop.train_one_epoch is cu.train_one_epoch
+
+
+def test_a_shown_progress_bar_leaves_the_random_stream_alone(monkeypatch):
+    # tqdm.auto's bar called iter() on the loader when built: a shuffling DataLoader then drew an
+    # extra order from torch's generator, and a notebook with bars trained on other batches.
+    monkeypatch.setenv("COURSE_PROGRESS", "auto")
+    train, _ = digits_loaders(augment=False)
+    torch.manual_seed(0)
+    shown = [y for _, y in loop.progress(train, desc="shown", leave=False)]
+    monkeypatch.setenv("COURSE_PROGRESS", "off")
+    torch.manual_seed(0)
+    hidden = [y for _, y in loop.progress(train, desc="hidden", leave=False)]
+    assert all(torch.equal(a, b) for a, b in zip(shown, hidden)) and len(shown) == len(hidden)

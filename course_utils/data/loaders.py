@@ -6,7 +6,7 @@ Two paths give the same batches (same resizing, same augmentation distribution):
   can be turned into them without decoding (CIFAR-10, digits, ``TensorImageDataset``
   and ``Subset`` of them), the images move to the training device once and every batch
   is resized, cropped, flipped and normalized there as a whole
-  (``fast_data.DeviceImageLoader``);
+  (``device_loader.DeviceImageLoader``);
 * the **per-image path** (``fast=False``, or datasets of image files such as the fruit
   folders): a ``DataLoader`` running the seed-style per-image transforms in workers.
 
@@ -49,10 +49,10 @@ class ImageFileLoader(DataLoader):
         self.augment = augment
 
 
-def _with_transform(dataset, transform, from_tensor: bool):
+def _with_transform(dataset, transform):
     """A view of ``dataset`` whose items go through ``transform`` (the originals are untouched)."""
     if isinstance(dataset, Subset):
-        return Subset(_with_transform(dataset.dataset, transform, from_tensor), dataset.indices)
+        return Subset(_with_transform(dataset.dataset, transform), dataset.indices)
     if isinstance(dataset, TensorImageDataset):
         return dataset.with_transform(transform)
     if hasattr(dataset, "transform"):
@@ -143,19 +143,18 @@ def make_loader(
             device=device,
             drop_last=drop_last,
         )
-    from_tensor = _holds_tensors(dataset)
     base = _base_dataset(dataset)
     transform = image_transforms(
         image_size,
         mean,
         std,
         augment=augment,
-        from_tensor=from_tensor,
+        from_tensor=_holds_tensors(dataset),
         flip=getattr(base, "flip_keeps_label", True),
         border_value=getattr(base, "border_value", 0),
     )
     return ImageFileLoader(
-        _with_transform(dataset, transform, from_tensor),
+        _with_transform(dataset, transform),
         augment=augment,
         batch_size=batch_size,
         shuffle=shuffle,

@@ -47,16 +47,6 @@ def _set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
         setattr(parent, child, module)
 
 
-def head_in_features(model: nn.Module) -> int:
-    """Width of the features that reach the classification head."""
-    arch = architecture_of(model)
-    head = _get_submodule(model, arch.head)
-    if isinstance(head, nn.Linear):
-        return head.in_features
-    first_linear = next(m for m in head.modules() if isinstance(m, nn.Linear))
-    return first_linear.in_features
-
-
 def replace_head(model: nn.Module, num_classes: int, head: str = "linear") -> nn.Module:
     """Replace the ImageNet classifier with a fresh one for ``num_classes`` outputs.
 

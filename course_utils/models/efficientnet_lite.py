@@ -250,7 +250,7 @@ def check_weights_file(name: str, path: Path | None = None) -> Path:
     """
     path = Path(path) if path is not None else weights_file(name)
     expected = assets.expected_hash_prefix(path.name)
-    actual = assets.file_sha256(path)
+    actual = assets.file_sha256_once(path)  # hashed once per process, not at each build
     if expected is None or not actual.startswith(expected):
         distribution = VARIANTS[name].weights_distribution
         raise ValueError(

@@ -3,7 +3,8 @@
 Torch does not re-check the hash of a checkpoint that is already in its cache, so a
 truncated download would be loaded (or fail with an obscure unpickling error). The kit
 checks the SHA-256 prefix torchvision puts in every file name before loading, once per
-file version (a small ``.verified`` stamp remembers size and modification time).
+file version (a small ``.verified`` stamp remembers size and modification time, and a process
+hashes each version at most once: ``assets.file_sha256_once``).
 
 Stand-ins (``write_standin_checkpoints``) are random tensors saved under torchvision's real
 file names, so that the ``smoke`` profile and the tests run the real loading path; they are
@@ -54,7 +55,7 @@ def register_standin(path: Path) -> None:
     path = Path(path)
     manifest = path.parent / STANDIN_MANIFEST
     entries = _standins(path.parent)
-    entries[path.name] = assets.file_sha256(path)
+    entries[path.name] = assets.file_sha256_once(path)
     manifest.write_text(json.dumps(entries, indent=1, sort_keys=True))
 
 
@@ -71,7 +72,7 @@ def verify_checkpoint(path: Path) -> str:
     signature = f"{stat.st_size}:{stat.st_mtime_ns}"
     if stamp.exists() and stamp.read_text() == signature:
         return "verified"
-    actual = assets.file_sha256(path)
+    actual = assets.file_sha256_once(path)
     prefix = assets.expected_hash_prefix(path.name)
     if prefix is not None and actual.startswith(prefix):
         stamp.write_text(signature)

@@ -132,15 +132,16 @@ def save_results(
         figures: paths of the saved figures.
 
     Returns:
-        The path written. The same numbers should be displayed in the notebook.
+        The path written. The same numbers should be displayed in the notebook. The record
+        also holds the run's ``numeric_path`` (processor, CPU kernels, threads, torch: see
+        ``NumericPath``), which says which other runs it should match to the last digit.
     """
     path = results_path(notebook)
     # Figures are stored relative to the record, so a run folder can be moved or zipped.
     figures = [os.path.relpath(f, path.parent) if Path(f).is_absolute() else str(f) for f in figures]
-    import torch
+    from ..train.reproducibility import NumericPath
 
-    # What else decides the numbers: a run compares bit for bit only with the same torch and threads.
-    environment = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    # What else decides the numbers: a run compares bit for bit only with a run on the same numeric path.
     record = {
         "notebook": notebook,
         "summary": summary,
@@ -148,7 +149,7 @@ def save_results(
         "parameters": parameters or {},
         "notes": list(notes),
         "figures": figures,
-        "environment": environment,
+        "numeric_path": NumericPath.of_this_process().as_dict(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -34,14 +34,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import TqdmExperimentalWarning
 
 from .._util import default_device
 from ..freezing import trainable_parameters
@@ -56,6 +59,7 @@ def progress(iterable: Iterable, **kwargs):
     """A tqdm progress bar: a widget in Jupyter, plain text on stderr when ``COURSE_PROGRESS=plain``.
 
     ``COURSE_PROGRESS=off`` hides bars entirely (grading, regression references).
+    Whether a bar shows never changes the numbers: the bar iterates ``iterable`` exactly once.
     """
     mode = os.environ.get("COURSE_PROGRESS", "auto")
     # Text bars cannot redraw nested lines cleanly in a saved notebook: keep only the outer one.
@@ -64,7 +68,12 @@ def progress(iterable: Iterable, **kwargs):
     if mode in ("plain", "off"):
         from tqdm import tqdm
     else:
-        from tqdm.auto import tqdm
+        # Not tqdm.auto: its asyncio bar calls iter() on the iterable when built, and a shuffling
+        # DataLoader draws its order from torch's generator at each iter(), so a shown bar changed
+        # the batches (and every number after them) against a hidden one.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=TqdmExperimentalWarning)
+            from tqdm.autonotebook import tqdm
     return tqdm(iterable, **kwargs)
 
 
@@ -244,6 +253,31 @@ def _batches(loader, speed: Speedups, description: str, show: bool = True):
         yield images, labels
 
 
+def _forward(model: nn.Module, images, labels: list, loss_fn: LossFn | None, speed: Speedups):
+    """``(outputs {head: logits}, batch-mean loss)`` of one batch: the step training, evaluation and prediction share.
+
+    The loss is ``None`` when no ``loss_fn`` is given (prediction). Gradients are recorded or
+    not as the caller decides (``evaluate`` and ``predict`` run under ``torch.no_grad``).
+    """
+    with speed.autocast():
+        logits = model(images)
+        outputs = _as_outputs(logits)
+        _Meter.check(outputs, labels)
+        loss = loss_fn(logits, *labels) if loss_fn is not None else None
+    return outputs, loss
+
+
+@contextlib.contextmanager
+def _evaluation_mode(model: nn.Module):
+    """``model.eval()`` inside the block; the model's own mode (training or not) afterwards, also after an error."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def _speedups_for(model: nn.Module, speedups: Speedups | None) -> Speedups:
     if speedups is not None:
         return speedups
@@ -290,11 +324,7 @@ def train_one_epoch(
     meter = _Meter()
     with speed.autotune():
         for images, labels in _batches(loader, speed, description):
-            with speed.autocast():
-                logits = model(images)
-                outputs = _as_outputs(logits)
-                _Meter.check(outputs, labels)
-                loss = loss_fn(logits, *labels)
+            outputs, loss = _forward(model, images, labels, loss_fn, speed)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -318,23 +348,16 @@ def evaluate(
         True
     """
     speed = _speedups_for(model, speedups)
-    was_training = model.training
-    model.eval()
     meter = _Meter()
-    with speed.autotune():
+    with _evaluation_mode(model), speed.autotune():
         for images, labels in _batches(loader, speed, "eval", show=progress_bar):
-            with speed.autocast():
-                logits = model(images)
-                outputs = _as_outputs(logits)
-                _Meter.check(outputs, labels)
-                loss = loss_fn(logits, *labels)
+            outputs, loss = _forward(model, images, labels, loss_fn, speed)
             meter.add(outputs, labels, loss)
-    model.train(was_training)
     return meter.result()
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, wrong_images: int = 0):
+def predict(model: nn.Module, loader, wrong_images: int = 0, *, speedups: Speedups | None = None):
     """True and predicted classes over ``loader`` in evaluation mode, and the first misclassified images.
 
     The library's version of the evaluation pass notebook 01 writes, for confusion matrices
@@ -344,6 +367,7 @@ def predict(model: nn.Module, loader, wrong_images: int = 0):
         model: returns logits ``(N, C)``.
         loader: yields ``(images (N, 3, H, W), labels (N,))``, in a fixed order (no shuffling).
         wrong_images: how many misclassified images to keep, in loader order.
+        speedups: as for ``evaluate`` (batches go to the model's device the same way).
 
     Returns:
         ``(labels (M,), predicted (M,), wrong (K, 3, H, W))`` on the CPU, ``K <= wrong_images``.
@@ -355,22 +379,27 @@ def predict(model: nn.Module, loader, wrong_images: int = 0):
         >>> labels.shape, predicted.shape, len(wrong) <= 2
         (torch.Size([6]), torch.Size([6]), True)
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    speed = _speedups_for(model, speedups)
     labels, predicted, wrong = [], [], []
     kept = 0
-    for images, batch_labels in loader:
-        guess = model(images.to(device)).argmax(dim=1).cpu()
-        batch_labels, images = batch_labels.cpu(), images.cpu()
-        labels.append(batch_labels)
-        predicted.append(guess)
-        if kept < wrong_images:
-            mistakes = images[guess != batch_labels][: wrong_images - kept]
-            wrong.append(mistakes)
-            kept += len(mistakes)
-    model.train(was_training)
-    empty = torch.empty(0, *images.shape[1:]) if labels else torch.empty(0)
+    with _evaluation_mode(model), speed.autotune():
+        for images, batch_labels in _batches(loader, speed, "predict", show=False):
+            outputs, _ = _forward(model, images, batch_labels, None, speed)
+            if len(outputs) > 1:
+                raise ValueError(
+                    f"predict takes a single-head model; this one has heads {', '.join(outputs)}. "
+                    "Predict with a model that returns one head's logits."
+                )
+            guess, truth = outputs[""].argmax(dim=1), batch_labels[0]
+            labels.append(truth.cpu())
+            predicted.append(guess.cpu())
+            if kept < wrong_images:
+                mistakes = images[guess != truth][: wrong_images - kept].cpu()
+                wrong.append(mistakes)
+                kept += len(mistakes)
+    if not labels:
+        raise ValueError("The data loader yielded no batches: is the dataset or subset empty?")
+    empty = torch.empty(0, *images.shape[1:])
     return torch.cat(labels), torch.cat(predicted), torch.cat(wrong) if wrong else empty
 
 
@@ -511,17 +540,7 @@ def fit(
             )
         if checkpoint is not None:
             checkpoint.save(
-                {
-                    "settings": settings,
-                    "epoch": epoch + 1,
-                    "finished": finished,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict() if sched is not None else None,
-                    "history": history.to_dict(),
-                    "rng": rng_state(),
-                    "early_stopping": _state_of(early_stopping),
-                }
+                _checkpoint_state(settings, epoch + 1, finished, model, opt, sched, history, early_stopping)
             )
             if not finished and checkpoint.interrupts_after(epoch + 1):
                 break
@@ -545,6 +564,21 @@ def _early_stopping(value):
         f"early_stopping must be a patience in epochs (e.g. 8), 'best' or an object with "
         f"update(record, model) and restore_best(model); got {value!r}."
     )
+
+
+def _checkpoint_state(settings, epoch, finished, model, optimizer, scheduler, history, early_stopping) -> dict:
+    """Everything ``_resume`` needs to continue a run after ``epoch``, exactly as if it had not stopped."""
+    return {
+        "settings": settings,
+        "epoch": epoch,
+        "finished": finished,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "history": history.to_dict(),
+        "rng": rng_state(),
+        "early_stopping": _state_of(early_stopping),
+    }
 
 
 def _state_of(early_stopping) -> dict | None:

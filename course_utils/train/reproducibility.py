@@ -15,6 +15,14 @@ Two things decide a CPU run's numbers besides the code:
   machine (a test runs the same training in two processes, one next to a CPU hog, and
   compares the histories exactly). ``pin_threads`` fixes the count for the whole run.
 
+The machine decides the last digits too: torch picks its CPU kernels by the processor's
+vector instructions (``torch.backends.cpu.get_cpu_capability()``: ``AVX2``, ``AVX512``, ...;
+``ATEN_CPU_CAPABILITY`` lowers it), oneDNN's convolutions by its own choice
+(``ONEDNN_MAX_CPU_ISA`` limits it), and the two paths sum in different orders. So the same
+numbers come back on the same machine and numeric path (``NumericPath``, saved in every
+results record); on another machine the numbers differ in their last digits, and the lessons
+(the findings over seeds) hold within the seed spread.
+
 On CUDA, runs are close but **not** bit-for-bit identical: cuDNN's autotuning
 (``cudnn.benchmark``, on in ``fit``) picks each convolution's algorithm by timing it, and
 several backward kernels (interpolation, pooling, ``index_add``) add with atomics in whatever
@@ -32,7 +40,10 @@ Example:
 from __future__ import annotations
 
 import os
+import platform
 import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,3 +93,69 @@ def pin_threads(threads: int | None = None) -> int:
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     return threads
+
+
+@dataclass(frozen=True)
+class NumericPath:
+    """What decides a run's last digits besides the code and the seeds: processor, kernels, threads, torch.
+
+    Two runs with the same code, seeds and numeric path give the same numbers bit for bit;
+    with another path they agree within the seed spread, not to the last digit.
+
+    Attributes:
+        torch: torch's version.
+        cpu_model: the processor's name (``/proc/cpuinfo``'s ``model name`` on Linux).
+        cpu_capability: the vector instructions torch's own CPU kernels use
+            (``torch.backends.cpu.get_cpu_capability()``, e.g. ``AVX2``, ``AVX512``).
+        aten_cpu_capability: the environment's ``ATEN_CPU_CAPABILITY`` (``None``: unset), which lowers it.
+        onednn_max_cpu_isa: the environment's ``ONEDNN_MAX_CPU_ISA`` (``None``: unset), which
+            limits the instructions of oneDNN's convolutions.
+        threads: torch's CPU threads (``pin_threads``): they split a convolution's sums.
+        gpu: the CUDA device's name, ``None`` when no GPU is visible.
+
+    Example:
+        >>> path = NumericPath.of_this_process()
+        >>> path.threads == torch.get_num_threads(), sorted(path.as_dict())[:3]
+        (True, ['aten_cpu_capability', 'cpu_capability', 'cpu_model'])
+    """
+
+    torch: str
+    cpu_model: str
+    cpu_capability: str
+    aten_cpu_capability: str | None
+    onednn_max_cpu_isa: str | None
+    threads: int
+    gpu: str | None
+
+    @classmethod
+    def of_this_process(cls) -> NumericPath:
+        """The numeric path this process computes on now."""
+        return cls(
+            torch=torch.__version__,
+            cpu_model=cpu_model(),
+            cpu_capability=torch.backends.cpu.get_cpu_capability(),
+            aten_cpu_capability=os.environ.get("ATEN_CPU_CAPABILITY") or None,
+            onednn_max_cpu_isa=os.environ.get("ONEDNN_MAX_CPU_ISA") or None,
+            threads=torch.get_num_threads(),
+            gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's name: ``model name`` in ``cpuinfo`` on Linux, else what ``platform`` knows.
+
+    Example:
+        >>> isinstance(cpu_model(), str) and cpu_model() != ""
+        True
+    """
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass  # not Linux: macOS and Windows name the processor through platform
+    return platform.processor() or platform.machine() or "unknown"

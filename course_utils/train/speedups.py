@@ -2,8 +2,8 @@
 
 On CUDA they are on by default. On the CPU ``Speedups.for_device`` leaves them all off
 unless asked, so CPU runs compute exactly what they computed without this module (and
-stay bit-for-bit reproducible): the CPU gets its speed from the data path (``fast_data``)
-and from feature caching (``feature_cache``). Two of them can be asked for on the CPU:
+stay bit-for-bit reproducible): the CPU gets its speed from the data path (``data.device_loader``)
+and from feature caching (``train.features``). Two of them can be asked for on the CPU:
 
 * bf16 autocast, on processors that compute bfloat16 in hardware (AMX or AVX-512 BF16,
   see ``native_bf16``; only AMX was measured). It pays for plain convolutions: ResNet-18 at
