@@ -187,3 +187,16 @@ def test_the_notebooks_table_shows_the_same_verdicts_as_the_summary():
     assert list(table["margin (mean ± std over seeds)"]) == [v.margin_text for v in verdicts]
     stand_in = findings_table(notebook, rows, "grading")
     assert set(stand_in["holds"]) == {"not checked"} and len(stand_in) == len(findings.declared_findings(notebook))
+
+
+@pytest.mark.parametrize("profile", ["offline", "laptop", "colab", "full"])
+@pytest.mark.parametrize("notebook", ["01_alexnet_data_fraction", "04_multitask_fruit"])
+def test_findings_of_notebooks_whose_rows_do_not_name_the_architecture_apply_to_every_profile(notebook, profile):
+    # 01's rows are keyed by initialisation and budget, 04's by model role: the same columns in every
+    # profile, so the recorded offline rows have the shape of any profile's run (02 and 03, whose rows
+    # name the architectures, build rows per profile in tests/test_profile_findings_02.py and test_findings_03.py).
+    record = json.loads((RECORDED / f"{notebook}.results.json").read_text())
+    verdicts = findings.check_all(notebook, record["rows"], profile)
+    assert verdicts, f"{notebook} declares no finding for {profile}"
+    for verdict in verdicts:
+        assert not any("no row has" in line for line in verdict.lines), (profile, verdict.claim, verdict.lines)
