@@ -292,3 +292,38 @@ def trainable_optimizer(trainable_optimizer_fn) -> None:
                 [weight_decay] * len(optimizer.param_groups),
                 [g["weight_decay"] for g in optimizer.param_groups],
             )
+            if model is small:
+                _check_zero_grad_trap(feedback, label, model, optimizer)
+
+
+def _check_zero_grad_trap(feedback, label: str, model: nn.Module, optimizer) -> None:
+    """Two steps of a loop that calls ``zero_grad(set_to_none=False)``: frozen weights must not move.
+
+    The frozen weights hold a zero ``.grad`` tensor, as that loop leaves a weight that trained
+    before it was frozen; an optimizer that holds them would still decay them (and apply any
+    momentum), with a gradient of zero.
+    """
+    generator = torch.Generator().manual_seed(5)
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.grad = torch.zeros_like(p)
+    frozen_before = [p.detach().clone() for p in frozen]
+    trainable_before = [p.detach().clone() for p in trainable]
+    for _ in range(2):
+        optimizer.zero_grad(set_to_none=False)
+        for p in trainable:
+            p.grad = torch.randn(p.shape, generator=generator)
+        optimizer.step()
+    feedback.check(
+        all(torch.equal(p, b) for p, b in zip(frozen, frozen_before)),
+        f"{label}: frozen weights stay put in a loop with zero_grad(set_to_none=False)",
+        f"{label}: frozen weights moved in a loop with zero_grad(set_to_none=False): their gradient is a "
+        "tensor of zeros, not None, so an optimizer that holds them still applies weight decay (and "
+        "momentum) — give the optimizer only the parameters with requires_grad=True",
+    )
+    feedback.check(
+        all(not torch.equal(p, b) for p, b in zip(trainable, trainable_before)),
+        f"{label}: the trainable weights moved",
+        f"{label}: some trainable weights did not move in two optimizer steps",
+    )

@@ -7,7 +7,8 @@ correct answer gives is computed by the references below, in the grader, in plai
 
 * FruitNet: 2 (both heads' logits from one backbone pass, on drawn weights and images);
 * multitask_loss: 2 (the value and the gradient it sends back to each head's logits);
-* trainable_optimizer: 2 (the weights after one AdamW step, with stale gradients on the frozen ones);
+* trainable_optimizer: 2 (the weights after two AdamW steps of a loop that calls
+  ``zero_grad(set_to_none=False)``, where the frozen weights hold a zero gradient);
 * FruitNet and multitask_loss together: 1 (the shared backbone's gradient is the sum of both
   tasks'); it replaces the old check of the run's ``key_numbers``, which a stub notebook could fake;
 * the run recorded both heads' accuracies, and one backbone is smaller than two: 0 points,
@@ -170,11 +171,11 @@ def expected_backbone_gradient(given, params):
 
 @grader_only
 def draw_optimizer(rng, params):
-    """A stack of 2-3 Linear layers with drawn weights; some (never all) frozen; a gradient for every parameter.
+    """A stack of 2-3 Linear layers with drawn weights; some (never all) frozen; two gradients per trainable parameter.
 
     Gradients are at least 0.1 away from 0 (AdamW's first step moves by about lr in their
-    direction), and lr x weight decay is large enough that Adam's L2 penalty or a missing
-    weight decay land well outside the tolerance.
+    direction), and lr x weight decay is large enough that Adam's L2 penalty, a missing weight
+    decay, or a frozen weight decayed through its zero gradient land well outside the tolerance.
     """
     widths = [rng.randint(2, 4) for _ in range(rng.randint(3, 4))]
     layers = len(widths) - 1
@@ -189,30 +190,34 @@ def draw_optimizer(rng, params):
     for i in range(layers):
         out, inp = widths[i + 1], widths[i]
         parameters.append({"name": f"{i}.weight", "value": _values(rng, out, inp, low=0.5, high=2.0),
-                           "grad": gradients(out, inp)})
-        parameters.append({"name": f"{i}.bias", "value": _values(rng, out, low=0.5, high=2.0), "grad": gradients(out)})
+                           "grads": [gradients(out, inp), gradients(out, inp)]})
+        parameters.append({"name": f"{i}.bias", "value": _values(rng, out, low=0.5, high=2.0),
+                           "grads": [gradients(out), gradients(out)]})
     return {"widths": widths, "frozen": frozen, "parameters": parameters,
             "lr": round(rng.uniform(0.01, 0.05), 4), "weight_decay": round(rng.uniform(0.05, 0.5), 3)}
 
 
 @grader_only
-def reference_adamw_step(value, grad, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
-    """torch.optim.AdamW's first step on one number: decay the weight, then move by the bias-corrected moments."""
-    m, v = (1 - betas[0]) * grad, (1 - betas[1]) * grad * grad
-    denom = math.sqrt(v) / math.sqrt(1 - betas[1]) + eps
-    return value * (1 - lr * weight_decay) - lr / (1 - betas[0]) * m / denom
+def reference_adamw_steps(value, grads, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
+    """torch.optim.AdamW's steps on one number: decay the weight, then move by the bias-corrected moments."""
+    m = v = 0.0
+    for t, grad in enumerate(grads, start=1):
+        m, v = betas[0] * m + (1 - betas[0]) * grad, betas[1] * v + (1 - betas[1]) * grad * grad
+        denom = math.sqrt(v) / math.sqrt(1 - betas[1] ** t) + eps
+        value = value * (1 - lr * weight_decay) - lr / (1 - betas[0] ** t) * m / denom
+    return value
 
 
 @grader_only
 def expected_optimizer(given, params):
     lr, decay = given["lr"], given["weight_decay"]
 
-    def step(value, grad, frozen):
+    def steps(value, grads, frozen):
         if isinstance(value, list):
-            return [step(v, g, frozen) for v, g in zip(value, grad)]
-        return value if frozen else reference_adamw_step(value, grad, lr, decay)
+            return [steps(v, [g[i] for g in grads], frozen) for i, v in enumerate(value)]
+        return value if frozen else reference_adamw_steps(value, grads, lr, decay)
 
-    after = {p["name"]: step(p["value"], p["grad"], int(p["name"].split(".")[0]) in given["frozen"])
+    after = {p["name"]: steps(p["value"], p["grads"], int(p["name"].split(".")[0]) in given["frozen"])
              for p in given["parameters"]}
     return close({"type": "AdamW", "lr": [lr], "weight_decay": [decay], "after": after}, rel=1e-6, abs=2e-6)
 
@@ -247,7 +252,8 @@ def weighted_loss(ns, given):
             "grad": {task: logits[task].grad for task in TASKS}}
 
 
-@check("trainable_optimizer: one AdamW step moves exactly the trainable weights of a drawn network, the drawn way",
+@check("trainable_optimizer: in a loop with zero_grad(set_to_none=False), two AdamW steps move exactly the "
+       "trainable weights of a drawn network, the drawn way",
        points=2, exercise="trainable_optimizer", inputs=draw_optimizer, expect=expected_optimizer)
 def optimizer_skips_frozen(ns, given):
     import torch
@@ -262,11 +268,20 @@ def optimizer_skips_frozen(ns, given):
     for index in given["frozen"]:
         for parameter in model[index].parameters():
             parameter.requires_grad = False
+    # The frozen weights hold a zero gradient, as zero_grad(set_to_none=False) leaves a weight that
+    # trained before it was frozen: an optimizer that holds them still decays them.
+    for index in given["frozen"]:
+        for parameter in model[index].parameters():
+            parameter.grad = torch.zeros_like(parameter)
     optimizer = ns.call("trainable_optimizer", model, given["lr"], given["weight_decay"])
-    # Every parameter gets a gradient, the frozen ones too: one left over from before the freeze.
-    for parameter in given["parameters"]:
-        named[parameter["name"]].grad = torch.tensor(parameter["grad"])
-    optimizer.step()
+    frozen = {parameter["name"] for parameter in given["parameters"]
+              if int(parameter["name"].split(".")[0]) in given["frozen"]}
+    for step in range(2):
+        optimizer.zero_grad(set_to_none=False)
+        for parameter in given["parameters"]:
+            if parameter["name"] not in frozen:
+                named[parameter["name"]].grad = torch.tensor(parameter["grads"][step])
+        optimizer.step()
     return {"type": type(optimizer).__name__, "lr": [float(group["lr"]) for group in optimizer.param_groups],
             "weight_decay": [float(group["weight_decay"]) for group in optimizer.param_groups],
             "after": {name: parameter.detach() for name, parameter in named.items()}}
@@ -293,4 +308,5 @@ def summary_sharing(ns):
     numbers = ns["key_numbers"]
     keys = ("multitask_fruit_acc", "multitask_freshness_acc", "fruit_only_acc", "freshness_only_acc")
     return {"accuracies_recorded": all(key in numbers for key in keys),
-            "multitask_is_smaller": float(numbers["multitask_parameters"]) < float(numbers["two_single_task_parameters"])}
+            "multitask_is_smaller":
+                float(numbers["multitask_parameters"]) < float(numbers["two_single_task_parameters"])}
