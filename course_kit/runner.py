@@ -5,7 +5,7 @@ papermill, inside ``runs/<profile>-<timestamp>/``; its results record
 (``<notebook>.results.json``) and figures land there too. A failing notebook is reported
 with the cell and error and the others still run. ``summary.md`` and ``summary.html`` list
 every notebook's status, wall time, lessons (its declared findings checked on the run's rows,
-✓ or ✗ with the margin: ``findings``), key numbers, computed notes and figures, and the
+✓ or ✗ with the margin: ``findings``), key numbers and figures, and the
 numeric path the records were computed on (processor, CPU capability, oneDNN ISA limit,
 threads, torch), which says what another run should match to the last digit.
 
@@ -211,10 +211,6 @@ def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, paramete
                 )
                 + "</table>"
             )
-        notes = r.results.get("notes", [])
-        if notes:
-            md += [""] + [f"* {n}" for n in notes]
-            body.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
         for figure in r.results.get("figures", []):
             md += ["", f"![{Path(figure).stem}]({figure})"]
             body.append(f"<p><img src='{html.escape(str(figure))}' style='max-width:900px'></p>")

@@ -118,7 +118,6 @@ def save_results(
     summary: dict,
     rows: Sequence[dict] = (),
     parameters: dict | None = None,
-    notes: Sequence[str] = (),
     figures: Sequence[str] = (),
 ) -> Path:
     """Write the run's machine-readable record ``<notebook>.results.json`` next to the output notebook.
@@ -128,7 +127,6 @@ def save_results(
         summary: the key numbers (flat ``{name: number}``), shown on the run's summary page.
         rows: every experiment row (one per configuration and seed).
         parameters: the resolved parameters (``P.as_dict()``).
-        notes: sentences of the computed analysis.
         figures: paths of the saved figures.
 
     Returns:
@@ -147,7 +145,6 @@ def save_results(
         "summary": summary,
         "rows": list(rows),
         "parameters": parameters or {},
-        "notes": list(notes),
         "figures": figures,
         "numeric_path": NumericPath.of_this_process().as_dict(),
     }
