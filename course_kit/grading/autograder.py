@@ -411,15 +411,15 @@ GRADESCOPE_BASE_IMAGE = "Ubuntu 22.04 (Base)"
 OUTSIDE_LIMITS_S = 45
 # Memory the container needs beside what --memory lets the kernel hold (its anonymous and shared pages,
 # see runner.MemoryWatch), measured with the CPU wheels setup.sh installs (docs/grading.md, Gradescope):
-# the runner (42 MB) and the grading process (30 MB) while the kernel runs, plus 120 MB for the pages
-# of library code the kernel keeps using (torch's among them: 150 MB of the kernel's resident memory
-# is such file pages, which the system can drop and read again). The grading process imports torch
-# (258 MB) only after the kernel has exited, to judge the probes.
-GRADER_MEMORY_MB = 192
+# the runner (42 MB) and the grading process (30 MB) while the kernel runs, and the rest of 768 MB for
+# what the system keeps for them: page tables, and the pages of library code the kernel runs (150 MB of
+# a grading kernel's resident memory, which the system can drop and read again). The grading process
+# imports torch (258 MB) only after the kernel has exited, to judge the probes.
+GRADER_MEMORY_MB = 160
 # course autograder's defaults: they add up to under GRADESCOPE_SECONDS (see the --timeout help) and,
-# with GRADER_MEMORY_MB, to Gradescope's 768 MB; the four solutions' grading kernels held at most
-# 585 MB (docs/grading.md, Gradescope).
-DEFAULTS = PlanDefaults(timeout=360, cell_timeout=300, check_timeout=60, memory="576M")
+# with GRADER_MEMORY_MB, to Gradescope's 768 MB. The four solutions' grading kernels held 487-573 MB
+# (docs/grading.md, Gradescope).
+DEFAULTS = PlanDefaults(timeout=360, cell_timeout=300, check_timeout=60, memory="608M")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -464,7 +464,7 @@ def gradescope_settings(limits: Limits) -> dict[str, str]:
         ...                                               memory_bytes=512 * 1024**2)).items():
         ...     print(f"{name}: {value}")
         Base image: Ubuntu 22.04 (Base)
-        Memory: 768 MB (Gradescope's default; the kernel may hold 512 MB, the grader and the libraries' code ~192 MB)
+        Memory: 768 MB (Gradescope's default; the kernel may hold 512 MB, the grader and the libraries' code ~160 MB)
         CPU: 0.5 vCPU (Gradescope's default; kernels get 1 thread)
         Autograder timeout: 10 minutes (Gradescope's default; the limits stop a run within 540 s)
     """
