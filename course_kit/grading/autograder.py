@@ -414,7 +414,8 @@ OUTSIDE_LIMITS_S = 45
 # the runner (42 MB) and the grading process (30 MB) while the kernel runs, and the rest of 768 MB for
 # what the system keeps for them: page tables, and the pages of library code the kernel runs (150 MB of
 # a grading kernel's resident memory, which the system can drop and read again). The grading process
-# imports torch (258 MB) only after the kernel has exited, to judge the probes.
+# imports torch (258 MB) to judge the probes after the kernel has exited; checks whose inputs are drawn
+# with torch make it do so before the kernel starts, and do not fit (notebook 01's today, docs/grading.md).
 GRADER_MEMORY_MB = 160
 # course autograder's defaults: they add up to under GRADESCOPE_SECONDS (see the --timeout help) and,
 # with GRADER_MEMORY_MB, to Gradescope's 768 MB. The four solutions' grading kernels held 487-573 MB
