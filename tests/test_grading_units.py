@@ -398,6 +398,14 @@ def test_judging_statuses():
         ),
     )
     assert died.status == "kernel-died" and "signal 9" in died.detail and died.points == 0
+    # The runner's MemoryWatch killed it: the student's notebook held more than --memory.
+    memory_stop = {"held_mb": 801, "limit_mb": 576}
+    over = judge_report(
+        job, _report((), stop={"reason": "kernel-died", "execution_count": 4}, kernel_exit=-9, memory_stop=memory_stop)
+    )
+    assert over.status == "out-of-memory" and "held 801 MB, over --memory 576 MB" in over.detail
+    in_checks = judge_report(job, _report(right, check_phase="kernel-died", memory_stop=memory_stop))
+    assert in_checks.status == "out-of-memory" and "hidden checks" in in_checks.detail
     assert judge_report(job, {"runner_error": "Traceback...\nBoom"}).status == "grader-error"
     assert judge_report(job, _report(right, check_phase="timeout", check_detail="ran past 5 s")).status == "timeout"
     # The probes' report was cut short by what the notebook did to the interpreter: the student's status.
@@ -634,6 +642,46 @@ def test_memory_limit_turns_a_hog_into_memory_error():
             print("MemoryError")
     """)
     assert result.stdout.strip() == "MemoryError", result.stderr
+
+
+def test_memory_watch_stops_what_holds_more_than_the_limit_resident():
+    # A child that makes 300 MB resident (touched, not just reserved) and waits; a limit of 100 MB.
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; hog = bytearray(300 * 1024**2); print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "held"
+        session = runner.Session({}, Path("/unused"))
+        watch = runner.MemoryWatch(session, limit_bytes=100 * 1024**2)
+        watch.start()
+        assert child.wait(timeout=30) == -signal.SIGKILL
+        watch.stop()
+        assert session.memory_stop["limit_mb"] == 100 and session.memory_stop["held_mb"] >= 300
+    finally:
+        child.kill()
+        child.wait()
+    # Under its limit, or without one, nothing is stopped.
+    calm = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        session = runner.Session({}, Path("/unused"))
+        for limit in (None, 1024**3):
+            watch = runner.MemoryWatch(session, limit_bytes=limit)
+            watch.start()
+            deadline = time.monotonic() + 1
+            while time.monotonic() < deadline:
+                assert calm.poll() is None
+                time.sleep(0.1)
+            watch.stop()
+        assert session.memory_stop is None
+    finally:
+        calm.kill()
+        calm.wait()
 
 
 def test_kill_tree_reaches_processes_that_left_the_group():

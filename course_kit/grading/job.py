@@ -20,7 +20,8 @@ Statuses (first that applies):
                        what the kernel uses to talk, e.g. ``json.dumps``); execution halts;
 ``timeout``            a cell ran past ``--cell-timeout``, the notebook past ``--timeout``,
                        or the hidden checks past ``--check-timeout``; execution halts;
-``out-of-memory``      the first failing cell failed with MemoryError (the ``--memory`` limit);
+``out-of-memory``      the kernel held more than ``--memory`` resident and was stopped, or the
+                       first failing cell failed with MemoryError (one allocation past RLIMIT_DATA);
 ``incomplete``         the first failing cell raised the released placeholder's
                        ``NotImplementedError``, or an exercise cell a check grades is missing
                        or never ran (its checks are still judged on what the kernel holds);
@@ -659,6 +660,7 @@ class RunnerReport:
     report_complete: bool = False
     exercises: dict = field(default_factory=dict)
     kernel_exit: int | None = None
+    memory_stop: dict | None = None  # the runner stopped the kernel over --memory: {"held_mb", "limit_mb"}
     problem: str = ""  # the runner failed or was stopped: a grader-error
 
     @classmethod
@@ -734,6 +736,8 @@ def _stopped(ran: RunnerReport, declared, results) -> Verdict | None:
     if not ran.stop:
         return None
     stop, cell = ran.stop, _cell_number(ran.stop)
+    if stop["reason"] == "kernel-died" and ran.memory_stop:
+        return _verdict(Status.OUT_OF_MEMORY, f"cell In [{cell}]: {_over_memory(ran)}", declared, results, cell)
     if stop["reason"] == "kernel-died":
         killed = isinstance(ran.kernel_exit, int) and ran.kernel_exit < 0
         how = f" (killed by signal {-ran.kernel_exit})" if killed else ""
@@ -750,6 +754,17 @@ def _stopped(ran: RunnerReport, declared, results) -> Verdict | None:
             grader_detail=f"kernel-broken in cell In [{cell}]: {stop.get('error')}",
         )
     return _verdict(Status.TIMEOUT, f"cell In [{cell}]: {stop.get('limit')}", declared, results, cell)
+
+
+def _over_memory(ran: RunnerReport) -> str:
+    """What the runner's MemoryWatch saw when it stopped the kernel.
+
+    Example:
+        >>> _over_memory(RunnerReport(memory_stop={"held_mb": 801, "limit_mb": 640}))
+        'the kernel held 801 MB, over --memory 640 MB, and was stopped'
+    """
+    stop = ran.memory_stop or {}
+    return f"the kernel held {stop.get('held_mb')} MB, over --memory {stop.get('limit_mb')} MB, and was stopped"
 
 
 def _cell_errors(ran: RunnerReport, declared, results) -> Verdict | None:
@@ -774,6 +789,8 @@ def _cell_errors(ran: RunnerReport, declared, results) -> Verdict | None:
 def _check_phase(ran: RunnerReport, declared, results) -> Verdict | None:
     """The probes' cell did not run to its end, or their report was cut short."""
     phase, detail = ran.check_phase, ran.check_detail
+    if phase == "kernel-died" and ran.memory_stop:
+        return _verdict(Status.OUT_OF_MEMORY, f"while the hidden checks ran: {_over_memory(ran)}", declared, results)
     if phase == "kernel-died" or (phase == "skipped" and detail == "kernel-died"):
         return _verdict(Status.KERNEL_DIED, "the kernel died while the hidden checks ran", declared, results)
     if phase == "cannot-start":

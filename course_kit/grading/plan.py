@@ -115,7 +115,9 @@ def add_plan_arguments(parser: argparse.ArgumentParser, defaults: PlanDefaults) 
         type=parse_size,
         default=parse_size(defaults.memory),
         metavar="SIZE",
-        help=f"memory a kernel process may make writable (RLIMIT_DATA), e.g. 2G; none = no limit "
+        help=f"memory the kernel and what it starts may hold resident (anonymous and shared pages; the "
+        f"runner stops it above this: out-of-memory), e.g. 2G; each process may make 512 MB more writable "
+        f"(RLIMIT_DATA); none = no limit "
         f"(default {defaults.memory}{defaults.memory_help})",
     )
     parser.add_argument(

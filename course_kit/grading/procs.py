@@ -130,6 +130,29 @@ def peak_memory_bytes(pids) -> int:
     return peak
 
 
+def unreclaimable_bytes(pids) -> int:
+    """The memory ``pids`` hold that the system cannot drop: resident anonymous and shared pages, summed, in bytes.
+
+    ``RssAnon + RssShmem`` from ``/proc/PID/status``: what a container's memory limit must hold.
+    Resident library code (``RssFile``) is left out: the kernel can drop those pages and read them
+    again, so they never exhaust a memory limit. A process gone meanwhile counts 0.
+
+    Example:
+        >>> unreclaimable_bytes([os.getpid()]) > 0
+        True
+    """
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith(("RssAnon:", "RssShmem:")):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
 def processes_with_marker(marker: str) -> list[int]:
     """Pids whose initial environment holds ``COURSE_GRADE_RUN=<marker>`` (exact or as prefix ``marker:``)."""
     if not IS_LINUX or not marker:

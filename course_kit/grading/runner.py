@@ -63,6 +63,14 @@ MAX_CELL_OUTPUT_BYTES = 2 * 1024**2
 MAX_NOTEBOOK_OUTPUT_BYTES = 20 * 1024**2
 # An error output's message and traceback: enough for any real traceback, never 60 MB.
 MAX_ERROR_CHARS = 16 * 1024
+# Blocks of this size or more are mmapped, and unmapped when freed (see kernel_environment).
+MALLOC_MMAP_THRESHOLD = 128 * 1024
+# How often MemoryWatch reads what the kernel holds.
+MEMORY_POLL_S = 0.1
+# RLIMIT_DATA is --memory plus this: writable memory a kernel reserves and never touches counts there
+# (notebook 03's grading kernel: 757 MB writable while 459 MB was resident; twelve 8 MB thread stacks
+# alone are 96 MB), so the resident limit decides, and RLIMIT_DATA only stops one huge allocation at once.
+WRITABLE_HEADROOM = 512 * 1024**2
 
 
 def capped_error(content: dict) -> dict:
@@ -161,6 +169,7 @@ class Session:
         self.records: list[dict] = []
         self.report_complete = False
         self.peak_memory = 0
+        self.memory_stop: dict | None = None  # MemoryWatch stopped the kernel: what it held, the limit
         self.job_kernel_kwargs: dict = {}
 
     def kernel_started(self) -> None:
@@ -197,6 +206,45 @@ class Session:
         )
 
 
+class MemoryWatch:
+    """Stops the kernel when the memory it holds passes ``--memory``: what a container's limit counts.
+
+    Every MEMORY_POLL_S it sums the resident anonymous and shared memory of every process this
+    runner started (the kernel, its DataLoader workers, whatever they started;
+    :func:`procs.unreclaimable_bytes`). Above the limit it records how much and kills them all,
+    and the run ends ``out-of-memory``. RLIMIT_DATA (--memory + WRITABLE_HEADROOM, set by the
+    sandbox) still turns one huge allocation into a MemoryError at once.
+
+    Example:
+        >>> watch = MemoryWatch(Session({}, Path("/w")), limit_bytes=None)
+        >>> watch.start(); watch.stop(); watch.session.memory_stop is None
+        True
+    """
+
+    def __init__(self, session: Session, limit_bytes: int | None):
+        self.session, self.limit = session, limit_bytes
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-watch", daemon=True)
+
+    def start(self) -> None:
+        if self.limit:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        runner = os.getpid()
+        while not self._done.wait(MEMORY_POLL_S):
+            held = procs.unreclaimable_bytes(procs.descendants(runner))
+            if held > self.limit:
+                self.session.memory_stop = {"held_mb": round(held / 1024**2), "limit_mb": round(self.limit / 1024**2)}
+                procs.kill_tree(runner)
+                return
+
+
 # --------------------------------------------------------------------------- kernel setup
 def kernel_environment(job: dict, work: Path) -> dict:
     """The kernel's whole environment: nothing from the grader's except what is listed here.
@@ -231,6 +279,11 @@ def kernel_environment(job: dict, work: Path) -> dict:
         "OPENBLAS_NUM_THREADS": threads,
         "NUMEXPR_NUM_THREADS": threads,
         "CUDA_VISIBLE_DEVICES": "",
+        # glibc raises its mmap threshold (up to 32 MB) each time a large block is freed, so later
+        # tensors land on the heap, which it rarely gives back: a kernel training one model after
+        # another grew from 763 to 1162 MB resident (notebook 04, ResNet18). A fixed threshold (glibc's
+        # own starting value) returns every tensor of 128 kB or more to the system when it is freed.
+        "MALLOC_MMAP_THRESHOLD_": str(MALLOC_MMAP_THRESHOLD),
         procs.MARKER_VARIABLE: job["marker"],
         # cu.load_parameters compares what the notebook passes it with these, where the knobs are used.
         "COURSE_INJECTED_PARAMETERS": json.dumps(job.get("parameters") or {}),
@@ -261,7 +314,8 @@ def sandbox_policy(job: dict, private: Path, work: Path) -> dict:
     return {
         "mode": job.get("sandbox", "bwrap"),
         "parent_pid": os.getpid(),
-        "memory_bytes": job.get("memory_bytes"),
+        # RLIMIT_DATA: the resident limit is MemoryWatch's (see WRITABLE_HEADROOM).
+        "memory_bytes": job["memory_bytes"] + WRITABLE_HEADROOM if job.get("memory_bytes") else None,
         "file_size_bytes": job.get("file_size_bytes"),
         "run_as": job.get("run_as"),
         "read_only": read_only,
@@ -436,6 +490,8 @@ def grade(job: dict, private: Path) -> dict:
     log = open(private / KERNEL_LOG, "wb")
     session.job_kernel_kwargs = {"cwd": str(work), "env": kernel_environment(job, work), "stdout": log, "stderr": log}
     executed_path = private / EXECUTED_FILE
+    watch = MemoryWatch(session, job.get("memory_bytes"))
+    watch.start()
     try:
         papermill.execute_notebook(
             nb,
@@ -454,6 +510,7 @@ def grade(job: dict, private: Path) -> dict:
     except PapermillExecutionError:
         pass  # the stop reason was recorded by the client; papermill only re-raises it
     finally:
+        watch.stop()
         log.close()
 
     executed = nbformat.read(executed_path, as_version=4) if executed_path.exists() else nb
@@ -471,6 +528,7 @@ def grade(job: dict, private: Path) -> dict:
             "metrics": metrics,
             "metrics_problem": metrics_problem,
             "kernel_exit": session.kernel_exit,
+            "memory_stop": session.memory_stop,
             "kernel_peak_mb": round(session.peak_memory / 1024**2, 1),
             "seconds": round(time.monotonic() - session.started, 3),
         }
