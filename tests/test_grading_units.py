@@ -802,3 +802,36 @@ def test_the_process_map_skips_a_process_whose_stat_file_is_read_empty_as_it_exi
     monkeypatch.setattr(Path, "read_text", read)
     parents = procs._parent_map()
     assert os.getpid() not in parents and os.getppid() in parents
+
+
+# Drawn in a fresh interpreter: the grading process has not imported torch yet, as on Gradescope.
+DRAW_IN_FRESH_PROCESS = """
+import json, sys
+from course_kit.grading.job import GradingJob, Limits, SandboxOptions, drawn_inputs
+source = '''
+from course_kit.grading.checks import check, equal
+
+def _needs_torch(rng, params):
+    import torch
+    return torch.arange(rng.randint(2, 5)).tolist()
+
+@check(inputs=_needs_torch, expect=lambda inputs, params: equal(inputs))
+def echo(ns, inputs):
+    return inputs
+'''
+job = GradingJob("ana", "a", "", b"", {}, None, source, {"profile": "grading"}, Limits(), SandboxOptions(), "m",
+                 inputs_seed="7")
+drawn = drawn_inputs(job)
+print(json.dumps({"drawn": drawn, "torch_here": "torch" in sys.modules}))
+"""
+
+
+def test_inputs_that_need_torch_are_drawn_without_leaving_torch_in_the_grader():
+    result = subprocess.run([sys.executable, "-c", DRAW_IN_FRESH_PROCESS], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["torch_here"] is False  # torch stayed in the short-lived child
+    import random
+
+    expected = list(range(random.Random("7:echo").randint(2, 5)))
+    assert answer["drawn"] == {"echo": expected}

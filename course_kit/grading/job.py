@@ -349,7 +349,55 @@ def _probe_source() -> str:
 
 def drawn_inputs(job: GradingJob) -> dict:
     """The inputs each check's probe gets for this submission (drawn in the grader from ``job.inputs_seed``)."""
-    return checks_api.draw_inputs(declared_checks(job.checks_source), job.parameters, job.inputs_seed)
+    return _drawn(job.checks_source, json.dumps(job.parameters, sort_keys=True), job.inputs_seed)
+
+
+DRAW_TIMEOUT_S = 300
+
+
+@functools.lru_cache(maxsize=64)
+def _drawn(source: str, parameters: str, seed) -> dict:
+    """Draw in a short-lived child process unless this one has torch already.
+
+    An ``inputs=`` function may need torch to choose its inputs (01's reference passes reject
+    draws where a likely mistake gives the right answer). Drawn here, torch's ~250 MB would stay
+    in the grader while the student's kernel runs, and on Gradescope both share 768 MB. The
+    child's data comes back as JSON, as the kernel receives it.
+    """
+    if "torch" in sys.modules:
+        return json.loads(json.dumps(checks_api.draw_inputs(declared_checks(source), json.loads(parameters), seed)))
+    code = (
+        "import json, sys\n"
+        "request = json.load(sys.stdin)\n"
+        "sys.path[:0] = request['path']\n"
+        "from course_kit.grading import checks\n"
+        "declared = checks.load_checks(request['source'], '<hidden checks>')\n"
+        "try:\n"
+        "    drawn = checks.draw_inputs(declared, json.loads(request['parameters']), request['seed'])\n"
+        "except checks.ExpectationError as error:\n"
+        "    json.dump({'error': str(error)}, sys.stdout)\n"
+        "else:\n"
+        "    json.dump({'drawn': drawn}, sys.stdout)\n"
+    )
+    request = {"path": [p for p in sys.path if p], "source": source, "parameters": parameters, "seed": seed}
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", code],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=DRAW_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise checks_api.ExpectationError(f"drawing the checks' inputs took over {DRAW_TIMEOUT_S} s") from None
+    try:
+        answer = json.loads(child.stdout)
+    except json.JSONDecodeError:
+        last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+        raise checks_api.ExpectationError(f"drawing the checks' inputs failed: {last[:300]}") from None
+    if "error" in answer:
+        raise checks_api.ExpectationError(answer["error"])
+    return answer["drawn"]
 
 
 def build_runner_job(job: GradingJob, notebook: dict, private: Path, key: bytes) -> dict:
