@@ -116,7 +116,7 @@ def _notebook_file(notebook: str) -> dict:
         known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml") if p.stem != "profiles")
         raise FileNotFoundError(f"No profile file for notebook {notebook!r}; known: {', '.join(known)}.")
     sections = yaml.safe_load(path.read_text()) or {}
-    # `findings` lists the lessons `course run` checks on the results (course_kit.findings), not knobs.
+    # `findings` lists the lessons checked on the results (notebook.findings), not knobs.
     sections.pop("findings", None)
     base = sections.get("base") or {}
     for name, delta in sections.items():
