@@ -728,7 +728,7 @@ cu.results.findings_table(NOTEBOOK, rows, P.profile)
 #
 # Pick a backbone and a seed and press **Run**: the panel calls the same `run_comparison` as
 # Part 1 (same data share, epochs and optimizer), so a backbone and seed that the headless run
-# also used give its accuracy again (timings vary with the machine).
+# also used give its accuracy again on this machine and numeric path (timings vary with the load).
 
 # %%
 def show_run(backbone, seed):
