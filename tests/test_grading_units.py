@@ -644,44 +644,48 @@ def test_memory_limit_turns_a_hog_into_memory_error():
     assert result.stdout.strip() == "MemoryError", result.stderr
 
 
+# The watch sums and kills every descendant of its own process: it runs in a fresh interpreter
+# here, so the test's processes are the only ones it sees (never the test run's other children).
+MEMORY_WATCH_SCENARIO = """
+import json, signal, subprocess, sys, time
+from pathlib import Path
+from course_kit.grading import runner
+
+hog = subprocess.Popen([sys.executable, "-c", "import time; hog = bytearray(300 * 1024**2); print('held', flush=True); "
+                        "time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+assert hog.stdout.readline().strip() == "held"
+stopped = runner.Session({}, Path("/unused"))
+watch = runner.MemoryWatch(stopped, limit_bytes=100 * 1024**2)
+watch.start()
+hog_status = hog.wait(timeout=30)
+watch.stop()
+calm = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+untouched = runner.Session({}, Path("/unused"))
+alive = []
+for limit in (None, 1024**3):
+    watch = runner.MemoryWatch(untouched, limit_bytes=limit)
+    watch.start()
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        alive.append(calm.poll() is None)
+        time.sleep(0.1)
+    watch.stop()
+calm.kill()
+calm.wait()
+print(json.dumps({"hog_status": hog_status, "stop": stopped.memory_stop, "calm_alive": all(alive),
+                  "untouched": untouched.memory_stop}))
+"""
+
+
 def test_memory_watch_stops_what_holds_more_than_the_limit_resident():
     # A child that makes 300 MB resident (touched, not just reserved) and waits; a limit of 100 MB.
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; hog = bytearray(300 * 1024**2); print('held', flush=True); time.sleep(120)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout.readline().strip() == "held"
-        session = runner.Session({}, Path("/unused"))
-        watch = runner.MemoryWatch(session, limit_bytes=100 * 1024**2)
-        watch.start()
-        assert child.wait(timeout=30) == -signal.SIGKILL
-        watch.stop()
-        assert session.memory_stop["limit_mb"] == 100 and session.memory_stop["held_mb"] >= 300
-    finally:
-        child.kill()
-        child.wait()
+    result = subprocess.run([sys.executable, "-c", MEMORY_WATCH_SCENARIO], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["hog_status"] == -signal.SIGKILL
+    assert seen["stop"]["limit_mb"] == 100 and seen["stop"]["held_mb"] >= 300
     # Under its limit, or without one, nothing is stopped.
-    calm = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    try:
-        session = runner.Session({}, Path("/unused"))
-        for limit in (None, 1024**3):
-            watch = runner.MemoryWatch(session, limit_bytes=limit)
-            watch.start()
-            deadline = time.monotonic() + 1
-            while time.monotonic() < deadline:
-                assert calm.poll() is None
-                time.sleep(0.1)
-            watch.stop()
-        assert session.memory_stop is None
-    finally:
-        calm.kill()
-        calm.wait()
+    assert seen["calm_alive"] and seen["untouched"] is None
 
 
 def test_kill_tree_reaches_processes_that_left_the_group():
