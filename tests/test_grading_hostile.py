@@ -395,7 +395,7 @@ def test_a_rerun_regrades_rows_graded_with_other_checks_parameters_or_kit(tmp_pa
     assert "skip ana: already graded" in printed and "skip bo: already graded" in printed
     # The instructor fixes a check: the small sizes are now worth 2 points.
     checks = solutions / "hidden_checks" / f"{crafted.ASSIGNMENT}.py"
-    title = '"squares() of 0, 1 and a small drawn n (the empty list first)", points='
+    title = '"squares() of 0, 1 and a small drawn n (the empty list first)",\n    points='
     assert title + "1" in checks.read_text()
     checks.write_text(checks.read_text().replace(title + "1", title + "2"))
     printed, after_checks = grade_here()
