@@ -42,6 +42,9 @@ class GradingClient(PapermillNotebookClient):
         self.on_cell_error = self._record_error
         self.shutdown_kernel = "immediate"
         self.skip_cells_with_tag = "course-grading-never-skip"  # students cannot opt out of execution
+        # One stdout and one stderr output per cell: the kernel flushes its streams on a timer, so
+        # under load one print() can arrive in pieces; feedback and review pages read whole lines.
+        self.coalesce_streams = True
         self._output_bytes: dict[int, int] = {}  # per cell index; the notebook's total is their sum
         self._cut_cells: set[int] = set()
 
