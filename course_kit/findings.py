@@ -15,25 +15,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from .repository import load_student_module
 
-from .repository import student_library_dir
-
-_NAME = "course_kit._student_findings"
-
-
-def _load():
-    if _NAME in sys.modules:
-        return sys.modules[_NAME]
-    spec = importlib.util.spec_from_file_location(_NAME, student_library_dir() / "notebook" / "findings.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_NAME] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-_findings = _load()
+_findings = load_student_module("notebook/findings.py")
 Verdict = _findings.Verdict
 check = _findings.check
 check_all = _findings.check_all

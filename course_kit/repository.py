@@ -41,6 +41,30 @@ def student_library_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]).resolve()
 
 
+def load_student_module(relative: str):
+    """One torch-free file of the student library (``relative`` to its folder), loaded on its own.
+
+    Importing ``course_utils`` would load torch, which the kit never does; a few of its files
+    (the findings checker, the profiles, the training plans) need only PyYAML and the standard
+    library, and the kit reads the notebooks' declarations through them. Each loads once, as
+    ``course_kit._student_<name>``.
+
+    Example:
+        >>> load_student_module("notebook/plan.py").__name__
+        'course_kit._student_plan'
+    """
+    import sys
+
+    name = f"course_kit._student_{Path(relative).stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, student_library_dir() / relative)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
 # The kit's public repository and the tag students install from: the one setting behind the
 # "Open in Colab" / Binder badges, the install cell of every student notebook and README's
 # badge table (`course release` writes all three from it; `course release --check` finds them

@@ -7,6 +7,8 @@ short training budget. One machine can imitate the others by capping what the li
 set of seeds the profile never used stands for another draw of the data and weights. The
 command runs the notebooks once per condition (``course run`` with that environment and those
 seeds, one run folder each) and prints one table: finding × condition → ✓/✗ with the margin.
+Before each condition it prints how many trainings and steps the notebooks' declared plans
+give it (:func:`planned_line`, the same plans the notebooks' run-time estimate counts).
 
 Conditions (:data:`CONDITIONS`): ``default``; ``onednn-avx2``; ``avx2`` (oneDNN and ATen both
 capped at AVX2); ``held-out-seeds``; and, with ``--busy``, ``busy``: one CPU-bound process
@@ -32,10 +34,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from . import findings
-from .repository import student_library_dir
+from . import findings, plans
 
 HELD_OUT_START = 100  # held-out seeds count up from here, skipping any the profile uses
 
@@ -86,18 +85,31 @@ def held_out(seeds: list[int]) -> list[int]:
 
 
 def profile_seeds(notebook: str, profile: str) -> list[int]:
-    """The ``seeds`` knob of ``notebook`` in ``profile`` (its profile chain applied to ``base``), read as YAML."""
-    folder = student_library_dir() / "notebook" / "profiles"
-    profiles = yaml.safe_load((folder / "profiles.yaml").read_text())
-    sections = yaml.safe_load((folder / f"{notebook}.yaml").read_text())
-    chain, name = [], profile
-    while name is not None and name not in chain:
-        chain.insert(0, name)
-        name = (profiles.get(name) or {}).get("extends")
-    seeds = sections["base"]["seeds"]
-    for name in chain:
-        seeds = (sections.get(name) or {}).get("seeds", seeds)
-    return list(seeds)
+    """The ``seeds`` knob of ``notebook`` in ``profile``: the profiles the notebook itself resolves (:mod:`.plans`).
+
+    Example:
+        >>> profile_seeds("01_alexnet_data_fraction", "offline"), profile_seeds("01_alexnet_data_fraction", "grading")
+        ([0, 1, 2], [0])
+    """
+    return list(plans.profile_knobs(notebook, profile)["seeds"])
+
+
+def planned_line(notebooks: list[str], profile: str, overrides_of) -> str:
+    """What the notebooks' declared plans train under one condition: trainings and steps, per notebook.
+
+    Args:
+        overrides_of: ``notebook -> knob overrides`` of the condition (its held-out seeds).
+
+    Example:
+        >>> print(planned_line(["01_alexnet_data_fraction"], "smoke", lambda name: {}))
+        planned: 01_alexnet_data_fraction 7 trainings, 34 steps; 34 training steps in all
+    """
+    parts, total = [], 0
+    for notebook in notebooks:
+        plan = plans.declared_plan(notebook, profile, overrides_of(notebook))
+        parts.append(f"{notebook} {plan.runs} trainings, {plan.steps:,} steps")
+        total += plan.steps
+    return f"planned: {'; '.join(parts)}; {total:,} training steps in all"
 
 
 def verdicts(notebook: str, rows_by_condition: dict[str, list[dict] | None], profile: str) -> list[Mark]:
@@ -164,10 +176,15 @@ def run_conditions(
 
     marks, folders = [], []
     for condition in conditions:
+
+        def overrides_of(notebook: str, condition=condition) -> dict:
+            return {"seeds": held_out(profile_seeds(notebook, profile))} if condition.held_out_seeds else {}
+
         print(f"== condition {condition.name}: {condition.about}", flush=True)
+        print(planned_line([source.stem for source in notebooks], profile, overrides_of), flush=True)
         rows_by_notebook = {}
         for source in notebooks:
-            overrides = {"seeds": held_out(profile_seeds(source.stem, profile))} if condition.held_out_seeds else {}
+            overrides = overrides_of(source.stem)
             with runner.environment(condition.env), busy_machine(condition.busy):
                 folder, [run] = runner.run([source], profile, overrides, out / condition.name, timeout)
             folders.append(folder)

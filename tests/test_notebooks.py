@@ -13,6 +13,7 @@ import json
 import nbformat
 import papermill as pm
 import pytest
+from test_run_plans import assert_plan_matches
 
 from course_kit import runner
 from course_kit.repository import PROJECT_ROOT, SOLUTIONS
@@ -52,6 +53,7 @@ def test_course_run_smoke_runs_every_notebook_and_writes_summary(tmp_path):
         record = json.loads((run_dir / f"{run.name}.results.json").read_text())
         assert record["summary"] and record["rows"]  # no "notes": conclusions are the written questions
         assert record["parameters"]["profile"] == "smoke"
+        assert_plan_matches(record)  # the plan the estimate counts declares every row this run saved
         for figure in record["figures"]:
             assert (run_dir / figure).exists(), figure
         assert f"## {run.name} — ok" in summary

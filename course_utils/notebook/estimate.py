@@ -6,10 +6,16 @@ Before training, :func:`course_utils.notebook.start_session` prints one line suc
 
 The step time is *measured on this device*: a couple of forward + backward + SGD steps of each
 of the notebook's architectures at the profile's batch size and image size, on random images
-(random weights: nothing is downloaded). The number of steps comes from the profile's knobs
-(:func:`planned_work`: runs x seeds x epochs x batches per epoch, per notebook). Evaluation
-counts as a third of a training step per image. Not counted: downloads, decoding data,
-plots; frozen layers make real steps cheaper. It is a guide, not a promise.
+(random weights: nothing is downloaded). The number of steps is what the notebook *declares*:
+the ``plan:`` section of its profile file lists each block of training in the notebook's knob
+names (model, how many trainings, images per epoch, batch size, epochs, images evaluated), and
+:func:`planned_work` evaluates it on the profile's knobs (:mod:`course_utils.notebook.plan`);
+a block's steps are trainings x ceil(images / batch size) x epochs. ``course run --robustness``
+reads the same plan, and a test checks it against the rows the notebooks' runs save, so a
+notebook that trains more than it declares fails a test instead of a silently wrong estimate.
+Evaluation counts as a third of a training step per image. Not counted: downloads, decoding
+data, plots; frozen layers make real steps cheaper, early stopping ends some runs sooner. It
+is a guide, not a promise.
 
 Example:
     >>> from course_utils.notebook.parameters import load_parameters
@@ -20,15 +26,11 @@ Example:
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-CIFAR10_SIZES = (50_000, 10_000)
-DIGITS_SIZES = (1_348, 449)  # scikit-learn's 1,797 digits, a quarter held out per class
-FRUIT_SIZES = (10_901, 2_698)  # Kaggle's "Fruits fresh and rotten for classification"
-TRANSFER_CONFIGS = 5  # notebook 03 part C: feature extraction / fine-tuning x BatchNorm, and the last-half variant
+from . import plan
+
 CPU_TIMING_BATCH = 16  # on a CPU a step's time grows with the batch: time 16 images and scale
 
 
@@ -59,101 +61,25 @@ class Estimate:
         return f"estimated {when} on this device (measured {mean:.3g} s/step x {self.steps:,} steps)"
 
 
-def _data_sizes(P) -> tuple[int, int]:
-    values, session = P.as_dict(), P.session
-    if "fruit_root" in values:
-        if values["fruit_root"] == "synthetic":
-            train, test = values.get("synthetic_fruit_per_class", [24, 12])
-            return 6 * train, 6 * test
-        from .. import assets
-
-        root = assets.data_dir() / values["fruit_root"]
-        if (root / "train").is_dir():
-            count = lambda folder: sum(1 for p in Path(folder).rglob("*") if p.is_file())  # noqa: E731
-            return count(root / "train"), count(root / "test")
-        return FRUIT_SIZES
-    if values.get("dataset") == "digits":
-        return DIGITS_SIZES
-    if session.get("synthetic_data"):
-        train, test = session["synthetic_per_class"]
-        return 10 * train, 10 * test
-    return CIFAR10_SIZES
-
-
 def planned_work(P) -> list[Work]:
-    """The training the notebook ``P.notebook`` will do with ``P``'s knobs, block by block.
+    """The training the notebook ``P.notebook`` will do with ``P``'s knobs, one :class:`Work` per training.
+
+    Read from the ``plan:`` section of the notebook's profile file (:mod:`course_utils.notebook.plan`),
+    evaluated on ``P``'s knobs and the sizes of the data they select.
 
     Raises:
-        ValueError: a notebook this module has no plan for (add one here).
+        ValueError: the notebook's profile file declares no plan (the message says where to add
+            one), or an entry that the plan's small language does not allow.
     """
-    n_train, n_test = _data_sizes(P)
-    steps = lambda images, batch: math.ceil(images / batch)  # noqa: E731
-    size, work = P.image_size, []
-    if P.notebook.startswith("01_"):
-        for fraction in P.fractions:
-            for _ in range(2 * len(P.seeds)):  # pretrained and from scratch
-                work.append(
-                    Work(P.backbone, P.batch_size, size, steps(fraction * n_train, P.batch_size) * P.num_epochs, n_test)
-                )
-        for _ in P.seeds:  # section 6: scratch again at the smallest fraction, budget_factor x the epochs
-            work.append(
-                Work(
-                    P.backbone,
-                    P.batch_size,
-                    size,
-                    steps(P.fractions[0] * n_train, P.batch_size) * P.num_epochs * P.budget_factor,
-                    n_test,
-                )
-            )
-    elif P.notebook.startswith("02_"):
-        test = int(n_test * P.test_fraction)
-        for model in P.compare_models:
-            for _ in P.seeds:
-                work.append(
-                    Work(model, P.batch_size, size, steps(P.fraction * n_train, P.batch_size) * P.num_epochs, test)
-                )
-        for model in P.depth_models:
-            for _ in P.seeds:
-                work.append(
-                    Work(
-                        model,
-                        P.depth_batch_size,
-                        size,
-                        steps(10 * P.train_per_class, P.depth_batch_size) * P.depth_num_epochs,
-                        10 * P.val_per_class * P.depth_num_epochs + test,
-                    )
-                )
-    elif P.notebook.startswith("03_"):
-        part_a = steps(P.fraction * n_train, P.batch_size) * P.num_epochs
-        for _ in range((len(P.strategies) + TRANSFER_CONFIGS + len(P.tier_heads)) * len(P.seeds)):  # + part D
-            work.append(Work(P.backbone, P.batch_size, size, part_a, n_test))
-        for model in P.sweep_models:
-            for _ in range(len(P.trainable_layers_list) * len(P.seeds)):
-                work.append(
-                    Work(
-                        model,
-                        P.sweep_batch_size,
-                        size,
-                        steps(10 * P.train_per_class, P.sweep_batch_size) * P.sweep_num_epochs,
-                        10 * P.val_per_class * P.sweep_num_epochs,
-                    )
-                )
-    elif P.notebook.startswith("04_"):
-        train = n_train * P.train_fraction * (1 - P.val_fraction)
-        validation = int(n_train * P.train_fraction * P.val_fraction)
-        for _ in range(3 * len(P.seeds)):  # the multi-task model and the two single-task ones
-            work.append(
-                Work(
-                    P.backbone,
-                    P.batch_size,
-                    size,
-                    steps(train, P.batch_size) * P.num_epochs,
-                    validation * P.num_epochs + n_test,
-                )
-            )
-    else:
-        raise ValueError(f"No run-time plan for notebook {P.notebook!r}: add one to course_utils/notebook/estimate.py.")
-    return work
+    from .. import assets
+
+    values = {k: v for k, v in P.as_dict().items() if k != "profile"}
+    train, test = plan.data_sizes(values, P.session, assets.data_dir())
+    return [
+        Work(block.model, block.batch_size, block.image_size, block.steps_per_run, block.eval_images)
+        for block in plan.declared_blocks(P.notebook, values, train, test)
+        for _ in range(block.times)
+    ]
 
 
 def time_step(model_name: str, batch_size: int, image_size: int, device, repeats: int = 2) -> float:

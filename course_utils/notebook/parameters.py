@@ -13,7 +13,8 @@ knob and keeps the rest.
 Profiles live next to this file: ``profiles/profiles.yaml`` says what each profile is for,
 which profile it extends (``grading`` extends ``smoke``) and the session settings it gives
 every notebook; ``profiles/<notebook>.yaml`` holds the notebook's knobs as a ``base`` (the
-reference run's settings, what ``full`` runs) plus, per profile, only what it changes.
+reference run's settings, what ``full`` runs) plus, per profile, only what it changes (and,
+not profiles, its ``findings`` and its ``plan``: see ``findings.py`` and ``plan.py``).
 
 Example:
     >>> P = load_parameters("01_alexnet_data_fraction", profile="smoke", num_epochs=2)
@@ -36,6 +37,9 @@ from pathlib import Path
 import yaml
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+# Sections of a notebook's profile file that are not profiles: the lessons checked on its results
+# (notebook.findings) and what it trains, block by block (notebook.plan).
+NOT_PROFILES = ("findings", "plan")
 SESSION_DEFAULTS = {
     "offline": False,
     "synthetic_data": False,
@@ -116,8 +120,8 @@ def _notebook_file(notebook: str) -> dict:
         known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml") if p.stem != "profiles")
         raise FileNotFoundError(f"No profile file for notebook {notebook!r}; known: {', '.join(known)}.")
     sections = yaml.safe_load(path.read_text()) or {}
-    # `findings` lists the lessons checked on the results (notebook.findings), not knobs.
-    sections.pop("findings", None)
+    for name in NOT_PROFILES:
+        sections.pop(name, None)
     base = sections.get("base") or {}
     for name, delta in sections.items():
         if name != "base" and name not in _profiles():
