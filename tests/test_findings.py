@@ -48,6 +48,30 @@ def test_overlapping_error_bars_fail_a_separated_finding_but_not_a_plain_one():
     assert plain.passed and plain.margin_text.startswith("+10.0 points")
 
 
+def test_paired_by_seed_a_shared_draw_counts_once_and_a_seed_that_reverses_fails():
+    # Both sides rise and fall with the seed (the same subset and head): unpaired the bars overlap,
+    # paired every seed gains 10 points.
+    rows = rows_of({"a": [0.80, 0.90, 1.00], "b": [0.70, 0.80, 0.90]})
+    paired = findings.check({**BEATS, "paired": "seed"}, rows)
+    assert paired.passed, paired.margin_text
+    assert paired.margin_text == "+10.0 points (a 90.0 ± 10.0 vs b 80.0 ± 10.0; per seed: +10.0, +10.0, +10.0)"
+    # The same means, but one seed reverses: the differences' spread swallows their mean.
+    reversed_seed = rows_of({"a": [0.80, 0.90, 1.00], "b": [0.90, 0.70, 0.80]})
+    verdict = findings.check({**BEATS, "paired": "seed"}, reversed_seed)
+    assert not verdict.passed
+    assert "per seed: -10.0, +20.0, +20.0" in verdict.margin_text
+    assert "the differences' mean is within one std of zero" in verdict.margin_text
+
+
+def test_paired_seeds_that_never_meet_fail_by_name():
+    rows = [{"init": "a", "seed": 0, "test_acc": 0.9}, {"init": "b", "seed": 1, "test_acc": 0.5}]
+    verdict = findings.check({**BEATS, "paired": "seed"}, rows)
+    assert not verdict.passed and "no seed has both" in " ".join(verdict.lines)
+    unpairable = [{"init": side, "test_acc": acc} for side, acc in [("a", 0.9), ("a", 0.8), ("b", 0.5)]]
+    verdict = findings.check({**BEATS, "paired": "seed"}, unpairable)  # rows without the column
+    assert not verdict.passed and "two rows of {'init': 'a'} have seed None" in " ".join(verdict.lines)
+
+
 def test_a_loss_finding_is_lower_is_better():
     finding = {
         "claim": "a is faster",

@@ -20,6 +20,12 @@ A finding is one of these kinds:
   overlap either: ``mean - std`` of the better side above ``mean + std`` of the other (std
   over the seeds, ``ddof=1``). The margin is the difference of the means, in points for
   accuracies (``scale: 100``), printed with ``digits`` decimals (default 1);
+* a comparison with ``paired: seed`` matches the design where both sides share a seed's data
+  subset and head (pretrained vs scratch, one freezing strategy vs another): it takes the
+  per-seed differences, and ``separated`` asks that their mean stand more than one standard
+  deviation of the differences clear of zero (for one seed: the difference is positive). Two
+  sides whose seeds are both lucky or both unlucky then count as one comparison, not as the
+  spread of each;
 * a comparison with ``within: x`` instead says "as good as": the ``higher`` side may be
   behind by at most ``x`` (in the finding's unit);
 * ``below_chance: true``: every row's ``final_train_loss`` is below its ``chance_loss`` (the
@@ -39,6 +45,11 @@ Example:
     >>> verdict = check(finding, rows)
     >>> verdict.passed, verdict.margin_text
     (True, '+36.0 points (pretrained 91.0 ± 1.0 vs scratch 55.0 ± 5.0)')
+
+    Paired by seed, the same rows give the mean of the three per-seed differences:
+
+    >>> check(dict(finding, paired="seed"), rows).margin_text
+    '+36.0 points (pretrained 91.0 ± 1.0 vs scratch 55.0 ± 5.0; per seed: +40.0, +32.0, +36.0)'
 """
 
 from __future__ import annotations
@@ -172,17 +183,36 @@ def _comparison(finding: dict, rows: list[dict]) -> Verdict:
             (m_mean, m_std), (o_mean, o_std) = _stats(mine), _stats(other)
             margin = (o_mean - m_mean) if lower else (m_mean - o_mean)
             apart = (m_mean + m_std < o_mean - o_std) if lower else (m_mean - m_std > o_mean + o_std)
+            paired_text = ""
+            if finding.get("paired"):
+                try:
+                    differences = _paired_differences(finding, in_group, better, metric, scale, lower)
+                except ValueError as error:  # a notebook whose rows cannot be paired: a failed finding, named
+                    lines.append(f"{where}{error}")
+                    passed = False
+                    continue
+                if not differences:
+                    lines.append(f"{where}no {finding['paired']} has both {better} and {finding['than']}")
+                    passed = False
+                    continue
+                margin, spread = _stats(differences)
+                apart = margin - spread > 0
+                paired_text = f"; per {finding['paired']}: " + ", ".join(
+                    f"{d:+.{finding.get('digits', 1)}f}" for d in differences
+                )
             ok = margin > 0 and (apart or not finding.get("separated"))
             if "within" in finding:  # "as good as": no further behind than `within`
                 ok, apart = margin >= -finding["within"], True
             passed &= ok
             margins.append(margin)
             overlap = "" if apart or not finding.get("separated") else ", error bars overlap"
+            if overlap and finding.get("paired"):
+                overlap = ", the differences' mean is within one std of zero"
             d = finding.get("digits", 1)
             lines.append(
                 f"{'✓' if ok else '✗'} {where}{margin:+.{d}f} {unit} ({_label(better, finding['than'])} "
                 f"{m_mean:.{d}f} ± {m_std:.{d}f} vs {_label(finding['than'], better)} {o_mean:.{d}f} ± "
-                f"{o_std:.{d}f}{overlap})".replace("  ", " ")
+                f"{o_std:.{d}f}{paired_text}{overlap})".replace("  ", " ")
             )
     if not margins:
         return Verdict(finding["claim"], False, "no matching rows", lines)
@@ -194,6 +224,20 @@ def _comparison(finding: dict, rows: list[dict]) -> Verdict:
     return Verdict(
         finding["claim"], passed, f"smallest margin {worst:+.{finding.get('digits', 1)}f} {unit}".rstrip(), lines
     )
+
+
+def _paired_differences(finding: dict, rows: list[dict], better: dict, metric: str, scale, lower: bool) -> list:
+    """``better`` minus ``than`` (the reverse for ``lower``) for each value of ``paired`` both sides have."""
+    key = finding["paired"]
+    mine, other = {}, {}
+    for side, wanted in ((mine, better), (other, finding["than"])):
+        for row in rows:
+            if _matches(row, wanted) and row.get(metric) is not None:
+                if row.get(key) in side:  # pairs need one row per value: a missing column would pair anything
+                    raise ValueError(f"paired by {key}: two rows of {wanted} have {key} {row.get(key)!r}")
+                side[row.get(key)] = row[metric] * scale
+    shared = [k for k in mine if k in other]
+    return [(other[k] - mine[k]) if lower else (mine[k] - other[k]) for k in shared]
 
 
 def _format_group(value) -> str:
