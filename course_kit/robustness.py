@@ -10,9 +10,12 @@ seeds, one run folder each) and prints one table: finding × condition → ✓/�
 Before each condition it prints how many trainings and steps the notebooks' declared plans
 give it (:func:`planned_line`, the same plans the notebooks' run-time estimate counts).
 
-Conditions (:data:`CONDITIONS`): ``default``; ``onednn-avx2``; ``avx2`` (oneDNN and ATen both
-capped at AVX2); ``held-out-seeds``; and, with ``--busy``, ``busy``: one CPU-bound process
-runs beside the notebook for the whole run, for the findings about time.
+Conditions (:data:`CONDITIONS`): ``default``; ``onednn-capped`` (oneDNN one instruction set
+below this CPU's); ``capped`` (oneDNN and ATen both one below); ``held-out-seeds``; and, with
+``--busy``, ``busy``: one CPU-bound process runs beside the notebook for the whole run, for the
+findings about time. The caps are relative (:func:`caps_below`): on an AVX-512 machine they are
+AVX2, as a laptop without AVX-512 computes; on an AVX2 machine a cap at AVX2 would change
+nothing, so there they go down to SSE4.1 and ATen's default kernels.
 
 The table is built from the runs' rows only (:func:`verdicts`, :func:`table`), so its logic is
 tested on recorded rows without running anything.
@@ -23,15 +26,16 @@ Example:
     >>> held_out([100, 5])
     [101, 102]
     >>> [c.name for c in CONDITIONS]
-    ['default', 'onednn-avx2', 'avx2', 'held-out-seeds', 'busy']
+    ['default', 'onednn-capped', 'capped', 'held-out-seeds', 'busy']
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import findings, plans
@@ -41,22 +45,74 @@ HELD_OUT_START = 100  # held-out seeds count up from here, skipping any the prof
 
 @dataclass(frozen=True)
 class Condition:
-    """One way to run the notebooks: environment for the kernel, other seeds, a busy machine."""
+    """One way to run the notebooks: capped instruction sets, other seeds, a busy machine."""
 
     name: str
     about: str
-    env: dict[str, str] = field(default_factory=dict)
+    caps: tuple[str, ...] = ()  # the variables of caps_below() this condition sets
     held_out_seeds: bool = False
     busy: bool = False
 
+    def env(self, capability: str) -> dict[str, str]:
+        """The kernel's environment for this condition on a CPU whose torch capability is ``capability``."""
+        return {name: value for name, value in caps_below(capability).items() if name in self.caps} if self.caps else {}
 
+
+ONEDNN, ATEN = "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"
 CONDITIONS = (
     Condition("default", "this machine's own numerics"),
-    Condition("onednn-avx2", "oneDNN limited to AVX2", {"ONEDNN_MAX_CPU_ISA": "AVX2"}),
-    Condition("avx2", "oneDNN and ATen limited to AVX2", {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}),
+    Condition("onednn-capped", "oneDNN one instruction set below this CPU's", caps=(ONEDNN,)),
+    Condition("capped", "oneDNN and ATen one instruction set below this CPU's", caps=(ONEDNN, ATEN)),
     Condition("held-out-seeds", "as many seeds as the profile uses, none of its own", held_out_seeds=True),
     Condition("busy", "one CPU-bound process beside the run", busy=True),
 )
+
+
+def chosen_conditions(names: str | None, busy: bool = False) -> list[Condition]:
+    """The conditions ``--conditions`` names (comma-separated), or all of them (``busy`` only with ``--busy``).
+
+    Example:
+        >>> [c.name for c in chosen_conditions("capped,busy")]
+        ['capped', 'busy']
+        >>> [c.name for c in chosen_conditions(None)]
+        ['default', 'onednn-capped', 'capped', 'held-out-seeds']
+    """
+    if not names:
+        return [c for c in CONDITIONS if busy or not c.busy]
+    known = {c.name: c for c in CONDITIONS}
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise ValueError(f"unknown condition {', '.join(unknown)}; choose from {', '.join(known)}")
+    return [known[name] for name in wanted]
+
+
+def caps_below(capability: str) -> dict[str, str]:
+    """oneDNN's and ATen's limits one instruction set below ``capability`` (torch's CPU capability).
+
+    Example:
+        >>> caps_below("AVX512")
+        {'ONEDNN_MAX_CPU_ISA': 'AVX2', 'ATEN_CPU_CAPABILITY': 'avx2'}
+        >>> caps_below("AVX2")
+        {'ONEDNN_MAX_CPU_ISA': 'SSE41', 'ATEN_CPU_CAPABILITY': 'default'}
+    """
+    if capability.upper().startswith("AVX512"):
+        return {ONEDNN: "AVX2", ATEN: "avx2"}
+    if capability.upper() == "AVX2":
+        return {ONEDNN: "SSE41", ATEN: "default"}
+    raise ValueError(
+        f"course run --robustness: torch computes with {capability!r} here; the capped conditions need an AVX2 "
+        "or AVX-512 machine to cap below. Run the others with --conditions default,held-out-seeds,busy."
+    )
+
+
+def cpu_capability() -> str:
+    """The instruction set torch's CPU kernels use here, uncapped, asked in a fresh interpreter (no torch here)."""
+    probe = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    env = {k: v for k, v in os.environ.items() if k not in (ONEDNN, ATEN)}
+    return subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
 
 
 @dataclass(frozen=True)
@@ -175,17 +231,22 @@ def run_conditions(
     from . import runner
 
     marks, folders = [], []
+    capability = cpu_capability() if any(c.caps for c in conditions) else ""
     for condition in conditions:
+        env = condition.env(capability)
 
         def overrides_of(notebook: str, condition=condition) -> dict:
             return {"seeds": held_out(profile_seeds(notebook, profile))} if condition.held_out_seeds else {}
 
-        print(f"== condition {condition.name}: {condition.about}", flush=True)
+        shown = ", ".join(f"{k}={v}" for k, v in env.items())
+        print(
+            f"== condition {condition.name}: {condition.about}" + (f" ({shown}; this CPU: {capability})" if env else "")
+        )
         print(planned_line([source.stem for source in notebooks], profile, overrides_of), flush=True)
         rows_by_notebook = {}
         for source in notebooks:
             overrides = overrides_of(source.stem)
-            with runner.environment(condition.env), busy_machine(condition.busy):
+            with runner.environment(env), busy_machine(condition.busy):
                 folder, [run] = runner.run([source], profile, overrides, out / condition.name, timeout)
             folders.append(folder)
             rows_by_notebook[source.stem] = (run.results or {}).get("rows") if run.status == "ok" else None

@@ -236,13 +236,13 @@ def run(
     run_dir = Path(out) / f"{profile}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     run_dir.mkdir(parents=True, exist_ok=False)
     parameters = {"profile": profile, **(overrides or {})}
-    # Kernels inherit this process's environment: text progress bars, records next to the outputs.
-    # OpenMP keeps its default wait policy: forcing PASSIVE (idle threads sleep at once) made
-    # EfficientNet-Lite0 train 1.7x slower on 2 cores (96 vs 169 images/s at 48 px), because its
-    # many small depthwise layers wake the threads thousands of times per epoch.
+    # Kernels inherit this process's environment: text progress bars, records next to the outputs,
+    # and OpenMP threads that sleep while they wait (docs/speed.md, "Sharing the CPU"), unless the
+    # caller chose a wait policy.
     kernel_env = {
         "COURSE_PROGRESS": os.environ.get("COURSE_PROGRESS", "plain"),
         "COURSE_RESULTS_DIR": str(run_dir.resolve()),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
     }
     runs = []
     with environment(kernel_env):
@@ -296,11 +296,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--robustness",
         action="store_true",
-        help="run the notebooks once per condition (this CPU's numerics, oneDNN/ATen capped at AVX2, held-out "
-        "seeds) and print the findings as a table, finding x condition (course_kit/robustness.py)",
+        help="run the notebooks once per condition (this CPU's numerics, oneDNN/ATen capped one instruction set "
+        "below it, held-out seeds) and print the findings as a table, finding x condition (course_kit/robustness.py)",
     )
     parser.add_argument(
         "--busy", action="store_true", help="with --robustness: also run with one CPU-bound process beside it"
+    )
+    parser.add_argument(
+        "--conditions",
+        default=None,
+        help="with --robustness: only these conditions, comma-separated (default: all; see course_kit/robustness.py)",
     )
 
 
@@ -332,7 +337,11 @@ def _robustness(notebooks: list[Path], args: argparse.Namespace) -> int:
     if not findings.checked_in(args.profile):
         print(f"course run: {args.profile} runs on stand-in weights; its findings are not checked", file=sys.stderr)
         return 2
-    conditions = [c for c in robustness.CONDITIONS if args.busy or not c.busy]
+    try:
+        conditions = robustness.chosen_conditions(args.conditions, busy=args.busy)
+    except ValueError as error:
+        print(f"course run: {error}", file=sys.stderr)
+        return 2
     out = Path(args.out) / f"robustness-{args.profile}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     marks, _ = robustness.run_conditions(notebooks, args.profile, conditions, out, args.timeout)
     text = robustness.table(marks)

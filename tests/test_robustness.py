@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def test_held_out_seeds_are_as_many_as_the_profile_uses_and_none_of_its_own(note
     assert robustness.profile_seeds(notebook, "grading") == robustness.profile_seeds(notebook, "smoke")
 
 
-def test_the_avx2_conditions_reach_the_kernel_through_the_environment(tmp_path, monkeypatch):
+def test_the_capped_conditions_reach_the_kernel_through_the_environment_one_level_below_this_cpu(tmp_path, monkeypatch):
     from course_kit import runner
 
     seen = []
@@ -75,6 +76,7 @@ def test_the_avx2_conditions_reach_the_kernel_through_the_environment(tmp_path, 
         return out, [run]
 
     monkeypatch.setattr(runner, "run", fake_run)
+    monkeypatch.setattr(robustness, "cpu_capability", lambda: "AVX512")  # the caps on an AVX-512 machine
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
     notebooks = runner.find_notebooks(["04"])
@@ -82,7 +84,7 @@ def test_the_avx2_conditions_reach_the_kernel_through_the_environment(tmp_path, 
     marks, _ = robustness.run_conditions(notebooks, "offline", conditions, tmp_path, None)
     assert seen == [
         (None, None, {}),
-        ("AVX2", None, {}),
+        ("AVX2", None, {}),  # oneDNN alone
         ("AVX2", "avx2", {}),
         (None, None, {"seeds": robustness.held_out(robustness.profile_seeds("04_multitask_fruit", "offline"))}),
     ]
@@ -94,3 +96,34 @@ def test_robustness_refuses_stand_in_profiles_and_overrides(capsys):
     assert "stand-in weights" in capsys.readouterr().err
     assert course(["run", "--robustness", "-p", "num_epochs", "2", "01"]) == 2
     assert "-p is not allowed" in capsys.readouterr().err
+
+
+def test_the_caps_go_one_instruction_set_below_what_torch_uses_here():
+    import subprocess
+    import sys
+
+    here = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert robustness.cpu_capability() == here
+    if here in ("AVX2", "AVX512"):
+        caps = robustness.caps_below(here)
+        capped = subprocess.run(
+            [sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **caps},
+        ).stdout.strip()
+        assert capped.lower() == caps["ATEN_CPU_CAPABILITY"] and capped != here
+    with pytest.raises(ValueError, match="need an AVX2 or AVX-512 machine"):
+        robustness.caps_below("DEFAULT")
+
+
+def test_conditions_are_chosen_by_name_and_an_unknown_one_is_named():
+    assert [c.name for c in robustness.chosen_conditions(None, busy=True)][-1] == "busy"
+    with pytest.raises(ValueError, match="unknown condition avx2; choose from default"):
+        robustness.chosen_conditions("default,avx2")
