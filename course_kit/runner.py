@@ -45,6 +45,17 @@ class NotebookRun:
     lessons: list = field(default_factory=list)  # findings.Verdict per declared finding
 
 
+def cpu_sharing_env() -> dict[str, str]:
+    """How long a kernel's OpenMP threads spin before they sleep: briefly, unless the caller chose.
+
+    libgomp (torch's OpenMP on Linux) spins up to 300,000 times before a waiting thread sleeps;
+    when another process holds a core, a step then waits for a thread that is not running. 300
+    spins: the same speed alone, about half the time beside a busy loop (docs/speed.md, "Sharing
+    the CPU").
+    """
+    return {} if {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ) else {"GOMP_SPINCOUNT": "300"}
+
+
 def find_notebooks(selection: list[str], folder: Path = SOLUTIONS) -> list[Path]:
     """Notebooks named by stem, number prefix (``01``) or path; all of ``folder`` when empty."""
     available = sorted(folder.glob("*.ipynb"))
@@ -237,12 +248,11 @@ def run(
     run_dir.mkdir(parents=True, exist_ok=False)
     parameters = {"profile": profile, **(overrides or {})}
     # Kernels inherit this process's environment: text progress bars, records next to the outputs,
-    # and OpenMP threads that sleep while they wait (docs/speed.md, "Sharing the CPU"), unless the
-    # caller chose a wait policy.
+    # and OpenMP threads that spin only briefly before they sleep (docs/speed.md, "Sharing the CPU").
     kernel_env = {
         "COURSE_PROGRESS": os.environ.get("COURSE_PROGRESS", "plain"),
         "COURSE_RESULTS_DIR": str(run_dir.resolve()),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+        **cpu_sharing_env(),
     }
     runs = []
     with environment(kernel_env):

@@ -25,7 +25,15 @@ Example:
     5130
 """
 
-from . import assets, data, freezing, models, notebook, selfcheck, train
+import os
+
+# OpenMP reads how long a waiting thread spins once, when torch loads it. A short spin keeps a
+# training step fast when something else also runs on the machine (docs/speed.md, "Sharing the
+# CPU"); a setting the user chose wins. Too late when torch was imported first.
+if not {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ):
+    os.environ["GOMP_SPINCOUNT"] = "300"
+
+from . import assets, data, freezing, models, notebook, selfcheck, train  # noqa: E402
 from ._util import default_device
 from .data import class_counts, get_targets, make_loader, subset_fraction, subset_per_class
 from .freezing import (
