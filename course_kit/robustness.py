@@ -176,7 +176,7 @@ def verdicts(notebook: str, rows_by_condition: dict[str, list[dict] | None], pro
 
     Example:
         >>> rows = [{"final_train_loss": 0.5, "chance_loss": 2.3}]
-        >>> [m.symbol for m in verdicts("01_alexnet_data_fraction", {"default": rows, "avx2": None}, "offline")][-2:]
+        >>> [m.symbol for m in verdicts("01_alexnet_data_fraction", {"default": rows, "capped": None}, "offline")][-2:]
         ['✓', '–']
     """
     marks = []
@@ -195,8 +195,8 @@ def table(marks: list[Mark]) -> str:
 
     Example:
         >>> print(table([Mark("01", "a beats b", "default", True, "+3.0 points (a 9 ± 1 vs b 6 ± 1)"),
-        ...              Mark("01", "a beats b", "avx2", False, "-1.0 points (a 5 ± 1 vs b 6 ± 1)")]))
-        | notebook | finding | default | avx2 |
+        ...              Mark("01", "a beats b", "capped", False, "-1.0 points (a 5 ± 1 vs b 6 ± 1)")]))
+        | notebook | finding | default | capped |
         |---|---|---|---|
         | 01 | a beats b | ✓ +3.0 points (a 9 ± 1 vs b 6 ± 1) | ✗ -1.0 points (a 5 ± 1 vs b 6 ± 1) |
     """

@@ -22,14 +22,14 @@ def recorded_rows(notebook: str) -> list[dict]:
 def test_every_finding_gets_one_mark_per_condition_and_a_failed_run_is_neither_pass_nor_fail():
     notebook = "01_alexnet_data_fraction"
     rows = recorded_rows(notebook)
-    marks = robustness.verdicts(notebook, {"default": rows, "avx2": rows, "held-out-seeds": None}, "offline")
+    marks = robustness.verdicts(notebook, {"default": rows, "capped": rows, "held-out-seeds": None}, "offline")
     claims = [f["claim"] for f in findings.declared_findings(notebook, "offline")]
     assert [(m.claim, m.condition) for m in marks] == [
-        (c, k) for c in claims for k in ("default", "avx2", "held-out-seeds")
+        (c, k) for c in claims for k in ("default", "capped", "held-out-seeds")
     ]
     assert {m.symbol for m in marks if m.condition == "held-out-seeds"} == {"–"}
     by_condition = {(m.claim, m.condition): m.margin_text for m in marks}
-    assert all(by_condition[c, "default"] == by_condition[c, "avx2"] for c in claims)  # same rows, same verdict
+    assert all(by_condition[c, "default"] == by_condition[c, "capped"] for c in claims)  # same rows, same verdict
 
 
 def test_a_condition_that_reverses_a_comparison_is_marked_with_its_margin():
