@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -208,6 +209,39 @@ def table(marks: list[Mark]) -> str:
         row = [cell.get((notebook, claim, c), "") for c in conditions]
         lines.append(f"| {notebook} | {claim} | " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def marks_from_folder(folder: Path, profile: str) -> list[Mark]:
+    """The table's marks rebuilt from a ``--robustness`` folder's records, with the findings as declared now.
+
+    ``folder`` holds one subfolder per condition, each with the ``course run`` folders of its
+    notebooks. An instructor who rewords or re-declares a finding sees its verdicts on the runs
+    already made; a notebook that left no record under a condition is marked as a failed run.
+
+    Example:
+        >>> marks_from_folder(Path("no-such-folder"), "offline")
+        Traceback (most recent call last):
+        ...
+        ValueError: no-such-folder: no condition folders (default, onednn-capped, ...) with results records here
+    """
+    order = [c.name for c in CONDITIONS]
+    found = {
+        path.name: {record.name.removesuffix(".results.json"): record for record in path.glob("*/*.results.json")}
+        for path in sorted(Path(folder).glob("*"), key=lambda p: order.index(p.name) if p.name in order else len(order))
+        if path.is_dir()
+    }
+    found = {name: records for name, records in found.items() if records}
+    if not found:
+        raise ValueError(f"{folder}: no condition folders ({', '.join(order[:2])}, ...) with results records here")
+    notebooks = sorted({notebook for records in found.values() for notebook in records})
+    marks = []
+    for notebook in notebooks:
+        rows = {
+            name: json.loads(records[notebook].read_text()).get("rows") if notebook in records else None
+            for name, records in found.items()
+        }
+        marks += verdicts(notebook, rows, profile)
+    return marks
 
 
 @contextlib.contextmanager

@@ -313,6 +313,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--busy", action="store_true", help="with --robustness: also run with one CPU-bound process beside it"
     )
     parser.add_argument(
+        "--from",
+        dest="from_folder",
+        type=Path,
+        default=None,
+        help="with --robustness: rebuild the table from this robustness folder's records (nothing runs), "
+        "with the findings as declared now",
+    )
+    parser.add_argument(
         "--conditions",
         default=None,
         help="with --robustness: only these conditions, comma-separated (default: all; see course_kit/robustness.py)",
@@ -347,6 +355,15 @@ def _robustness(notebooks: list[Path], args: argparse.Namespace) -> int:
     if not findings.checked_in(args.profile):
         print(f"course run: {args.profile} runs on stand-in weights; its findings are not checked", file=sys.stderr)
         return 2
+    if args.from_folder is not None:
+        try:
+            marks = robustness.marks_from_folder(args.from_folder, args.profile)
+        except ValueError as error:
+            print(f"course run: {error}", file=sys.stderr)
+            return 2
+        text = robustness.table(marks)
+        print(text)
+        return 0 if all(m.passed for m in marks) else 1
     try:
         conditions = robustness.chosen_conditions(args.conditions, busy=args.busy)
     except ValueError as error:

@@ -127,3 +127,21 @@ def test_conditions_are_chosen_by_name_and_an_unknown_one_is_named():
     assert [c.name for c in robustness.chosen_conditions(None, busy=True)][-1] == "busy"
     with pytest.raises(ValueError, match="unknown condition avx2; choose from default"):
         robustness.chosen_conditions("default,avx2")
+
+
+def test_the_table_is_rebuilt_from_a_robustness_folder_with_the_findings_declared_now(tmp_path, capsys):
+    for condition, notebooks in (("default", NOTEBOOKS), ("held-out-seeds", NOTEBOOKS[:1]), ("notes", [])):
+        for notebook in notebooks:
+            run = tmp_path / condition / "offline-20261207-000000"
+            run.mkdir(parents=True, exist_ok=True)
+            (run / f"{notebook}.results.json").write_text(json.dumps({"rows": recorded_rows(notebook)}))
+    marks = robustness.marks_from_folder(tmp_path, "offline")
+    assert {m.condition for m in marks} == {"default", "held-out-seeds"}  # a folder without records is no condition
+    by = {(m.notebook, m.condition) for m in marks if m.passed is None}
+    assert by == {(notebook, "held-out-seeds") for notebook in NOTEBOOKS[1:]}  # no record: the run failed
+    expected = robustness.verdicts(NOTEBOOKS[0], {"default": recorded_rows(NOTEBOOKS[0])}, "offline")
+    assert [m for m in marks if m.condition == "default" and m.notebook == NOTEBOOKS[0]] == expected
+    assert course(["run", "--robustness", "--from", str(tmp_path)]) == 1  # the missing runs are not passes
+    assert capsys.readouterr().out.startswith("| notebook | finding | default | held-out-seeds |")
+    assert course(["run", "--robustness", "--from", str(tmp_path / "nothing")]) == 2
+    assert "no condition folders" in capsys.readouterr().err
