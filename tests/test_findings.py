@@ -72,16 +72,11 @@ def test_paired_seeds_that_never_meet_fail_by_name():
     assert not verdict.passed and "two rows of {'init': 'a'} have seed None" in " ".join(verdict.lines)
 
 
+FASTER = {"claim": "a is faster", "metric": "seconds", "lower": {"init": "a"}, "than": {"init": "b"}, "unit": "s"}
+
+
 def test_a_timing_compares_the_fastest_runs_so_a_slowed_run_cannot_reverse_it():
-    finding = {
-        "claim": "a is faster",
-        "metric": "seconds",
-        "lower": {"init": "a"},
-        "than": {"init": "b"},
-        "unit": "s",
-        "digits": 2,
-        "statistic": "best",
-    }
+    finding = {**FASTER, "digits": 2, "statistic": "best"}
     # One run of `a` shared the machine with another program: its mean is above b's, its fastest run is not.
     slowed = rows_of({"a": [1.0, 1.02, 4.0], "b": [1.5, 1.52, 1.55]}, metric="seconds")
     verdict = findings.check(finding, slowed)
@@ -89,21 +84,14 @@ def test_a_timing_compares_the_fastest_runs_so_a_slowed_run_cannot_reverse_it():
     assert not findings.check({**finding, "separated": True, "statistic": None}, slowed).passed
     # A real reversal still fails, and a higher-is-better timing takes the highest.
     assert not findings.check(finding, rows_of({"a": [2.0, 2.1], "b": [1.5, 1.6]}, metric="seconds")).passed
-    throughput = {**finding, "higher": {"init": "a"}, "lower": None, "unit": "images/s", "digits": 0}
-    del throughput["lower"]
+    throughput = {**{k: v for k, v in finding.items() if k != "lower"}, "higher": {"init": "a"}, "unit": "images/s"}
+    throughput["digits"] = 0
     verdict = findings.check(throughput, rows_of({"a": [300, 450, 420], "b": [100, 330, 200]}, metric="seconds"))
     assert verdict.passed and verdict.margin_text == "+120 images/s (a highest 450 vs b highest 330, of 3 and 3 runs)"
 
 
 def test_a_loss_finding_is_lower_is_better():
-    finding = {
-        "claim": "a is faster",
-        "metric": "seconds",
-        "lower": {"init": "a"},
-        "than": {"init": "b"},
-        "unit": "s",
-        "separated": True,
-    }
+    finding = {**FASTER, "separated": True}
     assert findings.check(finding, rows_of({"a": [1.0, 1.1], "b": [2.0, 2.2]}, metric="seconds")).passed
     assert not findings.check(finding, rows_of({"a": [2.0, 2.2], "b": [1.0, 1.1]}, metric="seconds")).passed
 
