@@ -21,6 +21,7 @@ TRAINING = textwrap.dedent("""
     import torch
     from torch import nn
     import course_utils as cu
+    from course_utils.train.loop import TIMING_COLUMNS
 
     fast = sys.argv[1] == "fast"
     threads = cu.train.reproducibility.pin_threads()
@@ -35,7 +36,7 @@ TRAINING = textwrap.dedent("""
                      optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9),
                      device="cpu", verbose=False)
     weights = hashlib.sha256(b"".join(t.numpy().tobytes() for t in model.state_dict().values())).hexdigest()
-    records = [{k: v for k, v in r.items() if k != "seconds"} for r in history.records]
+    records = [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in history.records]
     print(json.dumps({"loader": type(loader).__name__, "threads": threads, "records": records, "weights": weights}))
 """)
 

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 import course_utils as cu
 from course_utils.data.device_loader import BatchTransform, DeviceImageLoader, random_crops_and_flips
+from course_utils.train.loop import TIMING_COLUMNS
 
 MEAN, STD = cu.models.IMAGENET_MEAN, cu.models.IMAGENET_STD
 
@@ -238,7 +239,7 @@ def _digits_run(tmp_path, stop_after=None, resume=False):
         checkpoint=cu.Checkpoint(tmp_path / "run.pt", resume=resume, stop_after_epoch=stop_after),
         verbose=False,
     )
-    return model, [{k: v for k, v in r.items() if k != "seconds"} for r in history.records]
+    return model, [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in history.records]
 
 
 def test_fit_with_the_fast_loader_is_deterministic_and_resumes_exactly(tmp_path):

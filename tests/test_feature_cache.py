@@ -19,6 +19,7 @@ from course_utils.train.features import (
     extract_features,
     split_frozen_prefix,
 )
+from course_utils.train.loop import TIMING_COLUMNS
 
 CE = nn.CrossEntropyLoss()
 
@@ -132,7 +133,7 @@ def test_cached_run_resumes_exactly(tmp_path):
             cache_features=True,
             checkpoint=cu.Checkpoint(checkpoint, resume=resume, stop_after_epoch=stop_after),
         )
-        return model, [{k: v for k, v in r.items() if k != "seconds"} for r in history.records]
+        return model, [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in history.records]
 
     torch.manual_seed(0)
     full_model, full = run(tmp_path / "a.pt")

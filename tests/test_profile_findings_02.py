@@ -49,6 +49,7 @@ def profile_rows(profile: str, reference: dict = REFERENCE) -> list[dict]:
                         "seed": seed,
                         "test_acc": acc * jitter,
                         "seconds_per_epoch": seconds * jitter,
+                        "cpu_seconds_per_epoch": 2 * seconds * jitter,  # two threads computing
                         "images_per_second": speed * jitter,
                         "final_train_loss": 0.3,
                         "chance_loss": math.log(10),

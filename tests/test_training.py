@@ -254,7 +254,7 @@ def _run(tmp_path, stop_after=None, resume=False):
 
 
 def _without_time(history):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in history.records]
+    return [{k: v for k, v in r.items() if k not in loop.TIMING_COLUMNS} for r in history.records]
 
 
 @pytest.mark.parametrize("stop_after", [1, 2])
