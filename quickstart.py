@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up ``.venv`` when needed, then run the main job or the test suite.
 
-    python3 quickstart.py run  [course run options]   # all notebooks headless, offline profile
+    python3 quickstart.py run  [course run options]   # all notebooks headless, offline profile, --jobs auto
     python3 quickstart.py test [pytest options]       # the full test suite
 
 Needs only Python 3.10+ and git. The environment is (re)installed when
@@ -84,7 +84,10 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(VENV))
     if command == "run":
-        return subprocess.call([str(BIN / "course"), "run", *rest], cwd=ROOT, env=env)
+        # One notebook per CPU, one thread each: the same numbers on any number of cores, and on
+        # 2 cores the whole job in 573 s instead of 747 s one at a time (README, "Speed").
+        jobs = [] if any(arg == "--jobs" or arg.startswith("--jobs=") for arg in rest) else ["--jobs", "auto"]
+        return subprocess.call([str(BIN / "course"), "run", *jobs, *rest], cwd=ROOT, env=env)
     ensure_debian_packages()
     code = subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT, env=env)
     if code == 5:

@@ -259,9 +259,17 @@ def busy_machine(enabled: bool):
 
 
 def run_conditions(
-    notebooks: list[Path], profile: str, conditions: list[Condition], out: Path, timeout: int | None = None
+    notebooks: list[Path],
+    profile: str,
+    conditions: list[Condition],
+    out: Path,
+    timeout: int | None = None,
+    jobs: int | str = 1,
 ) -> tuple[list[Mark], list[Path]]:
-    """Run ``notebooks`` once per condition (one ``course run`` folder each); the marks and the folders."""
+    """Run ``notebooks`` once per condition (one ``course run`` folder each); the marks and the folders.
+
+    ``jobs`` as for ``course run --jobs`` (the main job's ``auto`` gives its numeric path).
+    """
     from . import runner
 
     marks, folders = [], []
@@ -277,13 +285,10 @@ def run_conditions(
             f"== condition {condition.name}: {condition.about}" + (f" ({shown}; this CPU: {capability})" if env else "")
         )
         print(planned_line([source.stem for source in notebooks], profile, overrides_of), flush=True)
-        rows_by_notebook = {}
-        for source in notebooks:
-            overrides = overrides_of(source.stem)
-            with runner.environment(env), busy_machine(condition.busy):
-                folder, [run] = runner.run([source], profile, overrides, out / condition.name, timeout)
-            folders.append(folder)
-            rows_by_notebook[source.stem] = (run.results or {}).get("rows") if run.status == "ok" else None
+        with runner.environment(env), busy_machine(condition.busy):
+            folder, runs = runner.run(notebooks, profile, overrides_of, out / condition.name, timeout, jobs=jobs)
+        folders.append(folder)
+        rows_by_notebook = {run.name: (run.results or {}).get("rows") if run.status == "ok" else None for run in runs}
         for source in notebooks:
             marks += verdicts(source.stem, {condition.name: rows_by_notebook[source.stem]}, profile)
     order = {c.name: i for i, c in enumerate(conditions)}

@@ -9,8 +9,15 @@ every notebook's status, wall time, lessons (its declared findings checked on th
 numeric path the records were computed on (processor, CPU capability, oneDNN ISA limit,
 threads, torch), which says what another run should match to the last digit.
 
+``--jobs N`` runs N notebooks at a time, each kernel with the CPUs divided among them
+(``--jobs auto``: one notebook per CPU, one thread each). On a CPU, a small network's training
+step is a chain of small operations whose threads meet at a barrier after each; two kernels of
+one thread each got through about 1.6x the steps of one kernel of two threads on 2 cores
+(docs/speed.md). One thread per kernel is also the same numeric path on any number of cores.
+
 Example:
     $ course run                           # all notebooks, offline profile
+    $ course run --jobs auto               # the main job: one notebook per CPU
     $ course run 01 03 --profile smoke -p seeds "[0, 1]"
 """
 
@@ -23,7 +30,10 @@ import html
 import json
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +85,32 @@ def find_notebooks(selection: list[str], folder: Path = SOLUTIONS) -> list[Path]
     return chosen
 
 
-def run_notebook(source: Path, run_dir: Path, parameters: dict, timeout: int | None = None) -> NotebookRun:
+def jobs_and_threads(jobs: int | str, notebooks: int) -> tuple[int, dict[str, str]]:
+    """How many notebooks run at a time, and the kernels' thread setting (none for one at a time).
+
+    ``jobs``: a number, or ``"auto"`` (one per CPU this process may use, at most one per
+    notebook). With more than one, the CPUs are divided among the kernels
+    (``COURSE_NUM_THREADS``, which ``start_session`` pins), unless the caller set it already.
+
+    Example:
+        >>> jobs_and_threads(1, 4)
+        (1, {})
+    """
+    from .grading.plan import available_cpus  # torch-free; the CPUs a cgroup quota or taskset leaves
+
+    cpus = available_cpus()
+    count = min(cpus, notebooks) if jobs == "auto" else int(jobs)
+    if count < 1:
+        raise ValueError(f"--jobs must be a positive number or 'auto', got {jobs!r}.")
+    count = max(1, min(count, notebooks))
+    if count == 1 or "COURSE_NUM_THREADS" in os.environ:
+        return count, {}
+    return count, {"COURSE_NUM_THREADS": str(max(1, cpus // count))}
+
+
+def run_notebook(
+    source: Path, run_dir: Path, parameters: dict, timeout: int | None = None, progress_bar: bool = True
+) -> NotebookRun:
     """Execute one notebook with papermill into ``run_dir``; never raises for notebook errors."""
     import papermill as pm
 
@@ -88,7 +123,7 @@ def run_notebook(source: Path, run_dir: Path, parameters: dict, timeout: int | N
             parameters=parameters,
             cwd=str(run_dir),
             kernel_name="python3",
-            progress_bar=True,
+            progress_bar=progress_bar,
             execution_timeout=timeout,
             report_mode=False,
         )
@@ -237,38 +272,62 @@ def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, paramete
 def run(
     notebooks: list[Path],
     profile: str = "offline",
-    overrides: dict | None = None,
+    overrides: dict | Callable[[str], dict] | None = None,
     out: Path = Path("runs"),
     timeout: int | None = None,
+    jobs: int | str = 1,
 ) -> tuple[Path, list[NotebookRun]]:
-    """Run ``notebooks`` in order into a fresh ``out/<profile>-<timestamp>/`` and summarise them."""
+    """Run ``notebooks`` into a fresh ``out/<profile>-<timestamp>/`` and summarise them.
+
+    ``overrides``: knobs for every notebook, or a function of the notebook's stem giving them.
+    ``jobs``: notebooks at a time (see ``jobs_and_threads``); the summary keeps their order.
+    """
     if profile not in profile_names():
         raise ValueError(f"Unknown profile {profile!r}. Choose one of: {', '.join(profile_names())}.")
+    jobs, threads = jobs_and_threads(jobs, len(notebooks))
     run_dir = Path(out) / f"{profile}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     run_dir.mkdir(parents=True, exist_ok=False)
-    parameters = {"profile": profile, **(overrides or {})}
+    overrides_of = overrides if callable(overrides) else (lambda stem, fixed=overrides or {}: fixed)
+    shown = {"profile": profile, **(overrides_of(notebooks[0].stem) if notebooks else {})}
     # Kernels inherit this process's environment: text progress bars, records next to the outputs,
-    # and OpenMP threads that spin only briefly before they sleep (docs/speed.md, "Sharing the CPU").
+    # OpenMP threads that spin only briefly before they sleep (docs/speed.md, "Sharing the CPU"),
+    # and with --jobs their share of the CPUs.
     kernel_env = {
         "COURSE_PROGRESS": os.environ.get("COURSE_PROGRESS", "plain"),
         "COURSE_RESULTS_DIR": str(run_dir.resolve()),
         **cpu_sharing_env(),
+        **threads,
     }
-    runs = []
-    with environment(kernel_env):
-        for index, source in enumerate(notebooks, start=1):
-            print(f"[{index}/{len(notebooks)}] {source.stem} (profile {profile}) ...", flush=True)
-            result = run_notebook(source, run_dir, parameters, timeout=timeout)
-            ran_in = (result.results or {}).get("parameters", {}).get("profile", profile)  # auto: what it chose
-            if result.results and findings.checked_in(ran_in):
-                result.lessons = findings.check_all(source.stem, result.results.get("rows", []), ran_in)
-            runs.append(result)
+    if jobs > 1:
+        print(f"{jobs} notebooks at a time, {threads.get('COURSE_NUM_THREADS', 'the set')} thread(s) each", flush=True)
+    finished: dict[int, NotebookRun] = {}
+    lock = threading.Lock()
+
+    def one(index: int, source: Path) -> None:
+        print(f"[{index}/{len(notebooks)}] {source.stem} (profile {profile}) ...", flush=True)
+        parameters = {"profile": profile, **overrides_of(source.stem)}
+        result = run_notebook(source, run_dir, parameters, timeout=timeout, progress_bar=jobs == 1)
+        ran_in = (result.results or {}).get("parameters", {}).get("profile", profile)  # auto: what it chose
+        if result.results and findings.checked_in(ran_in):
+            result.lessons = findings.check_all(source.stem, result.results.get("rows", []), ran_in)
+        with lock:
+            finished[index] = result
             line = f"[{index}/{len(notebooks)}] {source.stem}: {result.status} in {result.seconds:.0f} s"
             print(line + (f" — {result.error}" if result.error else ""), flush=True)
             for verdict in result.lessons:
                 print(f"    {verdict.mark} {verdict.claim}: {verdict.margin_text}", flush=True)
-            write_summary(run_dir, runs, profile, parameters)  # a partial page survives an interrupted run
-    return run_dir, runs
+            # A partial page survives an interrupted run.
+            write_summary(run_dir, [finished[i] for i in sorted(finished)], profile, shown)
+
+    with environment(kernel_env):
+        if jobs == 1:
+            for index, source in enumerate(notebooks, start=1):
+                one(index, source)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for future in [pool.submit(one, i, source) for i, source in enumerate(notebooks, start=1)]:
+                    future.result()
+    return run_dir, [finished[i] for i in sorted(finished)]
 
 
 @contextlib.contextmanager
@@ -304,6 +363,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "runs", help="parent folder of run folders")
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     parser.add_argument(
+        "--jobs",
+        default="1",
+        help="notebooks at a time, each kernel with its share of the CPUs; 'auto': one per CPU, one thread "
+        "each (default: 1, all CPUs to one kernel)",
+    )
+    parser.add_argument(
         "--robustness",
         action="store_true",
         help="run the notebooks once per condition (this CPU's numerics, oneDNN/ATen capped one instruction set "
@@ -337,13 +402,26 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.robustness:
         return _robustness(notebooks, args)
-    run_dir, runs = run(notebooks, args.profile, overrides, args.out, args.timeout)
+    try:
+        run_dir, runs = run(notebooks, args.profile, overrides, args.out, args.timeout, jobs=_jobs(args.jobs))
+    except ValueError as problem:
+        print(f"course run: {problem}", file=sys.stderr)
+        return 2
     failed = [r for r in runs if r.status != "ok"]
     print(
         f"\n{len(runs) - len(failed)}/{len(runs)} notebooks ok. Executed notebooks, results and "
         f"figures: {run_dir}\nSummary: {run_dir / 'summary.md'} (and summary.html)"
     )
     return 1 if failed else 0
+
+
+def _jobs(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"--jobs must be a positive number or 'auto', got {value!r}.") from None
 
 
 def _robustness(notebooks: list[Path], args: argparse.Namespace) -> int:
@@ -370,7 +448,12 @@ def _robustness(notebooks: list[Path], args: argparse.Namespace) -> int:
         print(f"course run: {error}", file=sys.stderr)
         return 2
     out = Path(args.out) / f"robustness-{args.profile}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    marks, _ = robustness.run_conditions(notebooks, args.profile, conditions, out, args.timeout)
+    try:
+        jobs = _jobs(args.jobs)
+    except ValueError as error:
+        print(f"course run: {error}", file=sys.stderr)
+        return 2
+    marks, _ = robustness.run_conditions(notebooks, args.profile, conditions, out, args.timeout, jobs=jobs)
     text = robustness.table(marks)
     (out / "robustness.md").write_text(text + "\n")
     print("\n" + text + f"\n\nTable: {out / 'robustness.md'}")

@@ -10,8 +10,10 @@ import pytest
 from course_kit import findings
 from course_kit.runner import NotebookRun, write_summary
 
-# The results records of one whole `python3 quickstart.py run` (offline profile, the settings on main),
-# copied from its run folder; the run before it gave the same numbers (only timings differ).
+# The results records of one whole offline main job (the Intel Xeon machine of an earlier round,
+# one notebook at a time), copied from its run folder; the run before it gave the same numbers
+# (only timings differ). 02's is a later `course run 02` on the 2-core AVX2 machine, whose rows
+# carry the CPU time per epoch its timing finding compares.
 RECORDED = Path(__file__).parent / "data" / "offline-results"
 NOTEBOOKS = ["01_alexnet_data_fraction", "02_resnet_vs_vgg", "03_partial_freezing", "04_multitask_fruit"]
 

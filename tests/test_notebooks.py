@@ -9,6 +9,8 @@ as released (they must stop at the first exercise) and with the solution code pu
 from __future__ import annotations
 
 import json
+import os
+import textwrap
 
 import nbformat
 import papermill as pm
@@ -221,3 +223,54 @@ def test_a_wrong_answer_after_its_self_check_changes_the_recorded_numbers(name, 
     assert measured and len(right["rows"]) == len(mistaken["rows"])
     changed = [k for k, a, b in measured if a != b]
     assert changed, f"{exercise} done wrong left every recorded accuracy and loss as it was: {measured}"
+
+
+def _meeting_notebook(me: str, other: str) -> nbformat.NotebookNode:
+    """A notebook that leaves a mark, then waits for ``other``'s: it finishes only beside it."""
+    wait = textwrap.dedent(f"""
+        import json, os, pathlib, time
+        pathlib.Path("{me}.here").write_text(os.environ.get("COURSE_NUM_THREADS", "unset"))
+        for _ in range(1200):  # up to 2 minutes, for a busy machine: the other may start late
+            if pathlib.Path("{other}.here").exists():
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("{other} never ran beside me")
+        json.dump({{"summary": {{"threads": pathlib.Path("{me}.here").read_text()}}, "figures": []}},
+                  open("{me}.results.json", "w"))
+    """)
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell('profile = "auto"', metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(wait),
+        ]
+    )
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return notebook
+
+
+def test_jobs_run_notebooks_side_by_side_with_the_cpus_divided(tmp_path, monkeypatch):
+    folder = tmp_path / "solutions"
+    folder.mkdir()
+    nbformat.write(_meeting_notebook("01_left", "02_right"), folder / "01_left.ipynb")
+    nbformat.write(_meeting_notebook("02_right", "01_left"), folder / "02_right.ipynb")
+    monkeypatch.delenv("COURSE_NUM_THREADS", raising=False)
+    monkeypatch.setattr("course_kit.grading.plan.available_cpus", lambda: 4)
+    run_dir, runs = runner.run(runner.find_notebooks([], folder), profile="smoke", out=tmp_path / "runs", jobs=2)
+    assert [(r.name, r.status, r.error) for r in runs] == [("01_left", "ok", ""), ("02_right", "ok", "")]
+    assert [r.results["summary"]["threads"] for r in runs] == ["2", "2"]  # 4 CPUs for 2 kernels
+    assert "COURSE_NUM_THREADS" not in os.environ
+    summary = (run_dir / "summary.md").read_text()
+    assert summary.index("01_left") < summary.index("02_right")
+
+
+def test_jobs_auto_is_one_notebook_per_cpu_with_one_thread_each(monkeypatch):
+    monkeypatch.delenv("COURSE_NUM_THREADS", raising=False)
+    monkeypatch.setattr("course_kit.grading.plan.available_cpus", lambda: 2)
+    assert runner.jobs_and_threads("auto", 4) == (2, {"COURSE_NUM_THREADS": "1"})
+    assert runner.jobs_and_threads("auto", 1) == (1, {})  # one notebook: all CPUs to it
+    assert runner.jobs_and_threads(3, 2) == (2, {"COURSE_NUM_THREADS": "1"})
+    monkeypatch.setenv("COURSE_NUM_THREADS", "2")  # the caller's choice stands
+    assert runner.jobs_and_threads(2, 4) == (2, {})
+    with pytest.raises(ValueError, match="--jobs must be a positive number"):
+        runner.jobs_and_threads(0, 4)

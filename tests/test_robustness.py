@@ -66,10 +66,11 @@ def test_the_capped_conditions_reach_the_kernel_through_the_environment_one_leve
 
     seen = []
 
-    def fake_run(notebooks, profile, overrides, out, timeout):
+    def fake_run(notebooks, profile, overrides_of, out, timeout, jobs=1):
         import os
 
-        seen.append((os.environ.get("ONEDNN_MAX_CPU_ISA"), os.environ.get("ATEN_CPU_CAPABILITY"), overrides))
+        knobs = overrides_of(notebooks[0].stem)
+        seen.append((os.environ.get("ONEDNN_MAX_CPU_ISA"), os.environ.get("ATEN_CPU_CAPABILITY"), knobs))
         out.mkdir(parents=True, exist_ok=True)
         run = runner.NotebookRun(name=notebooks[0].stem, output=out / "x.ipynb", status="ok")
         run.results = {"rows": recorded_rows(notebooks[0].stem)}
