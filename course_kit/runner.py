@@ -364,9 +364,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     parser.add_argument(
         "--jobs",
-        default="1",
+        default=None,
         help="notebooks at a time, each kernel with its share of the CPUs; 'auto': one per CPU, one thread "
-        "each (default: 1, all CPUs to one kernel)",
+        "each (default: 1, all CPUs to one kernel; with --robustness: auto, as the main job runs)",
     )
     parser.add_argument(
         "--robustness",
@@ -403,7 +403,7 @@ def main(args: argparse.Namespace) -> int:
     if args.robustness:
         return _robustness(notebooks, args)
     try:
-        run_dir, runs = run(notebooks, args.profile, overrides, args.out, args.timeout, jobs=_jobs(args.jobs))
+        run_dir, runs = run(notebooks, args.profile, overrides, args.out, args.timeout, jobs=_jobs(args.jobs or "1"))
     except ValueError as problem:
         print(f"course run: {problem}", file=sys.stderr)
         return 2
@@ -449,7 +449,7 @@ def _robustness(notebooks: list[Path], args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) / f"robustness-{args.profile}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     try:
-        jobs = _jobs(args.jobs)
+        jobs = _jobs(args.jobs or "auto")
     except ValueError as error:
         print(f"course run: {error}", file=sys.stderr)
         return 2
