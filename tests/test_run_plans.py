@@ -124,7 +124,7 @@ def test_a_plan_entry_with_a_missing_or_unknown_field_is_refused(tmp_path, monke
 def test_robustness_prints_the_declared_steps_of_each_condition(monkeypatch, capsys):
     from course_kit import runner
 
-    def fake_run(notebooks, profile, overrides, out, timeout):
+    def fake_run(notebooks, profile, overrides_of, out, timeout, jobs=1):
         run = runner.NotebookRun(name=notebooks[0].stem, output=out / "x.ipynb", status="failed")
         return out, [run]
 
