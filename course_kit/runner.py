@@ -197,8 +197,14 @@ def _numeric_path_section(runs: list[NotebookRun]) -> tuple[list[str], list[str]
     return md, body
 
 
-def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, parameters: dict) -> tuple[Path, Path]:
-    """Write ``summary.md`` and ``summary.html`` for a finished run."""
+def write_summary(
+    run_dir: Path, runs: list[NotebookRun], profile: str, parameters: dict, side_by_side: str = ""
+) -> tuple[Path, Path]:
+    """Write ``summary.md`` and ``summary.html`` for a finished run.
+
+    ``side_by_side``: how long the whole run took when notebooks ran at the same time
+    (``--jobs``), shown beside the sum of their times.
+    """
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     md = [f"# Course run — profile `{profile}` — {stamp}", ""]
     if len(parameters) > 1:
@@ -206,7 +212,7 @@ def write_summary(run_dir: Path, runs: list[NotebookRun], profile: str, paramete
     md += ["| notebook | status | wall time | lessons shown |", "|---|---|---|---|"]
     md += [f"| [{r.name}]({r.output.name}) | {r.status} | {r.seconds:.0f} s | {_lesson_count(r)} |" for r in runs]
     if len(runs) > 1:
-        md += [f"| all | | {sum(r.seconds for r in runs):.0f} s | |"]
+        md += [f"| all | | {sum(r.seconds for r in runs):.0f} s{side_by_side} | |"]
     body = [
         f"<h1>Course run — profile <code>{html.escape(profile)}</code> — {stamp}</h1>",
         "<table border=1 "
@@ -299,9 +305,11 @@ def run(
         **threads,
     }
     if jobs > 1:
-        print(f"{jobs} notebooks at a time, {threads.get('COURSE_NUM_THREADS', 'the set')} thread(s) each", flush=True)
+        each = threads.get("COURSE_NUM_THREADS") or os.environ.get("COURSE_NUM_THREADS")
+        print(f"{jobs} notebooks at a time, {each} thread(s) each", flush=True)
     finished: dict[int, NotebookRun] = {}
     lock = threading.Lock()
+    started = time.perf_counter()
 
     def one(index: int, source: Path) -> None:
         print(f"[{index}/{len(notebooks)}] {source.stem} (profile {profile}) ...", flush=True)
@@ -317,7 +325,9 @@ def run(
             for verdict in result.lessons:
                 print(f"    {verdict.mark} {verdict.claim}: {verdict.margin_text}", flush=True)
             # A partial page survives an interrupted run.
-            write_summary(run_dir, [finished[i] for i in sorted(finished)], profile, shown)
+            elapsed = time.perf_counter() - started
+            wall = f" ({elapsed:.0f} s from the first start, {jobs} at a time)" if jobs > 1 else ""
+            write_summary(run_dir, [finished[i] for i in sorted(finished)], profile, shown, wall)
 
     with environment(kernel_env):
         if jobs == 1:

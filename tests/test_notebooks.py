@@ -262,6 +262,7 @@ def test_jobs_run_notebooks_side_by_side_with_the_cpus_divided(tmp_path, monkeyp
     assert "COURSE_NUM_THREADS" not in os.environ
     summary = (run_dir / "summary.md").read_text()
     assert summary.index("01_left") < summary.index("02_right")
+    assert "from the first start, 2 at a time)" in summary
 
 
 def test_jobs_auto_is_one_notebook_per_cpu_with_one_thread_each(monkeypatch):
