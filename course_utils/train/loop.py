@@ -28,8 +28,8 @@ Example:
     >>> model = nn.Linear(8, 2)
     >>> history = fit(model, DataLoader(data, batch_size=16), num_epochs=3, loss_fn=nn.CrossEntropyLoss(),
     ...               optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1), verbose=False)
-    >>> history["epoch"], sorted(history.columns)[:3]
-    ([1, 2, 3], ['epoch', 'lr', 'seconds'])
+    >>> history["epoch"], sorted(history.columns)[:4]
+    ([1, 2, 3], ['cpu_seconds', 'epoch', 'lr', 'seconds'])
 """
 
 from __future__ import annotations
