@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(VENV))
     if command == "run":
         # One notebook per CPU, one thread each: the same numbers on any number of cores, and on
-        # 2 cores the whole job in 573 s instead of 747 s one at a time (README, "Speed").
+        # 2 cores the whole job in 573-627 s instead of 747 s one at a time (README, "Speed").
         jobs = [] if any(arg == "--jobs" or arg.startswith("--jobs=") for arg in rest) else ["--jobs", "auto"]
         return subprocess.call([str(BIN / "course"), "run", *jobs, *rest], cwd=ROOT, env=env)
     ensure_debian_packages()

@@ -266,7 +266,7 @@ def run_conditions(
     timeout: int | None = None,
     jobs: int | str = 1,
 ) -> tuple[list[Mark], list[Path]]:
-    """Run ``notebooks`` once per condition (one ``course run`` folder each); the marks and the folders.
+    """Run ``notebooks`` once per condition (one ``course run`` folder per condition); the marks and the folders.
 
     ``jobs`` as for ``course run --jobs`` (the main job's ``auto`` gives its numeric path).
     """
