@@ -454,7 +454,7 @@ figure_paths.append(cu.plots.save_figure(fig, "01_training_curves"))
 # trained while random weights still need many more to learn features; at 30 % pretrained nears
 # the task's ceiling and scratch catches up. The per-seed gaps vary widely (+4.5 to +31.0 points
 # at 30 %), so the middle value's lead over the others is partly noise.
-# (For the TA: the reference's CIFAR-10 gap also shrinks, 70 → 50 → 39 points. A student whose
+# (For the TA: the reference's CIFAR-10 gap shrinks, 70 → 50 → 39 points. A student whose
 # own run is not monotone, or whose gaps are within the seed spread, should say so from the
 # numbers; the reason must fit their numbers, not this example.)
 # ### END SOLUTION
@@ -604,10 +604,13 @@ cu.results.findings_table(NOTEBOOK, rows + budget_rows, P.profile)
 # one time in eight by chance alone, and the verdict rests on three scratch runs 20 points
 # apart. More seeds (the standard error of the mean difference shrinks with their square root)
 # or training that is less sensitive to the seed (more epochs) would make it surer. (For the
-# TA: a student whose run shows ✗ with every paired difference positive should say that a wide
-# spread does not show there is no difference; one with a negative paired
-# difference should say pretrained is not reliably ahead at that fraction with this budget; with
-# one seed (`laptop`), the verdict compares two single runs and says nothing about the noise.)
+# TA: the findings table's "smallest margin" is the smallest mean difference, here 12.7 points
+# at 10 %; measured against its spread, 30 % is the tightest, and either reading earns the point
+# when argued from the numbers. A student whose run shows ✗ with every paired difference
+# positive should say that a wide spread does not show there is no difference; one with a
+# negative paired difference should say pretrained is not reliably ahead at that fraction with
+# this budget; with one seed (`laptop`), the verdict compares two single runs and says nothing
+# about the noise.)
 # ### END SOLUTION
 #
 # ### BEGIN RUBRIC
