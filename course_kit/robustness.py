@@ -206,7 +206,7 @@ def table(marks: list[Mark]) -> str:
     cell = {(m.notebook, m.claim, m.condition): f"{m.symbol} {m.margin_text}" for m in marks}
     lines = ["| notebook | finding | " + " | ".join(conditions) + " |", "|---|---|" + "---|" * len(conditions)]
     for notebook, claim in findings_seen:
-        row = [cell.get((notebook, claim, c), "") for c in conditions]
+        row = [cell.get((notebook, claim, c), "– not run") for c in conditions]
         lines.append(f"| {notebook} | {claim} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -216,7 +216,9 @@ def marks_from_folder(folder: Path, profile: str) -> list[Mark]:
 
     ``folder`` holds one subfolder per condition, each with the ``course run`` folders of its
     notebooks. An instructor who rewords or re-declares a finding sees its verdicts on the runs
-    already made; a notebook that left no record under a condition is marked as a failed run.
+    already made. A notebook that was executed under a condition but left no record there is a
+    failed run; one that was not run under it at all (``--conditions busy 02``) gets no mark, and
+    its cell in the table reads "not run".
 
     Example:
         >>> marks_from_folder(Path("no-such-folder"), "offline")
@@ -233,12 +235,14 @@ def marks_from_folder(folder: Path, profile: str) -> list[Mark]:
     found = {name: records for name, records in found.items() if records}
     if not found:
         raise ValueError(f"{folder}: no condition folders ({', '.join(order[:2])}, ...) with results records here")
+    executed = {name: {p.stem for p in (Path(folder) / name).glob("*/*.ipynb")} for name in found}
     notebooks = sorted({notebook for records in found.values() for notebook in records})
     marks = []
     for notebook in notebooks:
         rows = {
             name: json.loads(records[notebook].read_text()).get("rows") if notebook in records else None
             for name, records in found.items()
+            if notebook in records or notebook in executed[name]
         }
         marks += verdicts(notebook, rows, profile)
     return marks

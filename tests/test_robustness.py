@@ -137,10 +137,17 @@ def test_the_table_is_rebuilt_from_a_robustness_folder_with_the_findings_declare
             run = tmp_path / condition / "offline-20261207-000000"
             run.mkdir(parents=True, exist_ok=True)
             (run / f"{notebook}.results.json").write_text(json.dumps({"rows": recorded_rows(notebook)}))
+    # Under held-out-seeds the second notebook ran and failed (its executed notebook, no record);
+    # the others were not run there at all.
+    (tmp_path / "held-out-seeds" / "offline-20261207-000000" / f"{NOTEBOOKS[1]}.ipynb").write_text("{}")
     marks = robustness.marks_from_folder(tmp_path, "offline")
     assert {m.condition for m in marks} == {"default", "held-out-seeds"}  # a folder without records is no condition
     by = {(m.notebook, m.condition) for m in marks if m.passed is None}
-    assert by == {(notebook, "held-out-seeds") for notebook in NOTEBOOKS[1:]}  # no record: the run failed
+    assert by == {(NOTEBOOKS[1], "held-out-seeds")}  # executed, no record: the run failed
+    assert not [m for m in marks if m.notebook in NOTEBOOKS[2:] and m.condition == "held-out-seeds"]  # not run
+    last_claim = findings.declared_findings(NOTEBOOKS[-1], "offline")[0]["claim"]
+    last_row = next(line for line in robustness.table(marks).splitlines() if last_claim in line)
+    assert last_row.endswith("| – not run |")
     expected = robustness.verdicts(NOTEBOOKS[0], {"default": recorded_rows(NOTEBOOKS[0])}, "offline")
     assert [m for m in marks if m.condition == "default" and m.notebook == NOTEBOOKS[0]] == expected
     assert course(["run", "--robustness", "--from", str(tmp_path)]) == 1  # the missing runs are not passes
