@@ -121,7 +121,9 @@ def run_notebook(
             str(source),
             str(run.output),
             parameters=parameters,
-            cwd=str(run_dir),
+            # The kernel's working folder, given to the kernel alone: papermill's cwd= would chdir the
+            # whole process, and with --jobs the threads share one: one run would leave another's folder.
+            resources={"metadata": {"path": str(run_dir)}},
             kernel_name="python3",
             progress_bar=progress_bar,
             execution_timeout=timeout,

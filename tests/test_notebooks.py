@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+from pathlib import Path
 
 import nbformat
 import papermill as pm
@@ -236,8 +237,8 @@ def _meeting_notebook(me: str, other: str) -> nbformat.NotebookNode:
             time.sleep(0.1)
         else:
             raise RuntimeError("{other} never ran beside me")
-        json.dump({{"summary": {{"threads": pathlib.Path("{me}.here").read_text()}}, "figures": []}},
-                  open("{me}.results.json", "w"))
+        summary = {{"threads": pathlib.Path("{me}.here").read_text(), "folder": os.getcwd()}}
+        json.dump({{"summary": summary, "figures": []}}, open("{me}.results.json", "w"))
     """)
     notebook = nbformat.v4.new_notebook(
         cells=[
@@ -256,9 +257,16 @@ def test_jobs_run_notebooks_side_by_side_with_the_cpus_divided(tmp_path, monkeyp
     nbformat.write(_meeting_notebook("02_right", "01_left"), folder / "02_right.ipynb")
     monkeypatch.delenv("COURSE_NUM_THREADS", raising=False)
     monkeypatch.setattr("course_kit.grading.plan.available_cpus", lambda: 4)
+    before, moves = os.getcwd(), []
+    real_chdir = os.chdir
+    monkeypatch.setattr(os, "chdir", lambda path: moves.append(str(path)) or real_chdir(path))
     run_dir, runs = runner.run(runner.find_notebooks([], folder), profile="smoke", out=tmp_path / "runs", jobs=2)
     assert [(r.name, r.status, r.error) for r in runs] == [("01_left", "ok", ""), ("02_right", "ok", "")]
     assert [r.results["summary"]["threads"] for r in runs] == ["2", "2"]  # 4 CPUs for 2 kernels
+    # Each kernel works in the run's folder, and the threads leave the process's folder alone.
+    assert [Path(r.results["summary"]["folder"]).resolve() for r in runs] == [run_dir.resolve()] * 2
+    # A chdir in one thread moves every thread: papermill may only "move" to where the process already is.
+    assert os.getcwd() == before and set(moves) <= {before}
     assert "COURSE_NUM_THREADS" not in os.environ
     summary = (run_dir / "summary.md").read_text()
     assert summary.index("01_left") < summary.index("02_right")
