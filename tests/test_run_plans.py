@@ -86,6 +86,23 @@ def test_the_estimate_counts_the_declared_plan():
     assert sum(w.train_steps for w in work) == plans.declared_plan("02_resnet_vs_vgg", "smoke").steps
 
 
+def test_the_estimate_times_each_model_once_per_timed_batch_and_leaves_the_generator_alone(monkeypatch):
+    import torch
+
+    timed = []
+    monkeypatch.setattr(
+        estimate, "time_step", lambda model, batch, size, device: timed.append((model, batch, size)) or torch.rand(1)
+    )
+    P = parameters.load_parameters("02_resnet_vs_vgg", profile="offline")
+    torch.manual_seed(0)
+    estimate.estimate_runtime(P, "cpu")
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(1))  # the notebook's next draw is as if no estimate had run
+    # Part 1 trains at batch 16, part 2 at 50: on a CPU both are timed at 16, once per model.
+    assert timed == [("efficientnet_lite0", 16, 48), ("efficientnet_lite2", 16, 48)]
+
+
 def write_plan(folder: Path, entries: str) -> None:
     base = "base: {seeds: [0], backbone: alexnet, batch_size: 4, num_epochs: 1, image_size: 32}\n"
     (folder / "99_new.yaml").write_text(base + "plan:\n" + entries)

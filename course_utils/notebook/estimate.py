@@ -134,16 +134,19 @@ def estimate_runtime(P, device) -> Estimate:
     device = torch.device(device)
     work = planned_work(P)
     per_step, timed_batch, timed = {}, {}, {}
-    for item in work:
-        key = (item.model, item.batch_size, item.image_size)
-        if key in per_step:
-            continue
-        batch = min(item.batch_size, CPU_TIMING_BATCH) if device.type == "cpu" else item.batch_size
-        measured = (item.model, batch, item.image_size)  # batches 16 and 50 on a CPU: one timing
-        if measured not in timed:
-            timed[measured] = time_step(item.model, batch, item.image_size, device)
-        per_step[key] = timed[measured] * item.batch_size / batch
-        timed_batch[key] = batch
+    # The timing's random weights and images come from a forked generator: whatever the notebook
+    # draws next (its sample images) does not depend on whether, or how, the estimate ran.
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        for item in work:
+            key = (item.model, item.batch_size, item.image_size)
+            if key in per_step:
+                continue
+            batch = min(item.batch_size, CPU_TIMING_BATCH) if device.type == "cpu" else item.batch_size
+            measured = (item.model, batch, item.image_size)  # batches 16 and 50 on a CPU: one timing
+            if measured not in timed:
+                timed[measured] = time_step(item.model, batch, item.image_size, device)
+            per_step[key] = timed[measured] * item.batch_size / batch
+            timed_batch[key] = batch
     seconds = sum(
         per_step[key] * (w.train_steps + w.eval_images / (3 * w.batch_size))
         for w in work
