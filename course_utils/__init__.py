@@ -33,7 +33,7 @@ import os
 if not {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ):
     os.environ["GOMP_SPINCOUNT"] = "300"
 
-from . import assets, data, freezing, models, notebook, selfcheck, train  # noqa: E402
+from . import _memory, assets, data, freezing, models, notebook, selfcheck, train  # noqa: E402
 from ._util import default_device
 from .data import class_counts, get_targets, make_loader, subset_fraction, subset_per_class
 from .freezing import (
@@ -57,6 +57,8 @@ from .train import (
     seed_everything,
     train_one_epoch,
 )
+
+_memory.keep_freed_memory()  # each training step reuses the last one's pages (docs/speed.md)
 
 __all__ = [
     # models
