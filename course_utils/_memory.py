@@ -46,8 +46,9 @@ def keep_freed_memory() -> bool:
     Does nothing (``False``) where the C library is not glibc (macOS, Windows, musl) or the user
     chose malloc's behaviour (:func:`user_chose_allocator`).
 
-    Example:
-        >>> keep_freed_memory() in (True, False)
+    Example (on Linux with glibc, set unless the environment names a malloc setting):
+        >>> import sys
+        >>> keep_freed_memory() == (sys.platform.startswith("linux") and not user_chose_allocator())
         True
     """
     if user_chose_allocator():
